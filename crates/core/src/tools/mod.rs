@@ -1,0 +1,3 @@
+//! Tools the model can call.
+
+pub mod shell;

@@ -1,0 +1,222 @@
+//! What a session tells its clients.
+
+use serde::{Deserialize, Serialize};
+
+use crate::UserInput;
+
+/// One event from a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The turn this event belongs to; `None` only for session-level events.
+    pub turn_id: Option<String>,
+    /// What happened.
+    pub msg: EventMsg,
+}
+
+impl Event {
+    /// Whether this event ends its turn (`TurnCompleted`, `TurnAborted`, `TurnFailed`).
+    pub fn is_terminal(&self) -> bool {
+        self.msg.is_terminal()
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventMsg {
+    /// The session is ready.
+    SessionConfigured {
+        /// The session's id.
+        session_id: String,
+        /// The model it talks to.
+        model: String,
+        /// The provider's name.
+        provider: String,
+        /// The folder tools run in.
+        cwd: String,
+    },
+    /// A turn started.
+    TurnStarted,
+    /// A piece of the assistant's answer.
+    AgentMessageDelta {
+        /// The new text.
+        delta: String,
+    },
+    /// The assistant's complete message (after its deltas).
+    AgentMessage {
+        /// The whole text.
+        text: String,
+    },
+    /// A piece of the model's reasoning summary.
+    ReasoningDelta {
+        /// The new text.
+        delta: String,
+    },
+    /// The model's complete reasoning summary.
+    Reasoning {
+        /// The whole text.
+        text: String,
+    },
+    /// A command is about to run.
+    ExecCommandBegin {
+        /// The tool call.
+        call_id: String,
+        /// The argv.
+        command: Vec<String>,
+        /// The folder it runs in.
+        cwd: String,
+    },
+    /// Output from a running command.
+    ExecCommandOutputDelta {
+        /// The tool call.
+        call_id: String,
+        /// Which stream it came from.
+        stream: ExecOutputStream,
+        /// The bytes, lossily decoded.
+        chunk: String,
+    },
+    /// A command ended (or never ran: denied, aborted).
+    ExecCommandEnd {
+        /// The tool call.
+        call_id: String,
+        /// The argv.
+        command: Vec<String>,
+        /// Its exit code, when it exited.
+        exit_code: Option<i32>,
+        /// Wall time.
+        duration_ms: u64,
+        /// Everything it printed, stdout and stderr interleaved, capped.
+        aggregated_output: String,
+        /// How it ended.
+        status: ExecEndStatus,
+    },
+    /// The engine waits for a person to allow a command.
+    ExecApprovalRequest {
+        /// The tool call; answer with `Op::Approval` for it.
+        call_id: String,
+        /// The argv.
+        command: Vec<String>,
+        /// The folder it would run in.
+        cwd: String,
+    },
+    /// A model request failed and will be tried again.
+    StreamRetry {
+        /// Which retry this is (1-based).
+        attempt: u32,
+        /// The retry budget.
+        max: u32,
+        /// How long the engine waits first.
+        delay_ms: u64,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Something the user may want to know that changes nothing.
+    BackgroundEvent {
+        /// The message.
+        message: String,
+    },
+    /// Steer input was delivered to the model in the running turn.
+    SteerDelivered {
+        /// The input.
+        items: Vec<UserInput>,
+    },
+    /// The turn ended normally.
+    TurnCompleted {
+        /// The last assistant message, if any.
+        last_agent_message: Option<String>,
+        /// Token usage summed over the turn's requests.
+        usage: TokenUsage,
+    },
+    /// The turn was ended early.
+    TurnAborted {
+        /// Why.
+        reason: TurnAbortReason,
+        /// Steer input that never reached the model.
+        unsent_input: Vec<UserInput>,
+    },
+    /// The turn failed.
+    TurnFailed {
+        /// Why.
+        error: ErrorInfo,
+    },
+    /// The session has shut down; no more events follow.
+    ShutdownComplete,
+}
+
+impl EventMsg {
+    /// Whether this event ends its turn.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            EventMsg::TurnCompleted { .. } | EventMsg::TurnAborted { .. } | EventMsg::TurnFailed { .. }
+        )
+    }
+}
+
+/// Why a turn was aborted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnAbortReason {
+    /// `Interrupt`, `Approval(Abort)` or shutdown.
+    Interrupted,
+    /// A new `StartTurn` replaced it.
+    Replaced,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecEndStatus {
+    /// Exited with status 0.
+    Completed,
+    /// Exited with another status, was killed by a signal, or could not start.
+    Failed,
+    /// Killed because it ran past its timeout.
+    TimedOut,
+    /// Killed because the turn was aborted.
+    Aborted,
+    /// Not run: the person said no.
+    Denied,
+}
+
+/// Which stream output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecOutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Token counts reported by the model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Input tokens served from cache.
+    pub cached_input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Output tokens spent reasoning.
+    pub reasoning_output_tokens: u64,
+}
+
+impl TokenUsage {
+    /// Add another request's usage to this one.
+    pub fn add(&mut self, other: &TokenUsage) {
+        self.input_tokens += other.input_tokens;
+        self.cached_input_tokens += other.cached_input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.reasoning_output_tokens += other.reasoning_output_tokens;
+    }
+}
+
+/// A failure a person can read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// The message, in the server's words where the server gave one.
+    pub message: String,
+    /// The HTTP status, when the failure was an HTTP answer.
+    pub http_status: Option<u16>,
+}

@@ -1,0 +1,109 @@
+//! Conversation items: what the user typed and what went to or came from the model.
+
+use serde::{Deserialize, Serialize};
+
+/// One piece of input from a person or a program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum UserInput {
+    /// Plain text.
+    Text {
+        /// The text.
+        text: String,
+    },
+}
+
+impl UserInput {
+    /// Text input.
+    pub fn text(text: impl Into<String>) -> Self {
+        UserInput::Text { text: text.into() }
+    }
+
+    /// The text of this input.
+    pub fn as_text(&self) -> &str {
+        match self {
+            UserInput::Text { text } => text,
+        }
+    }
+}
+
+/// One item of conversation history, serialized exactly as the Responses API
+/// takes it in a request's `input` array.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseItem {
+    /// A message from the user, the assistant, the system or the developer.
+    Message {
+        /// `user`, `assistant`, `system` or `developer`.
+        role: String,
+        /// The parts of the message.
+        content: Vec<ContentItem>,
+    },
+    /// A tool call the model made.
+    FunctionCall {
+        /// The tool's name.
+        name: String,
+        /// The arguments as the model wrote them (a JSON document as a string).
+        arguments: String,
+        /// The id that pairs this call with its output.
+        call_id: String,
+    },
+    /// The output of a tool call.
+    FunctionCallOutput {
+        /// The id of the call this answers.
+        call_id: String,
+        /// What the model reads as the tool's result.
+        output: String,
+    },
+}
+
+impl ResponseItem {
+    /// A user message with one text part.
+    pub fn user_text(text: impl Into<String>) -> Self {
+        ResponseItem::Message {
+            role: "user".to_string(),
+            content: vec![ContentItem::InputText { text: text.into() }],
+        }
+    }
+
+    /// An assistant message with one text part.
+    pub fn assistant_text(text: impl Into<String>) -> Self {
+        ResponseItem::Message {
+            role: "assistant".to_string(),
+            content: vec![ContentItem::OutputText { text: text.into() }],
+        }
+    }
+
+    /// A tool call's output.
+    pub fn call_output(call_id: impl Into<String>, output: impl Into<String>) -> Self {
+        ResponseItem::FunctionCallOutput {
+            call_id: call_id.into(),
+            output: output.into(),
+        }
+    }
+}
+
+/// One part of a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContentItem {
+    /// Text sent to the model.
+    InputText {
+        /// The text.
+        text: String,
+    },
+    /// Text the model wrote.
+    OutputText {
+        /// The text.
+        text: String,
+    },
+}
+
+impl ContentItem {
+    /// The text of this part.
+    pub fn text(&self) -> &str {
+        match self {
+            ContentItem::InputText { text } | ContentItem::OutputText { text } => text,
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! Engine wire types for tiller.
+//!
+//! A front end talks to the engine by submitting [`Op`]s and reading [`Event`]s.
+//! Every event names the turn it belongs to ([`Event::turn_id`]), so a client can
+//! drop anything that arrives for a turn it no longer shows.
+//!
+//! [`ResponseItem`] is the conversation history in the shape the OpenAI Responses
+//! API takes as `input`; the engine sends it as is.
+//!
+//! This crate holds types only: serde and nothing heavier, no logic beyond
+//! constructors and small accessors.
+#![deny(missing_docs)]
+
+mod event;
+mod items;
+mod op;
+
+pub use event::{
+    ErrorInfo, Event, EventMsg, ExecEndStatus, ExecOutputStream, TokenUsage, TurnAbortReason,
+};
+pub use items::{ContentItem, ResponseItem, UserInput};
+pub use op::{Op, OpError, Reply, ReviewDecision};

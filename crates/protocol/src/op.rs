@@ -1,0 +1,116 @@
+//! What a client can ask of a session, and what it gets back.
+
+use serde::{Deserialize, Serialize};
+
+use crate::UserInput;
+
+/// A request to a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Op {
+    /// Start a turn. If a turn is running, it ends with
+    /// `TurnAborted { reason: Replaced }` first.
+    StartTurn {
+        /// The input that starts the turn.
+        items: Vec<UserInput>,
+        /// Makes the request idempotent: the same id again is answered with the
+        /// same turn id and starts nothing.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_message_id: Option<String>,
+    },
+    /// Add input to the running turn.
+    Steer {
+        /// The input to add.
+        items: Vec<UserInput>,
+        /// The turn the client believes is running.
+        expected_turn_id: String,
+        /// Makes the request idempotent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_message_id: Option<String>,
+    },
+    /// End the running turn now. With no running turn it does nothing.
+    Interrupt,
+    /// Answer an approval request.
+    Approval {
+        /// The tool call the request was about.
+        call_id: String,
+        /// The answer.
+        decision: ReviewDecision,
+    },
+    /// End the session: abort any running turn, then stop.
+    Shutdown,
+}
+
+/// A person's answer to an approval request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewDecision {
+    /// Run it this once.
+    Approved,
+    /// Run it, and the same command again without asking for the rest of the session.
+    ApprovedForSession,
+    /// Do not run it; the model is told it was denied.
+    Denied,
+    /// Do not run it and interrupt the turn; the model never sees a denial.
+    Abort,
+}
+
+/// The successful answer to an [`Op`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    /// A turn was started (or, for a repeated `client_message_id`, had been).
+    TurnStarted {
+        /// The new turn's id.
+        turn_id: String,
+    },
+    /// Steer input was accepted into the running turn.
+    Steered {
+        /// The turn the input was added to.
+        turn_id: String,
+    },
+    /// The op was taken; nothing more to say (interrupt, approval, shutdown).
+    Done,
+}
+
+/// Why an [`Op`] was refused. A refused op changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OpError {
+    /// Steer with no running turn.
+    NoActiveTurn,
+    /// Steer naming a turn that is not the running one.
+    TurnMismatch {
+        /// The id the client sent.
+        expected: String,
+        /// The running turn's id.
+        actual: String,
+    },
+    /// No input, or only empty text.
+    EmptyInput,
+    /// An approval for a call that is not waiting for one.
+    UnknownApproval {
+        /// The call id the client sent.
+        call_id: String,
+    },
+    /// The session has shut down.
+    SessionClosed,
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpError::NoActiveTurn => write!(f, "no turn is running"),
+            OpError::TurnMismatch { expected, actual } => {
+                write!(f, "turn {expected} is not the running turn ({actual})")
+            }
+            OpError::EmptyInput => write!(f, "the input is empty"),
+            OpError::UnknownApproval { call_id } => {
+                write!(f, "no approval is pending for call {call_id}")
+            }
+            OpError::SessionClosed => write!(f, "the session has shut down"),
+        }
+    }
+}
+
+impl std::error::Error for OpError {}
