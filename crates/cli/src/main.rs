@@ -1,1 +1,78 @@
-fn main() {}
+//! `tiller`: the one binary, with a subcommand per front end.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tiller_exec::ExecArgs;
+use tiller_mock_model::{MockModel, Script};
+
+/// A coding agent runtime you can interrupt, steer and resume.
+#[derive(Debug, Parser)]
+#[command(name = "tiller", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one turn headless: stream the answer, show the commands, Ctrl+C stops cleanly.
+    Exec(Box<ExecArgs>),
+    /// Serve a scripted Responses API on 127.0.0.1 and print its base URL.
+    MockModel {
+        /// The script (JSON): one step per request.
+        #[arg(long, value_name = "FILE")]
+        script: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: could not start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Exec(args) => Ok(tiller_exec::run_exec(*args).await?),
+        Command::MockModel { script } => {
+            let script = Script::from_file(&script)?;
+            let mock = MockModel::start(script)
+                .await
+                .context("could not start the mock model")?;
+            println!("{}", mock.base_url());
+            tokio::signal::ctrl_c().await?;
+            mock.shutdown().await;
+            Ok(0)
+        }
+    }
+}
+
+/// Logs go to stderr (stdout is the answer or the protocol); `RUST_LOG` sets the level.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

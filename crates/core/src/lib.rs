@@ -10,3 +10,18 @@
 pub mod config;
 pub mod process_tree;
 pub mod tools;
+
+mod approval;
+pub mod client;
+pub mod error;
+mod events;
+pub mod history;
+mod session;
+mod turn;
+
+pub use error::{CoreError, ModelError, Result};
+pub use events::EventStream;
+pub use session::{
+    DEFAULT_TOOL_TIMEOUT, INTERRUPTED_MARKER, REPLACED_MARKER, SessionHandle, SessionOptions,
+    spawn_session,
+};

@@ -1,1 +1,41 @@
-//! placeholder
+//! `tiller exec`: run one turn headless.
+//!
+//! The front end is thin: it loads the config, starts a session, submits one
+//! `StartTurn`, and prints events until the turn's terminal event, either for a
+//! person ([`human`]) or as Codex-compatible JSON lines ([`jsonl`]). Ctrl+C and
+//! SIGTERM become `Op::Interrupt`; a second Ctrl+C within two seconds exits at
+//! once. Exit codes: 0 completed, 1 failed, 130 interrupted (143 after SIGTERM).
+#![deny(missing_docs)]
+
+mod args;
+mod human;
+mod jsonl;
+mod run;
+
+pub use args::ExecArgs;
+pub use run::run_exec;
+
+/// Errors that stop `tiller exec` before or outside a turn.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The config could not be loaded, or the provider has no API key.
+    #[error(transparent)]
+    Config(#[from] tiller_core::config::ConfigError),
+    /// The engine could not start.
+    #[error(transparent)]
+    Core(#[from] tiller_core::CoreError),
+    /// The `--script` file could not be used.
+    #[error("{0}")]
+    Script(String),
+    /// No prompt was given.
+    #[error(
+        "no prompt: pass it as an argument, or '-' (or nothing) to read it from standard input"
+    )]
+    NoPrompt,
+    /// Reading the prompt or writing output failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The session refused the turn.
+    #[error("the session refused the turn: {0}")]
+    Op(#[from] tiller_protocol::OpError),
+}

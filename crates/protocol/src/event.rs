@@ -138,6 +138,8 @@ pub enum EventMsg {
     TurnFailed {
         /// Why.
         error: ErrorInfo,
+        /// Steer input that never reached the model.
+        unsent_input: Vec<UserInput>,
     },
     /// The session has shut down; no more events follow.
     ShutdownComplete,
@@ -148,7 +150,9 @@ impl EventMsg {
     pub fn is_terminal(&self) -> bool {
         matches!(
             self,
-            EventMsg::TurnCompleted { .. } | EventMsg::TurnAborted { .. } | EventMsg::TurnFailed { .. }
+            EventMsg::TurnCompleted { .. }
+                | EventMsg::TurnAborted { .. }
+                | EventMsg::TurnFailed { .. }
         )
     }
 }

@@ -1,0 +1,443 @@
+//! The Responses API client: `POST {base_url}/responses` with `stream: true`.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use eventsource_stream::{Event as SseEvent, Eventsource};
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tiller_protocol::{ResponseItem, TokenUsage};
+
+use crate::config::ProviderConfig;
+use crate::error::{CoreError, ModelError};
+
+/// What one model request sends.
+#[derive(Debug, Clone)]
+pub struct ModelRequest {
+    /// The model name.
+    pub model: String,
+    /// The system instructions.
+    pub instructions: String,
+    /// The conversation so far.
+    pub input: Vec<ResponseItem>,
+    /// Tool definitions.
+    pub tools: Vec<Value>,
+}
+
+impl ModelRequest {
+    fn body(&self) -> Value {
+        json!({
+            "model": self.model,
+            "instructions": self.instructions,
+            "input": self.input,
+            "tools": self.tools,
+            "tool_choice": "auto",
+            "parallel_tool_calls": false,
+            "store": false,
+            "stream": true,
+        })
+    }
+}
+
+/// One thing the model said, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponseEvent {
+    /// A piece of assistant text.
+    OutputTextDelta(String),
+    /// A piece of the reasoning summary.
+    ReasoningDelta(String),
+    /// An output item is complete.
+    OutputItemDone(OutputItem),
+    /// The response is complete.
+    Completed {
+        /// Token usage of this response.
+        usage: TokenUsage,
+    },
+}
+
+/// A complete output item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputItem {
+    /// An assistant message.
+    Message {
+        /// Its text.
+        text: String,
+    },
+    /// A tool call.
+    FunctionCall {
+        /// The tool.
+        name: String,
+        /// The arguments (JSON text).
+        arguments: String,
+        /// The call id.
+        call_id: String,
+    },
+    /// A reasoning summary.
+    Reasoning {
+        /// Its text.
+        text: String,
+    },
+}
+
+/// A Responses API client for one provider.
+#[derive(Debug, Clone)]
+pub struct ResponsesClient {
+    http: reqwest::Client,
+    url: String,
+    api_key: Option<String>,
+    idle_timeout: Duration,
+}
+
+impl ResponsesClient {
+    /// A client for `provider`, authenticating with `api_key` if given.
+    pub fn new(provider: &ProviderConfig, api_key: Option<String>) -> crate::error::Result<Self> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| CoreError::HttpClient(e.to_string()))?;
+        Ok(ResponsesClient {
+            http,
+            url: format!("{}/responses", provider.base_url.trim_end_matches('/')),
+            api_key,
+            idle_timeout: provider.stream_idle_timeout,
+        })
+    }
+
+    /// Send `request` and return the response stream once the server has answered 200.
+    pub async fn stream(&self, request: &ModelRequest) -> Result<ResponseStream, ModelError> {
+        let mut builder = self
+            .http
+            .post(&self.url)
+            .header("accept", "text/event-stream")
+            .json(&request.body());
+        if let Some(key) = &self.api_key {
+            builder = builder.bearer_auth(key);
+        }
+        let response = match tokio::time::timeout(self.idle_timeout, builder.send()).await {
+            Err(_) => {
+                return Err(ModelError::RetryableRequest {
+                    reason: format!(
+                        "no answer from the server in {}",
+                        human_duration(self.idle_timeout)
+                    ),
+                    retry_after: None,
+                });
+            }
+            Ok(Err(e)) => return Err(classify_send_error(&e)),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = retry_after(response.headers());
+            let body = response.text().await.unwrap_or_default();
+            return Err(classify_status(status.as_u16(), &body, retry_after));
+        }
+        let events = response
+            .bytes_stream()
+            .eventsource()
+            .map(|event| event.map_err(|e| e.to_string()));
+        Ok(ResponseStream {
+            events: Box::pin(events),
+            idle_timeout: self.idle_timeout,
+            done: false,
+        })
+    }
+}
+
+/// The events of one response, with the idle timeout applied to every read.
+pub struct ResponseStream {
+    events: Pin<Box<dyn Stream<Item = Result<SseEvent, String>> + Send>>,
+    idle_timeout: Duration,
+    done: bool,
+}
+
+impl std::fmt::Debug for ResponseStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseStream").finish_non_exhaustive()
+    }
+}
+
+impl ResponseStream {
+    /// The next event; `None` after `Completed` or an error.
+    pub async fn next(&mut self) -> Option<Result<ResponseEvent, ModelError>> {
+        while !self.done {
+            let event = match tokio::time::timeout(self.idle_timeout, self.events.next()).await {
+                Err(_) => Err(ModelError::RetryableStream {
+                    reason: format!(
+                        "the stream was idle for {}",
+                        human_duration(self.idle_timeout)
+                    ),
+                }),
+                Ok(None) => Err(ModelError::RetryableStream {
+                    reason: "the stream closed before response.completed".to_string(),
+                }),
+                Ok(Some(Err(e))) => Err(ModelError::RetryableStream {
+                    reason: format!("stream disconnected: {e}"),
+                }),
+                Ok(Some(Ok(event))) => match parse_event(&event) {
+                    Ok(None) => continue,
+                    Ok(Some(event)) => Ok(event),
+                    Err(e) => Err(e),
+                },
+            };
+            self.done =
+                !matches!(event, Ok(ref e) if !matches!(e, ResponseEvent::Completed { .. }));
+            return Some(event);
+        }
+        None
+    }
+}
+
+#[derive(Deserialize)]
+struct RawEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    delta: Option<String>,
+    #[serde(default)]
+    item: Option<Value>,
+    #[serde(default)]
+    response: Option<Value>,
+}
+
+/// One SSE event to a [`ResponseEvent`]; `Ok(None)` for events tiller does not use.
+fn parse_event(event: &SseEvent) -> Result<Option<ResponseEvent>, ModelError> {
+    let raw: RawEvent =
+        serde_json::from_str(&event.data).map_err(|e| ModelError::RetryableStream {
+            reason: format!("malformed event from the server ({e})"),
+        })?;
+    let parsed = match raw.kind.as_str() {
+        "response.output_text.delta" => raw.delta.map(ResponseEvent::OutputTextDelta),
+        "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
+            raw.delta.map(ResponseEvent::ReasoningDelta)
+        }
+        "response.output_item.done" => raw
+            .item
+            .as_ref()
+            .and_then(output_item)
+            .map(ResponseEvent::OutputItemDone),
+        "response.completed" => Some(ResponseEvent::Completed {
+            usage: raw.response.as_ref().map(usage).unwrap_or_default(),
+        }),
+        "response.failed" => return Err(failed(raw.response.as_ref())),
+        "response.incomplete" => {
+            let reason = raw
+                .response
+                .as_ref()
+                .and_then(|r| r.pointer("/incomplete_details/reason"))
+                .and_then(Value::as_str)
+                .unwrap_or("unknown");
+            return Err(ModelError::Fatal {
+                message: format!("the model's response was incomplete: {reason}"),
+                status: None,
+            });
+        }
+        _ => None,
+    };
+    Ok(parsed)
+}
+
+fn output_item(item: &Value) -> Option<OutputItem> {
+    let text_of = |parts: Option<&Value>, kind: &str| -> String {
+        parts
+            .and_then(Value::as_array)
+            .map(|parts| {
+                parts
+                    .iter()
+                    .filter(|p| p.get("type").and_then(Value::as_str) == Some(kind))
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    match item.get("type")?.as_str()? {
+        "message" => Some(OutputItem::Message {
+            text: text_of(item.get("content"), "output_text"),
+        }),
+        "function_call" => Some(OutputItem::FunctionCall {
+            name: item.get("name")?.as_str()?.to_string(),
+            arguments: item
+                .get("arguments")
+                .and_then(Value::as_str)
+                .unwrap_or("{}")
+                .to_string(),
+            call_id: item.get("call_id")?.as_str()?.to_string(),
+        }),
+        "reasoning" => Some(OutputItem::Reasoning {
+            text: text_of(item.get("summary"), "summary_text"),
+        }),
+        _ => None,
+    }
+}
+
+fn usage(response: &Value) -> TokenUsage {
+    let n = |path: &str| response.pointer(path).and_then(Value::as_u64).unwrap_or(0);
+    TokenUsage {
+        input_tokens: n("/usage/input_tokens"),
+        cached_input_tokens: n("/usage/input_tokens_details/cached_tokens"),
+        output_tokens: n("/usage/output_tokens"),
+        reasoning_output_tokens: n("/usage/output_tokens_details/reasoning_tokens"),
+    }
+}
+
+/// `response.failed`: overload and server errors are worth a retry, the rest are not.
+fn failed(response: Option<&Value>) -> ModelError {
+    let error = response.and_then(|r| r.get("error"));
+    let code = error
+        .and_then(|e| e.get("code"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let message = error
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or("the model's response failed")
+        .to_string();
+    match code {
+        "server_error" | "server_is_overloaded" | "rate_limit_exceeded" | "slow_down" => {
+            ModelError::RetryableStream {
+                reason: format!("response.failed: {message}"),
+            }
+        }
+        _ => ModelError::Fatal {
+            message,
+            status: None,
+        },
+    }
+}
+
+fn classify_send_error(e: &reqwest::Error) -> ModelError {
+    if e.is_builder() {
+        return ModelError::Fatal {
+            message: format!("bad request URL or body: {e}"),
+            status: None,
+        };
+    }
+    let reason = if e.is_connect() {
+        format!("could not connect: {}", error_chain(e))
+    } else {
+        format!("request failed: {}", error_chain(e))
+    };
+    ModelError::RetryableRequest {
+        reason,
+        retry_after: None,
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+/// A non-2xx answer: 408, 429 and 5xx are retried; every other status fails at once.
+fn classify_status(status: u16, body: &str, retry_after: Option<Duration>) -> ModelError {
+    let message = server_message(body).unwrap_or_else(|| {
+        let body = body.trim();
+        if body.is_empty() {
+            format!("HTTP {status}")
+        } else {
+            body.to_string()
+        }
+    });
+    if status == 408 || status == 429 || status >= 500 {
+        ModelError::RetryableRequest {
+            reason: format!("HTTP {status}: {message}"),
+            retry_after,
+        }
+    } else {
+        ModelError::Fatal {
+            message,
+            status: Some(status),
+        }
+    }
+}
+
+/// `{"error":{"message":…}}`, the shape OpenAI-compatible servers answer errors in.
+fn server_message(body: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(body).ok()?;
+    let error = value.get("error")?;
+    error
+        .get("message")
+        .or(Some(error))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// `Retry-After` in seconds (also `retry-after-ms`); HTTP dates are not honoured.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+    }
+    header("retry-after")
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|secs| Duration::from_secs_f64(secs.max(0.0)))
+}
+
+fn human_duration(d: Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// rustls needs one process-wide crypto provider; tiller uses ring.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classification_retries_only_transient_statuses() {
+        for status in [408, 429, 500, 502, 503] {
+            assert!(matches!(
+                classify_status(status, "", None),
+                ModelError::RetryableRequest { .. }
+            ));
+        }
+        for status in [400, 401, 403, 404, 422] {
+            assert!(matches!(
+                classify_status(status, "", None),
+                ModelError::Fatal { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn fatal_error_carries_the_servers_message() {
+        let body = r#"{"error":{"message":"Invalid model 'x'.","type":"invalid_request_error"}}"#;
+        assert_eq!(
+            classify_status(400, body, None),
+            ModelError::Fatal {
+                message: "Invalid model 'x'.".to_string(),
+                status: Some(400)
+            }
+        );
+    }
+
+    #[test]
+    fn missing_tool_output_400_names_its_call() {
+        let error = classify_status(
+            400,
+            r#"{"error":{"message":"No tool output found for function call call_7.","type":"invalid_request_error"}}"#,
+            None,
+        );
+        assert_eq!(error.missing_tool_output_call_id(), Some("call_7"));
+    }
+}

@@ -1,0 +1,450 @@
+//! The session actor and the turn lifecycle.
+//!
+//! Ops arrive on a channel and are handled one at a time; a running turn is a
+//! task the actor owns. [`Lifecycle`] is the one state enum: every transition is
+//! a `match` on it here, and every terminal event is emitted here, once, by
+//! [`SessionActor::end_turn`] (invariant I2).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tiller_protocol::{
+    ErrorInfo, EventMsg, Op, OpError, Reply, ResponseItem, ReviewDecision, TurnAbortReason,
+    UserInput,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{ModelRequest, ResponsesClient};
+use crate::config::Config;
+use crate::events::{EventSink, EventStream, TurnEmitter};
+use crate::history::History;
+use crate::tools::shell::shell_tool_spec;
+use crate::turn::{TurnContext, TurnOutcome, TurnShared, run_turn};
+
+/// The timeout of a shell call that names none. Longer than Codex's 10 s: a
+/// coding agent's commands are builds and test suites.
+pub const DEFAULT_TOOL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What the model reads after a turn the user interrupted.
+pub const INTERRUPTED_MARKER: &str = "<turn_aborted>\nThe user interrupted the previous turn. Any command it was running was stopped; its output above shows how far it got.\n</turn_aborted>";
+
+/// What the model reads after a turn that a new request replaced.
+pub const REPLACED_MARKER: &str = "<turn_aborted>\nThe user sent a new request before the previous turn finished, so it was stopped. Any command it was running was stopped; its output above shows how far it got.\n</turn_aborted>";
+
+/// How a session is set up.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// Loaded configuration.
+    pub config: Config,
+    /// The provider's API key, if it needs one.
+    pub api_key: Option<String>,
+    /// The conversation to continue, if any.
+    pub history: Vec<ResponseItem>,
+}
+
+/// A client's handle on a session. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    ops: mpsc::UnboundedSender<Submission>,
+    session_id: Arc<str>,
+}
+
+impl SessionHandle {
+    /// Submit `op` and wait for the answer.
+    pub async fn submit(&self, op: Op) -> Result<Reply, OpError> {
+        let (reply, rx) = oneshot::channel();
+        self.ops
+            .send(Submission { op, reply })
+            .map_err(|_| OpError::SessionClosed)?;
+        rx.await.map_err(|_| OpError::SessionClosed)?
+    }
+
+    /// The session's id.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+}
+
+struct Submission {
+    op: Op,
+    reply: oneshot::Sender<Result<Reply, OpError>>,
+}
+
+/// Start a session actor on the current tokio runtime.
+pub fn spawn_session(
+    options: SessionOptions,
+) -> crate::error::Result<(SessionHandle, EventStream)> {
+    let client = ResponsesClient::new(&options.config.provider, options.api_key)?;
+    let session_id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
+    let (ops_tx, ops_rx) = mpsc::unbounded_channel();
+    let (events, stream) = EventSink::channel();
+    let shared = Arc::new(SessionShared {
+        config: options.config,
+        client,
+        history: Mutex::new(History::from_items(options.history)),
+        approved_for_session: Mutex::new(HashSet::new()),
+        default_tool_timeout: DEFAULT_TOOL_TIMEOUT,
+    });
+    events.emit(
+        None,
+        EventMsg::SessionConfigured {
+            session_id: session_id.to_string(),
+            model: shared.config.model.clone(),
+            provider: shared.config.provider.id.clone(),
+            cwd: shared.config.cwd.display().to_string(),
+        },
+    );
+    let actor = SessionActor {
+        shared,
+        ops: ops_rx,
+        events,
+        lifecycle: Lifecycle::Idle,
+        replies: HashMap::new(),
+    };
+    tokio::spawn(actor.run());
+    Ok((
+        SessionHandle {
+            ops: ops_tx,
+            session_id,
+        },
+        stream,
+    ))
+}
+
+/// What the session and its turns share.
+#[derive(Debug)]
+pub(crate) struct SessionShared {
+    pub(crate) config: Config,
+    pub(crate) client: ResponsesClient,
+    history: Mutex<History>,
+    approved_for_session: Mutex<HashSet<Vec<String>>>,
+    pub(crate) default_tool_timeout: Duration,
+}
+
+impl SessionShared {
+    pub(crate) fn history(&self) -> MutexGuard<'_, History> {
+        self.history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn is_approved(&self, command: &[String]) -> bool {
+        self.approved_for_session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(command)
+    }
+
+    pub(crate) fn approve_for_session(&self, command: Vec<String>) {
+        self.approved_for_session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(command);
+    }
+
+    /// The next request, built from a history checked for I1 first. A gap here
+    /// is a bug in tiller (aborts close the history as they happen), so it is
+    /// logged as one, repaired, and reported.
+    pub(crate) fn prepare_request(&self, emitter: &TurnEmitter) -> ModelRequest {
+        let (repair, input) = {
+            let mut history = self.history();
+            let repair = history.repair();
+            (repair, history.items().to_vec())
+        };
+        if !repair.is_empty() {
+            tracing::error!(
+                ?repair,
+                "bug: the history broke invariant I1 and was repaired"
+            );
+            emitter.emit(EventMsg::BackgroundEvent {
+                message: format!("repaired the conversation history before sending it: {repair:?}"),
+            });
+        }
+        ModelRequest {
+            model: self.config.model.clone(),
+            instructions: instructions(&self.config),
+            input,
+            tools: vec![shell_tool_spec()],
+        }
+    }
+}
+
+fn instructions(config: &Config) -> String {
+    format!(
+        "You are tiller, a coding agent working in the user's workspace at {}. \
+         Use the `shell` tool to inspect files and run commands; pass the command as an argv array, \
+         for example [\"bash\", \"-lc\", \"ls -la\"]. Keep answers short and say what you did.",
+        config.cwd.display()
+    )
+}
+
+/// The turn lifecycle.
+enum Lifecycle {
+    /// No turn is running.
+    Idle,
+    /// A turn is running.
+    Running(RunningTurn),
+}
+
+struct RunningTurn {
+    id: String,
+    cancel: CancellationToken,
+    task: JoinHandle<TurnOutcome>,
+    shared: Arc<TurnShared>,
+    emitter: TurnEmitter,
+}
+
+enum Next {
+    Op(Submission),
+    TurnEnded(Result<TurnOutcome, tokio::task::JoinError>),
+    AllHandlesDropped,
+}
+
+struct SessionActor {
+    shared: Arc<SessionShared>,
+    ops: mpsc::UnboundedReceiver<Submission>,
+    events: EventSink,
+    lifecycle: Lifecycle,
+    /// Answers already given, by `client_message_id`.
+    replies: HashMap<String, Reply>,
+}
+
+impl SessionActor {
+    async fn run(mut self) {
+        loop {
+            let next = match &mut self.lifecycle {
+                Lifecycle::Idle => self
+                    .ops
+                    .recv()
+                    .await
+                    .map_or(Next::AllHandlesDropped, Next::Op),
+                Lifecycle::Running(turn) => tokio::select! {
+                    op = self.ops.recv() => op.map_or(Next::AllHandlesDropped, Next::Op),
+                    joined = &mut turn.task => Next::TurnEnded(joined),
+                },
+            };
+            match next {
+                Next::Op(Submission { op, reply }) => {
+                    let shutdown = matches!(op, Op::Shutdown);
+                    let answer = self.handle(op).await;
+                    let _ = reply.send(answer);
+                    if shutdown {
+                        break;
+                    }
+                }
+                Next::TurnEnded(joined) => {
+                    if let Lifecycle::Running(turn) =
+                        std::mem::replace(&mut self.lifecycle, Lifecycle::Idle)
+                    {
+                        self.end_turn(
+                            &turn.shared,
+                            &turn.emitter,
+                            joined,
+                            TurnAbortReason::Interrupted,
+                        );
+                    }
+                }
+                Next::AllHandlesDropped => {
+                    self.abort(TurnAbortReason::Interrupted).await;
+                    break;
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, op: Op) -> Result<Reply, OpError> {
+        match op {
+            Op::StartTurn {
+                items,
+                client_message_id,
+            } => {
+                if let Some(reply) = self.repeated(client_message_id.as_deref()) {
+                    return Ok(reply);
+                }
+                let items = non_empty(items)?;
+                self.abort(TurnAbortReason::Replaced).await;
+                let turn_id = self.start_turn(items);
+                Ok(self.remember(client_message_id, Reply::TurnStarted { turn_id }))
+            }
+            Op::Steer {
+                items,
+                expected_turn_id,
+                client_message_id,
+            } => {
+                if let Some(reply) = self.repeated(client_message_id.as_deref()) {
+                    return Ok(reply);
+                }
+                let Lifecycle::Running(turn) = &self.lifecycle else {
+                    return Err(OpError::NoActiveTurn);
+                };
+                if turn.id != expected_turn_id {
+                    return Err(OpError::TurnMismatch {
+                        expected: expected_turn_id,
+                        actual: turn.id.clone(),
+                    });
+                }
+                let items = non_empty(items)?;
+                turn.shared
+                    .push_steer(items)
+                    .map_err(|_| OpError::NoActiveTurn)?;
+                let turn_id = turn.id.clone();
+                Ok(self.remember(client_message_id, Reply::Steered { turn_id }))
+            }
+            Op::Interrupt => {
+                self.abort(TurnAbortReason::Interrupted).await;
+                Ok(Reply::Done)
+            }
+            Op::Approval { call_id, decision } => {
+                let Lifecycle::Running(turn) = &self.lifecycle else {
+                    return Err(OpError::UnknownApproval { call_id });
+                };
+                let Some(waiting) = turn.shared.take_approval(&call_id) else {
+                    return Err(OpError::UnknownApproval { call_id });
+                };
+                match decision {
+                    ReviewDecision::Abort => {
+                        drop(waiting);
+                        self.abort(TurnAbortReason::Interrupted).await;
+                    }
+                    ReviewDecision::Approved
+                    | ReviewDecision::ApprovedForSession
+                    | ReviewDecision::Denied => {
+                        // The turn may have ended in the meantime; then nobody is waiting.
+                        let _ = waiting.send(decision);
+                    }
+                }
+                Ok(Reply::Done)
+            }
+            Op::Shutdown => {
+                self.abort(TurnAbortReason::Interrupted).await;
+                self.events.emit(None, EventMsg::ShutdownComplete);
+                Ok(Reply::Done)
+            }
+        }
+    }
+
+    fn repeated(&self, client_message_id: Option<&str>) -> Option<Reply> {
+        client_message_id.and_then(|id| self.replies.get(id).cloned())
+    }
+
+    fn remember(&mut self, client_message_id: Option<String>, reply: Reply) -> Reply {
+        if let Some(id) = client_message_id {
+            self.replies.insert(id, reply.clone());
+        }
+        reply
+    }
+
+    fn start_turn(&mut self, items: Vec<UserInput>) -> String {
+        let turn_id = uuid::Uuid::now_v7().to_string();
+        let cancel = CancellationToken::new();
+        let shared = Arc::new(TurnShared::new());
+        let emitter = self.events.for_turn(&turn_id);
+        emitter.emit(EventMsg::TurnStarted);
+        let task = tokio::spawn(run_turn(
+            TurnContext {
+                session: Arc::clone(&self.shared),
+                shared: Arc::clone(&shared),
+                cancel: cancel.clone(),
+                emitter: emitter.clone(),
+            },
+            items,
+        ));
+        self.lifecycle = Lifecycle::Running(RunningTurn {
+            id: turn_id.clone(),
+            cancel,
+            task,
+            shared,
+            emitter,
+        });
+        turn_id
+    }
+
+    /// The abort sequence: cancel (stops the stream, backoff sleeps and tools),
+    /// wait for the turn task, which kills and reaps its processes and closes the
+    /// history, then end the turn. A no-op when idle.
+    async fn abort(&mut self, reason: TurnAbortReason) {
+        let Lifecycle::Running(turn) = std::mem::replace(&mut self.lifecycle, Lifecycle::Idle)
+        else {
+            return;
+        };
+        let RunningTurn {
+            cancel,
+            task,
+            shared,
+            emitter,
+            ..
+        } = turn;
+        cancel.cancel();
+        let joined = task.await;
+        self.end_turn(&shared, &emitter, joined, reason);
+    }
+
+    /// Emit the one terminal event of `turn`. If the turn finished on its own
+    /// before an abort reached it, its own outcome is what happened.
+    fn end_turn(
+        &self,
+        shared: &TurnShared,
+        emitter: &TurnEmitter,
+        joined: Result<TurnOutcome, tokio::task::JoinError>,
+        reason: TurnAbortReason,
+    ) {
+        let unsent_input = shared.close();
+        let outcome = joined.unwrap_or_else(|panic| {
+            tracing::error!(%panic, "bug: a turn task panicked");
+            TurnOutcome::Failed(ErrorInfo {
+                message: format!("internal error: {panic}"),
+                http_status: None,
+            })
+        });
+        let msg = match outcome {
+            TurnOutcome::Completed {
+                last_agent_message,
+                usage,
+            } => EventMsg::TurnCompleted {
+                last_agent_message,
+                usage,
+            },
+            TurnOutcome::Failed(error) => {
+                self.close_history(None);
+                EventMsg::TurnFailed {
+                    error,
+                    unsent_input,
+                }
+            }
+            TurnOutcome::Cancelled => {
+                let marker = match reason {
+                    TurnAbortReason::Interrupted => INTERRUPTED_MARKER,
+                    TurnAbortReason::Replaced => REPLACED_MARKER,
+                };
+                self.close_history(Some(marker));
+                EventMsg::TurnAborted {
+                    reason,
+                    unsent_input,
+                }
+            }
+        };
+        emitter.finish(msg);
+    }
+
+    /// Defence in depth for I1 after a turn that did not complete, then the marker.
+    fn close_history(&self, marker: Option<&str>) {
+        let mut history = self.shared.history();
+        let repair = history.repair();
+        if !repair.is_empty() {
+            tracing::error!(?repair, "bug: a turn ended with an invalid history");
+        }
+        if let Some(marker) = marker {
+            history.push(ResponseItem::user_text(marker));
+        }
+    }
+}
+
+fn non_empty(items: Vec<UserInput>) -> Result<Vec<UserInput>, OpError> {
+    if items.iter().all(|item| item.as_text().trim().is_empty()) {
+        return Err(OpError::EmptyInput);
+    }
+    Ok(items)
+}

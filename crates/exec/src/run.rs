@@ -1,0 +1,227 @@
+//! The event loop of `tiller exec`.
+
+use std::io::{IsTerminal, Read};
+use std::time::{Duration, Instant};
+
+use tiller_core::config::{
+    ApprovalPolicy, Config, ConfigOverrides, ProviderConfig, default_tiller_home,
+    parse_cli_override,
+};
+use tiller_core::{SessionHandle, SessionOptions, spawn_session};
+use tiller_mock_model::{MockModel, Script};
+use tiller_protocol::{Event, EventMsg, Op, Reply, ReviewDecision, TurnAbortReason, UserInput};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::human::HumanPrinter;
+use crate::jsonl::JsonPrinter;
+use crate::{ExecArgs, ExecError};
+
+/// Exit code after a completed turn.
+const EXIT_OK: i32 = 0;
+/// Exit code after a failed turn.
+const EXIT_FAILED: i32 = 1;
+/// Exit code after Ctrl+C.
+const EXIT_INTERRUPTED: i32 = 130;
+/// Exit code after SIGTERM.
+const EXIT_TERMINATED: i32 = 143;
+
+/// A second Ctrl+C within this long exits at once.
+const DOUBLE_INTERRUPT_WINDOW: Duration = Duration::from_secs(2);
+
+/// Where events are shown.
+pub(crate) trait Printer {
+    /// The session is ready.
+    fn session_started(&mut self, session_id: &str);
+    /// One event of the turn.
+    fn event(&mut self, event: &Event);
+    /// A note for the person at the terminal (stderr in both modes).
+    fn note(&mut self, text: &str);
+}
+
+/// Run `tiller exec` and return the process exit code.
+pub async fn run_exec(args: ExecArgs) -> Result<i32, ExecError> {
+    let prompt = read_prompt(args.prompt.as_deref())?;
+    let mut printer: Box<dyn Printer> = if args.json {
+        Box::new(JsonPrinter::new())
+    } else {
+        Box::new(HumanPrinter::new())
+    };
+    if let Some(mode) = &args.sandbox {
+        printer.note(&format!("warning: --sandbox {mode} is accepted but tiller has no sandbox yet; commands run unsandboxed"));
+    }
+    if !args.image.is_empty() {
+        printer.note("warning: --image is accepted but tiller does not send images yet");
+    }
+    if args.output_schema.is_some() {
+        printer.note("warning: --output-schema is accepted but not used yet");
+    }
+
+    // The mock lives as long as the run: it is the model for `--script`.
+    let mock = match &args.script {
+        Some(path) => {
+            let script = Script::from_file(path).map_err(|e| ExecError::Script(e.to_string()))?;
+            let mock = MockModel::start(script)
+                .await
+                .map_err(|e| ExecError::Script(format!("could not start the mock model: {e}")))?;
+            Some(mock)
+        }
+        None => None,
+    };
+
+    let overrides = ConfigOverrides {
+        model: args.model.clone(),
+        provider: args.provider.clone(),
+        approval_policy: args
+            .approval
+            .as_deref()
+            .map(str::parse::<ApprovalPolicy>)
+            .transpose()?,
+        cwd: args.cd.clone(),
+        cli_overrides: args
+            .config
+            .iter()
+            .map(|kv| parse_cli_override(kv))
+            .collect::<Result<_, _>>()?,
+        provider_override: mock
+            .as_ref()
+            .map(|m| ProviderConfig::for_local_server(m.base_url())),
+    };
+    let loaded = Config::load(&default_tiller_home()?, overrides)?;
+    for warning in &loaded.warnings {
+        printer.note(&format!("warning: {warning}"));
+    }
+    let config = loaded.config;
+    let api_key = config.provider.api_key()?;
+    let approval_policy = config.approval_policy;
+    if let Err(e) = tiller_core::process_tree::become_subreaper() {
+        tracing::warn!("could not become a child subreaper: {e}");
+    }
+
+    let (session, mut events) = spawn_session(SessionOptions {
+        config,
+        api_key,
+        history: Vec::new(),
+    })?;
+    printer.session_started(session.session_id());
+    let Reply::TurnStarted { turn_id } = session
+        .submit(Op::StartTurn {
+            items: vec![UserInput::text(prompt)],
+            client_message_id: None,
+        })
+        .await?
+    else {
+        return Ok(EXIT_FAILED);
+    };
+
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut last_interrupt: Option<Instant> = None;
+    let mut interrupt_exit = EXIT_INTERRUPTED;
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            _ = sigint.recv() => {
+                if last_interrupt.is_some_and(|at| at.elapsed() < DOUBLE_INTERRUPT_WINDOW) {
+                    printer.note("interrupted twice: exiting now");
+                    tiller_core::process_tree::kill_all_now();
+                    return Ok(EXIT_INTERRUPTED);
+                }
+                last_interrupt = Some(Instant::now());
+                interrupt_exit = EXIT_INTERRUPTED;
+                interrupt(&session);
+                continue;
+            }
+            _ = sigterm.recv() => {
+                interrupt_exit = EXIT_TERMINATED;
+                interrupt(&session);
+                continue;
+            }
+        };
+        let Some(event) = event else {
+            printer.note("error: the session ended without finishing the turn");
+            return Ok(EXIT_FAILED);
+        };
+        if event.turn_id.as_deref().is_some_and(|id| id != turn_id) {
+            continue;
+        }
+        printer.event(&event);
+        match &event.msg {
+            EventMsg::ExecApprovalRequest {
+                call_id, command, ..
+            } => {
+                let decision = if interactive {
+                    ask_on_terminal(command).await
+                } else {
+                    printer.note(&format!(
+                        "denied: `{}` needs approval under approval_policy={approval_policy} and there is no terminal to ask on; \
+                         to allow commands, run with --approval never (or -c approval_policy=never)",
+                        command.join(" ")
+                    ));
+                    ReviewDecision::Denied
+                };
+                let session = session.clone();
+                let call_id = call_id.clone();
+                tokio::spawn(async move {
+                    let _ = session.submit(Op::Approval { call_id, decision }).await;
+                });
+            }
+            EventMsg::TurnCompleted { .. } => return Ok(EXIT_OK),
+            EventMsg::TurnFailed { .. } => return Ok(EXIT_FAILED),
+            EventMsg::TurnAborted { reason, .. } => {
+                return Ok(match reason {
+                    TurnAbortReason::Interrupted => interrupt_exit,
+                    TurnAbortReason::Replaced => EXIT_INTERRUPTED,
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Submit `Interrupt` without blocking the event loop: the reply comes only once
+/// the abort has finished, and the loop must keep printing meanwhile.
+fn interrupt(session: &SessionHandle) {
+    let session = session.clone();
+    tokio::spawn(async move {
+        let _ = session.submit(Op::Interrupt).await;
+    });
+}
+
+fn read_prompt(arg: Option<&str>) -> Result<String, ExecError> {
+    let prompt = match arg {
+        Some(text) if text != "-" => text.to_string(),
+        _ => {
+            if arg.is_none() && std::io::stdin().is_terminal() {
+                return Err(ExecError::NoPrompt);
+            }
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text)?;
+            text
+        }
+    };
+    if prompt.trim().is_empty() {
+        return Err(ExecError::NoPrompt);
+    }
+    Ok(prompt)
+}
+
+/// Ask y / n / a / abort on the terminal.
+async fn ask_on_terminal(command: &[String]) -> ReviewDecision {
+    let question = format!(
+        "\nallow `{}`? [y]es / [n]o / [a]lways this session / a[b]ort turn: ",
+        command.join(" ")
+    );
+    let answer = tokio::task::spawn_blocking(move || {
+        eprint!("{question}");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line)
+    })
+    .await;
+    match answer.ok().and_then(Result::ok).as_deref().map(str::trim) {
+        Some("y" | "Y" | "yes") => ReviewDecision::Approved,
+        Some("a" | "A" | "always") => ReviewDecision::ApprovedForSession,
+        Some("b" | "B" | "abort") => ReviewDecision::Abort,
+        _ => ReviewDecision::Denied,
+    }
+}

@@ -1,0 +1,556 @@
+//! Rendering steps as Responses API server-sent events.
+//!
+//! A step is rendered up front into a [`Plan`]: the exact bytes of every event,
+//! with pauses and faults between them. Rendering is pure (no clock, no I/O), so
+//! the same step and request always give the same bytes; the body in
+//! [`crate::body`] only plays the plan back.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use crate::item::{FunctionCallItem, Item, StreamedText};
+use crate::step::{FailedStep, ResponseStep, Usage};
+
+/// The `created_at` every response reports; fixed so output is deterministic.
+const CREATED_AT: u64 = 1_700_000_000;
+
+/// The line sent by `malformed_after_deltas`.
+const MALFORMED_LINE: &[u8] = b"data: {this is not json\n\n";
+
+/// One piece of a response body as it will be played back.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Segment {
+    /// Bytes to send.
+    Bytes(Bytes),
+    /// Send nothing for a while.
+    Pause(Duration),
+    /// Abort the connection once everything before has been written.
+    Drop,
+    /// Send nothing ever again; keep the connection open.
+    Hang,
+}
+
+/// A rendered response body.
+pub(crate) type Plan = Vec<Segment>;
+
+/// What a rendered response needs to know about the request it answers.
+#[derive(Debug, Clone)]
+pub(crate) struct ResponseMeta {
+    /// Step number, counted from 1; used in default ids.
+    pub number: usize,
+    /// The `model` of the request, echoed back.
+    pub model: String,
+    /// Size of the raw request body, for the default usage estimate.
+    pub request_bytes: usize,
+}
+
+impl ResponseMeta {
+    fn response_id(&self, explicit: Option<&str>) -> String {
+        explicit.map_or_else(|| format!("resp_mock_{}", self.number), str::to_owned)
+    }
+
+    fn response_object(&self, id: &str, status: &str) -> Map<String, Value> {
+        let mut response = Map::new();
+        response.insert("id".into(), id.into());
+        response.insert("object".into(), "response".into());
+        response.insert("created_at".into(), CREATED_AT.into());
+        response.insert("status".into(), status.into());
+        response.insert("model".into(), self.model.clone().into());
+        response.insert("output".into(), Value::Array(Vec::new()));
+        response.insert("usage".into(), Value::Null);
+        response.insert("error".into(), Value::Null);
+        response.insert("incomplete_details".into(), Value::Null);
+        response
+    }
+}
+
+/// A fault injected after some number of deltas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fault {
+    // Declared in the order faults at the same point are played.
+    Stall(u64),
+    Malformed,
+    Drop,
+    Hang,
+}
+
+/// Builds a plan event by event, counting sequence numbers and deltas and
+/// inserting faults and delays at the right places.
+struct PlanWriter {
+    plan: Plan,
+    sequence: u64,
+    deltas_sent: usize,
+    delta_delay: Duration,
+    /// Faults by the delta count they follow, sorted by (count, fault).
+    faults: Vec<(usize, Fault)>,
+    /// Set once a drop or hang has been written: nothing after it is reachable.
+    ended: bool,
+}
+
+impl PlanWriter {
+    fn new(delta_delay: Duration, faults: Vec<(usize, Fault)>) -> PlanWriter {
+        PlanWriter {
+            plan: Vec::new(),
+            sequence: 0,
+            deltas_sent: 0,
+            delta_delay,
+            faults,
+            ended: false,
+        }
+    }
+
+    /// Append one event: `event: <kind>` and `data:` with `type` and
+    /// `sequence_number` first, then `fields`.
+    fn event(&mut self, kind: &str, fields: Map<String, Value>) {
+        if self.ended {
+            return;
+        }
+
+        let object = Value::Object(fields).to_string();
+        let inner = object
+            .strip_prefix('{')
+            .and_then(|rest| rest.strip_suffix('}'))
+            .unwrap_or_default();
+        let mut text = String::with_capacity(object.len() + kind.len() * 2 + 48);
+        text.push_str("event: ");
+        text.push_str(kind);
+        text.push_str("\ndata: {\"type\":");
+        text.push_str(&Value::from(kind).to_string());
+        text.push_str(",\"sequence_number\":");
+        text.push_str(&self.sequence.to_string());
+        if !inner.is_empty() {
+            text.push(',');
+            text.push_str(inner);
+        }
+        text.push_str("}\n\n");
+        self.sequence += 1;
+        self.plan.push(Segment::Bytes(Bytes::from(text)));
+    }
+
+    /// Append a delta event, preceded by the delta delay (except before the
+    /// first delta) and followed by any faults due after it.
+    fn delta(&mut self, kind: &str, fields: Map<String, Value>) {
+        if self.ended {
+            return;
+        }
+
+        if self.deltas_sent > 0 && !self.delta_delay.is_zero() {
+            self.plan.push(Segment::Pause(self.delta_delay));
+        }
+        self.event(kind, fields);
+        self.deltas_sent += 1;
+        self.play_faults();
+    }
+
+    /// Insert the faults due after the deltas sent so far.
+    fn play_faults(&mut self) {
+        while let Some(&(after, fault)) = self.faults.first() {
+            if after > self.deltas_sent || self.ended {
+                break;
+            }
+
+            self.faults.remove(0);
+            match fault {
+                Fault::Stall(ms) => self.plan.push(Segment::Pause(Duration::from_millis(ms))),
+                Fault::Malformed => self
+                    .plan
+                    .push(Segment::Bytes(Bytes::from_static(MALFORMED_LINE))),
+                Fault::Drop => {
+                    self.plan.push(Segment::Drop);
+                    self.ended = true;
+                }
+                Fault::Hang => {
+                    self.plan.push(Segment::Hang);
+                    self.ended = true;
+                }
+            }
+        }
+    }
+}
+
+/// Render a streamed response.
+pub(crate) fn response_plan(step: &ResponseStep, meta: &ResponseMeta) -> Plan {
+    let id = meta.response_id(step.response_id.as_deref());
+    let rendered: Vec<RenderedItem> = step
+        .items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| RenderedItem::new(item, index, meta.number))
+        .collect();
+    let total_deltas: usize = rendered.iter().map(|item| item.pieces.len()).sum();
+
+    // A fault asked for after more deltas than there are happens after the last.
+    let mut faults: Vec<(usize, Fault)> = [
+        step.stall.map(|s| (s.after_deltas, Fault::Stall(s.ms))),
+        step.malformed_after_deltas.map(|n| (n, Fault::Malformed)),
+        step.drop_after_deltas.map(|n| (n, Fault::Drop)),
+        step.hang_after_deltas.map(|n| (n, Fault::Hang)),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|(n, fault)| (n.min(total_deltas), fault))
+    .collect();
+    faults.sort();
+
+    let mut writer = PlanWriter::new(Duration::from_millis(step.delta_delay_ms), faults);
+    writer.event(
+        "response.created",
+        fields([("response", meta.response_object(&id, "in_progress").into())]),
+    );
+    writer.play_faults();
+
+    let mut output = Vec::with_capacity(rendered.len());
+    for item in &rendered {
+        item.write(&mut writer);
+        output.push(item.done.clone());
+    }
+
+    let mut response = meta.response_object(&id, "completed");
+    response.insert("output".into(), Value::Array(output));
+    let usage = step
+        .usage
+        .unwrap_or_else(|| estimated_usage(meta.request_bytes, &rendered));
+    response.insert("usage".into(), usage_json(&usage));
+    writer.event(
+        "response.completed",
+        fields([("response", response.into())]),
+    );
+    writer.plan
+}
+
+/// Render a `response.failed` stream.
+pub(crate) fn failed_plan(step: &FailedStep, meta: &ResponseMeta) -> Plan {
+    let id = meta.response_id(None);
+    let mut writer = PlanWriter::new(Duration::ZERO, Vec::new());
+    writer.event(
+        "response.created",
+        fields([("response", meta.response_object(&id, "in_progress").into())]),
+    );
+    let mut response = meta.response_object(&id, "failed");
+    response.insert(
+        "error".into(),
+        json!({"code": step.code(), "message": step.message()}),
+    );
+    writer.event("response.failed", fields([("response", response.into())]));
+    writer.plan
+}
+
+/// An item with its ids, deltas and final form worked out.
+struct RenderedItem {
+    output_index: usize,
+    id: String,
+    kind: ItemKind,
+    pieces: Vec<String>,
+    /// The full text (message, reasoning summary) or arguments (call).
+    full: String,
+    /// The item as `response.output_item.added` shows it.
+    added: Value,
+    /// The item as `response.output_item.done` and `response.completed` show it.
+    done: Value,
+}
+
+#[derive(Clone, Copy)]
+enum ItemKind {
+    Message,
+    FunctionCall,
+    Reasoning,
+}
+
+impl RenderedItem {
+    fn new(item: &Item, output_index: usize, number: usize) -> RenderedItem {
+        match item {
+            Item::Text(text) => RenderedItem::message(text, output_index, number),
+            Item::FunctionCall(call) => RenderedItem::function_call(call, output_index, number),
+            Item::Reasoning(text) => RenderedItem::reasoning(text, output_index, number),
+        }
+    }
+
+    fn message(text: &StreamedText, output_index: usize, number: usize) -> RenderedItem {
+        let id = format!("msg_mock_{number}_{output_index}");
+        let full = text.full_text();
+        RenderedItem {
+            added: json!({"type": "message", "id": id, "status": "in_progress", "role": "assistant", "content": []}),
+            done: json!({
+                "type": "message", "id": id, "status": "completed", "role": "assistant",
+                "content": [output_text_part(&full)],
+            }),
+            output_index,
+            id,
+            kind: ItemKind::Message,
+            pieces: text.delta_pieces(),
+            full,
+        }
+    }
+
+    fn function_call(call: &FunctionCallItem, output_index: usize, number: usize) -> RenderedItem {
+        let id = format!("fc_mock_{number}_{output_index}");
+        let call_id = call
+            .call_id
+            .clone()
+            .unwrap_or_else(|| format!("call_mock_{number}_{output_index}"));
+        let full = call.arguments_string();
+        RenderedItem {
+            added: json!({
+                "type": "function_call", "id": id, "call_id": call_id, "name": call.name,
+                "arguments": "", "status": "in_progress",
+            }),
+            done: json!({
+                "type": "function_call", "id": id, "call_id": call_id, "name": call.name,
+                "arguments": full, "status": "completed",
+            }),
+            output_index,
+            id,
+            kind: ItemKind::FunctionCall,
+            pieces: call.delta_pieces(),
+            full,
+        }
+    }
+
+    fn reasoning(text: &StreamedText, output_index: usize, number: usize) -> RenderedItem {
+        let id = format!("rs_mock_{number}_{output_index}");
+        let full = text.full_text();
+        RenderedItem {
+            added: json!({"type": "reasoning", "id": id, "summary": []}),
+            done: json!({"type": "reasoning", "id": id, "summary": [summary_part(&full)]}),
+            output_index,
+            id,
+            kind: ItemKind::Reasoning,
+            pieces: text.delta_pieces(),
+            full,
+        }
+    }
+
+    /// The events of this item, in the order the real API sends them.
+    fn write(&self, writer: &mut PlanWriter) {
+        let index = || Value::from(self.output_index);
+        let item_id = || Value::from(self.id.as_str());
+        writer.event(
+            "response.output_item.added",
+            fields([("output_index", index()), ("item", self.added.clone())]),
+        );
+        match self.kind {
+            ItemKind::Message => {
+                let at = |extra: [(&str, Value); 1]| {
+                    let mut map = fields([
+                        ("item_id", item_id()),
+                        ("output_index", index()),
+                        ("content_index", 0.into()),
+                    ]);
+                    map.extend(extra.map(|(k, v)| (k.to_owned(), v)));
+                    map
+                };
+                writer.event(
+                    "response.content_part.added",
+                    at([("part", output_text_part(""))]),
+                );
+                for piece in &self.pieces {
+                    let mut map = at([("delta", piece.as_str().into())]);
+                    map.insert("logprobs".into(), json!([]));
+                    writer.delta("response.output_text.delta", map);
+                }
+                let mut map = at([("text", self.full.as_str().into())]);
+                map.insert("logprobs".into(), json!([]));
+                writer.event("response.output_text.done", map);
+                writer.event(
+                    "response.content_part.done",
+                    at([("part", output_text_part(&self.full))]),
+                );
+            }
+            ItemKind::FunctionCall => {
+                for piece in &self.pieces {
+                    writer.delta(
+                        "response.function_call_arguments.delta",
+                        fields([
+                            ("item_id", item_id()),
+                            ("output_index", index()),
+                            ("delta", piece.as_str().into()),
+                        ]),
+                    );
+                }
+                let name = self.done.get("name").cloned().unwrap_or(Value::Null);
+                writer.event(
+                    "response.function_call_arguments.done",
+                    fields([
+                        ("item_id", item_id()),
+                        ("output_index", index()),
+                        ("name", name),
+                        ("arguments", self.full.as_str().into()),
+                    ]),
+                );
+            }
+            ItemKind::Reasoning => {
+                let at = |extra: [(&str, Value); 1]| {
+                    let mut map = fields([
+                        ("item_id", item_id()),
+                        ("output_index", index()),
+                        ("summary_index", 0.into()),
+                    ]);
+                    map.extend(extra.map(|(k, v)| (k.to_owned(), v)));
+                    map
+                };
+                writer.event(
+                    "response.reasoning_summary_part.added",
+                    at([("part", summary_part(""))]),
+                );
+                for piece in &self.pieces {
+                    writer.delta(
+                        "response.reasoning_summary_text.delta",
+                        at([("delta", piece.as_str().into())]),
+                    );
+                }
+                writer.event(
+                    "response.reasoning_summary_text.done",
+                    at([("text", self.full.as_str().into())]),
+                );
+                writer.event(
+                    "response.reasoning_summary_part.done",
+                    at([("part", summary_part(&self.full))]),
+                );
+            }
+        }
+        writer.event(
+            "response.output_item.done",
+            fields([("output_index", index()), ("item", self.done.clone())]),
+        );
+    }
+}
+
+fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+fn output_text_part(text: &str) -> Value {
+    json!({"type": "output_text", "text": text, "annotations": []})
+}
+
+fn summary_part(text: &str) -> Value {
+    json!({"type": "summary_text", "text": text})
+}
+
+/// About four bytes per token, at least one token each way.
+fn estimated_usage(request_bytes: usize, items: &[RenderedItem]) -> Usage {
+    let output_bytes: usize = items.iter().map(|item| item.full.len()).sum();
+    Usage {
+        input_tokens: (request_bytes.div_ceil(4) as u64).max(1),
+        output_tokens: (output_bytes.div_ceil(4) as u64).max(1),
+        ..Usage::default()
+    }
+}
+
+fn usage_json(usage: &Usage) -> Value {
+    json!({
+        "input_tokens": usage.input_tokens,
+        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::step::Step;
+
+    fn meta() -> ResponseMeta {
+        ResponseMeta {
+            number: 1,
+            model: "m".into(),
+            request_bytes: 40,
+        }
+    }
+
+    fn plan_of(step: Step) -> Plan {
+        let Step::Response(response) = step else {
+            panic!("not a response");
+        };
+        response_plan(&response, &meta())
+    }
+
+    /// The event kinds in a plan, with `!pause`, `!drop`, `!hang` and
+    /// `!malformed` markers.
+    fn kinds(plan: &Plan) -> Vec<String> {
+        plan.iter()
+            .map(|segment| match segment {
+                Segment::Bytes(bytes) if bytes.as_ref() == MALFORMED_LINE => {
+                    "!malformed".to_owned()
+                }
+                Segment::Bytes(bytes) => {
+                    let text = std::str::from_utf8(bytes).unwrap();
+                    let first = text.lines().next().unwrap();
+                    first.trim_start_matches("event: ").to_owned()
+                }
+                Segment::Pause(_) => "!pause".to_owned(),
+                Segment::Drop => "!drop".to_owned(),
+                Segment::Hang => "!hang".to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn data_lines_start_with_type_and_sequence_number() {
+        let plan = plan_of(Step::text("hi"));
+        let Segment::Bytes(first) = &plan[0] else {
+            panic!("no bytes");
+        };
+        let text = std::str::from_utf8(first).unwrap();
+        assert!(
+            text.starts_with("event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":"),
+            "{text}"
+        );
+        assert!(text.ends_with("}\n\n"));
+        for segment in &plan {
+            let Segment::Bytes(bytes) = segment else {
+                continue;
+            };
+            let text = std::str::from_utf8(bytes).unwrap();
+            let data = text.lines().nth(1).unwrap().strip_prefix("data: ").unwrap();
+            let _: Value = serde_json::from_str(data).unwrap();
+        }
+    }
+
+    #[test]
+    fn faults_land_after_the_right_delta_and_end_the_plan() {
+        let plan = plan_of(Step::text("a b c").with_drop_after(2).with_stall(0, 5));
+        assert_eq!(
+            kinds(&plan),
+            [
+                "response.created",
+                "!pause",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "!drop",
+            ]
+        );
+    }
+
+    #[test]
+    fn delta_delay_separates_deltas_only() {
+        let plan = plan_of(
+            Step::text("a b c")
+                .with_delta_delay(3)
+                .with_malformed_after(9),
+        );
+        let kinds = kinds(&plan);
+        assert_eq!(kinds.iter().filter(|k| *k == "!pause").count(), 2);
+        let malformed = kinds.iter().position(|k| k == "!malformed").unwrap();
+        assert_eq!(kinds[malformed - 1], "response.output_text.delta");
+        assert_eq!(kinds.last().unwrap(), "response.completed");
+    }
+
+    #[test]
+    fn empty_fields_still_give_valid_json() {
+        let mut writer = PlanWriter::new(Duration::ZERO, Vec::new());
+        writer.event("x", Map::new());
+        assert_eq!(
+            writer.plan,
+            [Segment::Bytes(Bytes::from_static(
+                b"event: x\ndata: {\"type\":\"x\",\"sequence_number\":0}\n\n"
+            ))]
+        );
+    }
+}

@@ -1,0 +1,7 @@
+mod contract;
+mod errors;
+mod faults;
+mod recording;
+mod script_files;
+mod streaming;
+mod support;
