@@ -148,7 +148,6 @@ pub(crate) async fn run_turn(ctx: TurnContext, input: Vec<UserInput>) -> TurnOut
         if ctx.cancel.is_cancelled() {
             return ctx.close_cancelled(Sample::default());
         }
-        ctx.deliver_steer(&mut steer_rx);
         let sample = match ctx.sample(&mut steer_rx, &mut missing_output_retried).await {
             Ok(sample) => sample,
             Err(SampleStop::Cancelled(partial)) => return ctx.close_cancelled(partial),
@@ -218,6 +217,8 @@ impl TurnContext {
             stream_max_retries: provider.stream_max_retries,
         });
         loop {
+            // Steer that arrived during a backoff wait goes into the retried request.
+            self.deliver_steer(steer_rx);
             let request = self.session.prepare_request(&self.emitter);
             let error = match self.attempt(&request, steer_rx).await {
                 Attempt::Done(sample) => return Ok(sample),

@@ -20,7 +20,7 @@ use tempfile::TempDir;
 use tiller_core::config::{ApprovalPolicy, Config, ConfigOverrides, ProviderConfig};
 use tiller_core::{EventStream, SessionHandle, SessionOptions, spawn_session};
 use tiller_mock_model::{MockModel, RecordedRequest, Script, Step};
-use tiller_protocol::{Event, EventMsg, Op, Reply, UserInput};
+use tiller_protocol::{Event, EventMsg, Op, Reply, ResponseItem, UserInput};
 
 pub use invariants::{TurnMark, assert_marks_one_terminal_per_turn, assert_one_terminal_per_turn};
 pub use processes::{pid_alive, read_pids_when_ready};
@@ -53,6 +53,8 @@ pub struct EngineSettings {
     pub stream_max_retries: u32,
     /// How long a silent stream is given.
     pub stream_idle_timeout: Duration,
+    /// The conversation the session starts with.
+    pub history: Vec<ResponseItem>,
 }
 
 impl Default for EngineSettings {
@@ -62,6 +64,7 @@ impl Default for EngineSettings {
             request_max_retries: 4,
             stream_max_retries: 5,
             stream_idle_timeout: Duration::from_secs(300),
+            history: Vec::new(),
         }
     }
 }
@@ -98,7 +101,7 @@ impl TestEngine {
         let (session, events) = spawn_session(SessionOptions {
             config,
             api_key: None,
-            history: Vec::new(),
+            history: settings.history,
         })
         .expect("spawn session");
         TestEngine {

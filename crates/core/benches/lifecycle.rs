@@ -1,0 +1,3 @@
+//! Placeholder; replaced shortly.
+
+fn main() {}
