@@ -51,6 +51,18 @@ pub struct ExecArgs {
     #[arg(long, value_name = "FILE")]
     pub output_schema: Option<PathBuf>,
 
+    /// Accepted for compatibility with the Codex SDK; not used.
+    #[arg(long, value_name = "SOURCE", hide = true)]
+    pub thread_source: Option<String>,
+
+    /// Accepted for compatibility with the Codex SDK; tiller has no sandbox yet.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub add_dir: Vec<PathBuf>,
+
+    /// Accepted for compatibility with the Codex SDK; not used.
+    #[arg(long, value_name = "PROGRAM", hide = true)]
+    pub cyber_access_program: Option<String>,
+
     /// The prompt; `-` or nothing reads it from standard input.
     #[arg(value_name = "PROMPT")]
     pub prompt: Option<String>,
