@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tiller_exec::ExecArgs;
 use tiller_mock_model::{MockModel, Script};
+use tokio::signal::unix::{SignalKind, signal};
 
 /// A coding agent runtime you can interrupt, steer and resume.
 #[derive(Debug, Parser)]
@@ -58,8 +59,14 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             let mock = MockModel::start(script)
                 .await
                 .context("could not start the mock model")?;
+            // Listen before printing: a caller may send SIGINT as soon as it reads the URL.
+            let mut sigint = signal(SignalKind::interrupt())?;
+            let mut sigterm = signal(SignalKind::terminate())?;
             println!("{}", mock.base_url());
-            tokio::signal::ctrl_c().await?;
+            tokio::select! {
+                _ = sigint.recv() => {}
+                _ = sigterm.recv() => {}
+            }
             mock.shutdown().await;
             Ok(0)
         }

@@ -8,6 +8,9 @@ pub enum CoreError {
     /// The configuration could not be loaded or is incomplete.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The session's rollout file could not be created or opened.
+    #[error("could not save the session: {0}")]
+    Rollout(std::io::Error),
     /// The HTTP client could not be built.
     #[error("could not build the HTTP client: {0}")]
     HttpClient(String),

@@ -16,12 +16,13 @@ pub mod client;
 pub mod error;
 mod events;
 pub mod history;
+pub mod rollout;
 mod session;
 mod turn;
 
 pub use error::{CoreError, ModelError, Result};
 pub use events::EventStream;
 pub use session::{
-    DEFAULT_TOOL_TIMEOUT, INTERRUPTED_MARKER, REPLACED_MARKER, SessionHandle, SessionOptions,
+    DEFAULT_TOOL_TIMEOUT, INTERRUPTED_MARKER, REPLACED_MARKER, SessionHandle, SessionOptions, SessionSource,
     spawn_session,
 };

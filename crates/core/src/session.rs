@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tiller_protocol::{
-    ErrorInfo, EventMsg, Op, OpError, Reply, ResponseItem, ReviewDecision, TurnAbortReason,
-    UserInput,
+    ErrorInfo, EventMsg, LifecycleEvent, Op, OpError, Reply, ResponseItem, ReviewDecision,
+    RolloutItem, SessionMeta, TurnAbortReason, TurnContextLine, UserInput,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -20,7 +20,10 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{ModelRequest, ResponsesClient};
 use crate::config::Config;
 use crate::events::{EventSink, EventStream, TurnEmitter};
-use crate::history::History;
+use crate::error::CoreError;
+use crate::history::{ABORTED_BEFORE_OUTPUT, History};
+use crate::rollout::timestamp::UtcTime;
+use crate::rollout::{LoadedRollout, RolloutRecorder};
 use crate::tools::shell::shell_tool_spec;
 use crate::turn::{TurnContext, TurnOutcome, TurnShared, run_turn};
 
@@ -41,8 +44,22 @@ pub struct SessionOptions {
     pub config: Config,
     /// The provider's API key, if it needs one.
     pub api_key: Option<String>,
-    /// The conversation to continue, if any.
-    pub history: Vec<ResponseItem>,
+    /// Where the conversation comes from and whether it is saved.
+    pub source: SessionSource,
+}
+
+/// Where a session's conversation comes from.
+#[derive(Debug, Clone)]
+pub enum SessionSource {
+    /// A conversation that is not saved, starting from `history` (tests, benchmarks).
+    Ephemeral {
+        /// The items the conversation starts with.
+        history: Vec<ResponseItem>,
+    },
+    /// A new conversation, saved under `$TILLER_HOME/sessions`.
+    New,
+    /// A saved conversation, continued in the same file.
+    Resume(Box<LoadedRollout>),
 }
 
 /// A client's handle on a session. Cheap to clone.
@@ -77,17 +94,54 @@ struct Submission {
 pub fn spawn_session(
     options: SessionOptions,
 ) -> crate::error::Result<(SessionHandle, EventStream)> {
-    let client = ResponsesClient::new(&options.config.provider, options.api_key)?;
-    let session_id: Arc<str> = uuid::Uuid::now_v7().to_string().into();
+    let SessionOptions {
+        config,
+        api_key,
+        source,
+    } = options;
+    let client = ResponsesClient::new(&config.provider, api_key)?;
+    let (session_id, history, rollout, cut_off_turn): (Arc<str>, _, _, _) = match source {
+        SessionSource::Ephemeral { history } => {
+            (uuid::Uuid::now_v7().to_string().into(), history, None, None)
+        }
+        SessionSource::New => {
+            let id = uuid::Uuid::now_v7().to_string();
+            let meta = SessionMeta {
+                id: id.clone(),
+                created: UtcTime::now().rfc3339(),
+                cwd: config.cwd.display().to_string(),
+                model: config.model.clone(),
+                provider: config.provider.id.clone(),
+                tiller_version: env!("CARGO_PKG_VERSION").to_string(),
+            };
+            let recorder = RolloutRecorder::create(&config.tiller_home, meta)
+                .map_err(CoreError::Rollout)?;
+            (id.into(), Vec::new(), Some(recorder), None)
+        }
+        SessionSource::Resume(loaded) => {
+            let recorder = RolloutRecorder::append(&loaded.path).map_err(CoreError::Rollout)?;
+            let LoadedRollout {
+                meta,
+                items,
+                open_turn,
+                ..
+            } = *loaded;
+            (meta.id.into(), items, Some(recorder), open_turn)
+        }
+    };
     let (ops_tx, ops_rx) = mpsc::unbounded_channel();
     let (events, stream) = EventSink::channel();
     let shared = Arc::new(SessionShared {
-        config: options.config,
+        config,
         client,
-        history: Mutex::new(History::from_items(options.history)),
+        history: Mutex::new(History::from_items(history)),
+        rollout,
         approved_for_session: Mutex::new(HashSet::new()),
         default_tool_timeout: DEFAULT_TOOL_TIMEOUT,
     });
+    if let Some(turn_id) = &cut_off_turn {
+        shared.close_cut_off_turn(turn_id);
+    }
     events.emit(
         None,
         EventMsg::SessionConfigured {
@@ -95,6 +149,11 @@ pub fn spawn_session(
             model: shared.config.model.clone(),
             provider: shared.config.provider.id.clone(),
             cwd: shared.config.cwd.display().to_string(),
+            rollout_path: shared
+                .rollout
+                .as_ref()
+                .map(|r| r.path().display().to_string()),
+            interrupted_turn_id: cut_off_turn,
         },
     );
     let actor = SessionActor {
@@ -120,6 +179,7 @@ pub(crate) struct SessionShared {
     pub(crate) config: Config,
     pub(crate) client: ResponsesClient,
     history: Mutex<History>,
+    rollout: Option<RolloutRecorder>,
     approved_for_session: Mutex<HashSet<Vec<String>>>,
     pub(crate) default_tool_timeout: Duration,
 }
@@ -129,6 +189,58 @@ impl SessionShared {
         self.history
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Append `item` to the history and the rollout, in the same order in both.
+    /// (Repairs are not recorded: `History::repair` is positional, so a resumed
+    /// history repairs to the same items.)
+    pub(crate) fn record_item(&self, item: ResponseItem) {
+        let mut history = self.history();
+        if let Some(rollout) = &self.rollout {
+            rollout.record(RolloutItem::ResponseItem(item.clone()));
+        }
+        history.push(item);
+    }
+
+    fn record_line(&self, item: RolloutItem) {
+        if let Some(rollout) = &self.rollout {
+            rollout.record(item);
+        }
+    }
+
+    /// Make everything recorded so far durable. A failure is reported, not fatal:
+    /// the conversation goes on in memory.
+    async fn flush_rollout(&self, events: &EventSink) {
+        let Some(rollout) = &self.rollout else {
+            return;
+        };
+        if let Err(e) = rollout.flush().await {
+            tracing::error!(path = %rollout.path().display(), "could not save the session: {e}");
+            events.emit(
+                None,
+                EventMsg::BackgroundEvent {
+                    message: format!(
+                        "could not save the session to {}: {e}",
+                        rollout.path().display()
+                    ),
+                },
+            );
+        }
+    }
+
+    /// A resumed rollout whose last turn never ended (tiller was killed): close
+    /// it exactly as a live interrupt would, and record that.
+    fn close_cut_off_turn(&self, turn_id: &str) {
+        let unanswered = self.history().unanswered_calls();
+        for call_id in unanswered {
+            self.record_item(ResponseItem::call_output(call_id, ABORTED_BEFORE_OUTPUT));
+        }
+        self.record_item(ResponseItem::user_text(INTERRUPTED_MARKER));
+        self.record_line(RolloutItem::Event(LifecycleEvent::TurnAborted {
+            turn_id: turn_id.to_string(),
+            reason: TurnAbortReason::Interrupted,
+            unsent_input: Vec::new(),
+        }));
     }
 
     pub(crate) fn is_approved(&self, command: &[String]) -> bool {
@@ -214,6 +326,8 @@ struct SessionActor {
 
 impl SessionActor {
     async fn run(mut self) {
+        // A resumed session may have closed a cut-off turn: make that durable first.
+        self.shared.flush_rollout(&self.events).await;
         loop {
             let next = match &mut self.lifecycle {
                 Lifecycle::Idle => self
@@ -239,12 +353,8 @@ impl SessionActor {
                     if let Lifecycle::Running(turn) =
                         std::mem::replace(&mut self.lifecycle, Lifecycle::Idle)
                     {
-                        self.end_turn(
-                            &turn.shared,
-                            &turn.emitter,
-                            joined,
-                            TurnAbortReason::Interrupted,
-                        );
+                        self.end_turn(&turn, joined, TurnAbortReason::Interrupted)
+                            .await;
                     }
                 }
                 Next::AllHandlesDropped => {
@@ -342,6 +452,16 @@ impl SessionActor {
         let cancel = CancellationToken::new();
         let shared = Arc::new(TurnShared::new());
         let emitter = self.events.for_turn(&turn_id);
+        let config = &self.shared.config;
+        self.shared.record_line(RolloutItem::TurnContext(TurnContextLine {
+            turn_id: turn_id.clone(),
+            cwd: config.cwd.display().to_string(),
+            model: config.model.clone(),
+            approval_policy: config.approval_policy.to_string(),
+        }));
+        self.shared.record_line(RolloutItem::Event(LifecycleEvent::TurnStarted {
+            turn_id: turn_id.clone(),
+        }));
         emitter.emit(EventMsg::TurnStarted);
         let task = tokio::spawn(run_turn(
             TurnContext {
@@ -366,32 +486,21 @@ impl SessionActor {
     /// wait for the turn task, which kills and reaps its processes and closes the
     /// history, then end the turn. A no-op when idle.
     async fn abort(&mut self, reason: TurnAbortReason) {
-        let Lifecycle::Running(turn) = std::mem::replace(&mut self.lifecycle, Lifecycle::Idle)
+        let Lifecycle::Running(mut turn) =
+            std::mem::replace(&mut self.lifecycle, Lifecycle::Idle)
         else {
             return;
         };
-        let RunningTurn {
-            cancel,
-            task,
-            shared,
-            emitter,
-            ..
-        } = turn;
-        cancel.cancel();
-        let joined = task.await;
-        self.end_turn(&shared, &emitter, joined, reason);
+        turn.cancel.cancel();
+        let joined = (&mut turn.task).await;
+        self.end_turn(&turn, joined, reason).await;
     }
 
     /// Emit the one terminal event of `turn`. If the turn finished on its own
     /// before an abort reached it, its own outcome is what happened.
-    fn end_turn(
-        &self,
-        shared: &TurnShared,
-        emitter: &TurnEmitter,
-        joined: Result<TurnOutcome, tokio::task::JoinError>,
-        reason: TurnAbortReason,
-    ) {
-        let unsent_input = shared.close();
+    async fn end_turn(&self, turn: &RunningTurn, joined: Result<TurnOutcome, tokio::task::JoinError>, reason: TurnAbortReason) {
+        let unsent_input = turn.shared.close();
+        let turn_id = turn.id.clone();
         let outcome = joined.unwrap_or_else(|panic| {
             tracing::error!(%panic, "bug: a turn task panicked");
             TurnOutcome::Failed(ErrorInfo {
@@ -399,20 +508,33 @@ impl SessionActor {
                 http_status: None,
             })
         });
-        let msg = match outcome {
+        let (line, msg) = match outcome {
             TurnOutcome::Completed {
                 last_agent_message,
                 usage,
-            } => EventMsg::TurnCompleted {
-                last_agent_message,
-                usage,
-            },
+            } => (
+                LifecycleEvent::TurnCompleted {
+                    turn_id,
+                    last_agent_message: last_agent_message.clone(),
+                    usage,
+                },
+                EventMsg::TurnCompleted {
+                    last_agent_message,
+                    usage,
+                },
+            ),
             TurnOutcome::Failed(error) => {
                 self.close_history(None);
-                EventMsg::TurnFailed {
-                    error,
-                    unsent_input,
-                }
+                (
+                    LifecycleEvent::TurnFailed {
+                        turn_id,
+                        error: error.clone(),
+                    },
+                    EventMsg::TurnFailed {
+                        error,
+                        unsent_input,
+                    },
+                )
             }
             TurnOutcome::Cancelled => {
                 let marker = match reason {
@@ -420,24 +542,33 @@ impl SessionActor {
                     TurnAbortReason::Replaced => REPLACED_MARKER,
                 };
                 self.close_history(Some(marker));
-                EventMsg::TurnAborted {
-                    reason,
-                    unsent_input,
-                }
+                (
+                    LifecycleEvent::TurnAborted {
+                        turn_id,
+                        reason,
+                        unsent_input: unsent_input.clone(),
+                    },
+                    EventMsg::TurnAborted {
+                        reason,
+                        unsent_input,
+                    },
+                )
             }
         };
-        emitter.finish(msg);
+        // I5: the rollout is on disk before anyone hears that the turn is over.
+        self.shared.record_line(RolloutItem::Event(line));
+        self.shared.flush_rollout(&self.events).await;
+        turn.emitter.finish(msg);
     }
 
     /// Defence in depth for I1 after a turn that did not complete, then the marker.
     fn close_history(&self, marker: Option<&str>) {
-        let mut history = self.shared.history();
-        let repair = history.repair();
+        let repair = self.shared.history().repair();
         if !repair.is_empty() {
             tracing::error!(?repair, "bug: a turn ended with an invalid history");
         }
         if let Some(marker) = marker {
-            history.push(ResponseItem::user_text(marker));
+            self.shared.record_item(ResponseItem::user_text(marker));
         }
     }
 }

@@ -176,7 +176,7 @@ pub(crate) async fn run_turn(ctx: TurnContext, input: Vec<UserInput>) -> TurnOut
 
 impl TurnContext {
     fn record(&self, item: ResponseItem) {
-        self.session.history().push(item);
+        self.session.record_item(item);
     }
 
     /// Move pending steer input into the history, last, and mark the steer

@@ -7,7 +7,7 @@ use tiller_core::config::{
     ApprovalPolicy, Config, ConfigOverrides, ProviderConfig, default_tiller_home,
     parse_cli_override,
 };
-use tiller_core::{SessionHandle, SessionOptions, spawn_session};
+use tiller_core::{SessionHandle, SessionOptions, SessionSource, spawn_session};
 use tiller_mock_model::{MockModel, Script};
 use tiller_protocol::{Event, EventMsg, Op, Reply, ReviewDecision, TurnAbortReason, UserInput};
 use tokio::signal::unix::{SignalKind, signal};
@@ -100,7 +100,7 @@ pub async fn run_exec(args: ExecArgs) -> Result<i32, ExecError> {
     let (session, mut events) = spawn_session(SessionOptions {
         config,
         api_key,
-        history: Vec::new(),
+        source: SessionSource::New,
     })?;
     printer.session_started(session.session_id());
     let Reply::TurnStarted { turn_id } = session

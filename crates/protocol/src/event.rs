@@ -34,6 +34,10 @@ pub enum EventMsg {
         provider: String,
         /// The folder tools run in.
         cwd: String,
+        /// The rollout file, when the session is saved.
+        rollout_path: Option<String>,
+        /// On resume: a turn that tiller was killed during, now closed as interrupted.
+        interrupted_turn_id: Option<String>,
     },
     /// A turn started.
     TurnStarted,

@@ -14,9 +14,11 @@
 mod event;
 mod items;
 mod op;
+mod rollout;
 
 pub use event::{
     ErrorInfo, Event, EventMsg, ExecEndStatus, ExecOutputStream, TokenUsage, TurnAbortReason,
 };
 pub use items::{ContentItem, ResponseItem, UserInput};
 pub use op::{Op, OpError, Reply, ReviewDecision};
+pub use rollout::{LifecycleEvent, RolloutItem, RolloutLine, SessionMeta, TurnContextLine};

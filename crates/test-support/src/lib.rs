@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 use tiller_core::config::{ApprovalPolicy, Config, ConfigOverrides, ProviderConfig};
-use tiller_core::{EventStream, SessionHandle, SessionOptions, spawn_session};
+use tiller_core::{EventStream, SessionHandle, SessionOptions, SessionSource, spawn_session};
 use tiller_mock_model::{MockModel, RecordedRequest, Script, Step};
 use tiller_protocol::{Event, EventMsg, Op, Reply, ResponseItem, UserInput};
 
@@ -101,7 +101,9 @@ impl TestEngine {
         let (session, events) = spawn_session(SessionOptions {
             config,
             api_key: None,
-            history: settings.history,
+            source: SessionSource::Ephemeral {
+                history: settings.history,
+            },
         })
         .expect("spawn session");
         TestEngine {

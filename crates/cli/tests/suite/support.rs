@@ -1,0 +1,412 @@
+//! Running the `tiller` binary from a test: a scratch folder per test, the
+//! child's output collected as it comes, waits on events with a deadline, and
+//! the checks every test shares (invariant I2 on `--json` output, processes
+//! left behind).
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+use tempfile::TempDir;
+use tiller_test_support::{TurnMark, assert_marks_one_terminal_per_turn, pid_alive};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub use tiller_test_support::{DEADLINE, read_pids_when_ready};
+
+/// The binary under test.
+pub const TILLER: &str = env!("CARGO_BIN_EXE_tiller");
+
+/// The demo script shipped in `examples/`.
+pub const DEMO_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/demo.json");
+
+/// How long an interrupted run may take to exit once signalled. Far less than
+/// the shell tool's 10 s default timeout, so a run that ignored the signal and
+/// let the command time out instead cannot pass.
+pub const PROMPT_EXIT: Duration = Duration::from_secs(5);
+
+/// The one turn id used for `tiller exec --json` output: exec runs one turn,
+/// and its JSON lines carry no turn id.
+const EXEC_TURN: &str = "t1";
+
+/// A scratch folder: `home/` is `TILLER_HOME` (and `HOME`), `work/` is the
+/// folder the agent works in (`--cd`).
+pub struct Scratch {
+    dir: TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let dir = TempDir::new().unwrap();
+        std::fs::create_dir(dir.path().join("home")).unwrap();
+        std::fs::create_dir(dir.path().join("work")).unwrap();
+        Scratch { dir }
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn work(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    /// The path of `name` inside `work/`.
+    pub fn work_file(&self, name: &str) -> PathBuf {
+        self.work().join(name)
+    }
+
+    /// Write a mock-model script (a JSON array of steps) and return its path.
+    pub fn script(&self, steps: Value) -> PathBuf {
+        let path = self.dir.path().join("script.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&steps).unwrap()).unwrap();
+        path
+    }
+
+    /// Write `$TILLER_HOME/config.toml` and return its path.
+    pub fn config(&self, text: &str) -> PathBuf {
+        let path = self.home().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// `tiller ARGS` with this scratch home, no stdin, and stdout and stderr
+    /// captured. Variables from the developer's shell that would change what
+    /// tiller does are removed.
+    pub fn tiller(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(TILLER);
+        command
+            .args(args)
+            .env("TILLER_HOME", self.home())
+            .env("HOME", self.home())
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// `tiller exec --cd work/ --script SCRIPT ARGS`.
+    pub fn exec(&self, script: &Path, args: &[&str]) -> Command {
+        let work = self.work();
+        let mut all = vec![
+            "exec",
+            "--cd",
+            work.to_str().unwrap(),
+            "--script",
+            script.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        self.tiller(&all)
+    }
+}
+
+/// How a child ended and what it printed.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// Panic, showing everything the child printed, unless it exited with `code`.
+    pub fn assert_exit(&self, code: i32) {
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "expected exit code {code}, got {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+    }
+
+    /// The lines of `--json` output, parsed and checked for invariant I2.
+    pub fn json(&self) -> Vec<Value> {
+        parse_exec_json(&self.stdout)
+    }
+}
+
+/// Run `command` to the end, within [`DEADLINE`].
+pub async fn run(command: &mut Command) -> Finished {
+    let output = tokio::time::timeout(DEADLINE, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{command:?} did not exit within {DEADLINE:?}"))
+        .unwrap();
+    Finished {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Run `command` with `input` on its stdin, to the end, within [`DEADLINE`].
+pub async fn run_with_stdin(command: &mut Command, input: &str) -> Finished {
+    command.stdin(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_owned();
+    // Written from a task so that a child that reads little and prints a lot
+    // cannot deadlock the test; closing stdin is the end of the prompt.
+    let writer = tokio::spawn(async move {
+        let _ = stdin.write_all(input.as_bytes()).await;
+    });
+    let output = tokio::time::timeout(DEADLINE, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{command:?} did not exit within {DEADLINE:?}"))
+        .unwrap();
+    writer.await.unwrap();
+    Finished {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A child still running, its stdout collected as it arrives so a test can
+/// wait for something to be printed.
+pub struct Running {
+    child: Child,
+    stdout: Vec<u8>,
+    chunks: mpsc::UnboundedReceiver<Vec<u8>>,
+    stderr: JoinHandle<String>,
+}
+
+impl Running {
+    pub fn spawn(command: &mut Command) -> Running {
+        let mut child = command.spawn().unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let (sender, chunks) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 8192];
+            loop {
+                match out.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if sender.send(buf[..n].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        let stderr = tokio::spawn(async move {
+            let mut text = Vec::new();
+            let _ = err.read_to_end(&mut text).await;
+            String::from_utf8_lossy(&text).into_owned()
+        });
+        Running {
+            child,
+            stdout: Vec::new(),
+            chunks,
+            stderr,
+        }
+    }
+
+    /// Wait, within [`DEADLINE`], until the stdout printed so far satisfies `pred`.
+    pub async fn wait_stdout(&mut self, what: &str, pred: impl Fn(&str) -> bool) {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while !pred(&String::from_utf8_lossy(&self.stdout)) {
+            match tokio::time::timeout_at(deadline, self.chunks.recv()).await {
+                Ok(Some(chunk)) => self.stdout.extend_from_slice(&chunk),
+                Ok(None) => panic!(
+                    "stdout closed before {what}; stdout:\n{}",
+                    String::from_utf8_lossy(&self.stdout)
+                ),
+                Err(_) => panic!(
+                    "waited {DEADLINE:?} for {what}; stdout:\n{}",
+                    String::from_utf8_lossy(&self.stdout)
+                ),
+            }
+        }
+    }
+
+    /// Send `signal` to the child (only to it: tools run in groups of their own).
+    pub fn signal(&self, signal: Signal) {
+        // The child is not reaped before `finish`, so its pid cannot have been reused.
+        let pid = self.child.id().expect("the child was already reaped");
+        kill(Pid::from_raw(i32::try_from(pid).unwrap()), signal).unwrap();
+    }
+
+    /// Wait for the child to exit, within `limit`, and collect all of its output.
+    pub async fn finish(mut self, limit: Duration) -> Finished {
+        let status = match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(status) => status.unwrap(),
+            Err(_) => {
+                self.child.kill().await.unwrap();
+                panic!(
+                    "the child did not exit within {limit:?}; stdout so far:\n{}",
+                    String::from_utf8_lossy(&self.stdout)
+                );
+            }
+        };
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while let Ok(Some(chunk)) = tokio::time::timeout_at(deadline, self.chunks.recv()).await {
+            self.stdout.extend_from_slice(&chunk);
+        }
+        let stderr = tokio::time::timeout_at(deadline, self.stderr)
+            .await
+            .expect("stderr still open after the child exited")
+            .unwrap();
+        Finished {
+            status,
+            stdout: String::from_utf8_lossy(&self.stdout).into_owned(),
+            stderr,
+        }
+    }
+}
+
+/// `tiller mock-model --script FILE`, running as a process of its own.
+pub struct MockModelProcess {
+    running: Running,
+    pub url: String,
+}
+
+impl MockModelProcess {
+    /// Start it and wait, within [`DEADLINE`], for the base URL it prints.
+    pub async fn start(scratch: &Scratch, script: &Path) -> MockModelProcess {
+        let mut running = Running::spawn(&mut scratch.tiller(&[
+            "mock-model",
+            "--script",
+            script.to_str().unwrap(),
+        ]));
+        running
+            .wait_stdout("the mock model's URL", |out| out.contains('\n'))
+            .await;
+        let printed = String::from_utf8_lossy(&running.stdout).into_owned();
+        let url = printed.lines().next().unwrap().trim().to_owned();
+        MockModelProcess { running, url }
+    }
+
+    /// Stop it with Ctrl+C (SIGINT) and reap it.
+    pub async fn stop(self) -> Finished {
+        self.running.signal(Signal::SIGINT);
+        self.running.finish(DEADLINE).await
+    }
+}
+
+/// What a line of `tiller exec --json` says about the turn, for invariant I2.
+/// `thread.started` belongs to the session, not the turn, so it has no mark.
+fn exec_turn_mark(event: &Value) -> Option<TurnMark> {
+    let id = EXEC_TURN.to_owned();
+    match event_type(event) {
+        "thread.started" => None,
+        "turn.started" => Some(TurnMark::Started(id)),
+        "turn.completed" | "turn.failed" | "turn.aborted" => Some(TurnMark::Terminal(id)),
+        _ => Some(TurnMark::Other(id)),
+    }
+}
+
+/// Parse `tiller exec --json` output, one JSON object per line, and check
+/// that its turn has exactly one terminal event with nothing after it (I2).
+pub fn parse_exec_json(stdout: &str) -> Vec<Value> {
+    let events: Vec<Value> = stdout
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}\nstdout:\n{stdout}"))
+        })
+        .collect();
+    let marks: Vec<TurnMark> = events.iter().filter_map(exec_turn_mark).collect();
+    assert_marks_one_terminal_per_turn(&marks);
+    events
+}
+
+/// The `type` of an exec JSON event.
+pub fn event_type(event: &Value) -> &str {
+    event["type"].as_str().unwrap_or_default()
+}
+
+/// The index and item of every `item.completed` event whose item is of `kind`.
+pub fn completed_items<'a>(events: &'a [Value], kind: &str) -> Vec<(usize, &'a Value)> {
+    events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| event_type(e) == "item.completed" && e["item"]["type"] == kind)
+        .map(|(i, e)| (i, &e["item"]))
+        .collect()
+}
+
+/// The one event of type `kind`, with its index.
+pub fn only_event<'a>(events: &'a [Value], kind: &str) -> (usize, &'a Value) {
+    let found: Vec<(usize, &Value)> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| event_type(e) == kind)
+        .collect();
+    assert_eq!(found.len(), 1, "expected one {kind} event in {events:#?}");
+    found[0]
+}
+
+/// Panic unless every one of `pids` is dead now (zombies count as dead).
+pub fn assert_dead(pids: &[i32]) {
+    let alive: Vec<i32> = pids.iter().copied().filter(|p| pid_alive(*p)).collect();
+    assert!(alive.is_empty(), "processes still alive: {alive:?}");
+}
+
+/// Wait until no process of `pids` is alive and the process group `pgid` is
+/// empty, within [`DEADLINE`]: for a hard exit, which kills without waiting.
+pub async fn wait_gone(pids: &[i32], pgid: i32) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let mut alive: Vec<i32> = pids.iter().copied().filter(|p| pid_alive(*p)).collect();
+        alive.extend(group_members(pgid));
+        if alive.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes still alive after {DEADLINE:?}: {alive:?}"
+        );
+        // Nothing to wait on for processes that are not our children: poll /proc.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Live (non-zombie) processes whose process group is `pgid`.
+fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // After the parenthesised name: state, ppid, pgrp, ...
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid)
+                && !matches!(fields.first(), Some(&("Z" | "X")))
+        })
+        .collect()
+}
+
+/// Wait, within [`DEADLINE`], until `path` exists. Polls often: the test that
+/// uses it must act within a window of about 100 ms after the file appears.
+pub async fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + DEADLINE;
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not appear within {DEADLINE:?}",
+            path.display()
+        );
+        // A file a tool writes: there is no event to wait on.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}

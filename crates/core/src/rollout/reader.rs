@@ -1,0 +1,160 @@
+//! Reading a rollout back.
+
+use std::path::{Path, PathBuf};
+
+use tiller_protocol::{
+    LifecycleEvent, ResponseItem, RolloutItem, RolloutLine, SessionMeta, TurnAbortReason,
+};
+
+/// How the last turn in a rollout ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastTurn {
+    /// Completed.
+    Completed,
+    /// Interrupted (also: closed as interrupted on resume).
+    Interrupted,
+    /// Replaced by a new turn.
+    Replaced,
+    /// Failed.
+    Failed,
+    /// Started and never ended: tiller was killed during it.
+    CutOff,
+}
+
+impl LastTurn {
+    /// A word for listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LastTurn::Completed => "completed",
+            LastTurn::Interrupted => "interrupted",
+            LastTurn::Replaced => "replaced",
+            LastTurn::Failed => "failed",
+            LastTurn::CutOff => "cut off",
+        }
+    }
+}
+
+/// A rollout as read from disk.
+#[derive(Debug, Clone)]
+pub struct LoadedRollout {
+    /// The file.
+    pub path: PathBuf,
+    /// Its first line.
+    pub meta: SessionMeta,
+    /// The history, in order.
+    pub items: Vec<ResponseItem>,
+    /// A turn that started and has no terminal line.
+    pub open_turn: Option<String>,
+    /// How the last turn ended, if there was one.
+    pub last_turn: Option<LastTurn>,
+    /// The first user message's text.
+    pub first_prompt: Option<String>,
+    /// Lines that were skipped, each naming the file and line.
+    pub warnings: Vec<String>,
+}
+
+/// Why a rollout could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The file has no `session_meta` line.
+    #[error("{}: not a tiller session: it has no session_meta line", path.display())]
+    NoMeta {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// Read `path`. A truncated last line (a crash mid-write) is skipped with a
+/// warning; so is an unreadable line elsewhere, with its line number.
+pub fn load(path: &Path) -> Result<LoadedRollout, RolloutError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RolloutError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let ends_clean = text.ends_with('\n');
+    let lines: Vec<&str> = text.lines().collect();
+    let mut meta = None;
+    let mut items = Vec::new();
+    let mut open_turn: Option<String> = None;
+    let mut last_turn = None;
+    let mut warnings = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed = match serde_json::from_str::<RolloutLine>(line) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                let is_last = index + 1 == lines.len();
+                warnings.push(if is_last && !ends_clean {
+                    format!(
+                        "{}:{}: the last line was cut off (tiller stopped mid-write); skipped",
+                        path.display(),
+                        index + 1
+                    )
+                } else {
+                    format!("{}:{}: unreadable line skipped ({e})", path.display(), index + 1)
+                });
+                continue;
+            }
+        };
+        match parsed.item {
+            RolloutItem::SessionMeta(m) => {
+                if meta.is_none() {
+                    meta = Some(m);
+                }
+            }
+            RolloutItem::TurnContext(_) => {}
+            RolloutItem::ResponseItem(item) => items.push(item),
+            RolloutItem::Event(event) => {
+                let ended = match &event {
+                    LifecycleEvent::TurnStarted { turn_id } => {
+                        open_turn = Some(turn_id.clone());
+                        last_turn = Some(LastTurn::CutOff);
+                        None
+                    }
+                    LifecycleEvent::TurnCompleted { .. } => Some(LastTurn::Completed),
+                    LifecycleEvent::TurnAborted { reason, .. } => Some(match reason {
+                        TurnAbortReason::Interrupted => LastTurn::Interrupted,
+                        TurnAbortReason::Replaced => LastTurn::Replaced,
+                    }),
+                    LifecycleEvent::TurnFailed { .. } => Some(LastTurn::Failed),
+                };
+                if let Some(ended) = ended
+                    && open_turn.as_deref() == Some(event.turn_id())
+                {
+                    open_turn = None;
+                    last_turn = Some(ended);
+                }
+            }
+        }
+    }
+    let meta = meta.ok_or_else(|| RolloutError::NoMeta {
+        path: path.to_path_buf(),
+    })?;
+    let first_prompt = items.iter().find_map(|item| match item {
+        ResponseItem::Message { role, content } if role == "user" => {
+            content.first().map(|c| c.text().to_string())
+        }
+        ResponseItem::Message { .. }
+        | ResponseItem::FunctionCall { .. }
+        | ResponseItem::FunctionCallOutput { .. } => None,
+    });
+    Ok(LoadedRollout {
+        path: path.to_path_buf(),
+        meta,
+        items,
+        open_turn,
+        last_turn,
+        first_prompt,
+        warnings,
+    })
+}

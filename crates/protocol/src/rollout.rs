@@ -1,0 +1,108 @@
+//! Rollout lines: the JSONL record of a session (`docs/rollout.md`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ErrorInfo, ResponseItem, TokenUsage, TurnAbortReason, UserInput};
+
+/// One line of a rollout file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutLine {
+    /// When it was written, RFC 3339 in UTC.
+    pub timestamp: String,
+    /// What it records.
+    #[serde(flatten)]
+    pub item: RolloutItem,
+}
+
+/// What a rollout line records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload", rename_all = "snake_case")]
+pub enum RolloutItem {
+    /// The first line: who and where.
+    SessionMeta(SessionMeta),
+    /// The settings a turn ran with.
+    TurnContext(TurnContextLine),
+    /// An item that went to or came from the model.
+    ResponseItem(ResponseItem),
+    /// A lifecycle event.
+    Event(LifecycleEvent),
+}
+
+/// The first line of every rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionMeta {
+    /// The session id.
+    pub id: String,
+    /// When the session was created, RFC 3339 in UTC.
+    pub created: String,
+    /// The folder tools ran in.
+    pub cwd: String,
+    /// The model.
+    pub model: String,
+    /// The provider's id.
+    pub provider: String,
+    /// The tiller version that created the file.
+    pub tiller_version: String,
+}
+
+/// The settings of one turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnContextLine {
+    /// The turn.
+    pub turn_id: String,
+    /// The folder tools run in.
+    pub cwd: String,
+    /// The model.
+    pub model: String,
+    /// The approval policy (`never`, `untrusted`).
+    pub approval_policy: String,
+}
+
+/// A turn lifecycle event as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LifecycleEvent {
+    /// A turn started.
+    TurnStarted {
+        /// The turn.
+        turn_id: String,
+    },
+    /// A turn completed.
+    TurnCompleted {
+        /// The turn.
+        turn_id: String,
+        /// The last assistant message.
+        last_agent_message: Option<String>,
+        /// Token usage.
+        usage: TokenUsage,
+    },
+    /// A turn was aborted (also: closed as interrupted on resume).
+    TurnAborted {
+        /// The turn.
+        turn_id: String,
+        /// Why.
+        reason: TurnAbortReason,
+        /// Steer input handed back.
+        #[serde(default)]
+        unsent_input: Vec<UserInput>,
+    },
+    /// A turn failed.
+    TurnFailed {
+        /// The turn.
+        turn_id: String,
+        /// Why.
+        error: ErrorInfo,
+    },
+}
+
+impl LifecycleEvent {
+    /// The turn this event is about.
+    pub fn turn_id(&self) -> &str {
+        match self {
+            LifecycleEvent::TurnStarted { turn_id }
+            | LifecycleEvent::TurnCompleted { turn_id, .. }
+            | LifecycleEvent::TurnAborted { turn_id, .. }
+            | LifecycleEvent::TurnFailed { turn_id, .. } => turn_id,
+        }
+    }
+}
