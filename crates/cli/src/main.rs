@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tiller_exec::ExecArgs;
+
+mod sessions;
+use tiller_exec::{ExecArgs, ExecFlags, ResumeArgs};
 use tiller_mock_model::{MockModel, Script};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -21,6 +23,21 @@ struct Cli {
 enum Command {
     /// Run one turn headless: stream the answer, show the commands, Ctrl+C stops cleanly.
     Exec(Box<ExecArgs>),
+    /// Continue a saved session: `tiller resume <ID|--last> [PROMPT]` (same as `tiller exec resume`).
+    Resume {
+        /// Flags as for `tiller exec`.
+        #[command(flatten)]
+        flags: Box<ExecFlags>,
+        /// Which session, and the prompt.
+        #[command(flatten)]
+        resume: ResumeArgs,
+    },
+    /// List saved sessions, newest first.
+    Sessions {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve a scripted Responses API on 127.0.0.1 and print its base URL.
     MockModel {
         /// The script (JSON): one step per request.
@@ -54,6 +71,8 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Exec(args) => Ok(tiller_exec::run_exec(*args).await?),
+        Command::Resume { flags, resume } => Ok(tiller_exec::run_resume(*flags, resume).await?),
+        Command::Sessions { json } => sessions::print_sessions(json),
         Command::MockModel { script } => {
             let script = Script::from_file(&script)?;
             let mock = MockModel::start(script)

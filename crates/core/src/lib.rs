@@ -16,6 +16,7 @@ pub mod client;
 pub mod error;
 mod events;
 pub mod history;
+pub mod orphan_guard;
 pub mod rollout;
 mod session;
 mod turn;
@@ -23,6 +24,6 @@ mod turn;
 pub use error::{CoreError, ModelError, Result};
 pub use events::EventStream;
 pub use session::{
-    DEFAULT_TOOL_TIMEOUT, INTERRUPTED_MARKER, REPLACED_MARKER, SessionHandle, SessionOptions, SessionSource,
-    spawn_session,
+    DEFAULT_TOOL_TIMEOUT, INTERRUPTED_MARKER, REPLACED_MARKER, SessionHandle, SessionOptions,
+    SessionSource, spawn_session,
 };

@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{ModelRequest, ResponsesClient};
 use crate::config::Config;
-use crate::events::{EventSink, EventStream, TurnEmitter};
 use crate::error::CoreError;
+use crate::events::{EventSink, EventStream, TurnEmitter};
 use crate::history::{ABORTED_BEFORE_OUTPUT, History};
 use crate::rollout::timestamp::UtcTime;
 use crate::rollout::{LoadedRollout, RolloutRecorder};
@@ -114,8 +114,8 @@ pub fn spawn_session(
                 provider: config.provider.id.clone(),
                 tiller_version: env!("CARGO_PKG_VERSION").to_string(),
             };
-            let recorder = RolloutRecorder::create(&config.tiller_home, meta)
-                .map_err(CoreError::Rollout)?;
+            let recorder =
+                RolloutRecorder::create(&config.tiller_home, meta).map_err(CoreError::Rollout)?;
             (id.into(), Vec::new(), Some(recorder), None)
         }
         SessionSource::Resume(loaded) => {
@@ -453,15 +453,17 @@ impl SessionActor {
         let shared = Arc::new(TurnShared::new());
         let emitter = self.events.for_turn(&turn_id);
         let config = &self.shared.config;
-        self.shared.record_line(RolloutItem::TurnContext(TurnContextLine {
-            turn_id: turn_id.clone(),
-            cwd: config.cwd.display().to_string(),
-            model: config.model.clone(),
-            approval_policy: config.approval_policy.to_string(),
-        }));
-        self.shared.record_line(RolloutItem::Event(LifecycleEvent::TurnStarted {
-            turn_id: turn_id.clone(),
-        }));
+        self.shared
+            .record_line(RolloutItem::TurnContext(TurnContextLine {
+                turn_id: turn_id.clone(),
+                cwd: config.cwd.display().to_string(),
+                model: config.model.clone(),
+                approval_policy: config.approval_policy.to_string(),
+            }));
+        self.shared
+            .record_line(RolloutItem::Event(LifecycleEvent::TurnStarted {
+                turn_id: turn_id.clone(),
+            }));
         emitter.emit(EventMsg::TurnStarted);
         let task = tokio::spawn(run_turn(
             TurnContext {
@@ -486,8 +488,7 @@ impl SessionActor {
     /// wait for the turn task, which kills and reaps its processes and closes the
     /// history, then end the turn. A no-op when idle.
     async fn abort(&mut self, reason: TurnAbortReason) {
-        let Lifecycle::Running(mut turn) =
-            std::mem::replace(&mut self.lifecycle, Lifecycle::Idle)
+        let Lifecycle::Running(mut turn) = std::mem::replace(&mut self.lifecycle, Lifecycle::Idle)
         else {
             return;
         };
@@ -498,7 +499,12 @@ impl SessionActor {
 
     /// Emit the one terminal event of `turn`. If the turn finished on its own
     /// before an abort reached it, its own outcome is what happened.
-    async fn end_turn(&self, turn: &RunningTurn, joined: Result<TurnOutcome, tokio::task::JoinError>, reason: TurnAbortReason) {
+    async fn end_turn(
+        &self,
+        turn: &RunningTurn,
+        joined: Result<TurnOutcome, tokio::task::JoinError>,
+        reason: TurnAbortReason,
+    ) {
         let unsent_input = turn.shared.close();
         let turn_id = turn.id.clone();
         let outcome = joined.unwrap_or_else(|panic| {

@@ -1,69 +1,114 @@
-//! The flags of `tiller exec`.
+//! The flags of `tiller exec` and `tiller resume`.
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 
-/// `tiller exec [FLAGS] PROMPT|-`
+/// `tiller exec [FLAGS] PROMPT|-` and `tiller exec [FLAGS] resume <ID|--last> [PROMPT]`
 #[derive(Debug, Clone, Default, Args)]
 pub struct ExecArgs {
-    /// Print one JSON event per line on stdout (Codex's `exec --json` format).
-    #[arg(long, alias = "experimental-json")]
-    pub json: bool,
+    /// Flags (they may also follow `resume`).
+    #[command(flatten)]
+    pub flags: ExecFlags,
 
-    /// The model to use.
-    #[arg(long, short = 'm')]
-    pub model: Option<String>,
-
-    /// The provider to use (a `[model_providers.NAME]` table, or `openai`).
-    #[arg(long)]
-    pub provider: Option<String>,
-
-    /// When to ask before running a command: `never` or `untrusted`.
-    #[arg(long, value_name = "POLICY")]
-    pub approval: Option<String>,
-
-    /// The folder the agent works in.
-    #[arg(long = "cd", short = 'C', value_name = "DIR")]
-    pub cd: Option<PathBuf>,
-
-    /// Run against the built-in mock model, driven by this script (offline).
-    #[arg(long, value_name = "FILE")]
-    pub script: Option<PathBuf>,
-
-    /// Override a config value: `-c key=value` (dotted keys for tables).
-    #[arg(long = "config", short = 'c', value_name = "KEY=VALUE")]
-    pub config: Vec<String>,
-
-    /// Attach an image (accepted for compatibility; tiller does not send images yet).
-    #[arg(long, short = 'i', value_name = "FILE")]
-    pub image: Vec<PathBuf>,
-
-    /// Accepted for compatibility with `codex exec`; has no effect.
-    #[arg(long)]
-    pub skip_git_repo_check: bool,
-
-    /// Accepted for compatibility with `codex exec`; tiller has no sandbox yet.
-    #[arg(long, short = 's', value_name = "MODE")]
-    pub sandbox: Option<String>,
-
-    /// Accepted for compatibility with `codex exec`; not used yet.
-    #[arg(long, value_name = "FILE")]
-    pub output_schema: Option<PathBuf>,
-
-    /// Accepted for compatibility with the Codex SDK; not used.
-    #[arg(long, value_name = "SOURCE", hide = true)]
-    pub thread_source: Option<String>,
-
-    /// Accepted for compatibility with the Codex SDK; tiller has no sandbox yet.
-    #[arg(long, value_name = "DIR", hide = true)]
-    pub add_dir: Vec<PathBuf>,
-
-    /// Accepted for compatibility with the Codex SDK; not used.
-    #[arg(long, value_name = "PROGRAM", hide = true)]
-    pub cyber_access_program: Option<String>,
+    /// Continue a saved session instead of starting one.
+    #[command(subcommand)]
+    pub command: Option<ExecCommand>,
 
     /// The prompt; `-` or nothing reads it from standard input.
     #[arg(value_name = "PROMPT")]
     pub prompt: Option<String>,
+}
+
+/// Subcommands of `tiller exec`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ExecCommand {
+    /// Continue a saved session: `resume <ID|--last> [PROMPT]`.
+    Resume(ResumeArgs),
+}
+
+/// Which session to continue, and the prompt.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ResumeArgs {
+    /// The session id, or an unambiguous prefix of it (`tiller sessions` lists them).
+    #[arg(value_name = "ID")]
+    pub session_id: Option<String>,
+
+    /// Continue the most recently active session.
+    #[arg(long)]
+    pub last: bool,
+
+    /// The prompt; `-` or nothing reads it from standard input.
+    #[arg(value_name = "PROMPT")]
+    pub prompt: Option<String>,
+}
+
+impl ResumeArgs {
+    /// With `--last`, a single positional word is the prompt, not an id.
+    pub fn normalized(mut self) -> ResumeArgs {
+        if self.last && self.prompt.is_none() {
+            self.prompt = self.session_id.take();
+        }
+        self
+    }
+}
+
+/// Flags shared by `tiller exec` and `tiller resume`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ExecFlags {
+    /// Print one JSON event per line on stdout (Codex's `exec --json` format).
+    #[arg(long, alias = "experimental-json", global = true)]
+    pub json: bool,
+
+    /// The model to use.
+    #[arg(long, short = 'm', global = true)]
+    pub model: Option<String>,
+
+    /// The provider to use (a `[model_providers.NAME]` table, or `openai`).
+    #[arg(long, global = true)]
+    pub provider: Option<String>,
+
+    /// When to ask before running a command: `never` or `untrusted`.
+    #[arg(long, value_name = "POLICY", global = true)]
+    pub approval: Option<String>,
+
+    /// The folder the agent works in (on resume: the session's folder by default).
+    #[arg(long = "cd", short = 'C', value_name = "DIR", global = true)]
+    pub cd: Option<PathBuf>,
+
+    /// Run against the built-in mock model, driven by this script (offline).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub script: Option<PathBuf>,
+
+    /// Override a config value: `-c key=value` (dotted keys for tables).
+    #[arg(long = "config", short = 'c', value_name = "KEY=VALUE", global = true)]
+    pub config: Vec<String>,
+
+    /// Attach an image (accepted for compatibility; tiller does not send images yet).
+    #[arg(long, short = 'i', value_name = "FILE", global = true)]
+    pub image: Vec<PathBuf>,
+
+    /// Accepted for compatibility with `codex exec`; has no effect.
+    #[arg(long, global = true)]
+    pub skip_git_repo_check: bool,
+
+    /// Accepted for compatibility with `codex exec`; tiller has no sandbox yet.
+    #[arg(long, short = 's', value_name = "MODE", global = true)]
+    pub sandbox: Option<String>,
+
+    /// Accepted for compatibility with `codex exec`; not used yet.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub output_schema: Option<PathBuf>,
+
+    /// Accepted for compatibility with the Codex SDK; not used.
+    #[arg(long, value_name = "SOURCE", hide = true, global = true)]
+    pub thread_source: Option<String>,
+
+    /// Accepted for compatibility with the Codex SDK; tiller has no sandbox yet.
+    #[arg(long, value_name = "DIR", hide = true, global = true)]
+    pub add_dir: Vec<PathBuf>,
+
+    /// Accepted for compatibility with the Codex SDK; not used.
+    #[arg(long, value_name = "PROGRAM", hide = true, global = true)]
+    pub cyber_access_program: Option<String>,
 }

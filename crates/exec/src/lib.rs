@@ -12,8 +12,8 @@ mod human;
 mod jsonl;
 mod run;
 
-pub use args::ExecArgs;
-pub use run::run_exec;
+pub use args::{ExecArgs, ExecCommand, ExecFlags, ResumeArgs};
+pub use run::{run_exec, run_resume};
 
 /// Errors that stop `tiller exec` before or outside a turn.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,17 @@ pub enum ExecError {
     /// The `--script` file could not be used.
     #[error("{0}")]
     Script(String),
+    /// `resume` without a session.
+    #[error(
+        "resume needs a session id (or a prefix of one) or --last; `tiller sessions` lists them"
+    )]
+    NoSession,
+    /// The session to resume was not found.
+    #[error(transparent)]
+    Lookup(#[from] tiller_core::rollout::store::LookupError),
+    /// The session's file could not be read.
+    #[error(transparent)]
+    Rollout(#[from] tiller_core::rollout::RolloutError),
     /// No prompt was given.
     #[error(
         "no prompt: pass it as an argument, or '-' (or nothing) to read it from standard input"

@@ -1,17 +1,20 @@
 //! The event loop of `tiller exec`.
 
 use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tiller_core::config::{
     ApprovalPolicy, Config, ConfigOverrides, ProviderConfig, default_tiller_home,
     parse_cli_override,
 };
+use tiller_core::rollout::{self, store::SessionQuery, store::find_session};
 use tiller_core::{SessionHandle, SessionOptions, SessionSource, spawn_session};
 use tiller_mock_model::{MockModel, Script};
 use tiller_protocol::{Event, EventMsg, Op, Reply, ReviewDecision, TurnAbortReason, UserInput};
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::args::{ExecCommand, ExecFlags, ResumeArgs};
 use crate::human::HumanPrinter;
 use crate::jsonl::JsonPrinter;
 use crate::{ExecArgs, ExecError};
@@ -40,7 +43,35 @@ pub(crate) trait Printer {
 
 /// Run `tiller exec` and return the process exit code.
 pub async fn run_exec(args: ExecArgs) -> Result<i32, ExecError> {
-    let prompt = read_prompt(args.prompt.as_deref())?;
+    let ExecArgs {
+        flags,
+        command,
+        prompt,
+    } = args;
+    match command {
+        None => run(flags, None, prompt.as_deref()).await,
+        Some(ExecCommand::Resume(resume)) => run_resume(flags, resume).await,
+    }
+}
+
+/// Run `tiller exec resume` / `tiller resume` and return the process exit code.
+pub async fn run_resume(flags: ExecFlags, resume: ResumeArgs) -> Result<i32, ExecError> {
+    let resume = resume.normalized();
+    let query = match (resume.last, resume.session_id) {
+        (true, _) => SessionQuery::Last,
+        (false, Some(id)) => SessionQuery::Id(id),
+        (false, None) => return Err(ExecError::NoSession),
+    };
+    run(flags, Some(query), resume.prompt.as_deref()).await
+}
+
+async fn run(
+    flags: ExecFlags,
+    resume: Option<SessionQuery>,
+    prompt: Option<&str>,
+) -> Result<i32, ExecError> {
+    let args = flags;
+    let prompt = read_prompt(prompt)?;
     let mut printer: Box<dyn Printer> = if args.json {
         Box::new(JsonPrinter::new())
     } else {
@@ -68,6 +99,29 @@ pub async fn run_exec(args: ExecArgs) -> Result<i32, ExecError> {
         None => None,
     };
 
+    let tiller_home = default_tiller_home()?;
+    let (source, session_cwd) = match resume {
+        None => (SessionSource::New, None),
+        Some(query) => {
+            let path = find_session(&tiller_home, &query)?;
+            let loaded = rollout::load(&path)?;
+            for warning in &loaded.warnings {
+                printer.note(&format!("warning: {warning}"));
+            }
+            let cwd = PathBuf::from(&loaded.meta.cwd);
+            let cwd = if cwd.is_dir() {
+                Some(cwd)
+            } else {
+                printer.note(&format!(
+                    "warning: the session's folder {} is gone; working in the current folder",
+                    cwd.display()
+                ));
+                None
+            };
+            (SessionSource::Resume(Box::new(loaded)), cwd)
+        }
+    };
+
     let overrides = ConfigOverrides {
         model: args.model.clone(),
         provider: args.provider.clone(),
@@ -76,7 +130,7 @@ pub async fn run_exec(args: ExecArgs) -> Result<i32, ExecError> {
             .as_deref()
             .map(str::parse::<ApprovalPolicy>)
             .transpose()?,
-        cwd: args.cd.clone(),
+        cwd: args.cd.clone().or(session_cwd),
         cli_overrides: args
             .config
             .iter()
@@ -86,7 +140,7 @@ pub async fn run_exec(args: ExecArgs) -> Result<i32, ExecError> {
             .as_ref()
             .map(|m| ProviderConfig::for_local_server(m.base_url())),
     };
-    let loaded = Config::load(&default_tiller_home()?, overrides)?;
+    let loaded = Config::load(&tiller_home, overrides)?;
     for warning in &loaded.warnings {
         printer.note(&format!("warning: {warning}"));
     }
@@ -100,7 +154,7 @@ pub async fn run_exec(args: ExecArgs) -> Result<i32, ExecError> {
     let (session, mut events) = spawn_session(SessionOptions {
         config,
         api_key,
-        source: SessionSource::New,
+        source,
     })?;
     printer.session_started(session.session_id());
     let Reply::TurnStarted { turn_id } = session
@@ -144,6 +198,15 @@ pub async fn run_exec(args: ExecArgs) -> Result<i32, ExecError> {
         };
         if event.turn_id.as_deref().is_some_and(|id| id != turn_id) {
             continue;
+        }
+        if let EventMsg::SessionConfigured {
+            interrupted_turn_id: Some(cut_off),
+            ..
+        } = &event.msg
+        {
+            printer.note(&format!(
+                "the session's last turn ({cut_off}) was cut off when tiller stopped; it has been closed as interrupted"
+            ));
         }
         printer.event(&event);
         match &event.msg {

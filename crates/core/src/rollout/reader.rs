@@ -101,7 +101,11 @@ pub fn load(path: &Path) -> Result<LoadedRollout, RolloutError> {
                         index + 1
                     )
                 } else {
-                    format!("{}:{}: unreadable line skipped ({e})", path.display(), index + 1)
+                    format!(
+                        "{}:{}: unreadable line skipped ({e})",
+                        path.display(),
+                        index + 1
+                    )
                 });
                 continue;
             }

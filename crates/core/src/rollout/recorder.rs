@@ -31,7 +31,10 @@ impl RolloutRecorder {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create_new(true).append(true).open(&path)?;
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
         let recorder = RolloutRecorder::start(file, path)?;
         recorder.record(RolloutItem::SessionMeta(meta));
         Ok(recorder)

@@ -46,7 +46,9 @@ pub fn rollout_files(tiller_home: &Path) -> Vec<PathBuf> {
             let path = entry.path();
             if path.is_dir() {
                 dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "jsonl") && session_id_of(&path).is_some() {
+            } else if path.extension().is_some_and(|e| e == "jsonl")
+                && session_id_of(&path).is_some()
+            {
                 found.push(path);
             }
         }
@@ -102,7 +104,10 @@ pub fn find_session(tiller_home: &Path, query: &SessionQuery) -> Result<PathBuf,
             let prefix = prefix.trim().to_ascii_lowercase();
             let mut matches: Vec<PathBuf> = files
                 .into_iter()
-                .filter(|path| session_id_of(path).is_some_and(|id| !prefix.is_empty() && id.starts_with(&prefix)))
+                .filter(|path| {
+                    session_id_of(path)
+                        .is_some_and(|id| !prefix.is_empty() && id.starts_with(&prefix))
+                })
                 .collect();
             match matches.len() {
                 0 => Err(LookupError::Unknown { query: prefix }),
@@ -117,9 +122,15 @@ pub fn find_session(tiller_home: &Path, query: &SessionQuery) -> Result<PathBuf,
                     if ids.len() == 1 {
                         // One session id in several files cannot happen by tiller's hand;
                         // take the most recently written.
-                        return matches.into_iter().max_by_key(|p| modified(p)).ok_or(LookupError::Unknown { query: prefix });
+                        return matches
+                            .into_iter()
+                            .max_by_key(|p| modified(p))
+                            .ok_or(LookupError::Unknown { query: prefix });
                     }
-                    Err(LookupError::Ambiguous { query: prefix, matches: ids })
+                    Err(LookupError::Ambiguous {
+                        query: prefix,
+                        matches: ids,
+                    })
                 }
             }
         }
@@ -190,8 +201,14 @@ mod tests {
         let a = touch(home.path(), A);
         touch(home.path(), B);
         assert_eq!(session_id_of(&a), Some(A));
-        assert_eq!(find_session(home.path(), &SessionQuery::Id(A.into())).unwrap(), a);
-        assert_eq!(find_session(home.path(), &SessionQuery::Id("01a1fdef-51".into())).unwrap(), a);
+        assert_eq!(
+            find_session(home.path(), &SessionQuery::Id(A.into())).unwrap(),
+            a
+        );
+        assert_eq!(
+            find_session(home.path(), &SessionQuery::Id("01a1fdef-51".into())).unwrap(),
+            a
+        );
     }
 
     #[test]
@@ -200,7 +217,9 @@ mod tests {
         touch(home.path(), A);
         touch(home.path(), B);
         let ambiguous = find_session(home.path(), &SessionQuery::Id("01a1".into())).unwrap_err();
-        assert!(matches!(ambiguous, LookupError::Ambiguous { ref matches, .. } if matches.len() == 2));
+        assert!(
+            matches!(ambiguous, LookupError::Ambiguous { ref matches, .. } if matches.len() == 2)
+        );
         let unknown = find_session(home.path(), &SessionQuery::Id("ffff".into())).unwrap_err();
         assert!(unknown.to_string().contains("tiller sessions"), "{unknown}");
         let empty = tempfile::tempdir().unwrap();

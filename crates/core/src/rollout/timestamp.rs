@@ -25,7 +25,9 @@ pub struct UtcTime {
 impl UtcTime {
     /// Now.
     pub fn now() -> UtcTime {
-        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         UtcTime::from_unix_millis(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
     }
 
@@ -85,7 +87,10 @@ mod tests {
 
     #[test]
     fn known_instants_format_as_rfc3339() {
-        assert_eq!(UtcTime::from_unix_millis(0).rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            UtcTime::from_unix_millis(0).rfc3339(),
+            "1970-01-01T00:00:00.000Z"
+        );
         assert_eq!(
             UtcTime::from_unix_millis(1_795_262_400_123).rfc3339(),
             "2026-11-21T12:00:00.123Z"

@@ -31,6 +31,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{ChildStderr, ChildStdout, Command};
 use tokio_util::sync::CancellationToken;
 
+use crate::orphan_guard;
 use crate::process_tree::{self, ProcessTree, ToolMarker, kill_tree};
 
 /// The name the model calls the tool by.
@@ -346,6 +347,8 @@ pub async fn run_shell(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    // Registered before the spawn, so a tiller killed at any instant leaves no orphan.
+    let guarded = orphan_guard::guard(marker_value);
     let (mut child, _registration) = match process_tree::spawn_registered(&mut command) {
         Ok(spawned) => spawned,
         Err(err) => {
@@ -355,6 +358,9 @@ pub async fn run_shell(
             );
         }
     };
+    if let Some(pid) = child.id() {
+        guarded.set_group(pid);
+    }
     let tree = match child.id().map(|pid| ProcessTree::new(pid, marker)) {
         Some(Ok(tree)) => tree,
         Some(Err(err)) => {
@@ -405,6 +411,7 @@ pub async fn run_shell(
         }
     };
     kill_guard.armed = false;
+    drop(guarded);
     pump.drain(on_output, DRAIN_WAIT, &cancel).await;
 
     let status = match stop {

@@ -1,0 +1,58 @@
+//! `tiller sessions`: the saved sessions, newest first.
+
+use serde_json::json;
+use tiller_core::config::default_tiller_home;
+use tiller_core::rollout::store::list_sessions;
+
+/// How much of the first prompt a table row shows.
+const PROMPT_WIDTH: usize = 60;
+
+pub fn print_sessions(as_json: bool) -> anyhow::Result<i32> {
+    let home = default_tiller_home()?;
+    let (sessions, warnings) = list_sessions(&home);
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
+    if as_json {
+        let rows: Vec<_> = sessions
+            .iter()
+            .map(|s| {
+                json!({
+                    "id": s.id,
+                    "started": s.started,
+                    "cwd": s.cwd,
+                    "first_prompt": s.first_prompt,
+                    "last_turn": s.last_turn.map(|t| t.as_str()),
+                    "path": s.path.display().to_string(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(0);
+    }
+    if sessions.is_empty() {
+        eprintln!("no sessions yet under {}", home.join("sessions").display());
+        return Ok(0);
+    }
+    println!(
+        "{:<36}  {:<24}  {:<11}  {:<30}  FIRST PROMPT",
+        "ID", "STARTED", "LAST TURN", "FOLDER"
+    );
+    for s in &sessions {
+        let prompt = s.first_prompt.as_deref().unwrap_or("").replace('\n', " ");
+        let prompt: String = if prompt.chars().count() > PROMPT_WIDTH {
+            prompt.chars().take(PROMPT_WIDTH - 1).chain(['…']).collect()
+        } else {
+            prompt
+        };
+        println!(
+            "{:<36}  {:<24}  {:<11}  {:<30}  {}",
+            s.id,
+            s.started,
+            s.last_turn.map_or("-", |t| t.as_str()),
+            s.cwd,
+            prompt
+        );
+    }
+    Ok(0)
+}
