@@ -55,6 +55,20 @@ pub struct EngineSettings {
     pub stream_idle_timeout: Duration,
     /// The conversation the session starts with.
     pub history: Vec<ResponseItem>,
+    /// Save the session under the engine's home, or resume a saved one.
+    pub persistence: Persistence,
+}
+
+/// Whether a test session is saved.
+#[derive(Debug, Clone, Default)]
+pub enum Persistence {
+    /// Not saved (`SessionSource::Ephemeral`).
+    #[default]
+    Off,
+    /// Saved as a new session under the engine's home.
+    New,
+    /// Continue the rollout at this path (appended to where it is).
+    Resume(std::path::PathBuf),
 }
 
 impl Default for EngineSettings {
@@ -65,6 +79,7 @@ impl Default for EngineSettings {
             stream_max_retries: 5,
             stream_idle_timeout: Duration::from_secs(300),
             history: Vec::new(),
+            persistence: Persistence::Off,
         }
     }
 }
@@ -101,8 +116,14 @@ impl TestEngine {
         let (session, events) = spawn_session(SessionOptions {
             config,
             api_key: None,
-            source: SessionSource::Ephemeral {
-                history: settings.history,
+            source: match settings.persistence {
+                Persistence::Off => SessionSource::Ephemeral {
+                    history: settings.history,
+                },
+                Persistence::New => SessionSource::New,
+                Persistence::Resume(path) => SessionSource::Resume(Box::new(
+                    tiller_core::rollout::load(&path).expect("load the rollout"),
+                )),
             },
         })
         .expect("spawn session");
@@ -119,6 +140,21 @@ impl TestEngine {
     /// The work folder's path.
     pub fn dir(&self) -> &Path {
         self.workdir.path()
+    }
+
+    /// `$TILLER_HOME` of this session.
+    pub fn home(&self) -> &Path {
+        self._home.path()
+    }
+
+    /// The rollout file, from `SessionConfigured` (saved sessions only).
+    pub fn rollout_path(&self) -> Option<std::path::PathBuf> {
+        self.log.iter().find_map(|e| match &e.msg {
+            EventMsg::SessionConfigured { rollout_path, .. } => {
+                rollout_path.as_ref().map(Into::into)
+            }
+            _ => None,
+        })
     }
 
     /// Start a turn with `text` and return its id.

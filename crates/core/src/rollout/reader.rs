@@ -162,3 +162,68 @@ pub fn load(path: &Path) -> Result<LoadedRollout, RolloutError> {
         warnings,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const META: &str = r#"{"timestamp":"t","type":"session_meta","payload":{"id":"s","created":"t","cwd":"/","model":"m","provider":"p","tiller_version":"0"}}"#;
+    const USER: &str = r#"{"timestamp":"t","type":"response_item","payload":{"type":"message","role":"user","content":[{"type":"input_text","text":"hello"}]}}"#;
+    const STARTED: &str =
+        r#"{"timestamp":"t","type":"event","payload":{"type":"turn_started","turn_id":"t1"}}"#;
+    const DONE: &str = r#"{"timestamp":"t","type":"event","payload":{"type":"turn_completed","turn_id":"t1","last_agent_message":null,"usage":{"input_tokens":0,"cached_input_tokens":0,"output_tokens":0,"reasoning_output_tokens":0}}}"#;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rollout.jsonl");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_truncated_last_line_is_skipped_with_a_warning() {
+        let (_dir, path) = write(&format!(
+            "{META}\n{STARTED}\n{USER}\n{{\"timestamp\":\"t\",\"ty"
+        ));
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.items.len(), 1);
+        assert_eq!(loaded.open_turn.as_deref(), Some("t1"));
+        assert_eq!(loaded.last_turn, Some(LastTurn::CutOff));
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(loaded.warnings[0].contains(":4:") && loaded.warnings[0].contains("cut off"));
+    }
+
+    #[test]
+    fn a_garbage_line_in_the_middle_is_skipped_naming_file_and_line() {
+        let (_dir, path) = write(&format!(
+            "{META}\n{STARTED}\nnot json at all\n{USER}\n{DONE}\n"
+        ));
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.items.len(), 1);
+        assert_eq!(loaded.first_prompt.as_deref(), Some("hello"));
+        assert_eq!(loaded.last_turn, Some(LastTurn::Completed));
+        assert_eq!(loaded.open_turn, None);
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(
+            loaded.warnings[0].starts_with(&format!("{}:3:", path.display())),
+            "{}",
+            loaded.warnings[0]
+        );
+    }
+
+    #[test]
+    fn an_empty_file_is_not_a_session() {
+        let (_dir, path) = write("");
+        let error = load(&path).unwrap_err();
+        assert!(matches!(error, RolloutError::NoMeta { .. }));
+        assert!(error.to_string().contains("no session_meta"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_file_names_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gone.jsonl");
+        let error = load(&path).unwrap_err();
+        assert!(error.to_string().contains("gone.jsonl"), "{error}");
+    }
+}

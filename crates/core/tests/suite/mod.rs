@@ -2,6 +2,7 @@ mod approval;
 mod history;
 mod idempotency;
 mod interrupt;
+mod resume;
 mod retry;
 mod steer;
 
