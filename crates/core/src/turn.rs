@@ -387,7 +387,12 @@ impl TurnContext {
             Err(error) => return Ok(format!("invalid arguments for {SHELL_TOOL_NAME}: {error}")),
         };
         let config = &self.session.config;
-        let request = args.into_request(&config.cwd, self.session.default_tool_timeout);
+        let mut request = args.into_request(&config.cwd, self.session.default_tool_timeout);
+        // The model's commands never see the provider's key: their output goes to
+        // the model and into the rollout.
+        request
+            .hidden_env
+            .extend(config.provider.env_key.iter().cloned());
         if needs_approval(config.approval_policy, &request.command)
             && !self.session.is_approved(&request.command)
         {

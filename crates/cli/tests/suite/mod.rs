@@ -1,5 +1,12 @@
+mod broken_rollouts;
+mod codex_sdk;
 mod config;
+mod crash;
 mod exec_runs;
 mod interrupts;
 mod mock_model_command;
+mod orphans;
+mod resume;
+mod secrets;
+mod sessions;
 mod support;

@@ -63,7 +63,13 @@ impl Scratch {
 
     /// Write a mock-model script (a JSON array of steps) and return its path.
     pub fn script(&self, steps: Value) -> PathBuf {
-        let path = self.dir.path().join("script.json");
+        self.script_named("script.json", steps)
+    }
+
+    /// Write a mock-model script to `name` (beside `home/` and `work/`), for a
+    /// test that needs more than one script, and return its path.
+    pub fn script_named(&self, name: &str, steps: Value) -> PathBuf {
+        let path = self.dir.path().join(name);
         std::fs::write(&path, serde_json::to_string_pretty(&steps).unwrap()).unwrap();
         path
     }
@@ -77,11 +83,14 @@ impl Scratch {
 
     /// `tiller ARGS` with this scratch home, no stdin, and stdout and stderr
     /// captured. Variables from the developer's shell that would change what
-    /// tiller does are removed.
+    /// tiller does are removed. Every process started this way carries
+    /// [`SCRATCH_TAG_ENV`], and passes it on to the tools it runs, so that
+    /// [`Scratch::wait_no_process_left`] can find whatever is left of them.
     pub fn tiller(&self, args: &[&str]) -> Command {
         let mut command = Command::new(TILLER);
         command
             .args(args)
+            .env(SCRATCH_TAG_ENV, self.dir.path())
             .env("TILLER_HOME", self.home())
             .env("HOME", self.home())
             .env("NO_COLOR", "1")
@@ -108,6 +117,256 @@ impl Scratch {
         all.extend_from_slice(args);
         self.tiller(&all)
     }
+}
+
+impl Scratch {
+    /// Every rollout file under `home/sessions`, sorted by path.
+    pub fn rollout_files(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut dirs = vec![self.home().join("sessions")];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "jsonl") {
+                    found.push(path);
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    /// The one rollout file of session `id`.
+    pub fn rollout_of(&self, id: &str) -> PathBuf {
+        let suffix = format!("-{id}.jsonl");
+        let matching: Vec<PathBuf> = self
+            .rollout_files()
+            .into_iter()
+            .filter(|p| p.to_str().unwrap().ends_with(&suffix))
+            .collect();
+        assert_eq!(
+            matching.len(),
+            1,
+            "expected one rollout for session {id}, found {matching:?}"
+        );
+        matching.into_iter().next().unwrap()
+    }
+
+    /// The session id in a rollout file's name (`rollout-<stamp>-<id>.jsonl`).
+    pub fn session_id_of(path: &Path) -> String {
+        let stem = path.file_stem().unwrap().to_str().unwrap();
+        stem.get(stem.len() - SESSION_ID_LEN..).unwrap().to_owned()
+    }
+
+    /// `tiller sessions --json`, which must succeed, parsed.
+    pub async fn sessions_json(&self) -> Vec<Value> {
+        let listed = run(&mut self.tiller(&["sessions", "--json"])).await;
+        listed.assert_exit(0);
+        serde_json::from_str::<Value>(&listed.stdout)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "`tiller sessions --json` is not JSON ({e}):\n{}",
+                    listed.stdout
+                )
+            })
+            .as_array()
+            .unwrap_or_else(|| panic!("not a JSON array:\n{}", listed.stdout))
+            .clone()
+    }
+
+    /// Live (non-zombie) processes started by this scratch's `tiller` runs,
+    /// however far down: the tools, their children, the orphan watchdog.
+    pub fn processes_left(&self) -> Vec<i32> {
+        let entry = format!("{SCRATCH_TAG_ENV}={}", self.dir.path().display());
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                // Another user's process, or one that just exited: not ours.
+                let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                    return false;
+                };
+                environ.split(|b| *b == 0).any(|e| e == entry.as_bytes()) && pid_alive(*pid)
+            })
+            .collect()
+    }
+
+    /// Wait, within [`DEADLINE`], until no process started by this scratch's
+    /// `tiller` runs is alive (zombies count as dead). After a SIGKILL of
+    /// tiller the watchdog needs a moment to kill what the tools left.
+    pub async fn wait_no_process_left(&self) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let alive = self.processes_left();
+            if alive.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "processes still alive after {DEADLINE:?}: {}",
+                describe_processes(&alive)
+            );
+            // Processes that are not our children: nothing to wait on but /proc.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// The length of a session id (a hyphenated UUID).
+const SESSION_ID_LEN: usize = 36;
+
+/// The variable that tags every process a [`Scratch`] starts, and their descendants.
+pub const SCRATCH_TAG_ENV: &str = "TILLER_TEST_SCRATCH";
+
+/// `pid (command line)` for each of `pids`, for failure messages.
+pub fn describe_processes(pids: &[i32]) -> String {
+    pids.iter()
+        .map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+                .unwrap_or_default();
+            format!("{pid} ({})", cmdline.trim())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A script step whose one response is the text `answer`.
+pub fn text_step(answer: &str) -> Value {
+    serde_json::json!({"type": "response", "items": [{"type": "text", "text": answer}]})
+}
+
+/// A script step whose one response is a `shell` call running `script` with `bash -lc`.
+pub fn shell_step(call_id: &str, script: &str) -> Value {
+    serde_json::json!({"type": "response", "items": [{"type": "function_call", "name": "shell",
+        "call_id": call_id, "arguments": {"command": ["bash", "-lc", script]}}]})
+}
+
+/// The session id a `tiller exec --json` run announced in `thread.started`.
+pub fn thread_id(events: &[Value]) -> String {
+    let (at, started) = only_event(events, "thread.started");
+    assert_eq!(at, 0, "thread.started is not the first event: {events:#?}");
+    started["thread_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("thread.started without a thread_id: {started}"))
+        .to_owned()
+}
+
+/// The complete lines of a rollout file, parsed. Every complete line must be
+/// JSON; a last line without its newline (tiller killed mid-write) is left out.
+pub fn rollout_lines(path: &Path) -> Vec<Value> {
+    parse_rollout(&std::fs::read(path).unwrap(), &path.display().to_string())
+}
+
+/// [`rollout_lines`] of bytes read from `origin` earlier.
+pub fn parse_rollout(bytes: &[u8], origin: &str) -> Vec<Value> {
+    let complete = match bytes.iter().rposition(|b| *b == b'\n') {
+        Some(end) => &bytes[..=end],
+        None => &[],
+    };
+    String::from_utf8_lossy(complete)
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{origin}:{}: not JSON ({e}): {line}", i + 1))
+        })
+        .collect()
+}
+
+/// The payloads of a rollout's `response_item` lines, in order.
+pub fn response_items(lines: &[Value]) -> Vec<&Value> {
+    lines
+        .iter()
+        .filter(|line| line["type"] == "response_item")
+        .map(|line| &line["payload"])
+        .collect()
+}
+
+/// The text of a message item (all its parts), or `""`.
+pub fn message_text(item: &Value) -> String {
+    item["content"]
+        .as_array()
+        .map(|parts| {
+            parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect::<String>()
+        })
+        .unwrap_or_default()
+}
+
+/// Invariant I1 on a rollout's history: every function call has exactly one
+/// output after it, and no output comes without an earlier call.
+pub fn assert_valid_history(lines: &[Value]) {
+    let items = response_items(lines);
+    let mut open: Vec<&str> = Vec::new();
+    let mut answered: Vec<&str> = Vec::new();
+    for item in &items {
+        let call_id = item["call_id"].as_str().unwrap_or_default();
+        match item["type"].as_str() {
+            Some("function_call") => {
+                assert!(
+                    !open.contains(&call_id) && !answered.contains(&call_id),
+                    "call {call_id} made twice: {items:#?}"
+                );
+                open.push(call_id);
+            }
+            Some("function_call_output") => {
+                assert!(
+                    open.contains(&call_id),
+                    "output for {call_id} without an open call: {items:#?}"
+                );
+                open.retain(|c| *c != call_id);
+                answered.push(call_id);
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        open.is_empty(),
+        "calls without an output {open:?}: {items:#?}"
+    );
+}
+
+/// The lifecycle `event` lines of a rollout, as `(type, turn_id)`.
+pub fn lifecycle_events(lines: &[Value]) -> Vec<(String, String)> {
+    lines
+        .iter()
+        .filter(|line| line["type"] == "event")
+        .map(|line| {
+            (
+                line["payload"]["type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                line["payload"]["turn_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Invariant I2 on a rollout: each `turn_started` is followed by exactly one
+/// terminal line for its turn, and nothing for that turn after it.
+pub fn assert_one_terminal_per_turn_in_rollout(lines: &[Value]) {
+    let marks: Vec<TurnMark> = lifecycle_events(lines)
+        .into_iter()
+        .map(|(kind, turn)| match kind.as_str() {
+            "turn_started" => TurnMark::Started(turn),
+            _ => TurnMark::Terminal(turn),
+        })
+        .collect();
+    assert_marks_one_terminal_per_turn(&marks);
 }
 
 /// How a child ended and what it printed.
@@ -311,16 +570,39 @@ fn exec_turn_mark(event: &Value) -> Option<TurnMark> {
 /// Parse `tiller exec --json` output, one JSON object per line, and check
 /// that its turn has exactly one terminal event with nothing after it (I2).
 pub fn parse_exec_json(stdout: &str) -> Vec<Value> {
-    let events: Vec<Value> = stdout
+    let events = parse_json_lines(stdout);
+    let marks: Vec<TurnMark> = events.iter().filter_map(exec_turn_mark).collect();
+    assert_marks_one_terminal_per_turn(&marks);
+    events
+}
+
+/// Parse the `--json` output of a `tiller exec` killed with SIGKILL: it may
+/// stop anywhere, so the turn may lack its terminal event, but what was
+/// printed must be the start of a valid run (I2 on a prefix: at most one
+/// terminal event, nothing before `turn.started` or after the terminal event).
+/// Every line must be whole: a line shorter than stdout's buffer goes out in
+/// one write, so a kill cannot cut it; keep the runs this is used for terse.
+pub fn parse_killed_exec_json(stdout: &str) -> Vec<Value> {
+    let events = parse_json_lines(stdout);
+    let mut marks: Vec<TurnMark> = events.iter().filter_map(exec_turn_mark).collect();
+    let started = marks.iter().any(|m| matches!(m, TurnMark::Started(_)));
+    let ended = marks.iter().any(|m| matches!(m, TurnMark::Terminal(_)));
+    if started && !ended {
+        // What the run would have printed next, had it lived.
+        marks.push(TurnMark::Terminal(EXEC_TURN.to_owned()));
+    }
+    assert_marks_one_terminal_per_turn(&marks);
+    events
+}
+
+fn parse_json_lines(stdout: &str) -> Vec<Value> {
+    stdout
         .lines()
         .map(|line| {
             serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}\nstdout:\n{stdout}"))
         })
-        .collect();
-    let marks: Vec<TurnMark> = events.iter().filter_map(exec_turn_mark).collect();
-    assert_marks_one_terminal_per_turn(&marks);
-    events
+        .collect()
 }
 
 /// The `type` of an exec JSON event.

@@ -64,6 +64,12 @@ pub enum RolloutError {
         /// What went wrong.
         source: std::io::Error,
     },
+    /// The file is empty.
+    #[error("{}: the session file is empty (tiller was stopped before it wrote anything)", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file has no `session_meta` line.
     #[error("{}: not a tiller session: it has no session_meta line", path.display())]
     NoMeta {
@@ -79,6 +85,11 @@ pub fn load(path: &Path) -> Result<LoadedRollout, RolloutError> {
         path: path.to_path_buf(),
         source,
     })?;
+    if text.trim().is_empty() {
+        return Err(RolloutError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
     let ends_clean = text.ends_with('\n');
     let lines: Vec<&str> = text.lines().collect();
     let mut meta = None;
@@ -215,8 +226,8 @@ mod tests {
     fn an_empty_file_is_not_a_session() {
         let (_dir, path) = write("");
         let error = load(&path).unwrap_err();
-        assert!(matches!(error, RolloutError::NoMeta { .. }));
-        assert!(error.to_string().contains("no session_meta"), "{error}");
+        assert!(matches!(error, RolloutError::Empty { .. }));
+        assert!(error.to_string().contains("empty"), "{error}");
     }
 
     #[test]

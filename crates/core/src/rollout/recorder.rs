@@ -31,13 +31,17 @@ impl RolloutRecorder {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create_new(true)
             .append(true)
             .open(&path)?;
-        let recorder = RolloutRecorder::start(file, path)?;
-        recorder.record(RolloutItem::SessionMeta(meta));
-        Ok(recorder)
+        // Written and synced before the session id is handed out, so an id a
+        // client has always names a resumable file.
+        let mut first = Vec::new();
+        write_line(&mut first, RolloutItem::SessionMeta(meta))?;
+        file.write_all(&first)?;
+        file.sync_data()?;
+        RolloutRecorder::start(file, path)
     }
 
     /// Open an existing rollout to append to it. If the file's last line was cut

@@ -94,12 +94,20 @@ pub enum LookupError {
 pub fn find_session(tiller_home: &Path, query: &SessionQuery) -> Result<PathBuf, LookupError> {
     let files = rollout_files(tiller_home);
     match query {
-        SessionQuery::Last => files
-            .into_iter()
-            .max_by_key(|path| modified(path))
-            .ok_or_else(|| LookupError::NoSessions {
-                dir: sessions_dir(tiller_home),
-            }),
+        SessionQuery::Last => {
+            // The most recently active session that can be read: a crash can
+            // leave a newer file that is empty.
+            let mut files: Vec<(SystemTime, PathBuf)> =
+                files.into_iter().map(|p| (modified(&p), p)).collect();
+            files.sort_by_key(|f| std::cmp::Reverse(f.0));
+            files
+                .into_iter()
+                .map(|(_, path)| path)
+                .find(|path| load(path).is_ok())
+                .ok_or_else(|| LookupError::NoSessions {
+                    dir: sessions_dir(tiller_home),
+                })
+        }
         SessionQuery::Id(prefix) => {
             let prefix = prefix.trim().to_ascii_lowercase();
             let mut matches: Vec<PathBuf> = files

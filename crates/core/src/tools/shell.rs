@@ -156,6 +156,7 @@ impl ShellArgs {
             command: self.command,
             cwd,
             timeout,
+            hidden_env: Vec::new(),
         }
     }
 }
@@ -211,6 +212,8 @@ pub struct ShellRequest {
     pub cwd: PathBuf,
     /// How long the command may run before it is killed.
     pub timeout: Duration,
+    /// Environment variables the command must not see (the provider's API key).
+    pub hidden_env: Vec<String>,
 }
 
 /// How a command ended.
@@ -338,6 +341,9 @@ pub async fn run_shell(
     let marker = ToolMarker::new();
     let (marker_name, marker_value) = marker.env();
     let mut command = Command::new(program);
+    for name in &req.hidden_env {
+        command.env_remove(name);
+    }
     command
         .args(args)
         .current_dir(&req.cwd)
@@ -750,6 +756,7 @@ mod tests {
 
     fn bash(script: &str) -> ShellRequest {
         ShellRequest {
+            hidden_env: Vec::new(),
             command: vec!["bash".to_owned(), "-c".to_owned(), script.to_owned()],
             cwd: std::env::temp_dir(),
             timeout: Duration::from_secs(30),
