@@ -51,6 +51,11 @@ pub struct Config {
     pub tiller_home: PathBuf,
     /// The config file read (it may not exist).
     pub config_file: PathBuf,
+    /// Replaces tiller's system instructions (set by a front end, e.g. the
+    /// app-server's `baseInstructions`; not read from the file).
+    pub base_instructions: Option<String>,
+    /// Added after the system instructions (the app-server's `developerInstructions`).
+    pub developer_instructions: Option<String>,
 }
 
 /// A model provider: where to send requests and how hard to retry.
@@ -256,6 +261,8 @@ impl Config {
             cwd: resolve_cwd(overrides.cwd)?,
             tiller_home: tiller_home.to_owned(),
             config_file,
+            base_instructions: None,
+            developer_instructions: None,
         };
         Ok(Loaded {
             config,

@@ -285,12 +285,18 @@ impl SessionShared {
 }
 
 fn instructions(config: &Config) -> String {
-    format!(
-        "You are tiller, a coding agent working in the user's workspace at {}. \
-         Use the `shell` tool to inspect files and run commands; pass the command as an argv array, \
-         for example [\"bash\", \"-lc\", \"ls -la\"]. Keep answers short and say what you did.",
-        config.cwd.display()
-    )
+    let base = config.base_instructions.clone().unwrap_or_else(|| {
+        format!(
+            "You are tiller, a coding agent working in the user's workspace at {}. \
+             Use the `shell` tool to inspect files and run commands; pass the command as an argv array, \
+             for example [\"bash\", \"-lc\", \"ls -la\"]. Keep answers short and say what you did.",
+            config.cwd.display()
+        )
+    });
+    match &config.developer_instructions {
+        Some(extra) => format!("{base}\n\n{extra}"),
+        None => base,
+    }
 }
 
 /// The turn lifecycle.
@@ -426,6 +432,11 @@ impl SessionActor {
                         let _ = waiting.send(decision);
                     }
                 }
+                Ok(Reply::Done)
+            }
+            Op::SaveQueue { queue } => {
+                self.shared.record_line(RolloutItem::Queue(queue));
+                self.shared.flush_rollout(&self.events).await;
                 Ok(Reply::Done)
             }
             Op::Shutdown => {

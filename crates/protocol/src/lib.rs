@@ -21,4 +21,7 @@ pub use event::{
 };
 pub use items::{ContentItem, ResponseItem, UserInput};
 pub use op::{Op, OpError, Reply, ReviewDecision};
-pub use rollout::{LifecycleEvent, RolloutItem, RolloutLine, SessionMeta, TurnContextLine};
+pub use rollout::{
+    LifecycleEvent, QueueSnapshot, QueuedInput, RolloutItem, RolloutLine, SessionMeta,
+    TurnContextLine,
+};

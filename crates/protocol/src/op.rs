@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::UserInput;
+use crate::{QueueSnapshot, UserInput};
 
 /// A request to a session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +36,12 @@ pub enum Op {
         call_id: String,
         /// The answer.
         decision: ReviewDecision,
+    },
+    /// Record the queue of messages waiting for the next turn in the rollout
+    /// (durably, before the reply). The engine keeps no queue itself.
+    SaveQueue {
+        /// The whole queue as it stands now.
+        queue: QueueSnapshot,
     },
     /// End the session: abort any running turn, then stop.
     Shutdown,

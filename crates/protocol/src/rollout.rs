@@ -26,6 +26,28 @@ pub enum RolloutItem {
     ResponseItem(ResponseItem),
     /// A lifecycle event.
     Event(LifecycleEvent),
+    /// The whole queue of messages waiting for the next turn (app-server), as
+    /// it stands after a change. The last such line is the queue on resume.
+    Queue(QueueSnapshot),
+}
+
+/// Messages queued for the next turn.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSnapshot {
+    /// In order.
+    pub items: Vec<QueuedInput>,
+}
+
+/// One queued message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedInput {
+    /// The queue entry's id.
+    pub id: String,
+    /// The client's id for the message, if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_message_id: Option<String>,
+    /// The input.
+    pub items: Vec<UserInput>,
 }
 
 /// The first line of every rollout.

@@ -11,5 +11,5 @@ mod recorder;
 pub mod store;
 pub mod timestamp;
 
-pub use reader::{LastTurn, LoadedRollout, RolloutError, load};
+pub use reader::{LastTurn, LoadedRollout, LoadedTurn, RolloutError, load};
 pub use recorder::RolloutRecorder;

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use tiller_protocol::{
-    LifecycleEvent, ResponseItem, RolloutItem, RolloutLine, SessionMeta, TurnAbortReason,
+    ErrorInfo, LifecycleEvent, QueueSnapshot, ResponseItem, RolloutItem, RolloutLine, SessionMeta,
+    TurnAbortReason,
 };
 
 /// How the last turn in a rollout ended.
@@ -49,8 +50,25 @@ pub struct LoadedRollout {
     pub last_turn: Option<LastTurn>,
     /// The first user message's text.
     pub first_prompt: Option<String>,
+    /// Every turn, in order, with the items recorded during it.
+    pub turns: Vec<LoadedTurn>,
+    /// The queue of messages waiting for the next turn (the last snapshot).
+    pub queue: QueueSnapshot,
     /// Lines that were skipped, each naming the file and line.
     pub warnings: Vec<String>,
+}
+
+/// One turn as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedTurn {
+    /// The turn's id.
+    pub id: String,
+    /// How it ended; `CutOff` if it has no terminal line.
+    pub status: LastTurn,
+    /// The items recorded between its start and its end.
+    pub items: Vec<ResponseItem>,
+    /// The error of a failed turn.
+    pub error: Option<ErrorInfo>,
 }
 
 /// Why a rollout could not be read.
@@ -97,6 +115,8 @@ pub fn load(path: &Path) -> Result<LoadedRollout, RolloutError> {
     let mut open_turn: Option<String> = None;
     let mut last_turn = None;
     let mut warnings = Vec::new();
+    let mut turns: Vec<LoadedTurn> = Vec::new();
+    let mut queue = QueueSnapshot::default();
     for (index, line) in lines.iter().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -128,11 +148,25 @@ pub fn load(path: &Path) -> Result<LoadedRollout, RolloutError> {
                 }
             }
             RolloutItem::TurnContext(_) => {}
-            RolloutItem::ResponseItem(item) => items.push(item),
+            RolloutItem::Queue(snapshot) => queue = snapshot,
+            RolloutItem::ResponseItem(item) => {
+                if open_turn.is_some()
+                    && let Some(turn) = turns.last_mut()
+                {
+                    turn.items.push(item.clone());
+                }
+                items.push(item);
+            }
             RolloutItem::Event(event) => {
                 let ended = match &event {
                     LifecycleEvent::TurnStarted { turn_id } => {
                         open_turn = Some(turn_id.clone());
+                        turns.push(LoadedTurn {
+                            id: turn_id.clone(),
+                            status: LastTurn::CutOff,
+                            items: Vec::new(),
+                            error: None,
+                        });
                         last_turn = Some(LastTurn::CutOff);
                         None
                     }
@@ -148,6 +182,12 @@ pub fn load(path: &Path) -> Result<LoadedRollout, RolloutError> {
                 {
                     open_turn = None;
                     last_turn = Some(ended);
+                    if let Some(turn) = turns.last_mut() {
+                        turn.status = ended;
+                        if let LifecycleEvent::TurnFailed { error, .. } = &event {
+                            turn.error = Some(error.clone());
+                        }
+                    }
                 }
             }
         }
@@ -170,6 +210,8 @@ pub fn load(path: &Path) -> Result<LoadedRollout, RolloutError> {
         open_turn,
         last_turn,
         first_prompt,
+        turns,
+        queue,
         warnings,
     })
 }

@@ -1,0 +1,33 @@
+//! Message types of tiller's app-server.
+//!
+//! The wire format is the turn-lifecycle subset of the Codex app-server v2
+//! protocol (`../shared/app-server-wire.md`): one JSON object per line, requests
+//! `{id, method, params}`, responses `{id, result}` / `{id, error}`, notifications
+//! `{method, params}`, no `"jsonrpc"` field. [`ClientRequest`] is the one method
+//! table: each method name maps to its params type here, and the server answers
+//! with the matching result type. tiller's extensions (idempotent
+//! `clientUserMessageId`, `thread/interrupt`, `thread/queue/*`, `unsentInput` on
+//! an interrupted turn) are marked where they are defined.
+//!
+//! serde only: no I/O, no logic beyond (de)serialization.
+#![deny(missing_docs)]
+
+mod jsonrpc;
+mod requests;
+mod types;
+
+pub use jsonrpc::{ErrorCode, Incoming, JsonRpcError, OutgoingMessage, RequestId, parse_line};
+pub use requests::{
+    ClientRequest, InitializeParams, InitializeResponse, QueueAddParams, QueueAddResponse,
+    QueueDeleteParams, QueueDeleteResponse, QueueListParams, QueueListResponse,
+    ThreadInterruptParams, ThreadInterruptResponse, ThreadResumeParams, ThreadStartParams,
+    ThreadStartResponse, TurnInterruptParams, TurnInterruptResponse, TurnStartParams,
+    TurnStartResponse, TurnSteerParams, TurnSteerResponse,
+};
+pub use types::{
+    AgentMessageDeltaNotification, CommandExecutionOutputDeltaNotification, ErrorNotification,
+    ItemCompletedNotification, ItemStartedNotification, QueueChangedNotification, QueuedSubmission,
+    ServerNotification, Thread, ThreadItem, ThreadStartedNotification, ThreadStatus,
+    ThreadStatusChangedNotification, Turn, TurnCompletedNotification, TurnError,
+    TurnStartedNotification, TurnStatus, UserInput,
+};

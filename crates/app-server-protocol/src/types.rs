@@ -1,0 +1,387 @@
+//! Objects on the wire: threads, turns, items, input, notifications.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One piece of input, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum UserInput {
+    /// Text.
+    Text {
+        /// The text.
+        text: String,
+    },
+    /// An image by URL (accepted; not sent to the model yet).
+    Image {
+        /// The URL.
+        #[serde(default)]
+        url: Option<String>,
+    },
+    /// A local image (accepted; not sent to the model yet).
+    LocalImage {
+        /// The path.
+        path: String,
+    },
+    /// A mention of a file or skill (sent as text).
+    Mention {
+        /// The name.
+        name: String,
+        /// The path.
+        path: String,
+    },
+}
+
+/// A thread: one engine session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Thread {
+    /// The session id.
+    pub id: String,
+    /// The same as `id` (tiller has no session trees).
+    pub session_id: String,
+    /// The first user message, or "".
+    pub preview: String,
+    /// tiller's version.
+    pub cli_version: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+    /// The folder.
+    pub cwd: String,
+    /// Always false: threads are saved.
+    pub ephemeral: bool,
+    /// The model.
+    pub model: Option<String>,
+    /// The provider.
+    pub model_provider: String,
+    /// Always null.
+    pub project_id: Option<String>,
+    /// Always `appServer`.
+    pub source: String,
+    /// Idle or active.
+    pub status: ThreadStatus,
+    /// Filled on `thread/resume`.
+    pub turns: Vec<Turn>,
+}
+
+/// A thread's runtime status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ThreadStatus {
+    /// No turn running.
+    Idle,
+    /// A turn is running.
+    Active {
+        /// Always empty for now.
+        #[serde(rename = "activeFlags")]
+        active_flags: Vec<String>,
+    },
+}
+
+/// A turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Turn {
+    /// Its id.
+    pub id: String,
+    /// Its items (filled on `thread/resume`; empty in notifications).
+    pub items: Vec<ThreadItem>,
+    /// Its status.
+    pub status: TurnStatus,
+    /// Set on failed turns.
+    pub error: Option<TurnError>,
+    /// Unix seconds.
+    pub started_at: Option<i64>,
+    /// Unix seconds.
+    pub completed_at: Option<i64>,
+    /// Wall time.
+    pub duration_ms: Option<i64>,
+}
+
+/// A turn's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TurnStatus {
+    /// Running.
+    InProgress,
+    /// Ended normally.
+    Completed,
+    /// Interrupted (or replaced).
+    Interrupted,
+    /// Failed.
+    Failed,
+}
+
+/// Why a turn failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnError {
+    /// The message, in the server's words.
+    pub message: String,
+    /// More detail, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_details: Option<String>,
+}
+
+/// An item of a turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ThreadItem {
+    /// What the user sent (turn input, or a steer).
+    #[serde(rename_all = "camelCase")]
+    UserMessage {
+        /// Item id.
+        id: String,
+        /// The input.
+        content: Vec<UserInput>,
+        /// The request's `clientUserMessageId`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    /// What the model said.
+    AgentMessage {
+        /// Item id.
+        id: String,
+        /// The text.
+        text: String,
+    },
+    /// The model's reasoning summary.
+    Reasoning {
+        /// Item id.
+        id: String,
+        /// Summary parts.
+        summary: Vec<String>,
+        /// Raw content parts (tiller sends none).
+        content: Vec<String>,
+    },
+    /// A shell command.
+    #[serde(rename_all = "camelCase")]
+    CommandExecution {
+        /// Item id.
+        id: String,
+        /// argv joined as a shell reads it.
+        command: String,
+        /// The folder.
+        cwd: String,
+        /// `inProgress`, `completed`, `failed`, `declined`.
+        status: String,
+        /// Always empty.
+        command_actions: Vec<Value>,
+        /// Its exit code.
+        #[serde(default)]
+        exit_code: Option<i32>,
+        /// stdout and stderr.
+        #[serde(default)]
+        aggregated_output: Option<String>,
+        /// Wall time.
+        #[serde(default)]
+        duration_ms: Option<i64>,
+    },
+}
+
+impl ThreadItem {
+    /// The item's id.
+    pub fn id(&self) -> &str {
+        match self {
+            ThreadItem::UserMessage { id, .. }
+            | ThreadItem::AgentMessage { id, .. }
+            | ThreadItem::Reasoning { id, .. }
+            | ThreadItem::CommandExecution { id, .. } => id,
+        }
+    }
+}
+
+/// tiller: a queued message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedSubmission {
+    /// The entry's id.
+    pub id: String,
+    /// The client's id for it.
+    pub client_user_message_id: Option<String>,
+    /// The input.
+    pub input: Vec<UserInput>,
+}
+
+/// `thread/started`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadStartedNotification {
+    /// The thread.
+    pub thread: Thread,
+}
+
+/// `thread/status/changed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadStatusChangedNotification {
+    /// The thread.
+    pub thread_id: String,
+    /// Its status.
+    pub status: ThreadStatus,
+}
+
+/// `turn/started`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnStartedNotification {
+    /// The thread.
+    pub thread_id: String,
+    /// The turn.
+    pub turn: Turn,
+}
+
+/// `turn/completed`: exactly one per started turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnCompletedNotification {
+    /// The thread.
+    pub thread_id: String,
+    /// The turn, with its final status.
+    pub turn: Turn,
+    /// tiller: steer input that never reached the model (interrupted turns).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsent_input: Vec<UserInput>,
+}
+
+/// `item/started`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemStartedNotification {
+    /// The thread.
+    pub thread_id: String,
+    /// The turn.
+    pub turn_id: String,
+    /// The item.
+    pub item: ThreadItem,
+    /// Unix milliseconds.
+    pub started_at_ms: i64,
+}
+
+/// `item/completed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemCompletedNotification {
+    /// The thread.
+    pub thread_id: String,
+    /// The turn.
+    pub turn_id: String,
+    /// The item, final.
+    pub item: ThreadItem,
+    /// Unix milliseconds.
+    pub completed_at_ms: i64,
+}
+
+/// `item/agentMessage/delta`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentMessageDeltaNotification {
+    /// The thread.
+    pub thread_id: String,
+    /// The turn.
+    pub turn_id: String,
+    /// The agent message item.
+    pub item_id: String,
+    /// The new text.
+    pub delta: String,
+}
+
+/// `item/commandExecution/outputDelta`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandExecutionOutputDeltaNotification {
+    /// The thread.
+    pub thread_id: String,
+    /// The turn.
+    pub turn_id: String,
+    /// The command item.
+    pub item_id: String,
+    /// The new output.
+    pub delta: String,
+}
+
+/// `error`: `willRetry` true means the turn goes on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorNotification {
+    /// The thread.
+    pub thread_id: String,
+    /// The turn.
+    pub turn_id: String,
+    /// What went wrong.
+    pub error: TurnError,
+    /// Whether a retry is under way.
+    pub will_retry: bool,
+}
+
+/// tiller: `thread/queue/changed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueChangedNotification {
+    /// The thread.
+    pub thread_id: String,
+}
+
+/// Every notification the server sends, with its method name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerNotification {
+    /// `thread/started`.
+    ThreadStarted(ThreadStartedNotification),
+    /// `thread/status/changed`.
+    ThreadStatusChanged(ThreadStatusChangedNotification),
+    /// `turn/started`.
+    TurnStarted(TurnStartedNotification),
+    /// `turn/completed`.
+    TurnCompleted(TurnCompletedNotification),
+    /// `item/started`.
+    ItemStarted(ItemStartedNotification),
+    /// `item/completed`.
+    ItemCompleted(ItemCompletedNotification),
+    /// `item/agentMessage/delta`.
+    AgentMessageDelta(AgentMessageDeltaNotification),
+    /// `item/commandExecution/outputDelta`.
+    CommandExecutionOutputDelta(CommandExecutionOutputDeltaNotification),
+    /// `error`.
+    Error(ErrorNotification),
+    /// tiller: `thread/queue/changed`.
+    QueueChanged(QueueChangedNotification),
+}
+
+impl ServerNotification {
+    /// The method name.
+    pub fn method(&self) -> &'static str {
+        match self {
+            ServerNotification::ThreadStarted(_) => "thread/started",
+            ServerNotification::ThreadStatusChanged(_) => "thread/status/changed",
+            ServerNotification::TurnStarted(_) => "turn/started",
+            ServerNotification::TurnCompleted(_) => "turn/completed",
+            ServerNotification::ItemStarted(_) => "item/started",
+            ServerNotification::ItemCompleted(_) => "item/completed",
+            ServerNotification::AgentMessageDelta(_) => "item/agentMessage/delta",
+            ServerNotification::CommandExecutionOutputDelta(_) => {
+                "item/commandExecution/outputDelta"
+            }
+            ServerNotification::Error(_) => "error",
+            ServerNotification::QueueChanged(_) => "thread/queue/changed",
+        }
+    }
+
+    /// The params as JSON.
+    pub fn params(&self) -> Value {
+        let value = match self {
+            ServerNotification::ThreadStarted(p) => serde_json::to_value(p),
+            ServerNotification::ThreadStatusChanged(p) => serde_json::to_value(p),
+            ServerNotification::TurnStarted(p) => serde_json::to_value(p),
+            ServerNotification::TurnCompleted(p) => serde_json::to_value(p),
+            ServerNotification::ItemStarted(p) => serde_json::to_value(p),
+            ServerNotification::ItemCompleted(p) => serde_json::to_value(p),
+            ServerNotification::AgentMessageDelta(p) => serde_json::to_value(p),
+            ServerNotification::CommandExecutionOutputDelta(p) => serde_json::to_value(p),
+            ServerNotification::Error(p) => serde_json::to_value(p),
+            ServerNotification::QueueChanged(p) => serde_json::to_value(p),
+        };
+        // Plain structs of strings and numbers always serialize.
+        value.unwrap_or(Value::Null)
+    }
+}
