@@ -32,6 +32,8 @@ enum Command {
         #[command(flatten)]
         resume: ResumeArgs,
     },
+    /// Serve the app-server protocol (JSON-RPC, one object per line) on stdin/stdout.
+    AppServer,
     /// List saved sessions, newest first.
     Sessions {
         /// Print a JSON array instead of a table.
@@ -73,6 +75,15 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Exec(args) => Ok(tiller_exec::run_exec(*args).await?),
         Command::Resume { flags, resume } => Ok(tiller_exec::run_resume(*flags, resume).await?),
         Command::Sessions { json } => sessions::print_sessions(json),
+        Command::AppServer => {
+            let options = tiller_app_server::AppServerOptions {
+                tiller_home: tiller_core::config::default_tiller_home()?,
+            };
+            Ok(
+                tiller_app_server::run_app_server(tokio::io::stdin(), tokio::io::stdout(), options)
+                    .await,
+            )
+        }
         Command::MockModel { script } => {
             let script = Script::from_file(&script)?;
             let mock = MockModel::start(script)

@@ -1,0 +1,399 @@
+//! The main loop: lines in, requests routed, shutdown on EOF or SIGTERM.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tiller_app_server_protocol::{
+    ClientRequest, ErrorCode, Incoming, InitializeResponse, JsonRpcError, QueuedSubmission,
+    RequestId, ServerNotification, ThreadResumeParams, ThreadStartParams,
+    ThreadStartedNotification, Turn, TurnError, TurnStatus, UserInput as WireInput, parse_line,
+};
+use tiller_core::config::{ApprovalPolicy, Config, ConfigOverrides};
+use tiller_core::rollout::store::{SessionQuery, find_session};
+use tiller_core::rollout::{self, LastTurn, LoadedRollout};
+use tiller_core::{SessionOptions, SessionSource, spawn_session};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::oneshot;
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+
+use crate::convert::{created_secs, thread_items};
+use crate::outgoing::Outgoing;
+use crate::thread::{ThreadCommand, ThreadHandle, ThreadInfo, spawn_driver};
+
+/// The longest line the server reads; a longer one is answered with an error
+/// and skipped, never buffered whole.
+pub const MAX_LINE_BYTES: usize = 10 * 1024 * 1024;
+
+/// How long shutdown waits for running turns to be interrupted.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(900);
+
+/// Settings of one server process.
+#[derive(Debug, Clone)]
+pub struct AppServerOptions {
+    /// `$TILLER_HOME`: config and sessions.
+    pub tiller_home: PathBuf,
+}
+
+/// Serve `input` → `output` until EOF or SIGTERM; returns the exit code.
+pub async fn run_app_server<R, W>(input: R, output: W, options: AppServerOptions) -> i32
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    if let Err(e) = tiller_core::process_tree::become_subreaper() {
+        tracing::warn!("could not become a child subreaper: {e}");
+    }
+    let (out, writer) = Outgoing::new(output);
+    let writer = tokio::spawn(writer);
+    let mut server = Server {
+        out,
+        options,
+        initialized: false,
+        threads: HashMap::new(),
+    };
+    let mut lines = FramedRead::new(input, LinesCodec::new_with_max_length(MAX_LINE_BYTES));
+    let mut sigterm = signal(SignalKind::terminate()).ok();
+    loop {
+        let line = tokio::select! {
+            line = lines.next() => line,
+            () = terminated(&mut sigterm) => break,
+        };
+        match line {
+            None | Some(Err(LinesCodecError::Io(_))) => break,
+            Some(Err(LinesCodecError::MaxLineLengthExceeded)) => server.out.error(
+                None,
+                JsonRpcError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("line longer than {MAX_LINE_BYTES} bytes; skipped"),
+                ),
+            ),
+            Some(Ok(line)) => {
+                if !line.trim().is_empty() {
+                    server.line(&line).await;
+                }
+            }
+        }
+    }
+    server.shutdown().await;
+    drop(server);
+    let _ = writer.await;
+    0
+}
+
+async fn terminated(sigterm: &mut Option<tokio::signal::unix::Signal>) {
+    match sigterm {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+struct Server {
+    out: Outgoing,
+    options: AppServerOptions,
+    initialized: bool,
+    threads: HashMap<String, ThreadHandle>,
+}
+
+impl Server {
+    async fn line(&mut self, line: &str) {
+        let (id, method, params) = match parse_line(line) {
+            Err((id, error)) => return self.out.error(id, error),
+            Ok(Incoming::Notification { method, .. }) => {
+                if method != "initialized" {
+                    tracing::debug!(method, "ignoring a client notification");
+                }
+                return;
+            }
+            Ok(Incoming::Response { id, .. }) => {
+                tracing::warn!(
+                    ?id,
+                    "ignoring a response to a request the server never sent"
+                );
+                return;
+            }
+            Ok(Incoming::Request { id, method, params }) => (id, method, params),
+        };
+        if !self.initialized && method != "initialize" {
+            return self.out.error(
+                Some(id),
+                JsonRpcError::new(
+                    ErrorCode::InvalidRequest,
+                    "not initialized: send `initialize` first",
+                ),
+            );
+        }
+        let request = match ClientRequest::parse(&method, params) {
+            Ok(request) => request,
+            Err(error) => return self.out.error(Some(id), error),
+        };
+        match request {
+            ClientRequest::Initialize(_) => self.initialize(id),
+            ClientRequest::ThreadStart(params) => self.thread_start(id, params),
+            ClientRequest::ThreadResume(params) => self.thread_resume(id, params).await,
+            ClientRequest::TurnStart(ref p) => self.route(id, p.thread_id.clone(), request),
+            ClientRequest::TurnSteer(ref p) => self.route(id, p.thread_id.clone(), request),
+            ClientRequest::TurnInterrupt(ref p) => self.route(id, p.thread_id.clone(), request),
+            ClientRequest::ThreadInterrupt(ref p) => self.route(id, p.thread_id.clone(), request),
+            ClientRequest::QueueAdd(ref p) => self.route(id, p.thread_id.clone(), request),
+            ClientRequest::QueueList(ref p) => self.route(id, p.thread_id.clone(), request),
+            ClientRequest::QueueDelete(ref p) => self.route(id, p.thread_id.clone(), request),
+        }
+    }
+
+    fn initialize(&mut self, id: RequestId) {
+        if self.initialized {
+            return self.out.error(
+                Some(id),
+                JsonRpcError::new(ErrorCode::InvalidRequest, "already initialized"),
+            );
+        }
+        self.initialized = true;
+        self.out.respond_with(
+            id,
+            &InitializeResponse {
+                user_agent: format!("tiller/{}", env!("CARGO_PKG_VERSION")),
+                platform_family: "unix".to_string(),
+                platform_os: std::env::consts::OS.to_string(),
+                codex_home: self.options.tiller_home.display().to_string(),
+            },
+        );
+    }
+
+    fn route(&mut self, id: RequestId, thread_id: String, request: ClientRequest) {
+        let Some(thread) = self.threads.get(&thread_id) else {
+            return self.out.error(
+                Some(id),
+                JsonRpcError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("unknown thread {thread_id}"),
+                ),
+            );
+        };
+        if !thread.send(ThreadCommand::Request {
+            id: id.clone(),
+            request: Box::new(request),
+        }) {
+            self.threads.remove(&thread_id);
+            self.out.error(
+                Some(id),
+                JsonRpcError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("thread {thread_id} has shut down"),
+                ),
+            );
+        }
+    }
+
+    fn config(
+        &self,
+        params: &ThreadStartParams,
+        cwd: Option<String>,
+    ) -> Result<Config, JsonRpcError> {
+        let approval_policy = params
+            .approval_policy
+            .as_ref()
+            .map(|value| match value.as_str() {
+                Some("never") => ApprovalPolicy::Never,
+                // `untrusted`, `on-request`, `on-failure`, granular: ask, which over the
+                // app-server means deny what is off the read-only allowlist.
+                _ => ApprovalPolicy::Untrusted,
+            });
+        let overrides = ConfigOverrides {
+            model: params.model.clone(),
+            provider: params.model_provider.clone(),
+            approval_policy,
+            cwd: params.cwd.clone().or(cwd).map(PathBuf::from),
+            ..ConfigOverrides::default()
+        };
+        let invalid =
+            |e: &dyn std::fmt::Display| JsonRpcError::new(ErrorCode::InvalidParams, e.to_string());
+        let loaded = Config::load(&self.options.tiller_home, overrides).map_err(|e| invalid(&e))?;
+        for warning in &loaded.warnings {
+            tracing::warn!("{warning}");
+        }
+        let mut config = loaded.config;
+        config.base_instructions = params.base_instructions.clone();
+        config.developer_instructions = params.developer_instructions.clone();
+        Ok(config)
+    }
+
+    fn thread_start(&mut self, id: RequestId, params: ThreadStartParams) {
+        let started = self.config(&params, None).and_then(|config| {
+            spawn_thread(
+                &self.out,
+                config,
+                SessionSource::New,
+                String::new(),
+                Vec::new(),
+                Vec::new(),
+            )
+        });
+        match started {
+            Ok((handle, info)) => {
+                let response = info.response(true);
+                let thread = response.thread.clone();
+                self.threads.insert(info.id, handle);
+                self.out.respond_with(id, &response);
+                self.out.notify(&ServerNotification::ThreadStarted(
+                    ThreadStartedNotification { thread },
+                ));
+            }
+            Err(error) => self.out.error(Some(id), error),
+        }
+    }
+
+    async fn thread_resume(&mut self, id: RequestId, params: ThreadResumeParams) {
+        if let Some(thread) = self.threads.get(&params.thread_id) {
+            let (tx, rx) = oneshot::channel();
+            if thread.send(ThreadCommand::Describe(tx))
+                && let Ok(response) = rx.await
+            {
+                return self.out.respond_with(id, &response);
+            }
+        }
+        let loaded = find_session(
+            &self.options.tiller_home,
+            &SessionQuery::Id(params.thread_id.clone()),
+        )
+        .map_err(|e| JsonRpcError::new(ErrorCode::InvalidRequest, e.to_string()))
+        .and_then(|path| {
+            rollout::load(&path)
+                .map_err(|e| JsonRpcError::new(ErrorCode::InvalidRequest, e.to_string()))
+        });
+        let loaded = match loaded {
+            Ok(loaded) => loaded,
+            Err(error) => return self.out.error(Some(id), error),
+        };
+        for warning in &loaded.warnings {
+            tracing::warn!("{warning}");
+        }
+        let cwd = std::path::Path::new(&loaded.meta.cwd)
+            .is_dir()
+            .then(|| loaded.meta.cwd.clone());
+        let preview = loaded.first_prompt.clone().unwrap_or_default();
+        let turns = recorded_turns(&loaded);
+        let queue = loaded
+            .queue
+            .items
+            .iter()
+            .map(|q| QueuedSubmission {
+                id: q.id.clone(),
+                client_user_message_id: q.client_message_id.clone(),
+                input: q
+                    .items
+                    .iter()
+                    .map(|i| WireInput::Text {
+                        text: i.as_text().to_string(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let started = self.config(&params.overrides, cwd).and_then(|config| {
+            spawn_thread(
+                &self.out,
+                config,
+                SessionSource::Resume(Box::new(loaded)),
+                preview,
+                turns,
+                queue,
+            )
+        });
+        match started {
+            Ok((handle, info)) => {
+                self.out.respond_with(id, &info.response(true));
+                self.threads.insert(info.id, handle);
+            }
+            Err(error) => self.out.error(Some(id), error),
+        }
+    }
+
+    /// Interrupt every running turn (processes killed, rollouts flushed), within a deadline.
+    async fn shutdown(&mut self) {
+        let mut waits = Vec::new();
+        for (_, thread) in self.threads.drain() {
+            let (tx, rx) = oneshot::channel();
+            if thread.send(ThreadCommand::Shutdown(tx)) {
+                waits.push(rx);
+            }
+        }
+        let all = async {
+            for wait in waits {
+                let _ = wait.await;
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, all).await.is_err() {
+            tracing::warn!("some threads did not shut down in time");
+        }
+    }
+}
+
+fn spawn_thread(
+    out: &Outgoing,
+    config: Config,
+    source: SessionSource,
+    preview: String,
+    turns: Vec<Turn>,
+    queue: Vec<QueuedSubmission>,
+) -> Result<(ThreadHandle, ThreadInfo), JsonRpcError> {
+    let api_key = config
+        .provider
+        .api_key()
+        .map_err(|e| JsonRpcError::new(ErrorCode::InvalidRequest, e.to_string()))?;
+    let info_base = (
+        config.model.clone(),
+        config.provider.id.clone(),
+        config.cwd.display().to_string(),
+        config.approval_policy.to_string(),
+    );
+    let (session, events) = spawn_session(SessionOptions {
+        config,
+        api_key,
+        source,
+    })
+    .map_err(|e| JsonRpcError::new(ErrorCode::InternalError, e.to_string()))?;
+    let id = session.session_id().to_string();
+    let (model, provider, cwd, approval_policy) = info_base;
+    let info = ThreadInfo {
+        created_at: created_secs(&id),
+        id,
+        model,
+        provider,
+        cwd,
+        approval_policy,
+        preview,
+        turns,
+    };
+    let handle = spawn_driver(info.clone(), session, events, out.clone(), queue);
+    Ok((handle, info))
+}
+
+/// The turns of a rollout as `thread/resume` shows them.
+fn recorded_turns(loaded: &LoadedRollout) -> Vec<Turn> {
+    loaded
+        .turns
+        .iter()
+        .map(|turn| Turn {
+            id: turn.id.clone(),
+            items: thread_items(&turn.items, &turn.id, &loaded.meta.cwd),
+            status: match turn.status {
+                LastTurn::Completed => TurnStatus::Completed,
+                LastTurn::Failed => TurnStatus::Failed,
+                LastTurn::Interrupted | LastTurn::Replaced | LastTurn::CutOff => {
+                    TurnStatus::Interrupted
+                }
+            },
+            error: turn.error.as_ref().map(|e| TurnError {
+                message: e.message.clone(),
+                additional_details: None,
+            }),
+            started_at: None,
+            completed_at: None,
+            duration_ms: None,
+        })
+        .collect()
+}

@@ -1,0 +1,558 @@
+//! One thread: its engine session, its requests, its notifications, its queue.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use tiller_app_server_protocol::{
+    ClientRequest, ErrorCode, JsonRpcError, QueueAddResponse, QueueChangedNotification,
+    QueueDeleteResponse, QueueListResponse, QueuedSubmission, RequestId, ServerNotification,
+    Thread, ThreadInterruptResponse, ThreadStartResponse, ThreadStatus, Turn,
+    TurnInterruptResponse, TurnStartResponse, TurnStatus, TurnSteerResponse,
+    UserInput as WireInput,
+};
+use tiller_core::{EventStream, SessionHandle};
+use tiller_protocol::{
+    Event, EventMsg, Op, OpError, QueueSnapshot, QueuedInput, Reply, ReviewDecision, UserInput,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::convert::{engine_input, now_secs};
+use crate::outgoing::Outgoing;
+use crate::translate::{PendingUserMessage, TurnView};
+
+/// At most this many ready events are handled in one go, so a request is never
+/// starved by a fast stream.
+const MAX_EVENTS_PER_PUMP: usize = 100_000;
+
+/// What the main loop asks of a thread.
+pub(crate) enum ThreadCommand {
+    /// A request for this thread (turn/*, thread/interrupt, thread/queue/*).
+    Request {
+        id: RequestId,
+        request: Box<ClientRequest>,
+    },
+    /// The thread's description, for `thread/resume` of a loaded thread.
+    Describe(oneshot::Sender<ThreadStartResponse>),
+    /// Interrupt any running turn, flush, and stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The main loop's handle on a thread.
+#[derive(Debug, Clone)]
+pub(crate) struct ThreadHandle {
+    tx: mpsc::UnboundedSender<ThreadCommand>,
+}
+
+impl ThreadHandle {
+    pub(crate) fn send(&self, command: ThreadCommand) -> bool {
+        self.tx.send(command).is_ok()
+    }
+}
+
+/// Fixed facts about a thread.
+#[derive(Debug, Clone)]
+pub(crate) struct ThreadInfo {
+    pub(crate) id: String,
+    pub(crate) model: String,
+    pub(crate) provider: String,
+    pub(crate) cwd: String,
+    pub(crate) approval_policy: String,
+    pub(crate) preview: String,
+    pub(crate) created_at: i64,
+    /// Turns read from the rollout (resumed threads).
+    pub(crate) turns: Vec<Turn>,
+}
+
+impl ThreadInfo {
+    pub(crate) fn response(&self, idle: bool) -> ThreadStartResponse {
+        ThreadStartResponse {
+            thread: Thread {
+                id: self.id.clone(),
+                session_id: self.id.clone(),
+                preview: self.preview.clone(),
+                cli_version: env!("CARGO_PKG_VERSION").to_string(),
+                created_at: self.created_at,
+                updated_at: now_secs(),
+                cwd: self.cwd.clone(),
+                ephemeral: false,
+                model: Some(self.model.clone()),
+                model_provider: self.provider.clone(),
+                project_id: None,
+                source: "appServer".to_string(),
+                status: if idle {
+                    ThreadStatus::Idle
+                } else {
+                    ThreadStatus::Active {
+                        active_flags: Vec::new(),
+                    }
+                },
+                turns: self.turns.clone(),
+            },
+            model: self.model.clone(),
+            model_provider: self.provider.clone(),
+            cwd: self.cwd.clone(),
+            approval_policy: self.approval_policy.clone(),
+            approvals_reviewer: "user".to_string(),
+            sandbox: serde_json::json!({"type": "dangerFullAccess"}),
+        }
+    }
+}
+
+/// Start a driver task for a session.
+pub(crate) fn spawn_driver(
+    info: ThreadInfo,
+    session: SessionHandle,
+    events: EventStream,
+    out: Outgoing,
+    queue: Vec<QueuedSubmission>,
+) -> ThreadHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let driver = ThreadDriver {
+        info,
+        session,
+        events,
+        out,
+        rx,
+        view: None,
+        pending_input: HashMap::new(),
+        queue,
+        replies: HashMap::new(),
+    };
+    tokio::spawn(driver.run());
+    ThreadHandle { tx }
+}
+
+/// What an event asks the driver to do next.
+enum FollowUp {
+    Nothing,
+    StartQueued,
+    Deny(String),
+}
+
+/// Drives one thread.
+pub(crate) struct ThreadDriver {
+    info: ThreadInfo,
+    session: SessionHandle,
+    events: EventStream,
+    out: Outgoing,
+    rx: mpsc::UnboundedReceiver<ThreadCommand>,
+    /// The running turn's notification state.
+    view: Option<TurnView>,
+    /// User message items to show when a turn starts, by turn id.
+    pending_input: HashMap<String, Vec<PendingUserMessage>>,
+    queue: Vec<QueuedSubmission>,
+    /// Results already given, by `clientUserMessageId` (idempotency).
+    replies: HashMap<String, Value>,
+}
+
+impl ThreadDriver {
+    async fn run(mut self) {
+        loop {
+            tokio::select! {
+                command = self.rx.recv() => match command {
+                    Some(ThreadCommand::Request { id, request }) => self.request(id, *request).await,
+                    Some(ThreadCommand::Describe(reply)) => {
+                        let _ = reply.send(self.info.response(self.view.is_none()));
+                    }
+                    Some(ThreadCommand::Shutdown(done)) => {
+                        self.shutdown().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => {
+                        self.shutdown().await;
+                        return;
+                    }
+                },
+                event = self.events.recv() => match event {
+                    Some(event) => {
+                        let follow_up = self.event(event);
+                        self.follow_up(follow_up).await;
+                    }
+                    None => return,
+                },
+            }
+        }
+    }
+
+    /// Handle every event the engine has already emitted. Called right after
+    /// each engine reply has been answered, so the response to a request comes
+    /// before the notifications it caused, and a new turn's view exists before
+    /// the next request is read.
+    async fn pump_ready(&mut self) {
+        for _ in 0..MAX_EVENTS_PER_PUMP {
+            let Some(event) = self.events.try_recv() else {
+                return;
+            };
+            let follow_up = self.event(event);
+            self.follow_up(follow_up).await;
+        }
+    }
+
+    async fn follow_up(&mut self, follow_up: FollowUp) {
+        match follow_up {
+            FollowUp::Nothing => {}
+            FollowUp::StartQueued => self.start_queued().await,
+            FollowUp::Deny(call_id) => {
+                tracing::warn!(thread = %self.info.id, call_id, "approvals are not supported over the app-server yet; denying");
+                let _ = self
+                    .session
+                    .submit(Op::Approval {
+                        call_id,
+                        decision: ReviewDecision::Denied,
+                    })
+                    .await;
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event) -> FollowUp {
+        let Some(turn_id) = event.turn_id else {
+            return FollowUp::Nothing;
+        };
+        if matches!(event.msg, EventMsg::TurnStarted) {
+            let input = self.pending_input.remove(&turn_id).unwrap_or_default();
+            self.view = Some(TurnView::start(&self.out, &self.info.id, &turn_id, input));
+            return FollowUp::Nothing;
+        }
+        if let EventMsg::ExecApprovalRequest { call_id, .. } = &event.msg {
+            return FollowUp::Deny(call_id.clone());
+        }
+        let Some(view) = self.view.as_mut().filter(|v| v.turn_id() == turn_id) else {
+            return FollowUp::Nothing;
+        };
+        match view.event(&self.out, event.msg) {
+            None => FollowUp::Nothing,
+            Some(status) => {
+                self.view = None;
+                if status == TurnStatus::Completed && !self.queue.is_empty() {
+                    FollowUp::StartQueued
+                } else {
+                    FollowUp::Nothing
+                }
+            }
+        }
+    }
+
+    async fn request(&mut self, id: RequestId, request: ClientRequest) {
+        let result = match request {
+            ClientRequest::TurnStart(params) => {
+                self.turn_start(params.input, params.client_user_message_id)
+                    .await
+            }
+            ClientRequest::TurnSteer(params) => {
+                self.turn_steer(
+                    params.expected_turn_id,
+                    params.input,
+                    params.client_user_message_id,
+                )
+                .await
+            }
+            ClientRequest::TurnInterrupt(params) => self.interrupt(Some(params.turn_id)).await,
+            ClientRequest::ThreadInterrupt(_) => self.interrupt(None).await,
+            ClientRequest::QueueAdd(params) => {
+                self.queue_add(params.input, params.client_user_message_id)
+                    .await
+            }
+            ClientRequest::QueueList(_) => to_value(&QueueListResponse {
+                queued_submissions: self.queue.clone(),
+            })
+            .map(Answer::plain),
+            ClientRequest::QueueDelete(params) => self.queue_delete(&params.id).await,
+            ClientRequest::Initialize(_)
+            | ClientRequest::ThreadStart(_)
+            | ClientRequest::ThreadResume(_) => Err(JsonRpcError::new(
+                ErrorCode::InternalError,
+                "this request is handled by the server, not a thread",
+            )),
+        };
+        match result {
+            Ok(Answer { result, after }) => {
+                self.out.respond(id, result);
+                if let Some(message) = after
+                    && let Some(view) = self.view.as_mut()
+                {
+                    view.user_message(&self.out, message);
+                }
+            }
+            Err(error) => self.out.error(Some(id), error),
+        }
+        self.pump_ready().await;
+    }
+
+    async fn start_turn(
+        &mut self,
+        items: Vec<UserInput>,
+        messages: Vec<PendingUserMessage>,
+        client_message_id: Option<String>,
+    ) -> Result<String, OpError> {
+        let reply = self
+            .session
+            .submit(Op::StartTurn {
+                items,
+                client_message_id,
+            })
+            .await?;
+        let Reply::TurnStarted { turn_id } = reply else {
+            return Err(OpError::SessionClosed);
+        };
+        self.pending_input.insert(turn_id.clone(), messages);
+        Ok(turn_id)
+    }
+
+    async fn turn_start(
+        &mut self,
+        input: Vec<WireInput>,
+        client_id: Option<String>,
+    ) -> Result<Answer, JsonRpcError> {
+        if let Some(cached) = client_id.as_ref().and_then(|c| self.replies.get(c)) {
+            return Ok(Answer::plain(cached.clone()));
+        }
+        let items = non_empty(engine_input(&input))?;
+        let message = PendingUserMessage {
+            content: input,
+            client_id: client_id.clone(),
+        };
+        let turn_id = self
+            .start_turn(items, vec![message], client_id.clone())
+            .await
+            .map_err(op_error)?;
+        let result = to_value(&TurnStartResponse {
+            turn: Turn {
+                id: turn_id,
+                items: Vec::new(),
+                status: TurnStatus::InProgress,
+                error: None,
+                started_at: Some(now_secs()),
+                completed_at: None,
+                duration_ms: None,
+            },
+        })?;
+        self.remember(client_id, &result);
+        Ok(Answer::plain(result))
+    }
+
+    async fn turn_steer(
+        &mut self,
+        expected_turn_id: String,
+        input: Vec<WireInput>,
+        client_id: Option<String>,
+    ) -> Result<Answer, JsonRpcError> {
+        if let Some(cached) = client_id.as_ref().and_then(|c| self.replies.get(c)) {
+            return Ok(Answer::plain(cached.clone()));
+        }
+        let items = non_empty(engine_input(&input))?;
+        let reply = self
+            .session
+            .submit(Op::Steer {
+                items,
+                expected_turn_id,
+                client_message_id: client_id.clone(),
+            })
+            .await
+            .map_err(op_error)?;
+        let Reply::Steered { turn_id } = reply else {
+            return Err(op_error(OpError::SessionClosed));
+        };
+        let result = to_value(&TurnSteerResponse { turn_id })?;
+        self.remember(client_id.clone(), &result);
+        Ok(Answer {
+            result,
+            after: Some(PendingUserMessage {
+                content: input,
+                client_id,
+            }),
+        })
+    }
+
+    async fn interrupt(&mut self, turn_id: Option<String>) -> Result<Answer, JsonRpcError> {
+        let running = self.view.as_ref().map(|v| v.turn_id().to_string());
+        if let (Some(asked), Some(running)) = (&turn_id, &running)
+            && asked != running
+        {
+            return Err(JsonRpcError::new(
+                ErrorCode::InvalidRequest,
+                format!("turn {asked} is not the running turn ({running})"),
+            ));
+        }
+        self.session.submit(Op::Interrupt).await.map_err(op_error)?;
+        let result = if turn_id.is_some() {
+            to_value(&TurnInterruptResponse {})?
+        } else {
+            to_value(&ThreadInterruptResponse {})?
+        };
+        Ok(Answer::plain(result))
+    }
+
+    async fn queue_add(
+        &mut self,
+        input: Vec<WireInput>,
+        client_id: Option<String>,
+    ) -> Result<Answer, JsonRpcError> {
+        if let Some(cached) = client_id.as_ref().and_then(|c| self.replies.get(c)) {
+            return Ok(Answer::plain(cached.clone()));
+        }
+        let items = non_empty(engine_input(&input))?;
+        let entry = QueuedSubmission {
+            id: uuid::Uuid::now_v7().to_string(),
+            client_user_message_id: client_id.clone(),
+            input,
+        };
+        let result = to_value(&QueueAddResponse {
+            queued_submission: entry.clone(),
+        })?;
+        if self.view.is_none() && self.queue.is_empty() {
+            // Idle: it starts now.
+            let message = PendingUserMessage {
+                content: entry.input.clone(),
+                client_id: client_id.clone(),
+            };
+            self.start_turn(items, vec![message], client_id.clone())
+                .await
+                .map_err(op_error)?;
+        } else {
+            self.queue.push(entry);
+            self.save_queue().await?;
+            self.notify_queue_changed();
+        }
+        self.remember(client_id, &result);
+        Ok(Answer::plain(result))
+    }
+
+    async fn queue_delete(&mut self, id: &str) -> Result<Answer, JsonRpcError> {
+        let before = self.queue.len();
+        self.queue.retain(|entry| entry.id != id);
+        let deleted = self.queue.len() != before;
+        if deleted {
+            self.save_queue().await?;
+            self.notify_queue_changed();
+        }
+        Ok(Answer::plain(to_value(&QueueDeleteResponse { deleted })?))
+    }
+
+    /// The turn completed with messages queued: they start the next turn, joined.
+    async fn start_queued(&mut self) {
+        let entries = std::mem::take(&mut self.queue);
+        let items: Vec<UserInput> = entries
+            .iter()
+            .flat_map(|e| engine_input(&e.input))
+            .collect();
+        let messages = entries
+            .iter()
+            .map(|e| PendingUserMessage {
+                content: e.input.clone(),
+                client_id: e.client_user_message_id.clone(),
+            })
+            .collect();
+        match self.start_turn(items, messages, None).await {
+            Ok(_) => {
+                if let Err(e) = self.save_queue().await {
+                    tracing::error!("could not save the queue: {}", e.message);
+                }
+                self.notify_queue_changed();
+            }
+            Err(e) => {
+                tracing::error!("could not start the queued turn: {e}");
+                self.queue = entries;
+            }
+        }
+    }
+
+    /// Persist the queue before acknowledging a change to it.
+    async fn save_queue(&mut self) -> Result<(), JsonRpcError> {
+        let snapshot = QueueSnapshot {
+            items: self
+                .queue
+                .iter()
+                .map(|e| QueuedInput {
+                    id: e.id.clone(),
+                    client_message_id: e.client_user_message_id.clone(),
+                    items: engine_input(&e.input),
+                })
+                .collect(),
+        };
+        self.session
+            .submit(Op::SaveQueue { queue: snapshot })
+            .await
+            .map(|_| ())
+            .map_err(op_error)
+    }
+
+    fn notify_queue_changed(&self) {
+        self.out.notify(&ServerNotification::QueueChanged(
+            QueueChangedNotification {
+                thread_id: self.info.id.clone(),
+            },
+        ));
+    }
+
+    fn remember(&mut self, client_id: Option<String>, result: &Value) {
+        if let Some(client_id) = client_id {
+            self.replies.insert(client_id, result.clone());
+        }
+    }
+
+    /// Interrupt any running turn (its processes die, its rollout is flushed),
+    /// send what that produced, and stop the session.
+    async fn shutdown(&mut self) {
+        let _ = self.session.submit(Op::Shutdown).await;
+        while let Some(event) = self.events.try_recv() {
+            let done = matches!(event.msg, EventMsg::ShutdownComplete);
+            // No new turn may start now: follow-ups are dropped.
+            let _ = self.event(event);
+            if done {
+                break;
+            }
+        }
+    }
+}
+
+/// A request's result, and a user message item to show right after it (steer).
+struct Answer {
+    result: Value,
+    after: Option<PendingUserMessage>,
+}
+
+impl Answer {
+    fn plain(result: Value) -> Answer {
+        Answer {
+            result,
+            after: None,
+        }
+    }
+}
+
+fn to_value<T: serde::Serialize>(value: &T) -> Result<Value, JsonRpcError> {
+    serde_json::to_value(value)
+        .map_err(|e| JsonRpcError::new(ErrorCode::InternalError, e.to_string()))
+}
+
+fn non_empty(items: Vec<UserInput>) -> Result<Vec<UserInput>, JsonRpcError> {
+    if items.iter().all(|i| i.as_text().trim().is_empty()) {
+        return Err(JsonRpcError::new(
+            ErrorCode::InvalidParams,
+            "input has no text",
+        ));
+    }
+    Ok(items)
+}
+
+fn op_error(error: OpError) -> JsonRpcError {
+    let code = match error {
+        OpError::EmptyInput => ErrorCode::InvalidParams,
+        OpError::NoActiveTurn
+        | OpError::TurnMismatch { .. }
+        | OpError::UnknownApproval { .. }
+        | OpError::SessionClosed => ErrorCode::InvalidRequest,
+    };
+    let message = match &error {
+        OpError::NoActiveTurn => "no active turn to steer".to_string(),
+        OpError::TurnMismatch { expected, actual } => {
+            format!("expected turn {expected} is not the active turn ({actual})")
+        }
+        OpError::EmptyInput | OpError::UnknownApproval { .. } | OpError::SessionClosed => {
+            error.to_string()
+        }
+    };
+    JsonRpcError::new(code, message)
+}
