@@ -1,0 +1,194 @@
+//! Persistence figures: resume time by rollout size, and the cost of the
+//! rollout on the hot path (CPU of a 20,000-delta turn with and without it).
+//!
+//! `cargo bench -p tiller-core --bench rollout`
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use nix::sys::resource::{UsageWho, getrusage};
+use serde_json::json;
+use tiller_core::config::{Config, ConfigOverrides, ProviderConfig};
+use tiller_core::{SessionOptions, SessionSource, rollout, spawn_session};
+use tiller_mock_model::{Item, MockModel, Script, Step};
+use tiller_protocol::{EventMsg, Op, UserInput};
+
+const SESSION: &str = "01a1fe00-0000-7000-8000-000000000000";
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("| figure | median | p99 | n |");
+    println!("|---|---|---|---|");
+    for items in [1_000, 10_000, 100_000] {
+        let runs = if items >= 100_000 { 5 } else { 20 };
+        let times = runtime.block_on(resume_times(items, runs));
+        row(
+            &format!("resume of a {items}-item rollout to ready"),
+            &times,
+        );
+    }
+    let (without, with) = runtime.block_on(stream_cpu(20_000, 15));
+    row("CPU of a 20,000-delta turn, no rollout", &without);
+    row("CPU of a 20,000-delta turn, with rollout", &with);
+    let overhead = (median(&with).as_secs_f64() / median(&without).as_secs_f64() - 1.0) * 100.0;
+    println!("\nrollout overhead on the 20,000-delta turn (medians): {overhead:+.1} %");
+}
+
+/// Write a rollout of `items` response items (user, assistant, call, output in turn).
+fn write_rollout(dir: &std::path::Path, items: usize) -> std::path::PathBuf {
+    let path = dir.join(format!("rollout-2026-01-01T00-00-00-{SESSION}.jsonl"));
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let line = |kind: &str, payload: serde_json::Value| {
+        json!({"timestamp": "2026-01-01T00:00:00.000Z", "type": kind, "payload": payload})
+            .to_string()
+    };
+    writeln!(out, "{}", line("session_meta", json!({"id": SESSION, "created": "2026-01-01T00:00:00.000Z", "cwd": "/tmp", "model": "m", "provider": "p", "tiller_version": "0"}))).unwrap();
+    let mut n = 0;
+    let mut turn = 0;
+    while n < items {
+        turn += 1;
+        let turn_id = format!("turn-{turn}");
+        writeln!(
+            out,
+            "{}",
+            line("event", json!({"type": "turn_started", "turn_id": turn_id}))
+        )
+        .unwrap();
+        let call = format!("call_{turn}");
+        let batch = [
+            json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "please look at the failing test in src/lib.rs and fix it"}]}),
+            json!({"type": "function_call", "name": "shell", "arguments": "{\"command\":[\"bash\",\"-lc\",\"cargo test 2>&1 | tail -20\"]}", "call_id": call}),
+            json!({"type": "function_call_output", "call_id": call, "output": "Exit code: 0\nWall time: 1.2 seconds\nOutput:\ntest result: ok. 12 passed; 0 failed"}),
+            json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "The test passes now: the off-by-one in the parser was the cause."}]}),
+        ];
+        for item in batch {
+            if n < items {
+                writeln!(out, "{}", line("response_item", item)).unwrap();
+                n += 1;
+            }
+        }
+        writeln!(out, "{}", line("event", json!({"type": "turn_completed", "turn_id": turn_id, "last_agent_message": null, "usage": {"input_tokens": 0, "cached_input_tokens": 0, "output_tokens": 0, "reasoning_output_tokens": 0}}))).unwrap();
+    }
+    out.flush().unwrap();
+    path
+}
+
+fn config(home: &std::path::Path, base_url: String) -> Config {
+    Config::load(
+        home,
+        ConfigOverrides {
+            cwd: Some(home.to_path_buf()),
+            provider_override: Some(ProviderConfig::for_local_server(base_url)),
+            ..ConfigOverrides::default()
+        },
+    )
+    .unwrap()
+    .config
+}
+
+/// From reading the file to the session's `SessionConfigured` event.
+async fn resume_times(items: usize, runs: usize) -> Vec<Duration> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_rollout(dir.path(), items);
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let loaded = rollout::load(&path).unwrap();
+        assert_eq!(loaded.items.len(), items);
+        let (session, mut events) = spawn_session(SessionOptions {
+            config: config(dir.path(), "http://127.0.0.1:9/v1".into()),
+            api_key: None,
+            source: SessionSource::Resume(Box::new(loaded)),
+        })
+        .unwrap();
+        let first = events.recv().await.unwrap();
+        assert!(matches!(first.msg, EventMsg::SessionConfigured { .. }));
+        times.push(start.elapsed());
+        session.submit(Op::Shutdown).await.unwrap();
+    }
+    times
+}
+
+fn cpu_now() -> Duration {
+    let usage = getrusage(UsageWho::RUSAGE_SELF).unwrap();
+    let t =
+        |tv: nix::sys::time::TimeVal| Duration::new(tv.tv_sec() as u64, tv.tv_usec() as u32 * 1000);
+    t(usage.user_time()) + t(usage.system_time())
+}
+
+/// Process CPU (engine + in-process mock) of one turn streaming `deltas` deltas,
+/// alternating runs without and with the rollout.
+async fn stream_cpu(deltas: usize, runs: usize) -> (Vec<Duration>, Vec<Duration>) {
+    let words: Vec<String> = (0..deltas).map(|i| format!("w{i} ")).collect();
+    let step = || Step::response(vec![Item::text_deltas(words.clone())]);
+    let mock = MockModel::start(Script::new(vec![])).await.unwrap();
+    let mut without = Vec::new();
+    let mut with = Vec::new();
+    for run in 0..runs * 2 {
+        let persist = run % 2 == 1;
+        let home = tempfile::tempdir().unwrap();
+        mock.push_step(step());
+        let source = if persist {
+            SessionSource::New
+        } else {
+            SessionSource::Ephemeral {
+                history: Vec::new(),
+            }
+        };
+        let (session, mut events) = spawn_session(SessionOptions {
+            config: config(home.path(), mock.base_url()),
+            api_key: None,
+            source,
+        })
+        .unwrap();
+        let start = cpu_now();
+        session
+            .submit(Op::StartTurn {
+                items: vec![UserInput::text("stream")],
+                client_message_id: None,
+            })
+            .await
+            .unwrap();
+        loop {
+            let event = events.recv().await.unwrap();
+            if event.is_terminal() {
+                assert!(
+                    matches!(event.msg, EventMsg::TurnCompleted { .. }),
+                    "{event:?}"
+                );
+                break;
+            }
+        }
+        let spent = cpu_now() - start;
+        if persist {
+            with.push(spent)
+        } else {
+            without.push(spent)
+        }
+        session.submit(Op::Shutdown).await.unwrap();
+    }
+    (without, with)
+}
+
+fn median(times: &[Duration]) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+fn row(name: &str, times: &[Duration]) {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    let p99 = sorted[((sorted.len() as f64 * 0.99).ceil() as usize).saturating_sub(1)];
+    println!(
+        "| {name} | {:.2} ms | {:.2} ms | {} |",
+        median(times).as_secs_f64() * 1000.0,
+        p99.as_secs_f64() * 1000.0,
+        times.len()
+    );
+}
