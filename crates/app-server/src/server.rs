@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::StreamExt;
+use serde_json::Value;
 use tiller_app_server_protocol::{
-    ClientRequest, ErrorCode, Incoming, InitializeResponse, JsonRpcError, QueuedSubmission,
-    RequestId, ServerNotification, ThreadResumeParams, ThreadStartParams,
-    ThreadStartedNotification, Turn, TurnError, TurnStatus, UserInput as WireInput, parse_line,
+    ClientRequest, ErrorCode, Incoming, InitializeResponse, JsonRpcError, QueueAddResponse,
+    QueuedSubmission, RequestId, ServerNotification, ThreadResumeParams, ThreadStartParams,
+    ThreadStartedNotification, Turn, TurnError, TurnStartResponse, TurnStatus,
+    UserInput as WireInput, parse_line,
 };
 use tiller_core::config::{ApprovalPolicy, Config, ConfigOverrides};
 use tiller_core::rollout::store::{SessionQuery, find_session};
@@ -56,21 +58,29 @@ where
     };
     let mut lines = FramedRead::new(input, LinesCodec::new_with_max_length(MAX_LINE_BYTES));
     let mut sigterm = signal(SignalKind::terminate()).ok();
+    // After a decode error `FramedRead` yields one `None` and then reads on:
+    // that `None` is not the end of input.
+    let mut after_overlong_line = false;
     loop {
         let line = tokio::select! {
             line = lines.next() => line,
             () = terminated(&mut sigterm) => break,
         };
         match line {
+            None if after_overlong_line => after_overlong_line = false,
             None | Some(Err(LinesCodecError::Io(_))) => break,
-            Some(Err(LinesCodecError::MaxLineLengthExceeded)) => server.out.error(
-                None,
-                JsonRpcError::new(
-                    ErrorCode::InvalidRequest,
-                    format!("line longer than {MAX_LINE_BYTES} bytes; skipped"),
-                ),
-            ),
+            Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
+                after_overlong_line = true;
+                server.out.error(
+                    None,
+                    JsonRpcError::new(
+                        ErrorCode::InvalidRequest,
+                        format!("line longer than {MAX_LINE_BYTES} bytes; skipped"),
+                    ),
+                );
+            }
             Some(Ok(line)) => {
+                after_overlong_line = false;
                 if !line.trim().is_empty() {
                     server.line(&line).await;
                 }
@@ -231,6 +241,7 @@ impl Server {
                 String::new(),
                 Vec::new(),
                 Vec::new(),
+                HashMap::new(),
             )
         });
         match started {
@@ -277,7 +288,7 @@ impl Server {
             .then(|| loaded.meta.cwd.clone());
         let preview = loaded.first_prompt.clone().unwrap_or_default();
         let turns = recorded_turns(&loaded);
-        let queue = loaded
+        let queue: Vec<QueuedSubmission> = loaded
             .queue
             .items
             .iter()
@@ -285,14 +296,20 @@ impl Server {
                 id: q.id.clone(),
                 client_user_message_id: q.client_message_id.clone(),
                 input: q
-                    .items
-                    .iter()
-                    .map(|i| WireInput::Text {
-                        text: i.as_text().to_string(),
-                    })
-                    .collect(),
+                    .original
+                    .clone()
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .unwrap_or_else(|| {
+                        q.items
+                            .iter()
+                            .map(|i| WireInput::Text {
+                                text: i.as_text().to_string(),
+                            })
+                            .collect()
+                    }),
             })
             .collect();
+        let replies = restored_replies(&loaded, &turns, &queue);
         let started = self.config(&params.overrides, cwd).and_then(|config| {
             spawn_thread(
                 &self.out,
@@ -301,6 +318,7 @@ impl Server {
                 preview,
                 turns,
                 queue,
+                replies,
             )
         });
         match started {
@@ -339,6 +357,7 @@ fn spawn_thread(
     preview: String,
     turns: Vec<Turn>,
     queue: Vec<QueuedSubmission>,
+    replies: HashMap<String, Value>,
 ) -> Result<(ThreadHandle, ThreadInfo), JsonRpcError> {
     let api_key = config
         .provider
@@ -368,8 +387,41 @@ fn spawn_thread(
         preview,
         turns,
     };
-    let handle = spawn_driver(info.clone(), session, events, out.clone(), queue);
+    let handle = spawn_driver(info.clone(), session, events, out.clone(), queue, replies);
     Ok((handle, info))
+}
+
+/// Results already given before a restart, by `clientUserMessageId`, so a
+/// client that resends after reconnecting gets the original answer: the turns
+/// that were started with one, and the queued messages.
+fn restored_replies(
+    loaded: &LoadedRollout,
+    turns: &[Turn],
+    queue: &[QueuedSubmission],
+) -> HashMap<String, Value> {
+    let mut replies = HashMap::new();
+    for (recorded, turn) in loaded.turns.iter().zip(turns) {
+        if let Some(id) = &recorded.client_message_id
+            && let Ok(result) = serde_json::to_value(TurnStartResponse {
+                turn: Turn {
+                    items: Vec::new(),
+                    ..turn.clone()
+                },
+            })
+        {
+            replies.insert(id.clone(), result);
+        }
+    }
+    for entry in queue {
+        if let Some(id) = &entry.client_user_message_id
+            && let Ok(result) = serde_json::to_value(QueueAddResponse {
+                queued_submission: entry.clone(),
+            })
+        {
+            replies.insert(id.clone(), result);
+        }
+    }
+    replies
 }
 
 /// The turns of a rollout as `thread/resume` shows them.

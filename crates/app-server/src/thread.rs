@@ -105,6 +105,7 @@ pub(crate) fn spawn_driver(
     events: EventStream,
     out: Outgoing,
     queue: Vec<QueuedSubmission>,
+    replies: HashMap<String, Value>,
 ) -> ThreadHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let driver = ThreadDriver {
@@ -116,7 +117,7 @@ pub(crate) fn spawn_driver(
         view: None,
         pending_input: HashMap::new(),
         queue,
-        replies: HashMap::new(),
+        replies,
     };
     tokio::spawn(driver.run());
     ThreadHandle { tx }
@@ -468,6 +469,7 @@ impl ThreadDriver {
                     id: e.id.clone(),
                     client_message_id: e.client_user_message_id.clone(),
                     items: engine_input(&e.input),
+                    original: serde_json::to_value(&e.input).ok(),
                 })
                 .collect(),
         };

@@ -61,7 +61,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // Don't wait for blocked reads of stdin: a server told to stop (SIGTERM)
+    // exits now, not when its client closes the pipe.
+    runtime.shutdown_background();
+    match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -100,6 +100,7 @@ pub fn spawn_session(
         source,
     } = options;
     let client = ResponsesClient::new(&config.provider, api_key)?;
+    let mut replies = HashMap::new();
     let (session_id, history, rollout, cut_off_turn): (Arc<str>, _, _, _) = match source {
         SessionSource::Ephemeral { history } => {
             (uuid::Uuid::now_v7().to_string().into(), history, None, None)
@@ -124,8 +125,15 @@ pub fn spawn_session(
                 meta,
                 items,
                 open_turn,
+                turns,
                 ..
             } = *loaded;
+            // `client_message_id` stays idempotent across a restart.
+            for turn in turns {
+                if let Some(id) = turn.client_message_id {
+                    replies.insert(id, Reply::TurnStarted { turn_id: turn.id });
+                }
+            }
             (meta.id.into(), items, Some(recorder), open_turn)
         }
     };
@@ -161,7 +169,7 @@ pub fn spawn_session(
         ops: ops_rx,
         events,
         lifecycle: Lifecycle::Idle,
-        replies: HashMap::new(),
+        replies,
     };
     tokio::spawn(actor.run());
     Ok((
@@ -382,7 +390,7 @@ impl SessionActor {
                 }
                 let items = non_empty(items)?;
                 self.abort(TurnAbortReason::Replaced).await;
-                let turn_id = self.start_turn(items);
+                let turn_id = self.start_turn(items, client_message_id.clone());
                 Ok(self.remember(client_message_id, Reply::TurnStarted { turn_id }))
             }
             Op::Steer {
@@ -458,7 +466,7 @@ impl SessionActor {
         reply
     }
 
-    fn start_turn(&mut self, items: Vec<UserInput>) -> String {
+    fn start_turn(&mut self, items: Vec<UserInput>, client_message_id: Option<String>) -> String {
         let turn_id = uuid::Uuid::now_v7().to_string();
         let cancel = CancellationToken::new();
         let shared = Arc::new(TurnShared::new());
@@ -474,6 +482,7 @@ impl SessionActor {
         self.shared
             .record_line(RolloutItem::Event(LifecycleEvent::TurnStarted {
                 turn_id: turn_id.clone(),
+                client_message_id,
             }));
         emitter.emit(EventMsg::TurnStarted);
         let task = tokio::spawn(run_turn(

@@ -48,6 +48,10 @@ pub struct QueuedInput {
     pub client_message_id: Option<String>,
     /// The input.
     pub items: Vec<UserInput>,
+    /// The front end's own form of the input, kept as it was given (the
+    /// app-server's wire input), so a restart restores it exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<serde_json::Value>,
 }
 
 /// The first line of every rollout.
@@ -88,6 +92,9 @@ pub enum LifecycleEvent {
     TurnStarted {
         /// The turn.
         turn_id: String,
+        /// The client's id for the request that started it (idempotency survives a restart).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_message_id: Option<String>,
     },
     /// A turn completed.
     TurnCompleted {
@@ -121,7 +128,7 @@ impl LifecycleEvent {
     /// The turn this event is about.
     pub fn turn_id(&self) -> &str {
         match self {
-            LifecycleEvent::TurnStarted { turn_id }
+            LifecycleEvent::TurnStarted { turn_id, .. }
             | LifecycleEvent::TurnCompleted { turn_id, .. }
             | LifecycleEvent::TurnAborted { turn_id, .. }
             | LifecycleEvent::TurnFailed { turn_id, .. } => turn_id,

@@ -1,9 +1,12 @@
+mod app_server;
 mod broken_rollouts;
+mod client;
 mod codex_sdk;
 mod config;
 mod crash;
 mod exec_runs;
 mod interrupts;
+mod mcp_python;
 mod mock_model_command;
 mod orphans;
 mod resume;

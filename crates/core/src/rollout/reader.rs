@@ -69,6 +69,8 @@ pub struct LoadedTurn {
     pub items: Vec<ResponseItem>,
     /// The error of a failed turn.
     pub error: Option<ErrorInfo>,
+    /// The client's id for the request that started it.
+    pub client_message_id: Option<String>,
 }
 
 /// Why a rollout could not be read.
@@ -159,13 +161,17 @@ pub fn load(path: &Path) -> Result<LoadedRollout, RolloutError> {
             }
             RolloutItem::Event(event) => {
                 let ended = match &event {
-                    LifecycleEvent::TurnStarted { turn_id } => {
+                    LifecycleEvent::TurnStarted {
+                        turn_id,
+                        client_message_id,
+                    } => {
                         open_turn = Some(turn_id.clone());
                         turns.push(LoadedTurn {
                             id: turn_id.clone(),
                             status: LastTurn::CutOff,
                             items: Vec::new(),
                             error: None,
+                            client_message_id: client_message_id.clone(),
                         });
                         last_turn = Some(LastTurn::CutOff);
                         None

@@ -224,3 +224,36 @@ fn lines_lossy(text: &str) -> Vec<Value> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_message_id_stays_idempotent_across_a_restart() {
+    let mut live = TestEngine::start_with(vec![Step::text("once")], saved()).await;
+    let start = || Op::StartTurn {
+        items: vec![tiller_protocol::UserInput::text("hello")],
+        client_message_id: Some("m-restart".into()),
+    };
+    let first = live.submit(start()).await.unwrap();
+    let tiller_protocol::Reply::TurnStarted { turn_id } = first.clone() else {
+        panic!("{first:?}")
+    };
+    live.wait_terminal(&turn_id).await;
+    let keep = tempfile::tempdir().unwrap();
+    let live_path = live.rollout_path().unwrap();
+    let path = keep.path().join(live_path.file_name().unwrap());
+    std::fs::copy(&live_path, &path).unwrap();
+    live.finish().await;
+
+    let mut resumed = TestEngine::start_with(
+        vec![Step::text("must not be asked for")],
+        EngineSettings {
+            persistence: Persistence::Resume(path),
+            ..EngineSettings::default()
+        },
+    )
+    .await;
+    assert_eq!(resumed.submit(start()).await.unwrap(), first, "the original answer");
+    resumed.drain_ready();
+    assert!(!resumed.log.iter().any(|e| matches!(e.msg, EventMsg::TurnStarted)));
+    assert!(resumed.requests().is_empty(), "nothing reached the model");
+    resumed.finish().await;
+}

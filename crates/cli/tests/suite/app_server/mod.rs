@@ -1,0 +1,18 @@
+//! `tiller app-server` end to end: the real binary on stdin/stdout, an
+//! in-process mock model, and every line it prints checked against the Codex
+//! app-server JSON Schemas (`schema`), so every test here is also a
+//! compatibility test. When a server ends, the protocol invariants are checked
+//! on everything it printed (`support::check_protocol`): one response per
+//! request, `turn/start`'s response before its turn's notifications, one
+//! `turn/completed` per `turn/started` and nothing of a turn after it, every
+//! `item/started` completed.
+
+mod bad_input;
+mod compatibility;
+mod idempotency;
+mod ordering;
+mod queue;
+mod resume;
+mod schema;
+mod shutdown;
+mod support;

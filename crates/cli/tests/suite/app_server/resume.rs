@@ -1,0 +1,84 @@
+//! `thread/resume` of a saved thread: its turns come from the rollout, and the
+//! resumed thread goes on (the model gets a history it accepts).
+
+use serde_json::{Value, json};
+use tiller_mock_model::Step;
+
+use super::support::{Fixture, shell, texts_seen};
+
+/// The items of `turn` of type `kind`.
+fn items_of<'a>(turn: &'a Value, kind: &str) -> Vec<&'a Value> {
+    turn["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == kind)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thread_resume_returns_the_saved_turns_and_the_thread_goes_on() {
+    let fixture = Fixture::new(vec![
+        Step::text("the first answer"),
+        shell("call_echo", "echo resumed-output"),
+        Step::text("ran it"),
+        Step::text("the third answer"),
+    ])
+    .await;
+    let (mut server, thread) = fixture.started().await;
+    let first = server.start_turn(&thread, "the first question", None).await;
+    server.wait_completed(&first).await;
+    let second = server.start_turn(&thread, "run a command", None).await;
+    server.wait_completed(&second).await;
+    server.close().await.assert_success();
+
+    let mut server = fixture.spawn();
+    server.initialize().await;
+    let resumed = server
+        .call("thread/resume", json!({"threadId": thread}))
+        .await;
+    assert_eq!(resumed["thread"]["id"], thread.as_str());
+    let turns = resumed["thread"]["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 2, "{resumed:#}");
+    assert_eq!(turns[0]["id"], first.as_str(), "{resumed:#}");
+    assert_eq!(turns[1]["id"], second.as_str(), "{resumed:#}");
+    for turn in turns {
+        assert_eq!(turn["status"], "completed", "{turn:#}");
+    }
+    let users = items_of(&turns[0], "userMessage");
+    assert_eq!(users.len(), 1, "{resumed:#}");
+    assert_eq!(users[0]["content"][0]["text"], "the first question");
+    let agents = items_of(&turns[0], "agentMessage");
+    assert_eq!(agents.len(), 1, "{resumed:#}");
+    assert_eq!(agents[0]["text"], "the first answer");
+    let commands = items_of(&turns[1], "commandExecution");
+    assert_eq!(commands.len(), 1, "{resumed:#}");
+    assert!(
+        commands[0]["command"]
+            .as_str()
+            .unwrap()
+            .contains("echo resumed-output"),
+        "{resumed:#}"
+    );
+
+    let third = server.start_turn(&thread, "the third question", None).await;
+    let done = server.wait_completed(&third).await;
+    assert_eq!(done["turn"]["status"], "completed", "{}", server.dump());
+    server.close().await.assert_success();
+
+    let requests = fixture.requests();
+    assert_eq!(requests.len(), 4);
+    let seen = texts_seen(&requests[3]);
+    for text in [
+        "the first question",
+        "the first answer",
+        "run a command",
+        "the third question",
+    ] {
+        assert!(
+            seen.iter().any(|t| t.contains(text)),
+            "the resumed turn's request lacks {text:?}: {seen:?}"
+        );
+    }
+    fixture.finish().await;
+}

@@ -1,0 +1,213 @@
+//! The compatibility oracle: the JSON Schemas of the Codex app-server protocol
+//! (`/work/shared/codex-app-server-schema`), compiled once, and the check that
+//! every line `tiller app-server` prints is what that protocol allows.
+//!
+//! [`check_line`] is called on every line a test reads, so every test checks
+//! compatibility, not only the ones about it. tiller's extensions
+//! (`thread/interrupt`, `thread/queue/*`) have no schema; their shape is checked
+//! by hand against `app-server-wire.md`.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use jsonschema::Validator;
+use serde_json::Value;
+
+/// Where the schemas are: `../shared/codex-app-server-schema` beside the repository.
+const SCHEMA_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/codex-app-server-schema"
+);
+
+/// The schema of the result of `method`, or `None` for tiller's extensions.
+pub fn response_schema(method: &str) -> Option<&'static str> {
+    Some(match method {
+        "initialize" => "v1/InitializeResponse",
+        "thread/start" => "v2/ThreadStartResponse",
+        "thread/resume" => "v2/ThreadResumeResponse",
+        "turn/start" => "v2/TurnStartResponse",
+        "turn/steer" => "v2/TurnSteerResponse",
+        "turn/interrupt" => "v2/TurnInterruptResponse",
+        _ => return None,
+    })
+}
+
+/// The schema of the params of notification `method`, or `None` for tiller's extensions.
+pub fn notification_schema(method: &str) -> Option<&'static str> {
+    Some(match method {
+        "thread/started" => "v2/ThreadStartedNotification",
+        "thread/status/changed" => "v2/ThreadStatusChangedNotification",
+        "turn/started" => "v2/TurnStartedNotification",
+        "turn/completed" => "v2/TurnCompletedNotification",
+        "item/started" => "v2/ItemStartedNotification",
+        "item/completed" => "v2/ItemCompletedNotification",
+        "item/agentMessage/delta" => "v2/AgentMessageDeltaNotification",
+        "item/commandExecution/outputDelta" => "v2/CommandExecutionOutputDeltaNotification",
+        "error" => "v2/ErrorNotification",
+        _ => return None,
+    })
+}
+
+/// The schema of an error response.
+const ERROR_SCHEMA: &str = "JSONRPCError";
+
+/// Every schema a test may need, compiled on first use and shared by all tests.
+fn validator(name: &str) -> &'static Validator {
+    static VALIDATORS: OnceLock<HashMap<&'static str, Validator>> = OnceLock::new();
+    let all = VALIDATORS.get_or_init(|| {
+        let names = [
+            "initialize",
+            "thread/start",
+            "thread/resume",
+            "turn/start",
+            "turn/steer",
+            "turn/interrupt",
+        ]
+        .into_iter()
+        .filter_map(response_schema)
+        .chain(
+            [
+                "thread/started",
+                "thread/status/changed",
+                "turn/started",
+                "turn/completed",
+                "item/started",
+                "item/completed",
+                "item/agentMessage/delta",
+                "item/commandExecution/outputDelta",
+                "error",
+            ]
+            .into_iter()
+            .filter_map(notification_schema),
+        )
+        .chain([ERROR_SCHEMA]);
+        names
+            .map(|name| {
+                let path = format!("{SCHEMA_DIR}/{name}.json");
+                let text = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("cannot read the schema {path}: {e}"));
+                let schema: Value = serde_json::from_str(&text).unwrap();
+                let compiled = jsonschema::draft7::new(&schema)
+                    .unwrap_or_else(|e| panic!("the schema {path} does not compile: {e}"));
+                (name, compiled)
+            })
+            .collect()
+    });
+    all.get(name)
+        .unwrap_or_else(|| panic!("no schema {name} was compiled"))
+}
+
+/// Whether `instance` is valid against schema `name`.
+pub fn is_valid(name: &str, instance: &Value) -> bool {
+    validator(name).is_valid(instance)
+}
+
+/// Panic unless `instance` is valid against schema `name`, listing every violation.
+pub fn assert_valid(name: &str, instance: &Value, line: &Value) {
+    let errors: Vec<String> = validator(name)
+        .iter_errors(instance)
+        .map(|e| format!("  at {}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "not compatible with {name}.json:\n{}\nline: {line}",
+        errors.join("\n")
+    );
+}
+
+/// Which schema (or hand check) a line was checked against: `v2/…` names, or
+/// `tiller:<method>` for extensions.
+pub type Kind = String;
+
+/// Check one line the server printed. `sent_method` is the method of the
+/// request whose id the line carries, if it is a response to one of ours.
+/// Returns what it was checked against.
+pub fn check_line(line: &Value, sent_method: Option<&str>) -> Kind {
+    let object = line
+        .as_object()
+        .unwrap_or_else(|| panic!("a line that is not a JSON object: {line}"));
+    assert!(
+        !object.contains_key("jsonrpc"),
+        "the wire has no `jsonrpc` field: {line}"
+    );
+    let has = |key: &str| object.contains_key(key);
+    match (has("id"), has("method")) {
+        (true, true) => panic!("tiller sent a request, it never should: {line}"),
+        (false, true) => check_notification(line),
+        (true, false) if has("error") => {
+            assert!(!has("result"), "both `result` and `error`: {line}");
+            // A line whose id could not be read is answered with `id: null`,
+            // which JSON-RPC allows and the Codex schema (an id is a string or an
+            // integer) does not know: the rest of it must still fit.
+            let mut fitted = line.clone();
+            if fitted["id"].is_null() {
+                fitted["id"] = Value::from(0);
+            }
+            assert_valid(ERROR_SCHEMA, &fitted, line);
+            ERROR_SCHEMA.to_string()
+        }
+        (true, false) => {
+            assert!(has("result"), "a response without `result`: {line}");
+            let method =
+                sent_method.unwrap_or_else(|| panic!("a response to a request never sent: {line}"));
+            check_result(method, &line["result"], line)
+        }
+        (false, false) => panic!("neither a response nor a notification: {line}"),
+    }
+}
+
+fn check_notification(line: &Value) -> Kind {
+    let method = line["method"]
+        .as_str()
+        .unwrap_or_else(|| panic!("`method` is not a string: {line}"));
+    let params = &line["params"];
+    if let Some(name) = notification_schema(method) {
+        assert_valid(name, params, line);
+        return name.to_string();
+    }
+    match method {
+        "thread/queue/changed" => {
+            assert!(params["threadId"].is_string(), "{line}");
+        }
+        other => panic!("a notification no schema and no extension describes: {other}: {line}"),
+    }
+    format!("tiller:{method}")
+}
+
+fn check_result(method: &str, result: &Value, line: &Value) -> Kind {
+    if let Some(name) = response_schema(method) {
+        assert_valid(name, result, line);
+        return name.to_string();
+    }
+    match method {
+        "thread/interrupt" => assert_eq!(result, &serde_json::json!({}), "{line}"),
+        "thread/queue/add" => check_queued(&result["queuedSubmission"], line),
+        "thread/queue/list" => {
+            let entries = result["queuedSubmissions"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no `queuedSubmissions` array: {line}"));
+            for entry in entries {
+                check_queued(entry, line);
+            }
+        }
+        "thread/queue/delete" => assert!(result["deleted"].is_boolean(), "{line}"),
+        other => panic!("a result for a method the suite does not know: {other}: {line}"),
+    }
+    format!("tiller:{method}")
+}
+
+/// A `QueuedSubmission`: `{id, clientUserMessageId, input}`, input items tagged by `type`.
+fn check_queued(entry: &Value, line: &Value) {
+    assert!(
+        entry["id"].is_string(),
+        "queued entry without an id: {line}"
+    );
+    let client = &entry["clientUserMessageId"];
+    assert!(client.is_string() || client.is_null(), "{line}");
+    let input = entry["input"]
+        .as_array()
+        .unwrap_or_else(|| panic!("queued entry without an input array: {line}"));
+    for item in input {
+        assert!(item["type"].is_string(), "untagged input item: {line}");
+    }
+}

@@ -1,0 +1,130 @@
+//! How to start the server, and how long to wait for its answers.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long each method may take before the request fails with
+/// [`ClientError::Timeout`](crate::ClientError::Timeout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    /// For methods without an entry of their own.
+    pub default: Duration,
+    per_method: HashMap<String, Duration>,
+}
+
+impl Default for Timeouts {
+    /// Generous limits for a local server: starting or resuming a thread reads
+    /// config and rollout files, an interrupt waits for tool processes to die.
+    fn default() -> Timeouts {
+        let seconds = [
+            ("initialize", 10),
+            ("thread/start", 30),
+            ("thread/resume", 30),
+            ("turn/start", 30),
+            ("turn/steer", 10),
+            ("turn/interrupt", 30),
+            ("thread/interrupt", 30),
+            ("thread/queue/add", 10),
+            ("thread/queue/list", 10),
+            ("thread/queue/delete", 10),
+        ];
+        Timeouts {
+            default: Duration::from_secs(30),
+            per_method: seconds
+                .into_iter()
+                .map(|(method, s)| (method.to_owned(), Duration::from_secs(s)))
+                .collect(),
+        }
+    }
+}
+
+impl Timeouts {
+    /// The limit for `method`.
+    pub fn get(&self, method: &str) -> Duration {
+        self.per_method.get(method).copied().unwrap_or(self.default)
+    }
+
+    /// Set the limit for `method`.
+    pub fn set(&mut self, method: impl Into<String>, limit: Duration) {
+        self.per_method.insert(method.into(), limit);
+    }
+}
+
+/// How to start an app-server: `tiller app-server` or any compatible binary.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// The binary.
+    pub program: PathBuf,
+    /// Its arguments (`["app-server"]` from [`ClientOptions::new`]).
+    pub args: Vec<OsString>,
+    /// Variables added to the environment the server inherits.
+    pub env: Vec<(OsString, OsString)>,
+    /// Variables removed from the environment the server inherits.
+    pub env_remove: Vec<OsString>,
+    /// Its working folder; the client's when `None`.
+    pub cwd: Option<PathBuf>,
+    /// Per-method limits.
+    pub timeouts: Timeouts,
+    /// The `clientInfo.name` sent in `initialize`.
+    pub client_name: String,
+    /// Let the server's stderr (its logs) through to the client's stderr;
+    /// otherwise each line is logged with `tracing` at debug level.
+    pub inherit_stderr: bool,
+    /// How long a server that was asked to stop (stdin closed) may take to
+    /// exit before it is killed, and how long a server that closed its output
+    /// may take to exit before it is killed.
+    pub shutdown_grace: Duration,
+}
+
+impl ClientOptions {
+    /// `program app-server` with the default timeouts.
+    pub fn new(program: impl Into<PathBuf>) -> ClientOptions {
+        ClientOptions {
+            program: program.into(),
+            args: vec!["app-server".into()],
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            cwd: None,
+            timeouts: Timeouts::default(),
+            client_name: "tiller-client".to_owned(),
+            inherit_stderr: false,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+
+    /// Replace the arguments.
+    pub fn args<I, S>(mut self, args: I) -> ClientOptions
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Add a variable to the server's environment.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> ClientOptions {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Remove a variable from the server's environment.
+    pub fn env_remove(mut self, key: impl Into<OsString>) -> ClientOptions {
+        self.env_remove.push(key.into());
+        self
+    }
+
+    /// Set the server's working folder.
+    pub fn cwd(mut self, cwd: impl Into<PathBuf>) -> ClientOptions {
+        self.cwd = Some(cwd.into());
+        self
+    }
+
+    /// Set the limit for one method.
+    pub fn timeout(mut self, method: impl Into<String>, limit: Duration) -> ClientOptions {
+        self.timeouts.set(method, limit);
+        self
+    }
+}
