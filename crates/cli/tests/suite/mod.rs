@@ -6,7 +6,6 @@ mod config;
 mod crash;
 mod exec_runs;
 mod interrupts;
-mod mcp_python;
 mod mock_model_command;
 mod orphans;
 mod resume;

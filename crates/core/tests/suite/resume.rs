@@ -251,9 +251,18 @@ async fn client_message_id_stays_idempotent_across_a_restart() {
         },
     )
     .await;
-    assert_eq!(resumed.submit(start()).await.unwrap(), first, "the original answer");
+    assert_eq!(
+        resumed.submit(start()).await.unwrap(),
+        first,
+        "the original answer"
+    );
     resumed.drain_ready();
-    assert!(!resumed.log.iter().any(|e| matches!(e.msg, EventMsg::TurnStarted)));
+    assert!(
+        !resumed
+            .log
+            .iter()
+            .any(|e| matches!(e.msg, EventMsg::TurnStarted))
+    );
     assert!(resumed.requests().is_empty(), "nothing reached the model");
     resumed.finish().await;
 }
