@@ -34,6 +34,8 @@ enum Command {
     },
     /// Serve the app-server protocol (JSON-RPC, one object per line) on stdin/stdout.
     AppServer,
+    /// Serve MCP on stdin/stdout: tools `tiller`, `tiller-reply`, `tiller-interrupt`.
+    McpServer,
     /// List saved sessions, newest first.
     Sessions {
         /// Print a JSON array instead of a table.
@@ -87,6 +89,13 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 tiller_app_server::run_app_server(tokio::io::stdin(), tokio::io::stdout(), options)
                     .await,
             )
+        }
+        Command::McpServer => {
+            let options = tiller_mcp_server::McpServerOptions {
+                tiller_home: tiller_core::config::default_tiller_home()?,
+            };
+            tiller_mcp_server::run_mcp_server(options).await?;
+            Ok(0)
         }
         Command::MockModel { script } => {
             let script = Script::from_file(&script)?;

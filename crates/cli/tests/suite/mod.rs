@@ -1,4 +1,5 @@
 mod app_server;
+mod app_server_schedules;
 mod broken_rollouts;
 mod client;
 mod codex_sdk;
@@ -6,6 +7,7 @@ mod config;
 mod crash;
 mod exec_runs;
 mod interrupts;
+mod mcp_python;
 mod mock_model_command;
 mod orphans;
 mod resume;

@@ -7,5 +7,6 @@
 
 pub mod responses;
 pub mod retry;
+pub mod sse;
 
 pub use responses::{ModelRequest, OutputItem, ResponseEvent, ResponseStream, ResponsesClient};

@@ -3,12 +3,12 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use eventsource_stream::{Event as SseEvent, Eventsource};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tiller_protocol::{ResponseItem, TokenUsage};
 
+use super::sse::{SseDecoder, SseEvent};
 use crate::config::ProviderConfig;
 use crate::error::{CoreError, ModelError};
 
@@ -134,12 +134,9 @@ impl ResponsesClient {
             let body = response.text().await.unwrap_or_default();
             return Err(classify_status(status.as_u16(), &body, retry_after));
         }
-        let events = response
-            .bytes_stream()
-            .eventsource()
-            .map(|event| event.map_err(|e| e.to_string()));
         Ok(ResponseStream {
-            events: Box::pin(events),
+            body: Box::pin(response.bytes_stream()),
+            decoder: SseDecoder::new(),
             idle_timeout: self.idle_timeout,
             done: false,
         })
@@ -148,7 +145,8 @@ impl ResponsesClient {
 
 /// The events of one response, with the idle timeout applied to every read.
 pub struct ResponseStream {
-    events: Pin<Box<dyn Stream<Item = Result<SseEvent, String>> + Send>>,
+    body: Pin<Box<dyn Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send>>,
+    decoder: SseDecoder,
     idle_timeout: Duration,
     done: bool,
 }
@@ -163,23 +161,29 @@ impl ResponseStream {
     /// The next event; `None` after `Completed` or an error.
     pub async fn next(&mut self) -> Option<Result<ResponseEvent, ModelError>> {
         while !self.done {
-            let event = match tokio::time::timeout(self.idle_timeout, self.events.next()).await {
-                Err(_) => Err(ModelError::RetryableStream {
-                    reason: format!(
-                        "the stream was idle for {}",
-                        human_duration(self.idle_timeout)
-                    ),
-                }),
-                Ok(None) => Err(ModelError::RetryableStream {
-                    reason: "the stream closed before response.completed".to_string(),
-                }),
-                Ok(Some(Err(e))) => Err(ModelError::RetryableStream {
-                    reason: format!("stream disconnected: {e}"),
-                }),
-                Ok(Some(Ok(event))) => match parse_event(&event) {
+            let event = match self.decoder.next_event() {
+                Some(event) => match parse_event(&event) {
                     Ok(None) => continue,
                     Ok(Some(event)) => Ok(event),
                     Err(e) => Err(e),
+                },
+                None => match tokio::time::timeout(self.idle_timeout, self.body.next()).await {
+                    Err(_) => Err(ModelError::RetryableStream {
+                        reason: format!(
+                            "the stream was idle for {}",
+                            human_duration(self.idle_timeout)
+                        ),
+                    }),
+                    Ok(None) => Err(ModelError::RetryableStream {
+                        reason: "the stream closed before response.completed".to_string(),
+                    }),
+                    Ok(Some(Err(e))) => Err(ModelError::RetryableStream {
+                        reason: format!("stream disconnected: {}", error_chain(&e)),
+                    }),
+                    Ok(Some(Ok(chunk))) => {
+                        self.decoder.push(&chunk);
+                        continue;
+                    }
                 },
             };
             self.done =

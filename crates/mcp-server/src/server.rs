@@ -1,0 +1,329 @@
+//! The MCP handler: the three tools, the threads, the running calls.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolResult, CancelledNotificationParam, ContentBlock, Implementation, ProtocolVersion,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use tiller_core::config::{Config, ConfigOverrides};
+use tiller_core::rollout::store::{SessionQuery, find_session};
+use tiller_core::rollout::{self};
+use tiller_core::{SessionOptions, SessionSource, spawn_session};
+use tiller_protocol::Op;
+
+use crate::McpServerOptions;
+use crate::call::{ActiveCalls, error_result, run_turn_call};
+use crate::error::{McpServerError, Result};
+use crate::params::{
+    AbortReason, InterruptResult, TillerInterruptParams, TillerParams, TillerReplyParams,
+    TurnStatus,
+};
+use crate::thread::{McpThread, TurnEnd};
+
+/// The newest MCP revision this server implements. 2026-07-28 forbids
+/// server-to-client requests, which approvals (elicitation) need.
+const NEWEST_PROTOCOL: ProtocolVersion = ProtocolVersion::V_2025_11_25;
+
+/// The tiller MCP server. Cheap to clone: clones share the threads.
+#[derive(Debug, Clone)]
+pub struct TillerMcpServer {
+    inner: Arc<Inner>,
+    tool_router: ToolRouter<TillerMcpServer>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    options: McpServerOptions,
+    threads: Mutex<HashMap<String, Arc<McpThread>>>,
+    /// Resuming a saved thread is done one at a time, so two replies to the
+    /// same saved thread do not open it twice.
+    resuming: tokio::sync::Mutex<()>,
+    calls: ActiveCalls,
+}
+
+impl TillerMcpServer {
+    /// A server that keeps its sessions under `options.tiller_home`.
+    pub fn new(options: McpServerOptions) -> TillerMcpServer {
+        TillerMcpServer {
+            inner: Arc::new(Inner {
+                options,
+                threads: Mutex::new(HashMap::new()),
+                resuming: tokio::sync::Mutex::new(()),
+                calls: ActiveCalls::default(),
+            }),
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// How many `tiller` / `tiller-reply` calls are running (the size of the
+    /// request → thread map).
+    pub fn active_calls(&self) -> usize {
+        self.inner.calls.len()
+    }
+
+    /// End every thread: running turns are interrupted (processes killed,
+    /// rollouts flushed), within `deadline`.
+    pub async fn shutdown(&self, deadline: Duration) {
+        let threads: Vec<Arc<McpThread>> = self.threads().drain().map(|(_, t)| t).collect();
+        let mut shutdowns = tokio::task::JoinSet::new();
+        for thread in threads {
+            shutdowns.spawn(async move { thread.session().submit(Op::Shutdown).await });
+        }
+        let all = async { while shutdowns.join_next().await.is_some() {} };
+        if tokio::time::timeout(deadline, all).await.is_err() {
+            tracing::warn!("some threads did not shut down in time");
+        }
+    }
+
+    fn threads(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<McpThread>>> {
+        self.inner
+            .threads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn home(&self) -> &PathBuf {
+        &self.inner.options.tiller_home
+    }
+
+    fn start_thread(&self, params: &TillerParams) -> Result<Arc<McpThread>> {
+        let overrides = ConfigOverrides {
+            model: params.model.clone(),
+            approval_policy: params.approval_policy.map(Into::into),
+            cwd: params.cwd.as_ref().map(PathBuf::from),
+            ..ConfigOverrides::default()
+        };
+        let mut config = load_config(self.home(), overrides)?;
+        config.base_instructions = params.base_instructions.clone();
+        self.spawn_thread(config, SessionSource::New)
+    }
+
+    fn spawn_thread(&self, config: Config, source: SessionSource) -> Result<Arc<McpThread>> {
+        let api_key = config.provider.api_key()?;
+        let approval_policy = config.approval_policy;
+        let (session, events) = spawn_session(SessionOptions {
+            config,
+            api_key,
+            source,
+        })?;
+        let thread = McpThread::spawn(session, events, approval_policy);
+        self.threads()
+            .insert(thread.id().to_string(), Arc::clone(&thread));
+        Ok(thread)
+    }
+
+    /// A thread of this process, or a saved one resumed from its rollout.
+    async fn find_thread(&self, thread_id: &str) -> Result<Arc<McpThread>> {
+        if let Some(thread) = self.threads().get(thread_id) {
+            return Ok(Arc::clone(thread));
+        }
+        let _one_at_a_time = self.inner.resuming.lock().await;
+        if let Some(thread) = self.threads().get(thread_id) {
+            return Ok(Arc::clone(thread));
+        }
+        let path = find_session(self.home(), &SessionQuery::Id(thread_id.to_string()))
+            .map_err(|e| McpServerError::Session(e.to_string()))?;
+        let loaded = rollout::load(&path).map_err(|e| McpServerError::Session(e.to_string()))?;
+        for warning in &loaded.warnings {
+            tracing::warn!("{warning}");
+        }
+        let cwd = std::path::Path::new(&loaded.meta.cwd)
+            .is_dir()
+            .then(|| PathBuf::from(&loaded.meta.cwd));
+        let config = load_config(
+            self.home(),
+            ConfigOverrides {
+                model: Some(loaded.meta.model.clone()),
+                cwd,
+                ..ConfigOverrides::default()
+            },
+        )?;
+        self.spawn_thread(config, SessionSource::Resume(Box::new(loaded)))
+    }
+}
+
+fn load_config(home: &std::path::Path, overrides: ConfigOverrides) -> Result<Config> {
+    let loaded = Config::load(home, overrides)?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(loaded.config)
+}
+
+#[tool_router]
+impl TillerMcpServer {
+    /// Start a tiller session with a prompt; answers when the turn ends.
+    #[tool(
+        name = "tiller",
+        description = "Start a tiller coding-agent session with a prompt and run one turn. \
+                       Answers when the turn ends: the text is the agent's last message; \
+                       structuredContent is {threadId, status, lastAgentMessage}. Continue \
+                       with `tiller-reply`, stop a running turn with `tiller-interrupt` or by \
+                       cancelling the call."
+    )]
+    async fn tiller(
+        &self,
+        Parameters(params): Parameters<TillerParams>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let thread = match self.start_thread(&params) {
+            Ok(thread) => thread,
+            Err(e) => return error_result("", e.to_string()),
+        };
+        run_turn_call(thread, params.prompt, context, &self.inner.calls).await
+    }
+
+    /// Continue a session with the next prompt; answers when the turn ends.
+    #[tool(
+        name = "tiller-reply",
+        description = "Continue a tiller session (the threadId a `tiller` call returned) with \
+                       the next prompt and run one turn. Answers like `tiller`."
+    )]
+    async fn tiller_reply(
+        &self,
+        Parameters(params): Parameters<TillerReplyParams>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let thread = match self.find_thread(&params.thread_id).await {
+            Ok(thread) => thread,
+            Err(e) => return error_result(&params.thread_id, e.to_string()),
+        };
+        run_turn_call(thread, params.prompt, context, &self.inner.calls).await
+    }
+
+    /// Interrupt a session's running turn; answers once it has really ended.
+    #[tool(
+        name = "tiller-interrupt",
+        description = "Interrupt the running turn of a tiller session. Answers only once the \
+                       turn has really ended (its processes killed, the session saved), with \
+                       {threadId, turnId, abortReason, status}; with no running turn it \
+                       answers at once and says so."
+    )]
+    async fn tiller_interrupt(
+        &self,
+        Parameters(params): Parameters<TillerInterruptParams>,
+    ) -> CallToolResult {
+        let thread_id = params.thread_id;
+        let Some(thread) = self.threads().get(&thread_id).cloned() else {
+            let mut result = CallToolResult::error(vec![ContentBlock::text(format!(
+                "unknown thread {thread_id}: no session with this id is open in this server"
+            ))]);
+            result.structured_content = serde_json::to_value(InterruptResult {
+                thread_id,
+                turn_id: None,
+                abort_reason: None,
+                status: None,
+                message: "unknown thread".to_string(),
+            })
+            .ok();
+            return result;
+        };
+        let Some((turn_id, mut end)) = thread.running_turn() else {
+            return interrupt_result(InterruptResult {
+                thread_id,
+                turn_id: None,
+                abort_reason: None,
+                status: None,
+                message: "no turn is running; nothing to interrupt".to_string(),
+            });
+        };
+        // Answered after the process tree is dead and the rollout flushed;
+        // idempotent, so concurrent interrupts of the same turn are harmless.
+        if let Err(e) = thread.session().submit(Op::Interrupt).await {
+            tracing::warn!("interrupt not taken: {e}");
+        }
+        let ended = end.wait_for(Option::is_some).await.map(|end| end.clone());
+        let ended = match ended {
+            Ok(Some(end)) => end,
+            Ok(None) | Err(_) => TurnEnd::Failed {
+                message: "the session has shut down".to_string(),
+            },
+        };
+        let (abort_reason, status, message) = match ended {
+            TurnEnd::Aborted { reason } => {
+                let (abort, status) = match reason {
+                    tiller_protocol::TurnAbortReason::Interrupted => {
+                        (AbortReason::Interrupted, TurnStatus::Interrupted)
+                    }
+                    tiller_protocol::TurnAbortReason::Replaced => {
+                        (AbortReason::Replaced, TurnStatus::Replaced)
+                    }
+                };
+                (
+                    Some(abort),
+                    status,
+                    "the turn has ended; its processes are gone".to_string(),
+                )
+            }
+            TurnEnd::Completed { .. } => (
+                None,
+                TurnStatus::Completed,
+                "the turn completed before the interrupt reached it".to_string(),
+            ),
+            TurnEnd::Failed { message } => (
+                None,
+                TurnStatus::Failed,
+                format!("the turn failed before the interrupt reached it: {message}"),
+            ),
+        };
+        interrupt_result(InterruptResult {
+            thread_id,
+            turn_id: Some(turn_id),
+            abort_reason,
+            status: Some(status),
+            message,
+        })
+    }
+}
+
+fn interrupt_result(result: InterruptResult) -> CallToolResult {
+    let mut answer = CallToolResult::success(vec![ContentBlock::text(result.message.clone())]);
+    answer.structured_content = serde_json::to_value(&result).ok();
+    answer
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for TillerMcpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_protocol_version(NEWEST_PROTOCOL)
+            .with_server_info(Implementation::new("tiller", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "tiller is a coding agent. Call `tiller` with a prompt to start a session, \
+                 `tiller-reply` with its threadId to continue it, and `tiller-interrupt` (or \
+                 cancel the call) to stop a running turn.",
+            )
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(ProtocolVersion::known_up_to(&NEWEST_PROTOCOL))
+    }
+
+    async fn on_cancelled(
+        &self,
+        notification: CancelledNotificationParam,
+        _context: NotificationContext<RoleServer>,
+    ) {
+        // rmcp has already cancelled the request's token (the call interrupts its
+        // own turn); this only records what happened.
+        let Some(request_id) = notification.request_id else {
+            return;
+        };
+
+        match self.inner.calls.thread_of(&request_id) {
+            Some(thread) => tracing::info!(%request_id, thread, "client cancelled a running call"),
+            None => {
+                tracing::debug!(%request_id, "cancel for a request that is not a running call; ignored")
+            }
+        }
+    }
+}

@@ -1,0 +1,4 @@
+mod cancel;
+mod results;
+mod support;
+mod wire;
