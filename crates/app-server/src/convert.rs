@@ -3,6 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tiller_app_server_protocol::{ThreadItem, UserInput as WireInput};
+use tiller_core::tools::shell::display_command;
 use tiller_protocol::{ResponseItem, UserInput};
 
 /// Wire input to engine input. Text and mentions become text; images are not
@@ -47,24 +48,6 @@ pub(crate) fn created_secs(session_id: &str) -> i64 {
     i64::from_str_radix(&hex, 16).map_or_else(|_| now_secs(), |ms| ms / 1000)
 }
 
-/// argv as a shell would read it back.
-pub(crate) fn shell_join(argv: &[String]) -> String {
-    argv.iter()
-        .map(|word| {
-            let plain = !word.is_empty()
-                && word
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
-            if plain {
-                word.clone()
-            } else {
-                format!("'{}'", word.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// History items of a recorded turn as thread items (messages and commands).
 pub(crate) fn thread_items(items: &[ResponseItem], turn_id: &str, cwd: &str) -> Vec<ThreadItem> {
     let mut out = Vec::new();
@@ -90,7 +73,7 @@ pub(crate) fn thread_items(items: &[ResponseItem], turn_id: &str, cwd: &str) -> 
                     .ok()
                     .and_then(|v| v.get("command").cloned())
                     .and_then(|c| serde_json::from_value::<Vec<String>>(c).ok())
-                    .map_or_else(|| arguments.clone(), |argv| shell_join(&argv));
+                    .map_or_else(|| arguments.clone(), |argv| display_command(&argv));
                 let output = items.iter().find_map(|other| match other {
                     ResponseItem::FunctionCallOutput { call_id: c, output } if c == call_id => {
                         Some(output.clone())

@@ -15,7 +15,9 @@ use tiller_app_server_protocol::{
 };
 use tiller_protocol::{EventMsg, ExecEndStatus};
 
-use crate::convert::{now_ms, now_secs, shell_join, wire_input};
+use tiller_core::tools::shell::display_command;
+
+use crate::convert::{now_ms, now_secs, wire_input};
 use crate::outgoing::Outgoing;
 
 /// A user message to show as an item when its turn starts (turn input, queued
@@ -137,6 +139,23 @@ impl TurnView {
         }
     }
 
+    /// The open reasoning item's text, starting the item if none is open.
+    fn open_reasoning(&mut self, out: &Outgoing) -> &mut String {
+        if self.reasoning.is_none() {
+            let id = self.item_id();
+            self.started(
+                out,
+                ThreadItem::Reasoning {
+                    id: id.clone(),
+                    summary: Vec::new(),
+                    content: Vec::new(),
+                },
+            );
+            self.reasoning = Some((id, String::new()));
+        }
+        &mut self.reasoning.get_or_insert_with(Default::default).1
+    }
+
     fn close_reasoning(&mut self, out: &Outgoing) {
         if let Some((id, text)) = self.reasoning.take() {
             self.completed(
@@ -196,38 +215,10 @@ impl TurnView {
                 self.completed(out, ThreadItem::AgentMessage { id, text });
             }
             EventMsg::ReasoningDelta { delta } => {
-                if self.reasoning.is_none() {
-                    let id = self.item_id();
-                    self.started(
-                        out,
-                        ThreadItem::Reasoning {
-                            id: id.clone(),
-                            summary: Vec::new(),
-                            content: Vec::new(),
-                        },
-                    );
-                    self.reasoning = Some((id, String::new()));
-                }
-                if let Some((_, text)) = &mut self.reasoning {
-                    text.push_str(&delta);
-                }
+                self.open_reasoning(out).push_str(&delta);
             }
             EventMsg::Reasoning { text } => {
-                if self.reasoning.is_none() {
-                    let id = self.item_id();
-                    self.started(
-                        out,
-                        ThreadItem::Reasoning {
-                            id: id.clone(),
-                            summary: Vec::new(),
-                            content: Vec::new(),
-                        },
-                    );
-                    self.reasoning = Some((id, String::new()));
-                }
-                if let Some((_, summary)) = &mut self.reasoning {
-                    *summary = text;
-                }
+                *self.open_reasoning(out) = text;
                 self.close_reasoning(out);
             }
             EventMsg::ExecCommandBegin {
@@ -236,7 +227,7 @@ impl TurnView {
                 cwd,
             } => {
                 let id = self.item_id();
-                let command = shell_join(&command);
+                let command = display_command(&command);
                 self.started(
                     out,
                     command_item(&id, &command, &cwd, "inProgress", None, None, None),
@@ -275,7 +266,7 @@ impl TurnView {
                     None => {
                         // Denied before it began: show it as one finished item.
                         let id = self.item_id();
-                        let command = shell_join(&command);
+                        let command = display_command(&command);
                         self.started(
                             out,
                             command_item(&id, &command, "", "inProgress", None, None, None),

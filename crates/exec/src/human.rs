@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use tiller_core::tools::shell::display_command;
 use tiller_protocol::{Event, EventMsg, ExecEndStatus, TurnAbortReason};
 
 use crate::run::Printer;
@@ -88,7 +89,10 @@ impl Printer for HumanPrinter {
             }
             EventMsg::ExecCommandBegin { command, .. } => {
                 self.end_message_line();
-                eprintln!("{}", self.style(DIM, &format!("$ {}", shell_join(command))));
+                eprintln!(
+                    "{}",
+                    self.style(DIM, &format!("$ {}", display_command(command)))
+                );
             }
             EventMsg::ExecCommandEnd {
                 exit_code,
@@ -168,24 +172,6 @@ impl Printer for HumanPrinter {
             | EventMsg::ShutdownComplete => {}
         }
     }
-}
-
-/// argv as a shell would read it back: `/bin/bash -lc 'echo hi; exit 3'`.
-pub(crate) fn shell_join(argv: &[String]) -> String {
-    argv.iter()
-        .map(|word| {
-            let plain = !word.is_empty()
-                && word
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
-            if plain {
-                word.clone()
-            } else {
-                format!("'{}'", word.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// A spinner on stderr while the model has not said anything yet.

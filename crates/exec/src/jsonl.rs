@@ -8,8 +8,8 @@ use std::io::Write;
 use serde_json::{Value, json};
 use tiller_protocol::{Event, EventMsg, ExecEndStatus, TurnAbortReason};
 
-use crate::human::shell_join;
 use crate::run::Printer;
+use tiller_core::tools::shell::display_command;
 
 pub(crate) struct JsonPrinter {
     next_item: u64,
@@ -58,7 +58,7 @@ impl Printer for JsonPrinter {
                 self.line(json!({"type": "item.started", "item": {
                     "id": id,
                     "type": "command_execution",
-                    "command": shell_join(command),
+                    "command": display_command(command),
                     "aggregated_output": "",
                     "exit_code": null,
                     "status": "in_progress",
@@ -86,7 +86,7 @@ impl Printer for JsonPrinter {
                 self.line(json!({"type": "item.completed", "item": {
                     "id": id,
                     "type": "command_execution",
-                    "command": shell_join(command),
+                    "command": display_command(command),
                     "aggregated_output": aggregated_output,
                     "exit_code": exit_code,
                     "status": status,

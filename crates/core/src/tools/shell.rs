@@ -106,6 +106,25 @@ pub fn shell_tool_spec() -> serde_json::Value {
     })
 }
 
+/// argv as a shell would read it back: `bash -lc 'echo hi; exit 3'` (how front
+/// ends show a command).
+pub fn display_command(argv: &[String]) -> String {
+    argv.iter()
+        .map(|word| {
+            let plain = !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+            if plain {
+                word.clone()
+            } else {
+                format!("'{}'", word.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The arguments the model passes to the shell tool.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ShellArgs {
