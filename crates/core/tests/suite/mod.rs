@@ -5,6 +5,7 @@ mod interrupt;
 mod resume;
 mod retry;
 mod steer;
+mod torture;
 
 use serde_json::json;
 use tiller_mock_model::Step;

@@ -1,0 +1,1060 @@
+//! Lifecycle torture: seeded random schedules against the real engine and the
+//! real mock model over HTTP, with real tool processes.
+//!
+//! A schedule is a few client ops at random moments (start, replace, steer with
+//! the right and stale ids and idempotent repeats, interrupt once, twice and
+//! when idle, approval decisions including abort), while the mock answers each
+//! request with a random step (text with random deltas and gaps, one or several
+//! tool calls, 429/503 with and without `Retry-After`, a plain 400, a
+//! missing-tool-output 400, a drop, a stall past the idle timeout, a malformed
+//! line) and the tools do random things (quick, long `sleep`, an output flood
+//! of megabytes, SIGTERM ignored, grandchildren, `setsid`, leftovers).
+//!
+//! After each schedule: I1 (no request refused by the mock, every call paired
+//! with exactly one output after it), I2 (one terminal event per turn), I3 (at
+//! each terminal event no process of that turn's tool calls is alive, and none
+//! of the schedule's at the end), I4 (every accepted start and steer text
+//! reaches the model exactly once or comes back in `unsent_input`, never both;
+//! refused steer reaches nobody), I6 (after the random part, turns start again
+//! and a final turn completes).
+//!
+//! A seed fixes the ops, the pauses, the decisions and the model's steps; the
+//! timing (which op meets which state) is the machine's. A failure prints the
+//! seed and the command that replays it. `TILLER_TORTURE_SCHEDULES=<n>` sets
+//! how many schedules run (500 by default), `TILLER_TORTURE_SEED=<seed>` runs
+//! that one only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tiller_core::config::ApprovalPolicy;
+use tiller_mock_model::{Item, MockModel, RecordedRequest, Step};
+use tiller_protocol::{Event, EventMsg, Op, OpError, Reply, ReviewDecision, UserInput};
+use tiller_test_support::{EngineSettings, TestEngine, assert_one_terminal_per_turn, pid_alive};
+use tokio::task::JoinSet;
+
+/// Replays one schedule.
+const SEED_ENV: &str = "TILLER_TORTURE_SEED";
+/// How many schedules to run.
+const COUNT_ENV: &str = "TILLER_TORTURE_SCHEDULES";
+/// Set on every tool process (by `env`, so all its descendants inherit it):
+/// `<schedule>/<call id>`.
+const TAG_ENV: &str = "TILLER_TORTURE_TAG";
+const DEFAULT_SCHEDULES: u64 = 500;
+/// Schedules run at the same time.
+const PARALLEL: usize = 8;
+/// Unused steps kept queued at the mock, so a request that follows another
+/// within microseconds (a retry, a steer cutting the stream) still finds one.
+const STEPS_AHEAD: usize = 4;
+/// The deadline for anything a schedule waits on.
+const WAIT: Duration = Duration::from_secs(15);
+/// How long after the end an escaped process may take to die.
+const PROCESS_GRACE: Duration = Duration::from_secs(2);
+/// The longest an [`Action::AwaitEnd`] waits for the running turn to end.
+const AWAIT_END: Duration = Duration::from_millis(400);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_schedules_keep_the_lifecycle_invariants() {
+    let seeds: Vec<u64> = match std::env::var(SEED_ENV) {
+        Ok(seed) => vec![
+            seed.trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("{SEED_ENV}={seed}: {e}")),
+        ],
+        Err(_) => {
+            let count = std::env::var(COUNT_ENV)
+                .ok()
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(DEFAULT_SCHEDULES);
+            let base = fastrand::u64(..u64::MAX / 2);
+            (base..base + count).collect()
+        }
+    };
+    let started = Instant::now();
+    let mut tally: BTreeMap<String, usize> = BTreeMap::new();
+    let mut running = JoinSet::new();
+    let mut next = seeds.iter().copied();
+    let mut failures = Vec::new();
+    loop {
+        while running.len() < PARALLEL && failures.is_empty() {
+            let Some(seed) = next.next() else { break };
+            // A task of its own per schedule, so a failed assertion comes back
+            // here as a `JoinError` and is reported with its seed.
+            running.spawn(async move { (seed, tokio::spawn(run_schedule(seed)).await) });
+        }
+        let Some(done) = running.join_next().await else {
+            break;
+        };
+        let (seed, outcome) = done.expect("the schedule wrapper");
+        match outcome {
+            Ok(seen) => {
+                for (what, n) in seen {
+                    *tally.entry(what).or_default() += n;
+                }
+            }
+            Err(error) => {
+                let why = match error.try_into_panic() {
+                    Ok(panic) => panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_else(|| "a panic".to_owned()),
+                    Err(error) => error.to_string(),
+                };
+                // No new schedule starts; the running ones finish.
+                failures.push((seed, why));
+            }
+        }
+    }
+    if let Some((seed, why)) = failures.first() {
+        panic!(
+            "schedule {seed} failed ({} failed in all): {why}\nreplay it with:\n  \
+             {SEED_ENV}={seed} cargo test -p tiller-core --test all torture -- --nocapture",
+            failures.len()
+        );
+    }
+    println!(
+        "{} schedules passed in {:.1?} (seeds {}..={})",
+        seeds.len(),
+        started.elapsed(),
+        seeds.first().copied().unwrap_or_default(),
+        seeds.last().copied().unwrap_or_default()
+    );
+    println!("exercised: {tally:?}");
+}
+
+/// One client op of a schedule.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Start,
+    /// A `StartTurn` again with an earlier start's `client_message_id`.
+    StartRepeat,
+    SteerCurrent,
+    /// An older turn's id, or one that never existed.
+    SteerStale,
+    /// A steer again with an earlier steer's `client_message_id` and text.
+    SteerRepeat,
+    SteerEmpty,
+    Interrupt,
+    InterruptTwice,
+    /// An approval for a call nobody asked about.
+    ApprovalUnknown,
+    /// Handle events until the running turn ends, for at most [`AWAIT_END`].
+    AwaitEnd,
+}
+
+/// The answer to the next approval request (`None`: leave it waiting).
+type Decision = Option<ReviewDecision>;
+
+fn random_action(rng: &mut fastrand::Rng) -> Action {
+    match rng.u32(0..100) {
+        0..18 => Action::Start,
+        18..22 => Action::StartRepeat,
+        22..40 => Action::SteerCurrent,
+        40..47 => Action::SteerStale,
+        47..53 => Action::SteerRepeat,
+        53..56 => Action::SteerEmpty,
+        56..66 => Action::Interrupt,
+        66..72 => Action::InterruptTwice,
+        72..76 => Action::ApprovalUnknown,
+        _ => Action::AwaitEnd,
+    }
+}
+
+fn random_decision(rng: &mut fastrand::Rng) -> Decision {
+    match rng.u32(0..100) {
+        0..40 => Some(ReviewDecision::Approved),
+        40..50 => Some(ReviewDecision::ApprovedForSession),
+        50..75 => Some(ReviewDecision::Denied),
+        75..90 => Some(ReviewDecision::Abort),
+        _ => None,
+    }
+}
+
+/// Keeps [`STEPS_AHEAD`] steps queued at the mock: random ones during the
+/// schedule, plain text once it is over.
+struct Feeder {
+    rng: fastrand::Rng,
+    random: bool,
+    /// How many random steps were pushed (the first steps of the script).
+    random_pushed: usize,
+    next_call: u32,
+    tag: String,
+    dir: PathBuf,
+    tally: BTreeMap<String, usize>,
+    /// What each call's script does.
+    call_kind: HashMap<String, &'static str>,
+}
+
+impl Feeder {
+    fn top_up(&mut self, mock: &MockModel) {
+        while mock.remaining_steps() < STEPS_AHEAD {
+            let step = if self.random {
+                self.random_pushed += 1;
+                self.random_step()
+            } else {
+                Step::text("done")
+            };
+            mock.push_step(step);
+        }
+    }
+
+    fn count(&mut self, what: &str) {
+        *self.tally.entry(what.to_owned()).or_default() += 1;
+    }
+
+    fn random_step(&mut self) -> Step {
+        match self.rng.u32(0..100) {
+            0..25 => {
+                self.count("step text");
+                Step::response(vec![self.text_item()]).with_delta_delay(self.rng.u64(0..4))
+            }
+            25..55 => {
+                let calls = if self.rng.u32(0..4) == 0 {
+                    self.rng.usize(2..4)
+                } else {
+                    1
+                };
+                self.count(if calls > 1 { "step calls" } else { "step call" });
+                let mut items = Vec::new();
+                if self.rng.bool() {
+                    items.push(self.text_item());
+                }
+                for _ in 0..calls {
+                    items.push(self.shell_call());
+                }
+                Step::response(items).with_delta_delay(self.rng.u64(0..3))
+            }
+            55..62 => {
+                let status = if self.rng.bool() { 429 } else { 503 };
+                if self.rng.u32(0..4) == 0 {
+                    // No `Retry-After`: the engine's own backoff (200 ms).
+                    self.count("step 429/503 backoff");
+                    Step::http_status(status)
+                } else {
+                    self.count("step 429/503 retry-after");
+                    Step::http_status(status).with_header("Retry-After", "0")
+                }
+            }
+            62..65 => {
+                self.count("step 400");
+                Step::http_error(
+                    400,
+                    json!({"error": {"message": "torture: this request is refused",
+                                      "type": "invalid_request_error", "param": null, "code": null}}),
+                )
+            }
+            65..70 => {
+                self.count("step 400 missing output");
+                let call = if self.next_call > 0 {
+                    format!("call_{}", self.rng.u32(1..=self.next_call))
+                } else {
+                    "call_none".to_owned()
+                };
+                Step::http_error(
+                    400,
+                    json!({"error": {"message": format!("No tool output found for function call {call}."),
+                                      "type": "invalid_request_error", "param": "input", "code": null}}),
+                )
+            }
+            70..80 => {
+                self.count("step drop");
+                let first = self.text_item();
+                let mut items = vec![first];
+                if self.rng.bool() {
+                    items.push(self.shell_call());
+                }
+                Step::response(items)
+                    .with_delta_delay(self.rng.u64(0..3))
+                    .with_drop_after(self.rng.usize(0..8))
+            }
+            80..90 => {
+                self.count("step stall");
+                let after = self.rng.usize(0..6);
+                Step::response(vec![self.text_item()]).with_stall(after, 400)
+            }
+            _ => {
+                self.count("step malformed");
+                let after = self.rng.usize(0..6);
+                Step::response(vec![self.text_item()]).with_malformed_after(after)
+            }
+        }
+    }
+
+    fn text_item(&mut self) -> Item {
+        let deltas: Vec<String> = (0..self.rng.usize(1..16))
+            .map(|i| format!("w{i}{} ", self.rng.alphanumeric()))
+            .collect();
+        Item::text_deltas(deltas)
+    }
+
+    /// A `shell` call whose processes all carry the schedule's tag and write
+    /// their pids to `pids.<call id>` in the work folder.
+    fn shell_call(&mut self) -> Item {
+        self.next_call += 1;
+        let call_id = format!("call_{}", self.next_call);
+        let pids = self.dir.join(format!("pids.{call_id}"));
+        let p = pids.display();
+        let (kind, script) = match self.rng.u32(0..100) {
+            0..30 => ("quick", format!("echo $$ >> {p}; echo done")),
+            30..45 => ("sleep", format!("echo $$ >> {p}; sleep 30")),
+            45..55 => {
+                let bytes = self.rng.usize(1_000_000..4_000_000);
+                (
+                    "flood",
+                    format!("echo $$ >> {p}; head -c {bytes} /dev/zero | tr '\\0' x"),
+                )
+            }
+            55..68 => (
+                "ignores SIGTERM",
+                format!("trap '' TERM; echo $$ >> {p}; sleep 30 & echo $! >> {p}; wait"),
+            ),
+            68..80 => (
+                "grandchildren",
+                format!(
+                    "echo $$ >> {p}; (sleep 30 & echo $! >> {p}; sleep 31) & echo $! >> {p}; wait"
+                ),
+            ),
+            80..90 => (
+                "setsid",
+                format!(
+                    "echo $$ >> {p}; setsid bash -c 'trap \"\" TERM; echo $$ >> {p}; exec sleep 30' & wait"
+                ),
+            ),
+            _ => (
+                "leftover",
+                format!("echo $$ >> {p}; sleep 30 & echo $! >> {p}; echo left"),
+            ),
+        };
+        self.call_kind.insert(call_id.clone(), kind);
+        let tag = format!("{TAG_ENV}={}/{call_id}", self.tag);
+        Item::function_call(
+            call_id,
+            "shell",
+            json!({"command": ["env", tag, "bash", "-c", script]}),
+        )
+    }
+}
+
+/// What the client did and saw in one schedule.
+struct Schedule {
+    seed: u64,
+    /// Choices made while acting (which id to repeat, which stale id).
+    rng: fastrand::Rng,
+    tag: String,
+    engine: TestEngine,
+    feeder: Feeder,
+    decisions: Vec<Decision>,
+    /// Events of `engine.log` already looked at.
+    seen: usize,
+    /// The turn the client last started (from the `StartTurn` reply).
+    current: Option<String>,
+    started: Vec<String>,
+    /// The turn running according to the events.
+    running: Option<String>,
+    /// `client_message_id` → (text, reply) of every start.
+    starts: Vec<(String, String, String)>,
+    /// Every steer sent: `client_message_id`, text, and whether any
+    /// submission of it was accepted.
+    steers: Vec<(String, String, bool)>,
+    /// Which turn each tool call belongs to.
+    call_turn: HashMap<String, String>,
+    approvals: usize,
+    n: usize,
+}
+
+async fn run_schedule(seed: u64) -> BTreeMap<String, usize> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let policy = if rng.u32(0..10) < 3 {
+        ApprovalPolicy::Untrusted
+    } else {
+        ApprovalPolicy::Never
+    };
+    let settings = EngineSettings {
+        approval_policy: policy,
+        request_max_retries: rng.u32(0..=2),
+        stream_max_retries: rng.u32(0..=2),
+        stream_idle_timeout: Duration::from_millis(200),
+        ..EngineSettings::default()
+    };
+    let engine = TestEngine::start_with(Vec::new(), settings).await;
+    let tag = format!("{}-{seed}", std::process::id());
+    let mut feeder = Feeder {
+        rng: fastrand::Rng::with_seed(seed ^ 0x7041_7e11),
+        random: true,
+        random_pushed: 0,
+        next_call: 0,
+        tag: tag.clone(),
+        dir: engine.dir().to_path_buf(),
+        tally: BTreeMap::new(),
+        call_kind: HashMap::new(),
+    };
+    feeder.top_up(&engine.mock);
+    let actions: Vec<(u64, Action)> = (0..rng.usize(3..12))
+        .map(|_| (rng.u64(0..=20), random_action(&mut rng)))
+        .collect();
+    let decisions = (0..64).map(|_| random_decision(&mut rng)).collect();
+    let mut s = Schedule {
+        seed,
+        rng,
+        tag,
+        engine,
+        feeder,
+        decisions,
+        seen: 0,
+        current: None,
+        started: Vec::new(),
+        running: None,
+        starts: Vec::new(),
+        steers: Vec::new(),
+        call_turn: HashMap::new(),
+        approvals: 0,
+        n: 0,
+    };
+    s.count(if policy == ApprovalPolicy::Untrusted {
+        "policy untrusted"
+    } else {
+        "policy never"
+    });
+
+    // The random part: a start first (most schedules), then the ops.
+    if s.rng.u32(0..10) < 8 {
+        s.act(Action::Start).await;
+    }
+    for (pause, action) in actions {
+        s.events_for(Duration::from_millis(pause)).await;
+        s.act(action).await;
+    }
+    let pause = s.rng.u64(0..=20);
+    s.events_for(Duration::from_millis(pause)).await;
+
+    // The end of the random part: whatever runs is interrupted.
+    s.interrupt().await;
+    s.wind_down().await;
+    s.finish().await
+}
+
+impl Schedule {
+    fn count(&mut self, what: &str) {
+        self.feeder.count(what);
+    }
+
+    /// Handle events as they come for `pause`.
+    async fn events_for(&mut self, pause: Duration) {
+        let deadline = tokio::time::Instant::now() + pause;
+        loop {
+            self.process().await;
+            let got = tokio::select! {
+                biased;
+                () = tokio::time::sleep_until(deadline) => false,
+                _ = self.engine.next_event() => true,
+            };
+            if !got {
+                break;
+            }
+        }
+        self.process().await;
+    }
+
+    /// Handle every event received so far that was not handled yet.
+    async fn process(&mut self) {
+        self.engine.drain_ready();
+        while self.seen < self.engine.log.len() {
+            let event = self.engine.log[self.seen].clone();
+            self.seen += 1;
+            self.on_event(event).await;
+        }
+        self.feeder.top_up(&self.engine.mock);
+    }
+
+    async fn on_event(&mut self, event: Event) {
+        let turn = event.turn_id.clone().unwrap_or_default();
+        match &event.msg {
+            EventMsg::TurnStarted => self.running = Some(turn),
+            EventMsg::ExecCommandBegin { call_id, .. } => {
+                self.call_turn.insert(call_id.clone(), turn);
+            }
+            EventMsg::ExecApprovalRequest { call_id, .. } => {
+                self.call_turn.insert(call_id.clone(), turn);
+                let decision = self.decisions[self.approvals % self.decisions.len()];
+                self.approvals += 1;
+                let Some(decision) = decision else {
+                    self.count("approval left waiting");
+                    return;
+                };
+                self.count(&format!("approval {decision:?}"));
+                let reply = self
+                    .engine
+                    .submit(Op::Approval {
+                        call_id: call_id.clone(),
+                        decision,
+                    })
+                    .await;
+                // The turn may have ended since the request was emitted.
+                assert!(
+                    matches!(
+                        reply,
+                        Ok(Reply::Done) | Err(OpError::UnknownApproval { .. })
+                    ),
+                    "approval {decision:?} for {call_id}: {reply:?}"
+                );
+            }
+            EventMsg::ExecCommandEnd {
+                call_id, status, ..
+            } => {
+                let kind = self.feeder.call_kind.get(call_id).copied().unwrap_or("?");
+                self.count(&format!("tool {kind} {status:?}"));
+            }
+            EventMsg::StreamRetry { .. } => self.count("event retry"),
+            EventMsg::SteerDelivered { .. } => self.count("event steer delivered"),
+            EventMsg::BackgroundEvent { .. } => self.count("event background"),
+            EventMsg::TurnCompleted { .. } => self.ended(&turn, "turn completed"),
+            EventMsg::TurnAborted {
+                reason,
+                unsent_input,
+            } => {
+                if !unsent_input.is_empty() {
+                    self.count("steer handed back");
+                }
+                self.ended(&turn, &format!("turn aborted {reason:?}"));
+            }
+            EventMsg::TurnFailed { unsent_input, .. } => {
+                if !unsent_input.is_empty() {
+                    self.count("steer handed back");
+                }
+                self.ended(&turn, "turn failed");
+            }
+            _ => {}
+        }
+    }
+
+    /// A terminal event of `turn`: no process of its tool calls may be alive (I3).
+    fn ended(&mut self, turn: &str, what: &str) {
+        self.count(what);
+        if self.running.as_deref() == Some(turn) {
+            self.running = None;
+        }
+        let calls: Vec<String> = self
+            .call_turn
+            .iter()
+            .filter(|(_, t)| t.as_str() == turn)
+            .map(|(c, _)| c.clone())
+            .collect();
+        let mut alive = Vec::new();
+        for call in &calls {
+            let tag = format!("{}/{call}", self.tag);
+            alive.extend(tagged_alive(
+                &tag,
+                &self.engine.dir().join(format!("pids.{call}")),
+            ));
+        }
+        assert!(
+            alive.is_empty(),
+            "I3: processes of turn {turn} alive at its terminal event ({what}): {}",
+            describe(&alive)
+        );
+    }
+
+    async fn act(&mut self, action: Action) {
+        self.n += 1;
+        let n = self.n;
+        let seed = self.seed;
+        match action {
+            Action::Start | Action::StartRepeat => {
+                let repeat = matches!(action, Action::StartRepeat) && !self.starts.is_empty();
+                let (id, text) = if repeat {
+                    let i = self.rng.usize(..self.starts.len());
+                    let (id, text, _) = &self.starts[i];
+                    (id.clone(), text.clone())
+                } else {
+                    (format!("start-{n}"), format!("start {seed} {n}"))
+                };
+                let reply = self
+                    .engine
+                    .submit(Op::StartTurn {
+                        items: vec![UserInput::text(&text)],
+                        client_message_id: Some(id.clone()),
+                    })
+                    .await;
+                let Ok(Reply::TurnStarted { turn_id }) = reply else {
+                    panic!("StartTurn {id} was answered {reply:?}");
+                };
+                if repeat {
+                    self.count("op start repeat");
+                    let first = self.starts.iter().find(|(i, _, _)| *i == id);
+                    assert_eq!(
+                        first.map(|(_, _, t)| t.as_str()),
+                        Some(turn_id.as_str()),
+                        "a repeated StartTurn {id} must get the first answer"
+                    );
+                } else {
+                    self.count("op start");
+                    assert!(
+                        !self.started.contains(&turn_id),
+                        "a new StartTurn got an old turn id {turn_id}"
+                    );
+                    self.starts.push((id, text, turn_id.clone()));
+                    self.started.push(turn_id.clone());
+                    self.current = Some(turn_id);
+                }
+            }
+            Action::SteerCurrent | Action::SteerStale | Action::SteerEmpty => {
+                let stale = matches!(action, Action::SteerStale);
+                let expected = if stale {
+                    let old = self.started.len().saturating_sub(1);
+                    if old > 0 && self.rng.bool() {
+                        self.started[self.rng.usize(..old)].clone()
+                    } else {
+                        "turn-that-never-was".to_owned()
+                    }
+                } else {
+                    self.current
+                        .clone()
+                        .unwrap_or_else(|| "no-turn-yet".to_owned())
+                };
+                let id = format!("steer-{n}");
+                let text = if matches!(action, Action::SteerEmpty) {
+                    String::new()
+                } else {
+                    format!("steer {seed} {n}")
+                };
+                let reply = self
+                    .engine
+                    .submit(Op::Steer {
+                        items: vec![UserInput::text(&text)],
+                        expected_turn_id: expected.clone(),
+                        client_message_id: Some(id.clone()),
+                    })
+                    .await;
+                let accepted = match &reply {
+                    Ok(Reply::Steered { turn_id }) => {
+                        assert_eq!(turn_id, &expected, "steer {id} went to another turn");
+                        true
+                    }
+                    Err(OpError::NoActiveTurn | OpError::TurnMismatch { .. }) => false,
+                    Err(OpError::EmptyInput) if text.is_empty() => false,
+                    other => panic!("Steer {id} was answered {other:?}"),
+                };
+                assert!(
+                    !(accepted && (stale || text.is_empty())),
+                    "a stale or empty steer {id} ({expected}) was accepted"
+                );
+                let kind = match action {
+                    Action::SteerStale => "stale",
+                    Action::SteerEmpty => "empty",
+                    _ => "current",
+                };
+                self.count(&format!(
+                    "op steer {kind} {}",
+                    if accepted { "accepted" } else { "refused" }
+                ));
+                if !text.is_empty() {
+                    self.steers.push((id, text, accepted));
+                }
+            }
+            Action::SteerRepeat => {
+                if self.steers.is_empty() {
+                    return;
+                }
+                let i = self.rng.usize(..self.steers.len());
+                let (id, text, _) = self.steers[i].clone();
+                let expected = self.current.clone().unwrap_or_default();
+                let reply = self
+                    .engine
+                    .submit(Op::Steer {
+                        items: vec![UserInput::text(&text)],
+                        expected_turn_id: expected,
+                        client_message_id: Some(id.clone()),
+                    })
+                    .await;
+                let accepted = match &reply {
+                    Ok(Reply::Steered { .. }) => true,
+                    Err(OpError::NoActiveTurn | OpError::TurnMismatch { .. }) => false,
+                    other => panic!("repeated Steer {id} was answered {other:?}"),
+                };
+                let was = self.steers[i].2;
+                assert!(
+                    !was || accepted,
+                    "an accepted steer {id} repeated was refused: {reply:?}"
+                );
+                self.steers[i].2 |= accepted;
+                self.count("op steer repeat");
+            }
+            Action::Interrupt => {
+                self.count(if self.running.is_some() {
+                    "op interrupt"
+                } else {
+                    "op interrupt idle"
+                });
+                self.interrupt().await;
+            }
+            Action::InterruptTwice => {
+                self.count("op interrupt twice");
+                self.interrupt().await;
+                self.interrupt().await;
+            }
+            Action::AwaitEnd => {
+                self.count("op await end");
+                let deadline = tokio::time::Instant::now() + AWAIT_END;
+                loop {
+                    self.process().await;
+                    if self.running.is_none() {
+                        break;
+                    }
+                    let got = tokio::select! {
+                        biased;
+                        () = tokio::time::sleep_until(deadline) => false,
+                        _ = self.engine.next_event() => true,
+                    };
+                    if !got {
+                        break;
+                    }
+                }
+            }
+            Action::ApprovalUnknown => {
+                self.count("op approval unknown");
+                let reply = self
+                    .engine
+                    .submit(Op::Approval {
+                        call_id: "call_nobody_asked".to_owned(),
+                        decision: ReviewDecision::Approved,
+                    })
+                    .await;
+                assert!(
+                    matches!(reply, Err(OpError::UnknownApproval { .. })),
+                    "{reply:?}"
+                );
+            }
+        }
+        self.process().await;
+    }
+
+    /// Interrupt: answered `Done`, and by then the turn's terminal event is out.
+    async fn interrupt(&mut self) {
+        let reply = self.engine.submit(Op::Interrupt).await;
+        assert_eq!(reply, Ok(Reply::Done), "Interrupt");
+        self.process().await;
+        assert!(
+            self.running.is_none(),
+            "turn {:?} still running after Interrupt was answered",
+            self.running
+        );
+    }
+
+    /// Use up the random steps still queued at the mock (each turn is
+    /// interrupted once it made a request), then a final turn must complete (I6).
+    async fn wind_down(&mut self) {
+        self.feeder.random = false;
+        let random = self.feeder.random_pushed;
+        let mut drains = 0;
+        while used_steps(&self.engine.mock) < random {
+            drains += 1;
+            assert!(drains <= random + 2, "the drain does not use up the steps");
+            let before = self.engine.mock.requests().len();
+            let turn = self.start_plain(&format!("drain {drains}")).await;
+            if let Err(e) = self.engine.mock.wait_for_requests(before + 1, WAIT).await {
+                panic!("I6: drain turn {turn} sent no request: {e}");
+            }
+            self.count("drain turn");
+            // Let it run a little: tools start, approvals are answered.
+            let pause = self.rng.u64(0..=20);
+            self.events_for(Duration::from_millis(pause)).await;
+            // Shows that the I3 scan sees the processes it must see die.
+            let alive = tagged_alive(&self.tag, self.engine.dir()).len();
+            *self
+                .feeder
+                .tally
+                .entry("processes alive before an interrupt".to_owned())
+                .or_default() += alive;
+            self.interrupt().await;
+        }
+
+        let turn = self.start_plain("final").await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            self.process().await;
+            let ended = self
+                .engine
+                .log
+                .iter()
+                .find(|e| e.turn_id.as_deref() == Some(turn.as_str()) && e.is_terminal());
+            if let Some(ended) = ended {
+                assert!(
+                    matches!(ended.msg, EventMsg::TurnCompleted { .. }),
+                    "I6: the final turn did not complete: {:?}",
+                    ended.msg
+                );
+                break;
+            }
+            let got = tokio::select! {
+                () = tokio::time::sleep_until(deadline) => false,
+                _ = self.engine.next_event() => true,
+            };
+            assert!(got, "I6: the final turn did not end within {WAIT:?}");
+        }
+        self.process().await;
+    }
+
+    async fn start_plain(&mut self, text: &str) -> String {
+        let text = format!("{text} {}", self.seed);
+        let reply = self
+            .engine
+            .submit(Op::StartTurn {
+                items: vec![UserInput::text(&text)],
+                client_message_id: None,
+            })
+            .await;
+        let Ok(Reply::TurnStarted { turn_id }) = reply else {
+            panic!("I6: StartTurn after the schedule was answered {reply:?}");
+        };
+        self.starts.push((String::new(), text, turn_id.clone()));
+        self.started.push(turn_id.clone());
+        self.current = Some(turn_id.clone());
+        self.process().await;
+        turn_id
+    }
+
+    async fn finish(mut self) -> BTreeMap<String, usize> {
+        // I3 at the end: nothing of the schedule alive (an escaped process
+        // may take the engine's kill loop a moment).
+        let deadline = Instant::now() + PROCESS_GRACE;
+        loop {
+            let alive = tagged_alive(&self.tag, self.engine.dir());
+            if alive.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "I3: processes of the schedule alive {PROCESS_GRACE:?} after its end: {}",
+                describe(&alive)
+            );
+            // Not our children: /proc is all there is to watch.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        let requests = self.engine.mock.requests();
+        let mut tally = std::mem::take(&mut self.feeder.tally);
+        *tally.entry("requests".to_owned()).or_default() += requests.len();
+        *tally
+            .entry("requests without a step".to_owned())
+            .or_default() += requests.iter().filter(|r| r.step_index.is_none()).count();
+        // I2, and no request refused for breaking the contract (I1).
+        let log = self.engine.finish().await;
+        assert_one_terminal_per_turn(&log);
+        for (n, request) in requests.iter().enumerate() {
+            check_pairing(n, request);
+        }
+        check_nothing_lost(&log, &requests, &self.starts, &self.steers);
+        tally
+    }
+}
+
+/// How many script steps requests have used (steps are used in order).
+fn used_steps(mock: &MockModel) -> usize {
+    mock.requests()
+        .iter()
+        .filter_map(|r| r.step_index)
+        .max()
+        .map_or(0, |i| i + 1)
+}
+
+/// I1: every `function_call` has exactly one output after it, and every
+/// output an earlier call.
+fn check_pairing(n: usize, request: &RecordedRequest) {
+    assert!(
+        request.rejected.is_none(),
+        "I1: request {n} was refused: {:?}",
+        request.rejected
+    );
+    let input = request.input();
+    let id_of = |item: &Value| {
+        item.get("call_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let kind = |item: &Value| {
+        item.get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    for (i, item) in input.iter().enumerate() {
+        match kind(item).as_str() {
+            "function_call" => {
+                let id = id_of(item);
+                let calls = input
+                    .iter()
+                    .filter(|o| kind(o) == "function_call" && id_of(o) == id)
+                    .count();
+                let outputs = input[i..]
+                    .iter()
+                    .filter(|o| kind(o) == "function_call_output" && id_of(o) == id)
+                    .count();
+                assert!(
+                    calls == 1 && outputs == 1,
+                    "I1: request {n}: call {id} appears {calls} times with {outputs} outputs after it"
+                );
+            }
+            "function_call_output" => {
+                let id = id_of(item);
+                let calls = input[..i]
+                    .iter()
+                    .filter(|o| kind(o) == "function_call" && id_of(o) == id)
+                    .count();
+                assert_eq!(calls, 1, "I1: request {n}: output {id} without its call");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// How often `text` is a user message in `input`.
+fn user_count(input: &[Value], text: &str) -> usize {
+    input
+        .iter()
+        .filter(|item| {
+            item.get("type").and_then(Value::as_str) == Some("message")
+                && item.get("role").and_then(Value::as_str) == Some("user")
+                && item
+                    .get("content")
+                    .and_then(Value::as_array)
+                    .is_some_and(|parts| {
+                        parts
+                            .iter()
+                            .any(|p| p.get("text").and_then(Value::as_str) == Some(text))
+                    })
+        })
+        .count()
+}
+
+/// I4: accepted input reaches the model exactly once (it is in the final
+/// request, which carries the whole history) or is handed back in
+/// `unsent_input`, never both; refused steer reaches nobody; no request holds
+/// any input twice.
+fn check_nothing_lost(
+    log: &[Event],
+    requests: &[RecordedRequest],
+    starts: &[(String, String, String)],
+    steers: &[(String, String, bool)],
+) {
+    let unsent: Vec<&str> = log
+        .iter()
+        .flat_map(|e| match &e.msg {
+            EventMsg::TurnAborted { unsent_input, .. }
+            | EventMsg::TurnFailed { unsent_input, .. } => unsent_input.as_slice(),
+            _ => &[],
+        })
+        .map(UserInput::as_text)
+        .collect();
+    let delivered: Vec<&str> = log
+        .iter()
+        .flat_map(|e| match &e.msg {
+            EventMsg::SteerDelivered { items } => items.as_slice(),
+            _ => &[],
+        })
+        .map(UserInput::as_text)
+        .collect();
+    let last = requests.last().expect("the final turn's request").input();
+    let mut texts: Vec<(&str, bool, bool)> = starts
+        .iter()
+        .map(|(_, text, _)| (text.as_str(), true, false))
+        .collect();
+    texts.extend(
+        steers
+            .iter()
+            .map(|(_, t, accepted)| (t.as_str(), *accepted, true)),
+    );
+    for (text, accepted, steer) in texts {
+        for (n, request) in requests.iter().enumerate() {
+            let times = user_count(request.input(), text);
+            assert!(times <= 1, "I4: request {n} holds {text:?} {times} times");
+        }
+        let sent = user_count(last, text);
+        let handed_back = unsent.iter().filter(|t| **t == text).count();
+        let reported = delivered.iter().filter(|t| **t == text).count();
+        if !accepted {
+            assert!(
+                sent == 0 && handed_back == 0 && reported == 0,
+                "I4: refused steer {text:?} reached the model {sent} times, came back {handed_back} times, delivered {reported} times"
+            );
+            continue;
+        }
+        assert!(
+            sent + handed_back == 1,
+            "I4: {text:?} reached the model {sent} times and came back {handed_back} times"
+        );
+        if steer {
+            assert!(
+                reported == sent,
+                "I4: steer {text:?} reached the model {sent} times but SteerDelivered says {reported}"
+            );
+        }
+    }
+}
+
+/// Live processes tagged `<tag>` (or `<tag>/...`), from a scan of /proc, and
+/// the live pids the `pids.*` files under `pids` list (a file or a folder).
+fn tagged_alive(tag: &str, pids: &Path) -> Vec<i32> {
+    let mut found: Vec<i32> = Vec::new();
+    let exact = format!("{TAG_ENV}={tag}");
+    let prefix = format!("{exact}/");
+    let tagged = |pid: i32| {
+        std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+            env.split(|b| *b == 0).any(|entry| {
+                let entry = String::from_utf8_lossy(entry);
+                entry == exact || entry.starts_with(&prefix)
+            })
+        })
+    };
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            if pid_alive(pid) && tagged(pid) {
+                found.push(pid);
+            }
+        }
+    }
+    // The pids the scripts wrote (a pid reused by someone else is not tagged).
+    let files: Vec<PathBuf> = if pids.is_dir() {
+        std::fs::read_dir(pids)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with("pids."))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        vec![pids.to_path_buf()]
+    };
+    for file in files {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for pid in text.split_whitespace().filter_map(|w| w.parse().ok()) {
+            if !found.contains(&pid) && pid_alive(pid) && tagged(pid) {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+fn describe(pids: &[i32]) -> String {
+    pids.iter()
+        .map(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            format!("\n  {pid}: {cmd} [{}]", stat.trim())
+        })
+        .collect()
+}
