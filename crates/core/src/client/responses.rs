@@ -92,11 +92,7 @@ pub struct ResponsesClient {
 impl ResponsesClient {
     /// A client for `provider`, authenticating with `api_key` if given.
     pub fn new(provider: &ProviderConfig, api_key: Option<String>) -> crate::error::Result<Self> {
-        install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| CoreError::HttpClient(e.to_string()))?;
+        let http = shared_http_client()?;
         Ok(ResponsesClient {
             http,
             url: format!("{}/responses", provider.base_url.trim_end_matches('/')),
@@ -396,6 +392,23 @@ fn human_duration(d: Duration) -> String {
     } else {
         format!("{:.1} s", d.as_secs_f64())
     }
+}
+
+/// One HTTP client for the process: building one loads and parses the system's
+/// root certificates (about 3 ms), and sessions (app-server threads) share its
+/// connection pool. Idle timeouts are applied per read by [`ResponseStream`],
+/// so nothing in the client is per provider.
+fn shared_http_client() -> crate::error::Result<reqwest::Client> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    if let Some(client) = CLIENT.get() {
+        return Ok(client.clone());
+    }
+    install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| CoreError::HttpClient(e.to_string()))?;
+    Ok(CLIENT.get_or_init(|| client).clone())
 }
 
 /// rustls needs one process-wide crypto provider; tiller uses ring.
