@@ -66,11 +66,10 @@ pub async fn run_resume(flags: ExecFlags, resume: ResumeArgs) -> Result<i32, Exe
 }
 
 async fn run(
-    flags: ExecFlags,
+    args: ExecFlags,
     resume: Option<SessionQuery>,
     prompt: Option<&str>,
 ) -> Result<i32, ExecError> {
-    let args = flags;
     let prompt = read_prompt(prompt)?;
     let mut printer: Box<dyn Printer> = if args.json {
         Box::new(JsonPrinter::new())

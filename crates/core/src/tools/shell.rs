@@ -989,6 +989,28 @@ mod tests {
     }
 
     #[tokio::test]
+    /// `kill_tree`'s last pass reaps adopted zombies; this pins that for one that
+    /// left the group, whose marker is gone with its environment.
+    async fn a_setsid_grandchild_that_exited_on_its_own_is_reaped_when_the_call_ends() {
+        become_subreaper().expect("subreaper");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pidfile = dir.path().join("pid");
+        // The grandchild leaves the group, writes its pid and exits; its parent
+        // has become `sleep`, which never reaps it, so when `sleep` exits the
+        // zombie is re-parented to tiller, outside the tool's group.
+        let script = format!(
+            "setsid sh -c 'echo $$ > {p}.tmp; mv {p}.tmp {p}' & exec sleep 0.3",
+            p = pidfile.display()
+        );
+
+        let outcome = run_shell(bash(&script), CancellationToken::new(), &ignore_output).await;
+
+        assert_eq!(outcome.status, ExecEndStatus::Completed);
+        let pid = read_pids(&pidfile).await[0];
+        assert!(is_gone(pid), "{pid} is left as a zombie");
+    }
+
+    #[tokio::test]
     async fn grandchild_that_called_setsid_is_killed() {
         become_subreaper().expect("subreaper");
         let dir = tempfile::tempdir().expect("tempdir");
