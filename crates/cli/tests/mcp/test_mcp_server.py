@@ -49,7 +49,8 @@ def pid_alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
             state = f.read().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
+    except (OSError, IndexError):
+        # Gone before the open (ENOENT) or between open and read (ESRCH).
         return False
     return state not in ("Z", "X")
 
