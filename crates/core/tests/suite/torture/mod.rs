@@ -23,31 +23,32 @@
 //! seed and the command that replays it. `TILLER_TORTURE_SCHEDULES=<n>` sets
 //! how many schedules run (500 by default), `TILLER_TORTURE_SEED=<seed>` runs
 //! that one only.
+//!
+//! The model's and tools' side lives in `feeder.rs` and the checks in
+//! `checks.rs`; `tests/torture_kill_resume.rs` uses both for the kill-and-resume
+//! loop (I5), where the session runs in a child process that is SIGKILLed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
 use tiller_core::config::ApprovalPolicy;
-use tiller_mock_model::{Item, MockModel, RecordedRequest, Step};
 use tiller_protocol::{Event, EventMsg, Op, OpError, Reply, ReviewDecision, UserInput};
-use tiller_test_support::{EngineSettings, TestEngine, assert_one_terminal_per_turn, pid_alive};
+use tiller_test_support::{EngineSettings, TestEngine, assert_one_terminal_per_turn};
 use tokio::task::JoinSet;
+
+mod checks;
+mod feeder;
+
+use checks::{check_nothing_lost, check_pairing, describe, tagged_alive, used_steps};
+use feeder::Feeder;
 
 /// Replays one schedule.
 const SEED_ENV: &str = "TILLER_TORTURE_SEED";
 /// How many schedules to run.
 const COUNT_ENV: &str = "TILLER_TORTURE_SCHEDULES";
-/// Set on every tool process (by `env`, so all its descendants inherit it):
-/// `<schedule>/<call id>`.
-const TAG_ENV: &str = "TILLER_TORTURE_TAG";
 const DEFAULT_SCHEDULES: u64 = 500;
 /// Schedules run at the same time.
 const PARALLEL: usize = 8;
-/// Unused steps kept queued at the mock, so a request that follows another
-/// within microseconds (a retry, a steer cutting the stream) still finds one.
-const STEPS_AHEAD: usize = 4;
 /// The deadline for anything a schedule waits on.
 const WAIT: Duration = Duration::from_secs(15);
 /// How long after the end an escaped process may take to die.
@@ -173,171 +174,6 @@ fn random_decision(rng: &mut fastrand::Rng) -> Decision {
     }
 }
 
-/// Keeps [`STEPS_AHEAD`] steps queued at the mock: random ones during the
-/// schedule, plain text once it is over.
-struct Feeder {
-    rng: fastrand::Rng,
-    random: bool,
-    /// How many random steps were pushed (the first steps of the script).
-    random_pushed: usize,
-    next_call: u32,
-    tag: String,
-    dir: PathBuf,
-    tally: BTreeMap<String, usize>,
-    /// What each call's script does.
-    call_kind: HashMap<String, &'static str>,
-}
-
-impl Feeder {
-    fn top_up(&mut self, mock: &MockModel) {
-        while mock.remaining_steps() < STEPS_AHEAD {
-            let step = if self.random {
-                self.random_pushed += 1;
-                self.random_step()
-            } else {
-                Step::text("done")
-            };
-            mock.push_step(step);
-        }
-    }
-
-    fn count(&mut self, what: &str) {
-        *self.tally.entry(what.to_owned()).or_default() += 1;
-    }
-
-    fn random_step(&mut self) -> Step {
-        match self.rng.u32(0..100) {
-            0..25 => {
-                self.count("step text");
-                Step::response(vec![self.text_item()]).with_delta_delay(self.rng.u64(0..4))
-            }
-            25..55 => {
-                let calls = if self.rng.u32(0..4) == 0 {
-                    self.rng.usize(2..4)
-                } else {
-                    1
-                };
-                self.count(if calls > 1 { "step calls" } else { "step call" });
-                let mut items = Vec::new();
-                if self.rng.bool() {
-                    items.push(self.text_item());
-                }
-                for _ in 0..calls {
-                    items.push(self.shell_call());
-                }
-                Step::response(items).with_delta_delay(self.rng.u64(0..3))
-            }
-            55..62 => {
-                let status = if self.rng.bool() { 429 } else { 503 };
-                if self.rng.u32(0..4) == 0 {
-                    // No `Retry-After`: the engine's own backoff (200 ms).
-                    self.count("step 429/503 backoff");
-                    Step::http_status(status)
-                } else {
-                    self.count("step 429/503 retry-after");
-                    Step::http_status(status).with_header("Retry-After", "0")
-                }
-            }
-            62..65 => {
-                self.count("step 400");
-                Step::http_error(
-                    400,
-                    json!({"error": {"message": "torture: this request is refused",
-                                      "type": "invalid_request_error", "param": null, "code": null}}),
-                )
-            }
-            65..70 => {
-                self.count("step 400 missing output");
-                let call = if self.next_call > 0 {
-                    format!("call_{}", self.rng.u32(1..=self.next_call))
-                } else {
-                    "call_none".to_owned()
-                };
-                Step::http_error(
-                    400,
-                    json!({"error": {"message": format!("No tool output found for function call {call}."),
-                                      "type": "invalid_request_error", "param": "input", "code": null}}),
-                )
-            }
-            70..80 => {
-                self.count("step drop");
-                let first = self.text_item();
-                let mut items = vec![first];
-                if self.rng.bool() {
-                    items.push(self.shell_call());
-                }
-                Step::response(items)
-                    .with_delta_delay(self.rng.u64(0..3))
-                    .with_drop_after(self.rng.usize(0..8))
-            }
-            80..90 => {
-                self.count("step stall");
-                let after = self.rng.usize(0..6);
-                Step::response(vec![self.text_item()]).with_stall(after, 400)
-            }
-            _ => {
-                self.count("step malformed");
-                let after = self.rng.usize(0..6);
-                Step::response(vec![self.text_item()]).with_malformed_after(after)
-            }
-        }
-    }
-
-    fn text_item(&mut self) -> Item {
-        let deltas: Vec<String> = (0..self.rng.usize(1..16))
-            .map(|i| format!("w{i}{} ", self.rng.alphanumeric()))
-            .collect();
-        Item::text_deltas(deltas)
-    }
-
-    /// A `shell` call whose processes all carry the schedule's tag and write
-    /// their pids to `pids.<call id>` in the work folder.
-    fn shell_call(&mut self) -> Item {
-        self.next_call += 1;
-        let call_id = format!("call_{}", self.next_call);
-        let pids = self.dir.join(format!("pids.{call_id}"));
-        let p = pids.display();
-        let (kind, script) = match self.rng.u32(0..100) {
-            0..30 => ("quick", format!("echo $$ >> {p}; echo done")),
-            30..45 => ("sleep", format!("echo $$ >> {p}; sleep 30")),
-            45..55 => {
-                let bytes = self.rng.usize(1_000_000..4_000_000);
-                (
-                    "flood",
-                    format!("echo $$ >> {p}; head -c {bytes} /dev/zero | tr '\\0' x"),
-                )
-            }
-            55..68 => (
-                "ignores SIGTERM",
-                format!("trap '' TERM; echo $$ >> {p}; sleep 30 & echo $! >> {p}; wait"),
-            ),
-            68..80 => (
-                "grandchildren",
-                format!(
-                    "echo $$ >> {p}; (sleep 30 & echo $! >> {p}; sleep 31) & echo $! >> {p}; wait"
-                ),
-            ),
-            80..90 => (
-                "setsid",
-                format!(
-                    "echo $$ >> {p}; setsid bash -c 'trap \"\" TERM; echo $$ >> {p}; exec sleep 30' & wait"
-                ),
-            ),
-            _ => (
-                "leftover",
-                format!("echo $$ >> {p}; sleep 30 & echo $! >> {p}; echo left"),
-            ),
-        };
-        self.call_kind.insert(call_id.clone(), kind);
-        let tag = format!("{TAG_ENV}={}/{call_id}", self.tag);
-        Item::function_call(
-            call_id,
-            "shell",
-            json!({"command": ["env", tag, "bash", "-c", script]}),
-        )
-    }
-}
-
 /// What the client did and saw in one schedule.
 struct Schedule {
     seed: u64,
@@ -381,16 +217,7 @@ async fn run_schedule(seed: u64) -> BTreeMap<String, usize> {
     };
     let engine = TestEngine::start_with(Vec::new(), settings).await;
     let tag = format!("{}-{seed}", std::process::id());
-    let mut feeder = Feeder {
-        rng: fastrand::Rng::with_seed(seed ^ 0x7041_7e11),
-        random: true,
-        random_pushed: 0,
-        next_call: 0,
-        tag: tag.clone(),
-        dir: engine.dir().to_path_buf(),
-        tally: BTreeMap::new(),
-        call_kind: HashMap::new(),
-    };
+    let mut feeder = Feeder::new(seed, &tag, engine.dir());
     feeder.top_up(&engine.mock);
     let actions: Vec<(u64, Action)> = (0..rng.usize(3..12))
         .map(|_| (rng.u64(0..=20), random_action(&mut rng)))
@@ -849,212 +676,4 @@ impl Schedule {
         check_nothing_lost(&log, &requests, &self.starts, &self.steers);
         tally
     }
-}
-
-/// How many script steps requests have used (steps are used in order).
-fn used_steps(mock: &MockModel) -> usize {
-    mock.requests()
-        .iter()
-        .filter_map(|r| r.step_index)
-        .max()
-        .map_or(0, |i| i + 1)
-}
-
-/// I1: every `function_call` has exactly one output after it, and every
-/// output an earlier call.
-fn check_pairing(n: usize, request: &RecordedRequest) {
-    assert!(
-        request.rejected.is_none(),
-        "I1: request {n} was refused: {:?}",
-        request.rejected
-    );
-    let input = request.input();
-    let id_of = |item: &Value| {
-        item.get("call_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let kind = |item: &Value| {
-        item.get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    for (i, item) in input.iter().enumerate() {
-        match kind(item).as_str() {
-            "function_call" => {
-                let id = id_of(item);
-                let calls = input
-                    .iter()
-                    .filter(|o| kind(o) == "function_call" && id_of(o) == id)
-                    .count();
-                let outputs = input[i..]
-                    .iter()
-                    .filter(|o| kind(o) == "function_call_output" && id_of(o) == id)
-                    .count();
-                assert!(
-                    calls == 1 && outputs == 1,
-                    "I1: request {n}: call {id} appears {calls} times with {outputs} outputs after it"
-                );
-            }
-            "function_call_output" => {
-                let id = id_of(item);
-                let calls = input[..i]
-                    .iter()
-                    .filter(|o| kind(o) == "function_call" && id_of(o) == id)
-                    .count();
-                assert_eq!(calls, 1, "I1: request {n}: output {id} without its call");
-            }
-            _ => {}
-        }
-    }
-}
-
-/// How often `text` is a user message in `input`.
-fn user_count(input: &[Value], text: &str) -> usize {
-    input
-        .iter()
-        .filter(|item| {
-            item.get("type").and_then(Value::as_str) == Some("message")
-                && item.get("role").and_then(Value::as_str) == Some("user")
-                && item
-                    .get("content")
-                    .and_then(Value::as_array)
-                    .is_some_and(|parts| {
-                        parts
-                            .iter()
-                            .any(|p| p.get("text").and_then(Value::as_str) == Some(text))
-                    })
-        })
-        .count()
-}
-
-/// I4: accepted input reaches the model exactly once (it is in the final
-/// request, which carries the whole history) or is handed back in
-/// `unsent_input`, never both; refused steer reaches nobody; no request holds
-/// any input twice.
-fn check_nothing_lost(
-    log: &[Event],
-    requests: &[RecordedRequest],
-    starts: &[(String, String, String)],
-    steers: &[(String, String, bool)],
-) {
-    let unsent: Vec<&str> = log
-        .iter()
-        .flat_map(|e| match &e.msg {
-            EventMsg::TurnAborted { unsent_input, .. }
-            | EventMsg::TurnFailed { unsent_input, .. } => unsent_input.as_slice(),
-            _ => &[],
-        })
-        .map(UserInput::as_text)
-        .collect();
-    let delivered: Vec<&str> = log
-        .iter()
-        .flat_map(|e| match &e.msg {
-            EventMsg::SteerDelivered { items } => items.as_slice(),
-            _ => &[],
-        })
-        .map(UserInput::as_text)
-        .collect();
-    let last = requests.last().expect("the final turn's request").input();
-    let mut texts: Vec<(&str, bool, bool)> = starts
-        .iter()
-        .map(|(_, text, _)| (text.as_str(), true, false))
-        .collect();
-    texts.extend(
-        steers
-            .iter()
-            .map(|(_, t, accepted)| (t.as_str(), *accepted, true)),
-    );
-    for (text, accepted, steer) in texts {
-        for (n, request) in requests.iter().enumerate() {
-            let times = user_count(request.input(), text);
-            assert!(times <= 1, "I4: request {n} holds {text:?} {times} times");
-        }
-        let sent = user_count(last, text);
-        let handed_back = unsent.iter().filter(|t| **t == text).count();
-        let reported = delivered.iter().filter(|t| **t == text).count();
-        if !accepted {
-            assert!(
-                sent == 0 && handed_back == 0 && reported == 0,
-                "I4: refused steer {text:?} reached the model {sent} times, came back {handed_back} times, delivered {reported} times"
-            );
-            continue;
-        }
-        assert!(
-            sent + handed_back == 1,
-            "I4: {text:?} reached the model {sent} times and came back {handed_back} times"
-        );
-        if steer {
-            assert!(
-                reported == sent,
-                "I4: steer {text:?} reached the model {sent} times but SteerDelivered says {reported}"
-            );
-        }
-    }
-}
-
-/// Live processes tagged `<tag>` (or `<tag>/...`), from a scan of /proc, and
-/// the live pids the `pids.*` files under `pids` list (a file or a folder).
-fn tagged_alive(tag: &str, pids: &Path) -> Vec<i32> {
-    let mut found: Vec<i32> = Vec::new();
-    let exact = format!("{TAG_ENV}={tag}");
-    let prefix = format!("{exact}/");
-    let tagged = |pid: i32| {
-        std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-            env.split(|b| *b == 0).any(|entry| {
-                let entry = String::from_utf8_lossy(entry);
-                entry == exact || entry.starts_with(&prefix)
-            })
-        })
-    };
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for entry in dir.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-                continue;
-            };
-            if pid_alive(pid) && tagged(pid) {
-                found.push(pid);
-            }
-        }
-    }
-    // The pids the scripts wrote (a pid reused by someone else is not tagged).
-    let files: Vec<PathBuf> = if pids.is_dir() {
-        std::fs::read_dir(pids)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| {
-                        p.file_name()
-                            .and_then(|n| n.to_str())
-                            .is_some_and(|n| n.starts_with("pids."))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    } else {
-        vec![pids.to_path_buf()]
-    };
-    for file in files {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        for pid in text.split_whitespace().filter_map(|w| w.parse().ok()) {
-            if !found.contains(&pid) && pid_alive(pid) && tagged(pid) {
-                found.push(pid);
-            }
-        }
-    }
-    found
-}
-
-fn describe(pids: &[i32]) -> String {
-    pids.iter()
-        .map(|pid| {
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-                .unwrap_or_default();
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            format!("\n  {pid}: {cmd} [{}]", stat.trim())
-        })
-        .collect()
 }
