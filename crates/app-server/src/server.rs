@@ -1,6 +1,6 @@
 //! The main loop: lines in, requests routed, shutdown on EOF or SIGTERM.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use tiller_core::config::{ApprovalPolicy, Config, ConfigOverrides};
 use tiller_core::rollout::store::{SessionQuery, find_session};
 use tiller_core::rollout::{self, LastTurn, LoadedRollout};
 use tiller_core::{SessionOptions, SessionSource, spawn_session};
+use tiller_protocol::QueuedInput;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
@@ -23,7 +24,7 @@ use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use crate::convert::{created_secs, thread_items};
 use crate::outgoing::Outgoing;
-use crate::thread::{ThreadCommand, ThreadHandle, ThreadInfo, spawn_driver};
+use crate::thread::{ThreadCommand, ThreadHandle, ThreadInfo, entries_started_by, spawn_driver};
 
 /// The longest line the server reads; a longer one is answered with an error
 /// and skipped, never buffered whole.
@@ -288,28 +289,8 @@ impl Server {
             .then(|| loaded.meta.cwd.clone());
         let preview = loaded.first_prompt.clone().unwrap_or_default();
         let turns = recorded_turns(&loaded);
-        let queue: Vec<QueuedSubmission> = loaded
-            .queue
-            .items
-            .iter()
-            .map(|q| QueuedSubmission {
-                id: q.id.clone(),
-                client_user_message_id: q.client_message_id.clone(),
-                input: q
-                    .original
-                    .clone()
-                    .and_then(|v| serde_json::from_value(v).ok())
-                    .unwrap_or_else(|| {
-                        q.items
-                            .iter()
-                            .map(|i| WireInput::Text {
-                                text: i.as_text().to_string(),
-                            })
-                            .collect()
-                    }),
-            })
-            .collect();
-        let replies = restored_replies(&loaded, &turns, &queue);
+        let queue = restored_queue(&loaded);
+        let replies = restored_replies(&loaded, &turns);
         let started = self.config(&params.overrides, cwd).and_then(|config| {
             spawn_thread(
                 &self.out,
@@ -391,17 +372,57 @@ fn spawn_thread(
     Ok((handle, info))
 }
 
+/// A saved queue entry as the wire shows it: the input as the client gave it.
+fn queued_submission(q: &QueuedInput) -> QueuedSubmission {
+    QueuedSubmission {
+        id: q.id.clone(),
+        client_user_message_id: q.client_message_id.clone(),
+        input: q
+            .original
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_else(|| {
+                q.items
+                    .iter()
+                    .map(|i| WireInput::Text {
+                        text: i.as_text().to_string(),
+                    })
+                    .collect()
+            }),
+    }
+}
+
+/// The queue a resumed thread starts with: the last one saved, without the
+/// entries that a turn started after it already carries (the process died
+/// between starting that turn and saving the emptied queue). A turn whose
+/// input never reached the rollout carries nothing: its entries stay queued.
+fn restored_queue(loaded: &LoadedRollout) -> Vec<QueuedSubmission> {
+    let started: HashSet<&str> = loaded
+        .turns
+        .iter()
+        .filter(|turn| !turn.items.is_empty())
+        .filter_map(|turn| turn.client_message_id.as_deref())
+        .filter_map(entries_started_by)
+        .flatten()
+        .collect();
+    loaded
+        .queue
+        .items
+        .iter()
+        .filter(|q| !started.contains(q.id.as_str()))
+        .map(queued_submission)
+        .collect()
+}
+
 /// Results already given before a restart, by `clientUserMessageId`, so a
 /// client that resends after reconnecting gets the original answer: the turns
-/// that were started with one, and the queued messages.
-fn restored_replies(
-    loaded: &LoadedRollout,
-    turns: &[Turn],
-    queue: &[QueuedSubmission],
-) -> HashMap<String, Value> {
+/// that were started with one, and every message ever queued (also those that
+/// have run or were deleted since: a repeat must not queue them again).
+fn restored_replies(loaded: &LoadedRollout, turns: &[Turn]) -> HashMap<String, Value> {
     let mut replies = HashMap::new();
     for (recorded, turn) in loaded.turns.iter().zip(turns) {
         if let Some(id) = &recorded.client_message_id
+            && entries_started_by(id).is_none()
             && let Ok(result) = serde_json::to_value(TurnStartResponse {
                 turn: Turn {
                     items: Vec::new(),
@@ -412,7 +433,7 @@ fn restored_replies(
             replies.insert(id.clone(), result);
         }
     }
-    for entry in queue {
+    for entry in loaded.queued_ever.iter().map(queued_submission) {
         if let Some(id) = &entry.client_user_message_id
             && let Ok(result) = serde_json::to_value(QueueAddResponse {
                 queued_submission: entry.clone(),

@@ -24,6 +24,25 @@ use crate::translate::{PendingUserMessage, TurnView};
 /// starved by a fast stream.
 const MAX_EVENTS_PER_PUMP: usize = 100_000;
 
+/// How a turn started from the queue names, as its `client_message_id`, the
+/// entries it took. The engine records that id with the turn's start, before
+/// the emptied queue can be saved: a restart in between must not queue again
+/// what the turn already carries (see [`entries_started_by`]).
+const QUEUED_TURN_PREFIX: &str = "tiller-queued:";
+
+/// The `client_message_id` of a turn started with `entries`.
+fn queued_turn_id(entries: &[QueuedSubmission]) -> String {
+    let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+    format!("{QUEUED_TURN_PREFIX}{}", ids.join(","))
+}
+
+/// The ids of the queue entries a turn with `client_message_id` took, if it was
+/// started from the queue.
+pub(crate) fn entries_started_by(client_message_id: &str) -> Option<impl Iterator<Item = &str>> {
+    let ids = client_message_id.strip_prefix(QUEUED_TURN_PREFIX)?;
+    Some(ids.split(',').filter(|id| !id.is_empty()))
+}
+
 /// What the main loop asks of a thread.
 pub(crate) enum ThreadCommand {
     /// A request for this thread (turn/*, thread/interrupt, thread/queue/*).
@@ -193,7 +212,14 @@ impl ThreadDriver {
     async fn follow_up(&mut self, follow_up: FollowUp) {
         match follow_up {
             FollowUp::Nothing => {}
-            FollowUp::StartQueued => self.start_queued().await,
+            FollowUp::StartQueued => {
+                self.start_queued().await;
+                // The queued turn's view before the next request is read, as
+                // for `turn/start`: otherwise that request finds the thread
+                // idle while the engine runs the turn, and a `queue/add`
+                // replaces it, an interrupt naming any turn stops it.
+                Box::pin(self.pump_ready()).await;
+            }
             FollowUp::Deny(call_id) => {
                 tracing::warn!(thread = %self.info.id, call_id, "approvals are not supported over the app-server yet; denying");
                 let _ = self
@@ -226,7 +252,10 @@ impl ThreadDriver {
             None => FollowUp::Nothing,
             Some(status) => {
                 self.view = None;
-                if status == TurnStatus::Completed && !self.queue.is_empty() {
+                // A turn started after this one ended (a `turn/start` read
+                // before this event) is the client's: the queue waits for it.
+                let newer_turn = !self.pending_input.is_empty();
+                if status == TurnStatus::Completed && !self.queue.is_empty() && !newer_turn {
                     FollowUp::StartQueued
                 } else {
                     FollowUp::Nothing
@@ -393,7 +422,7 @@ impl ThreadDriver {
         if let Some(cached) = client_id.as_ref().and_then(|c| self.replies.get(c)) {
             return Ok(Answer::plain(cached.clone()));
         }
-        let items = non_empty(engine_input(&input))?;
+        non_empty(engine_input(&input))?;
         let entry = QueuedSubmission {
             id: uuid::Uuid::now_v7().to_string(),
             client_user_message_id: client_id.clone(),
@@ -402,19 +431,15 @@ impl ThreadDriver {
         let result = to_value(&QueueAddResponse {
             queued_submission: entry.clone(),
         })?;
-        if self.view.is_none() && self.queue.is_empty() {
-            // Idle: it starts now.
-            let message = PendingUserMessage {
-                content: entry.input.clone(),
-                client_id: client_id.clone(),
-            };
-            self.start_turn(items, vec![message], client_id.clone())
-                .await
-                .map_err(op_error)?;
-        } else {
-            self.queue.push(entry);
-            self.save_queue().await?;
-            self.notify_queue_changed();
+        let idle = self.view.is_none() && self.queue.is_empty();
+        // Saved as queued even when it starts at once, so that the answer is
+        // durable and a repeat after a restart finds this entry (not a turn).
+        self.queue.push(entry);
+        self.save_queue().await?;
+        self.notify_queue_changed();
+        if idle {
+            // Its turn's notifications follow the answer (see `request`).
+            self.start_queued().await;
         }
         self.remember(client_id, &result);
         Ok(Answer::plain(result))
@@ -445,7 +470,8 @@ impl ThreadDriver {
                 client_id: e.client_user_message_id.clone(),
             })
             .collect();
-        match self.start_turn(items, messages, None).await {
+        let turn_id = queued_turn_id(&entries);
+        match self.start_turn(items, messages, Some(turn_id)).await {
             Ok(_) => {
                 if let Err(e) = self.save_queue().await {
                     tracing::error!("could not save the queue: {}", e.message);

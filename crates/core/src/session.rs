@@ -25,7 +25,7 @@ use crate::history::{ABORTED_BEFORE_OUTPUT, History};
 use crate::rollout::timestamp::UtcTime;
 use crate::rollout::{LoadedRollout, RolloutRecorder};
 use crate::tools::shell::shell_tool_spec;
-use crate::turn::{TurnContext, TurnOutcome, TurnShared, run_turn};
+use crate::turn::{TurnContext, TurnOutcome, TurnShared, run_turn, user_message};
 
 /// The timeout of a shell call that names none. Longer than Codex's 10 s: a
 /// coding agent's commands are builds and test suites.
@@ -219,20 +219,20 @@ impl SessionShared {
     /// Make everything recorded so far durable. A failure is reported, not fatal:
     /// the conversation goes on in memory.
     async fn flush_rollout(&self, events: &EventSink) {
-        let Some(rollout) = &self.rollout else {
-            return;
-        };
-        if let Err(e) = rollout.flush().await {
-            tracing::error!(path = %rollout.path().display(), "could not save the session: {e}");
-            events.emit(
-                None,
-                EventMsg::BackgroundEvent {
-                    message: format!(
-                        "could not save the session to {}: {e}",
-                        rollout.path().display()
-                    ),
-                },
-            );
+        if let Some(rollout) = &self.rollout
+            && let Err(e) = rollout.flush().await
+        {
+            report_rollout_error(rollout, events, &e);
+        }
+    }
+
+    /// Hand everything recorded so far to the OS (no fsync): a crash of this
+    /// process loses none of it. A failure is reported, not fatal.
+    async fn write_rollout(&self, events: &EventSink) {
+        if let Some(rollout) = &self.rollout
+            && let Err(e) = rollout.write().await
+        {
+            report_rollout_error(rollout, events, &e);
         }
     }
 
@@ -329,6 +329,19 @@ enum Next {
     AllHandlesDropped,
 }
 
+fn report_rollout_error(rollout: &RolloutRecorder, events: &EventSink, e: &std::io::Error) {
+    tracing::error!(path = %rollout.path().display(), "could not save the session: {e}");
+    events.emit(
+        None,
+        EventMsg::BackgroundEvent {
+            message: format!(
+                "could not save the session to {}: {e}",
+                rollout.path().display()
+            ),
+        },
+    );
+}
+
 struct SessionActor {
     shared: Arc<SessionShared>,
     ops: mpsc::UnboundedReceiver<Submission>,
@@ -390,7 +403,7 @@ impl SessionActor {
                 }
                 let items = non_empty(items)?;
                 self.abort(TurnAbortReason::Replaced).await;
-                let turn_id = self.start_turn(items, client_message_id.clone());
+                let turn_id = self.start_turn(items, client_message_id.clone()).await;
                 Ok(self.remember(client_message_id, Reply::TurnStarted { turn_id }))
             }
             Op::Steer {
@@ -466,7 +479,15 @@ impl SessionActor {
         reply
     }
 
-    fn start_turn(&mut self, items: Vec<UserInput>, client_message_id: Option<String>) -> String {
+    /// Record the turn's start and input, hand them to the OS, then announce
+    /// the turn and run it: a turn anyone has heard of (its `TurnStarted`, the
+    /// reply) survives a crash of the process with its input, which the client
+    /// may have nowhere else to resend from.
+    async fn start_turn(
+        &mut self,
+        items: Vec<UserInput>,
+        client_message_id: Option<String>,
+    ) -> String {
         let turn_id = uuid::Uuid::now_v7().to_string();
         let cancel = CancellationToken::new();
         let shared = Arc::new(TurnShared::new());
@@ -484,16 +505,15 @@ impl SessionActor {
                 turn_id: turn_id.clone(),
                 client_message_id,
             }));
+        self.shared.record_item(user_message(&items));
+        self.shared.write_rollout(&self.events).await;
         emitter.emit(EventMsg::TurnStarted);
-        let task = tokio::spawn(run_turn(
-            TurnContext {
-                session: Arc::clone(&self.shared),
-                shared: Arc::clone(&shared),
-                cancel: cancel.clone(),
-                emitter: emitter.clone(),
-            },
-            items,
-        ));
+        let task = tokio::spawn(run_turn(TurnContext {
+            session: Arc::clone(&self.shared),
+            shared: Arc::clone(&shared),
+            cancel: cancel.clone(),
+            emitter: emitter.clone(),
+        }));
         self.lifecycle = Lifecycle::Running(RunningTurn {
             id: turn_id.clone(),
             cancel,

@@ -137,9 +137,8 @@ enum Attempt {
 /// The tool call was cut short by cancellation.
 struct CallCancelled;
 
-/// Run a turn that starts with `input`.
-pub(crate) async fn run_turn(ctx: TurnContext, input: Vec<UserInput>) -> TurnOutcome {
-    ctx.record(user_message(&input));
+/// Run a turn whose input the session has recorded.
+pub(crate) async fn run_turn(ctx: TurnContext) -> TurnOutcome {
     let mut steer_rx = ctx.shared.steer_generation.subscribe();
     let mut usage = TokenUsage::default();
     let mut last_agent_message = None;
@@ -489,7 +488,8 @@ async fn steer_changed(rx: &mut watch::Receiver<u64>) {
     }
 }
 
-fn user_message(items: &[UserInput]) -> ResponseItem {
+/// One user message of `items`, a line each.
+pub(crate) fn user_message(items: &[UserInput]) -> ResponseItem {
     let text = items
         .iter()
         .map(UserInput::as_text)

@@ -1,10 +1,11 @@
 //! Reading a rollout back.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use tiller_protocol::{
-    ErrorInfo, LifecycleEvent, QueueSnapshot, ResponseItem, RolloutItem, RolloutLine, SessionMeta,
-    TurnAbortReason,
+    ErrorInfo, LifecycleEvent, QueueSnapshot, QueuedInput, ResponseItem, RolloutItem, RolloutLine,
+    SessionMeta, TurnAbortReason,
 };
 
 /// How the last turn in a rollout ended.
@@ -54,6 +55,10 @@ pub struct LoadedRollout {
     pub turns: Vec<LoadedTurn>,
     /// The queue of messages waiting for the next turn (the last snapshot).
     pub queue: QueueSnapshot,
+    /// Every entry any saved queue held, in the order first saved: also those
+    /// that have run or were deleted since, so a front end can answer a
+    /// repeated request for one of them as it did the first time.
+    pub queued_ever: Vec<QueuedInput>,
     /// Lines that were skipped, each naming the file and line.
     pub warnings: Vec<String>,
 }
@@ -119,6 +124,8 @@ pub fn load(path: &Path) -> Result<LoadedRollout, RolloutError> {
     let mut warnings = Vec::new();
     let mut turns: Vec<LoadedTurn> = Vec::new();
     let mut queue = QueueSnapshot::default();
+    let mut queued_ever: Vec<QueuedInput> = Vec::new();
+    let mut queued_ids: HashSet<String> = HashSet::new();
     for (index, line) in lines.iter().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -150,7 +157,14 @@ pub fn load(path: &Path) -> Result<LoadedRollout, RolloutError> {
                 }
             }
             RolloutItem::TurnContext(_) => {}
-            RolloutItem::Queue(snapshot) => queue = snapshot,
+            RolloutItem::Queue(snapshot) => {
+                for entry in &snapshot.items {
+                    if queued_ids.insert(entry.id.clone()) {
+                        queued_ever.push(entry.clone());
+                    }
+                }
+                queue = snapshot;
+            }
             RolloutItem::ResponseItem(item) => {
                 if open_turn.is_some()
                     && let Some(turn) = turns.last_mut()
@@ -218,6 +232,7 @@ pub fn load(path: &Path) -> Result<LoadedRollout, RolloutError> {
         first_prompt,
         turns,
         queue,
+        queued_ever,
         warnings,
     })
 }
@@ -267,6 +282,43 @@ mod tests {
             loaded.warnings[0].starts_with(&format!("{}:3:", path.display())),
             "{}",
             loaded.warnings[0]
+        );
+    }
+
+    #[test]
+    fn every_entry_ever_saved_in_a_queue_is_kept_besides_the_last_queue() {
+        let queue_line = |ids: &[&str]| {
+            let items = ids
+                .iter()
+                .map(|id| QueuedInput {
+                    id: (*id).to_string(),
+                    client_message_id: Some(format!("client-{id}")),
+                    items: Vec::new(),
+                    original: None,
+                })
+                .collect();
+            let line = RolloutLine {
+                timestamp: "t".to_string(),
+                item: RolloutItem::Queue(QueueSnapshot { items }),
+            };
+            serde_json::to_string(&line).unwrap()
+        };
+        // q1 queued, then q2; q1 ran; q3 queued; everything ran or was deleted.
+        let (_dir, path) = write(&format!(
+            "{META}\n{}\n{}\n{}\n{}\n{}\n",
+            queue_line(&["q1"]),
+            queue_line(&["q1", "q2"]),
+            queue_line(&["q2"]),
+            queue_line(&["q2", "q3"]),
+            queue_line(&[]),
+        ));
+        let loaded = load(&path).unwrap();
+        assert!(loaded.queue.items.is_empty());
+        let ever: Vec<&str> = loaded.queued_ever.iter().map(|q| q.id.as_str()).collect();
+        assert_eq!(ever, ["q1", "q2", "q3"]);
+        assert_eq!(
+            loaded.queued_ever[2].client_message_id.as_deref(),
+            Some("client-q3")
         );
     }
 

@@ -13,7 +13,10 @@ use super::timestamp::UtcTime;
 
 enum Command {
     Line(RolloutItem),
+    /// Write and fsync.
     Flush(oneshot::Sender<io::Result<()>>),
+    /// Write, no fsync.
+    Write(oneshot::Sender<io::Result<()>>),
 }
 
 /// Appends lines to one session's rollout file. Cheap to clone; the file is
@@ -84,9 +87,20 @@ impl RolloutRecorder {
 
     /// Wait until every queued line is written and the file is fsynced.
     pub async fn flush(&self) -> io::Result<()> {
+        self.ask(Command::Flush).await
+    }
+
+    /// Wait until every queued line has been handed to the OS, without an
+    /// fsync: from then on a crash of this process (a SIGKILL too) loses none
+    /// of them, only a crash of the machine can.
+    pub async fn write(&self) -> io::Result<()> {
+        self.ask(Command::Write).await
+    }
+
+    async fn ask(&self, command: fn(oneshot::Sender<io::Result<()>>) -> Command) -> io::Result<()> {
         let (reply, done) = oneshot::channel();
         self.tx
-            .send(Command::Flush(reply))
+            .send(command(reply))
             .map_err(|_| io::Error::other("the rollout writer has stopped"))?;
         done.await
             .map_err(|_| io::Error::other("the rollout writer has stopped"))?
@@ -113,6 +127,9 @@ fn write_loop(file: File, path: &Path, rx: &mpsc::Receiver<Command>) {
                 Command::Flush(reply) => {
                     let result = out.flush().and_then(|()| out.get_ref().sync_data());
                     let _ = reply.send(result);
+                }
+                Command::Write(reply) => {
+                    let _ = reply.send(out.flush());
                 }
             }
             next = rx.try_recv().ok();

@@ -13,6 +13,6 @@ mod idempotency;
 mod ordering;
 mod queue;
 mod resume;
-mod schema;
+pub(super) mod schema;
 mod shutdown;
-mod support;
+pub(super) mod support;
