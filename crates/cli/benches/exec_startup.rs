@@ -7,19 +7,20 @@
 //! as against a real provider (config file, provider table, HTTP client), not
 //! the `--script` shortcut. The time is the mock's recorded arrival `Instant`
 //! of the run's request minus an `Instant` taken just before the spawn.
+//! `TILLER_BENCH_QUICK=1` runs a few samples of each; the rows also go to the
+//! summary file (see `tiller-bench-support`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tiller_bench_support::{Figure, Report, Unit, samples};
 use tiller_core::client::ResponsesClient;
 use tiller_core::config::ProviderConfig;
 use tiller_mock_model::{MockModel, Script, Step};
 
 const TILLER: &str = env!("CARGO_BIN_EXE_tiller");
-const TIMED_RUNS: usize = 200;
-const RSS_RUNS: usize = 100;
 const TIME_BIN: &str = "/usr/bin/time";
 
 fn main() {
@@ -42,65 +43,67 @@ fn main() {
         ),
     )
     .unwrap();
-    let mut table = Table::default();
-    let other_load = OtherLoad::start();
-    println!(
-        "machine: {} CPUs; load average {}",
-        std::thread::available_parallelism().map_or(0, usize::from),
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    let timed_runs = samples(200, 20);
+    let rss_runs = samples(100, 10);
+    let mut report = Report::start("exec_startup");
 
     // Warm the page cache so the first timed run is not a cold start from disk.
     run_exec(&mock, home.path(), work.path(), Mode::Timed);
 
-    let mut to_request = Vec::with_capacity(TIMED_RUNS);
-    let mut to_exit = Vec::with_capacity(TIMED_RUNS);
-    let mut without_cert_vars = Vec::with_capacity(TIMED_RUNS);
-    for _ in 0..TIMED_RUNS {
+    let mut to_request = Vec::with_capacity(timed_runs);
+    let mut to_exit = Vec::with_capacity(timed_runs);
+    let mut without_cert_vars = Vec::with_capacity(timed_runs);
+    for _ in 0..timed_runs {
         let run = run_exec(&mock, home.path(), work.path(), Mode::Timed);
         to_request.push(run.to_request);
         to_exit.push(run.to_exit);
         let run = run_exec(&mock, home.path(), work.path(), Mode::WithoutCertVars);
         without_cert_vars.push(run.to_request);
     }
-    table.row(
-        "tiller exec: spawn -> first request at the mock",
-        "<= 30 ms",
+    report.durations(
+        Figure::new(
+            "exec/startup",
+            "`tiller exec` spawn → first request at the model",
+        )
+        .at_most(30.0, "≤ 30 ms p99"),
         &to_request,
-        Some(Duration::from_millis(30)),
     );
-    table.row("  spawn -> exit (whole one-turn run)", "-", &to_exit, None);
-    table.row(
-        "  spawn -> first request, SSL_CERT_FILE and SSL_CERT_DIR unset",
-        "<= 30 ms",
+    report.durations(
+        Figure::detail(
+            "exec/exit",
+            "`tiller exec` spawn → exit (whole one-turn run)",
+        ),
+        &to_exit,
+    );
+    report.durations(
+        Figure::detail(
+            "exec/no-cert-vars",
+            "`tiller exec` spawn → first request, `SSL_CERT_FILE` and `SSL_CERT_DIR` unset",
+        ),
         &without_cert_vars,
-        Some(Duration::from_millis(30)),
     );
 
-    // The HTTP client is built once per session; rustls-platform-verifier
-    // loads the native root certificates then, even for an http:// provider.
+    // The HTTP client is built once per process, by the first
+    // `ResponsesClient::new`; rustls-platform-verifier loads the native root
+    // certificates then, even for an http:// provider. Later calls clone it.
     let provider = ProviderConfig::for_local_server(mock.base_url());
-    let mut client_new = Vec::with_capacity(TIMED_RUNS);
-    for _ in 0..TIMED_RUNS {
+    let mut client_new = Vec::with_capacity(timed_runs);
+    for _ in 0..timed_runs {
         let started = Instant::now();
         let client = ResponsesClient::new(&provider, None).unwrap();
         client_new.push(started.elapsed());
         drop(client);
     }
-    table.row(
-        "  in this process: ResponsesClient::new (loads root certificates)",
-        "-",
+    report.durations(
+        Figure::detail(
+            "exec/client-new",
+            "`ResponsesClient::new` in the bench process (the first call builds the shared HTTP client, later ones clone it)",
+        ),
         &client_new,
-        None,
     );
 
-    let mut version = Vec::with_capacity(TIMED_RUNS);
-    for _ in 0..TIMED_RUNS {
+    let mut version = Vec::with_capacity(timed_runs);
+    for _ in 0..timed_runs {
         let started = Instant::now();
         let status = Command::new(TILLER)
             .arg("--version")
@@ -110,16 +113,17 @@ fn main() {
         version.push(started.elapsed());
         assert!(status.success());
     }
-    table.row(
-        "  floor: spawn -> exit of `tiller --version`",
-        "-",
+    report.durations(
+        Figure::detail(
+            "exec/version-floor",
+            "process start floor: spawn → exit of `tiller --version`",
+        ),
         &version,
-        None,
     );
 
     let mut rss = Vec::new();
     if Path::new(TIME_BIN).exists() {
-        for _ in 0..RSS_RUNS {
+        for _ in 0..rss_runs {
             let run = run_exec(&mock, home.path(), work.path(), Mode::Rss);
             rss.push(run.peak_rss_kib.unwrap());
         }
@@ -129,94 +133,22 @@ fn main() {
     if rss.is_empty() {
         eprintln!("{TIME_BIN} is missing (apt package `time`): peak RSS not measured");
     } else {
-        rss.sort_unstable();
-        let p99 = percentile(&rss, 99.0);
-        let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
-        table.rows.push([
-            "tiller exec: peak RSS (VmHWM via /usr/bin/time %M)".to_string(),
-            "<= 20 MB".to_string(),
-            rss.len().to_string(),
-            mib(percentile(&rss, 50.0)),
-            mib(p99),
-            mib(rss.last().copied().unwrap_or(0)),
+        let mib: Vec<f64> = rss.iter().map(|&kib| kib as f64 / 1024.0).collect();
+        report.values(
+            Figure::new(
+                "exec/rss",
+                "`tiller exec` peak RSS (VmHWM via `/usr/bin/time %M`, whole one-turn run)",
+            )
             // 20 MB, decimal: 20,000,000 bytes.
-            yes_no(p99 * 1024 <= 20_000_000),
-        ]);
+            .at_most(20e6 / 1024.0 / 1024.0, "≤ 20 MB p99"),
+            Unit::MiB,
+            &mib,
+        );
     }
 
     drop(mock);
     drop(runtime);
-    table.print();
-    println!("{}", other_load.report());
-}
-
-/// How much other work shared the machine while the bench ran: the machine's
-/// busy CPU time (`/proc/stat`) minus this process's and its reaped children's
-/// (`/proc/self/stat`), both in clock ticks of 10 ms (`USER_HZ` is 100 on x86-64).
-struct OtherLoad {
-    started: Instant,
-    machine: [u64; 2],
-    own: u64,
-}
-
-impl OtherLoad {
-    fn start() -> OtherLoad {
-        OtherLoad {
-            started: Instant::now(),
-            machine: machine_ticks(),
-            own: own_ticks(),
-        }
-    }
-
-    fn report(&self) -> String {
-        let [busy, steal] = machine_ticks();
-        let other = (busy - self.machine[0]).saturating_sub(own_ticks() - self.own);
-        let secs = self.started.elapsed().as_secs_f64();
-        #[allow(clippy::cast_precision_loss)]
-        let cpus = |ticks: u64| ticks as f64 / 100.0 / secs;
-        format!(
-            "other processes used {:.2} CPUs on average during the {secs:.0} s run (hypervisor steal {:.2} CPUs); load average now {}",
-            cpus(other),
-            cpus(steal - self.machine[1]),
-            std::fs::read_to_string("/proc/loadavg")
-                .unwrap_or_default()
-                .split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        )
-    }
-}
-
-/// Busy (user, nice, system, irq, softirq) and steal ticks of all CPUs.
-fn machine_ticks() -> [u64; 2] {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let fields: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|field| field.parse().ok())
-        .collect();
-    let field = |i: usize| fields.get(i).copied().unwrap_or(0);
-    [
-        field(0) + field(1) + field(2) + field(5) + field(6),
-        field(7),
-    ]
-}
-
-/// utime + stime + cutime + cstime of this process.
-fn own_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    // Fields 14 to 17 of the whole line are 12 to 15 after the name.
-    after_name
-        .split_whitespace()
-        .skip(11)
-        .take(4)
-        .filter_map(|field| field.parse::<u64>().ok())
-        .sum()
+    report.finish();
 }
 
 struct ExecRun {
@@ -286,86 +218,4 @@ fn run_exec(mock: &MockModel, home: &Path, work: &Path, mode: Mode) -> ExecRun {
         to_exit,
         peak_rss_kib,
     }
-}
-
-#[derive(Default)]
-struct Table {
-    rows: Vec<[String; 7]>,
-}
-
-impl Table {
-    fn row(&mut self, name: &str, target: &str, samples: &[Duration], p99_limit: Option<Duration>) {
-        let mut sorted = samples.to_vec();
-        sorted.sort();
-        let p99 = percentile(&sorted, 99.0);
-        let show = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
-        self.rows.push([
-            name.to_string(),
-            target.to_string(),
-            sorted.len().to_string(),
-            show(percentile(&sorted, 50.0)),
-            show(p99),
-            show(sorted.last().copied().unwrap_or_default()),
-            p99_limit.map_or_else(|| "-".to_string(), |limit| yes_no(p99 <= limit)),
-        ]);
-    }
-
-    fn print(&self) {
-        let header = ["figure", "target", "n", "median", "p99", "max", "met"].map(str::to_string);
-        let mut widths = [0; 7];
-        for row in std::iter::once(&header).chain(&self.rows) {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
-        }
-        let line = |cells: &[String; 7]| {
-            let cells: Vec<String> = cells
-                .iter()
-                .zip(widths)
-                .enumerate()
-                .map(|(i, (cell, width))| {
-                    if i == 0 {
-                        format!("{cell:<width$}")
-                    } else {
-                        format!("{cell:>width$}")
-                    }
-                })
-                .collect();
-            println!("| {} |", cells.join(" | "));
-        };
-        line(&header);
-        let rule: Vec<String> = widths
-            .iter()
-            .enumerate()
-            .map(|(i, w)| {
-                if i == 0 {
-                    format!(":{}", "-".repeat(w + 1))
-                } else {
-                    format!("{}:", "-".repeat(w + 1))
-                }
-            })
-            .collect();
-        println!("|{}|", rule.join("|"));
-        for row in &self.rows {
-            line(row);
-        }
-    }
-}
-
-fn yes_no(met: bool) -> String {
-    if met { "yes" } else { "NO" }.to_string()
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile<T: Copy + Default>(sorted: &[T], pct: f64) -> T {
-    if sorted.is_empty() {
-        return T::default();
-    }
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let rank = ((pct / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }

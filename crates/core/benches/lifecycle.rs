@@ -5,8 +5,10 @@
 //! benches whose id is a filter or starts with a filter and a `-`
 //! (`interrupt`, `interrupt-sleep`, `interrupt-bg1`, `interrupt-bg10`,
 //! `interrupt-bg100`, `stream`, `stream-2000`, `stream-20000`,
-//! `stream-200000`, `steer`), or all of them. Results go to stdout as a table; `BENCHMARKS.md`
-//! explains each figure and records the last run.
+//! `stream-200000`, `steer`), or all of them. Results go to stdout as a table
+//! (and to the summary file, see `tiller-bench-support`); `BENCHMARKS.md`
+//! explains each figure and records the last run. `TILLER_BENCH_QUICK=1` runs
+//! a few samples of each.
 //!
 //! The mock model runs on its own single-threaded tokio runtime, as a remote
 //! model would run elsewhere: its CPU time can then be read on its one thread
@@ -27,6 +29,7 @@ use nix::sys::time::TimeValLike as _;
 use nix::unistd::Pid;
 use serde_json::json;
 use tempfile::TempDir;
+use tiller_bench_support::{Figure, Report, samples, thousands};
 use tiller_core::client::sse::SseDecoder;
 use tiller_core::config::{ApprovalPolicy, Config, ConfigOverrides, ProviderConfig};
 use tiller_core::process_tree::{
@@ -63,22 +66,32 @@ fn main() {
         .build()
         .unwrap();
     let mock_handle = mock_runtime.handle().clone();
-    let mut table = Table::default();
-    let other_load = OtherLoad::start();
+    let mut report = Report::start("lifecycle");
     engine_runtime.block_on(async {
         tiller_core::process_tree::become_subreaper().unwrap();
         let bench = Bench::start(mock_handle).await;
-        println!("{}", bench.describe_machine());
-        interrupt_benches(&bench, &filter, &mut table).await;
-        stream_cpu_benches(&bench, &filter, &mut table).await;
+        interrupt_benches(&bench, &filter, &mut report).await;
+        stream_cpu_benches(&bench, &filter, &mut report).await;
         if filter.wants("steer") {
-            steer_bench(&bench, &mut table).await;
+            steer_bench(&bench, &mut report).await;
         }
     });
     drop(engine_runtime);
     drop(mock_runtime);
-    table.print();
-    println!("{}", other_load.report());
+    report.finish();
+}
+
+fn processes(n: usize) -> String {
+    if n == 1 {
+        "1 process".to_string()
+    } else {
+        format!("{n} processes")
+    }
+}
+
+/// The interrupt target holds at every size: it is a latency, not a rate.
+fn interrupt_target(figure: Figure) -> Figure {
+    figure.at_most(10.0, "≤ 10 ms p99")
 }
 
 // ---------------------------------------------------------------------------
@@ -96,10 +109,11 @@ enum ToolLoad {
 impl ToolLoad {
     fn name(self) -> String {
         match self {
-            ToolLoad::Sleep => "interrupt -> TurnAborted, `exec sleep 60`".to_string(),
-            ToolLoad::Background(n) => {
-                format!("interrupt -> TurnAborted, bash + {n} background sleep")
-            }
+            ToolLoad::Sleep => "interrupt → `TurnAborted`, 1 process (`exec sleep 60`)".to_string(),
+            ToolLoad::Background(n) => format!(
+                "interrupt → `TurnAborted`, {} processes (bash + {n} background `sleep`)",
+                n + 1
+            ),
         }
     }
 
@@ -123,12 +137,16 @@ impl ToolLoad {
     }
 }
 
-async fn interrupt_benches(bench: &Bench, filter: &Filter, table: &mut Table) {
+async fn interrupt_benches(bench: &Bench, filter: &Filter, report: &mut Report) {
     for (id, load, iterations) in [
-        ("interrupt-sleep", ToolLoad::Sleep, 200),
-        ("interrupt-bg1", ToolLoad::Background(1), 200),
-        ("interrupt-bg10", ToolLoad::Background(10), 200),
-        ("interrupt-bg100", ToolLoad::Background(100), 100),
+        ("interrupt-sleep", ToolLoad::Sleep, samples(200, 20)),
+        ("interrupt-bg1", ToolLoad::Background(1), samples(200, 20)),
+        ("interrupt-bg10", ToolLoad::Background(10), samples(200, 20)),
+        (
+            "interrupt-bg100",
+            ToolLoad::Background(100),
+            samples(100, 8),
+        ),
     ] {
         if !filter.wants(id) {
             continue;
@@ -154,23 +172,20 @@ async fn interrupt_benches(bench: &Bench, filter: &Filter, table: &mut Table) {
             progress(i);
         }
         eprintln!();
-        table.row(
-            &name,
-            "p99 <= 10 ms",
+        let n = load.processes();
+        report.durations(
+            interrupt_target(Figure::new(format!("interrupt/{n}"), name)),
             &to_aborted,
-            Some(Duration::from_millis(10)),
         );
-        table.row(
-            &format!(
-                "  of which: interrupt -> ExecCommandEnd ({})",
-                load.processes()
+        report.durations(
+            Figure::detail(
+                format!("interrupt/exec-end/{n}"),
+                format!("interrupt → `ExecCommandEnd`, {}", processes(n)),
             ),
-            "-",
             &to_exec_end,
-            None,
         );
         if let ToolLoad::Background(_) = load {
-            kill_breakdown(bench, load, iterations / 4, table).await;
+            kill_breakdown(bench, load, (iterations / 4).max(2), report).await;
         }
     }
 }
@@ -178,7 +193,7 @@ async fn interrupt_benches(bench: &Bench, filter: &Filter, table: &mut Table) {
 /// The same process tree without the engine: `process_tree::kill_tree` called
 /// directly, and the kernel's floor (`SIGTERM` to the group, then polling until
 /// every pid is dead, without reaping).
-async fn kill_breakdown(bench: &Bench, load: ToolLoad, iterations: usize, table: &mut Table) {
+async fn kill_breakdown(bench: &Bench, load: ToolLoad, iterations: usize, report: &mut Report) {
     let mut alone = Vec::with_capacity(iterations);
     let mut floor = Vec::with_capacity(iterations);
     for i in 0..iterations {
@@ -205,17 +220,19 @@ async fn kill_breakdown(bench: &Bench, load: ToolLoad, iterations: usize, table:
         drop(registration);
     }
     let n = load.processes();
-    table.row(
-        &format!("  kill_tree alone, same {n} processes"),
-        "-",
+    report.durations(
+        Figure::detail(
+            format!("interrupt/kill-tree/{n}"),
+            format!("`process_tree::kill_tree` alone, {}", processes(n)),
+        ),
         &alone,
-        None,
     );
-    table.row(
-        &format!("  SIGTERM to the group until all {n} are dead (kernel floor)"),
-        "-",
+    report.durations(
+        Figure::detail(
+            format!("interrupt/kernel-floor/{n}"),
+            format!("kernel floor: `SIGTERM` to the group until all {n} are dead"),
+        ),
         &floor,
-        None,
     );
 }
 
@@ -315,12 +332,17 @@ async fn interrupt_once(bench: &Bench, load: ToolLoad, i: usize) -> InterruptSam
 // ---------------------------------------------------------------------------
 // 3. CPU time to consume one long response.
 
-async fn stream_cpu_benches(bench: &Bench, filter: &Filter, table: &mut Table) {
-    for (deltas, iterations) in [(2_000, 50), (20_000, 30), (200_000, 5)] {
+async fn stream_cpu_benches(bench: &Bench, filter: &Filter, report: &mut Report) {
+    for (deltas, iterations) in [
+        (2_000, samples(50, 5)),
+        (20_000, samples(30, 5)),
+        (200_000, samples(5, 2)),
+    ] {
         if !filter.wants(&format!("stream-{deltas}")) {
             continue;
         }
-        let name = format!("CPU to consume {deltas} text deltas (engine)");
+        let shown = thousands(deltas);
+        let name = format!("engine CPU to consume {shown} text deltas");
         eprint!("{name}: ");
         let mut engine = Vec::with_capacity(iterations);
         let mut mock = Vec::with_capacity(iterations);
@@ -335,33 +357,39 @@ async fn stream_cpu_benches(bench: &Bench, filter: &Filter, table: &mut Table) {
             progress(i);
         }
         eprintln!();
-        let target = (deltas == 20_000).then_some(Duration::from_millis(100));
-        table.row(
-            &name,
-            if target.is_some() { "<= 100 ms" } else { "-" },
+        // The target is for 20,000 deltas; the other sizes show the growth.
+        let figure = Figure::new(format!("stream/{deltas}"), name);
+        report.durations(
+            if deltas == 20_000 {
+                figure.at_most(100.0, "≤ 100 ms p99")
+            } else {
+                figure
+            },
             &engine,
-            target,
         );
-        table.row(
-            &format!("  raw HTTP read of the same {deltas}-delta body (floor)"),
-            "-",
+        report.durations(
+            Figure::detail(
+                format!("stream/raw-read/{deltas}"),
+                format!("{shown} deltas: raw HTTP read of the same body (floor)"),
+            ),
             &raw,
-            None,
         );
         if deltas == 20_000 {
-            sse_framing_rows(bench, deltas, 10, table).await;
+            sse_framing_rows(bench, deltas, samples(10, 2), report).await;
         }
-        table.row(
-            "  mock model serving it (not in the figure)",
-            "-",
+        report.durations(
+            Figure::detail(
+                format!("stream/mock/{deltas}"),
+                format!("{shown} deltas: mock model serving it (not in the figure)"),
+            ),
             &mock,
-            None,
         );
-        table.row(
-            &format!("  wall time of the turn ({deltas} deltas)"),
-            "-",
+        report.durations(
+            Figure::detail(
+                format!("stream/wall/{deltas}"),
+                format!("{shown} deltas: wall time of the turn"),
+            ),
             &wall,
-            None,
         );
     }
 }
@@ -453,7 +481,7 @@ async fn raw_read_cpu(bench: &Bench, deltas: usize) -> Duration {
 /// exact chunks reqwest delivered for this response, and over the same bytes
 /// cut into 4 KiB chunks. Both run on this thread, so their CPU time is this
 /// thread's.
-async fn sse_framing_rows(bench: &Bench, deltas: usize, iterations: usize, table: &mut Table) {
+async fn sse_framing_rows(bench: &Bench, deltas: usize, iterations: usize, report: &mut Report) {
     use futures::StreamExt as _;
 
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -502,35 +530,38 @@ async fn sse_framing_rows(bench: &Bench, deltas: usize, iterations: usize, table
             assert!(n > deltas, "every event was framed");
         }
     }
+    let shown = thousands(deltas);
     let body_bytes = chunk_sizes.iter().sum::<usize>() / iterations;
     chunk_sizes.sort_unstable();
     let median_chunk = chunk_sizes.get(chunk_sizes.len() / 2).copied().unwrap_or(0);
     let max_chunk = chunk_sizes.last().copied().unwrap_or(0);
-    table.row(
-        &format!(
-            "  SSE framing alone, {:.1} MiB body in the chunks reqwest delivered (median {:.0} KiB, max {:.0} KiB)",
-            body_bytes as f64 / (1024.0 * 1024.0),
-            median_chunk as f64 / 1024.0,
-            max_chunk as f64 / 1024.0
+    report.durations(
+        Figure::detail(
+            format!("stream/sse-as-received/{deltas}"),
+            format!(
+                "{shown} deltas: SSE framing alone, {:.1} MiB body in the chunks reqwest delivered (median {:.0} KiB, max {:.0} KiB)",
+                body_bytes as f64 / (1024.0 * 1024.0),
+                median_chunk as f64 / 1024.0,
+                max_chunk as f64 / 1024.0
+            ),
         ),
-        "-",
         &as_received,
-        None,
     );
-    table.row(
-        "  SSE framing alone, the same bytes in 4 KiB chunks",
-        "-",
+    report.durations(
+        Figure::detail(
+            format!("stream/sse-4k/{deltas}"),
+            format!("{shown} deltas: SSE framing alone, the same bytes in 4 KiB chunks"),
+        ),
         &recut,
-        None,
     );
 }
 
 // ---------------------------------------------------------------------------
 // 4. Steer -> next model request while streaming.
 
-async fn steer_bench(bench: &Bench, table: &mut Table) {
-    let iterations = 200;
-    let name = "steer -> next request at the mock (streaming)";
+async fn steer_bench(bench: &Bench, report: &mut Report) {
+    let iterations = samples(200, 20);
+    let name = "`Steer` → next request at the model, while streaming";
     eprint!("{name}: ");
     let mut to_request = Vec::with_capacity(iterations);
     let mut to_reply = Vec::with_capacity(iterations);
@@ -541,17 +572,13 @@ async fn steer_bench(bench: &Bench, table: &mut Table) {
         progress(i);
     }
     eprintln!();
-    table.row(
-        name,
-        "<= 10 ms",
+    report.durations(
+        Figure::new("steer/engine", name).at_most(10.0, "≤ 10 ms p99"),
         &to_request,
-        Some(Duration::from_millis(10)),
     );
-    table.row(
-        "  of which: Steer submitted -> its reply",
-        "-",
+    report.durations(
+        Figure::detail("steer/reply", "`Steer` submitted → its reply (engine)"),
         &to_reply,
-        None,
     );
 }
 
@@ -673,96 +700,6 @@ impl Bench {
             .await
             .unwrap()
     }
-
-    fn describe_machine(&self) -> String {
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find(|line| line.starts_with("model name"))
-                    .and_then(|line| line.split_once(':'))
-                    .map(|(_, name)| name.trim().to_string())
-            })
-            .unwrap_or_else(|| "unknown CPU".to_string());
-        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-        format!(
-            "machine: {} CPUs ({cpu}); load average {}",
-            std::thread::available_parallelism().map_or(0, usize::from),
-            load.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        )
-    }
-}
-
-/// How much other work shared the machine while the bench ran: the machine's
-/// busy CPU time (`/proc/stat`) minus this process's and its reaped children's
-/// (`/proc/self/stat`), both in clock ticks of 10 ms (`USER_HZ` is 100 on x86-64).
-struct OtherLoad {
-    started: Instant,
-    machine: [u64; 2],
-    own: u64,
-}
-
-impl OtherLoad {
-    fn start() -> OtherLoad {
-        OtherLoad {
-            started: Instant::now(),
-            machine: machine_ticks(),
-            own: own_ticks(),
-        }
-    }
-
-    fn report(&self) -> String {
-        let [busy, steal] = machine_ticks();
-        let other = (busy - self.machine[0]).saturating_sub(own_ticks() - self.own);
-        let secs = self.started.elapsed().as_secs_f64();
-        #[allow(clippy::cast_precision_loss)]
-        let cpus = |ticks: u64| ticks as f64 / 100.0 / secs;
-        format!(
-            "other processes used {:.2} CPUs on average during the {secs:.0} s run (hypervisor steal {:.2} CPUs); load average now {}",
-            cpus(other),
-            cpus(steal - self.machine[1]),
-            std::fs::read_to_string("/proc/loadavg")
-                .unwrap_or_default()
-                .split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        )
-    }
-}
-
-/// Busy (user, nice, system, irq, softirq) and steal ticks of all CPUs.
-fn machine_ticks() -> [u64; 2] {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let fields: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|field| field.parse().ok())
-        .collect();
-    let field = |i: usize| fields.get(i).copied().unwrap_or(0);
-    [
-        field(0) + field(1) + field(2) + field(5) + field(6),
-        field(7),
-    ]
-}
-
-/// utime + stime + cutime + cstime of this process.
-fn own_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    // Fields 14 to 17 of the whole line are 12 to 15 after the name.
-    after_name
-        .split_whitespace()
-        .skip(11)
-        .take(4)
-        .filter_map(|field| field.parse::<u64>().ok())
-        .sum()
 }
 
 fn process_cpu() -> Duration {
@@ -819,99 +756,4 @@ fn progress(i: usize) {
         eprint!(".");
         let _ = std::io::stderr().flush();
     }
-}
-
-// ---------------------------------------------------------------------------
-// Statistics and the table.
-
-#[derive(Default)]
-struct Table {
-    rows: Vec<[String; 7]>,
-}
-
-impl Table {
-    fn row(
-        &mut self,
-        name: &str,
-        target_text: &str,
-        samples: &[Duration],
-        p99_limit: Option<Duration>,
-    ) {
-        let mut sorted = samples.to_vec();
-        sorted.sort();
-        let median = percentile(&sorted, 50.0);
-        let p99 = percentile(&sorted, 99.0);
-        let max = sorted.last().copied().unwrap_or_default();
-        let met = match p99_limit {
-            None => "-".to_string(),
-            Some(limit) if p99 <= limit => "yes".to_string(),
-            Some(_) => "NO".to_string(),
-        };
-        let show = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
-        self.rows.push([
-            name.to_string(),
-            target_text.to_string(),
-            sorted.len().to_string(),
-            show(median),
-            show(p99),
-            show(max),
-            met,
-        ]);
-    }
-
-    fn print(&self) {
-        let header = ["figure", "target", "n", "median", "p99", "max", "met"];
-        let mut widths = header.map(str::len);
-        for row in &self.rows {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
-        }
-        let line = |cells: &[String]| {
-            let cells: Vec<String> = cells
-                .iter()
-                .zip(widths)
-                .enumerate()
-                .map(|(i, (cell, width))| {
-                    if i == 0 {
-                        format!("{cell:<width$}")
-                    } else {
-                        format!("{cell:>width$}")
-                    }
-                })
-                .collect();
-            println!("| {} |", cells.join(" | "));
-        };
-        line(&header.map(str::to_string));
-        println!(
-            "|{}|",
-            widths
-                .iter()
-                .enumerate()
-                .map(|(i, w)| if i == 0 {
-                    format!(":{}", "-".repeat(w + 1))
-                } else {
-                    format!("{}:", "-".repeat(w + 1))
-                })
-                .collect::<Vec<_>>()
-                .join("|")
-        );
-        for row in &self.rows {
-            line(row);
-        }
-    }
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], pct: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let rank = ((pct / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }

@@ -1,7 +1,15 @@
 //! Persistence figures: resume time by rollout size, and the cost of the
 //! rollout on the hot path (CPU of a 20,000-delta turn with and without it).
 //!
-//! `cargo bench -p tiller-core --bench rollout`
+//! The turns alternate without and with the rollout, and the overhead is the
+//! median of each pair's ratio, so that a change in the machine's load over
+//! the run falls on both halves of a pair. The mock model runs on its own
+//! one-thread runtime and its thread's CPU time is subtracted, as in the
+//! `lifecycle` bench: what is left is the engine's (and the rollout writer's).
+//!
+//! `cargo bench -p tiller-core --bench rollout` (`TILLER_BENCH_QUICK=1` for a
+//! few samples of each). The rows also go to the summary file (see
+//! `tiller-bench-support`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::io::Write;
@@ -9,10 +17,12 @@ use std::time::{Duration, Instant};
 
 use nix::sys::resource::{UsageWho, getrusage};
 use serde_json::json;
+use tiller_bench_support::{Figure, Report, Stats, Unit, samples, thousands};
 use tiller_core::config::{Config, ConfigOverrides, ProviderConfig};
 use tiller_core::{SessionOptions, SessionSource, rollout, spawn_session};
 use tiller_mock_model::{Item, MockModel, Script, Step};
 use tiller_protocol::{EventMsg, Op, UserInput};
+use tokio::runtime::Handle;
 
 const SESSION: &str = "01a1fe00-0000-7000-8000-000000000000";
 
@@ -22,21 +32,69 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    println!("| figure | median | p99 | n |");
-    println!("|---|---|---|---|");
+    let mut report = Report::start("rollout");
     for items in [1_000, 10_000, 100_000] {
-        let runs = if items >= 100_000 { 5 } else { 20 };
+        let runs = if items >= 100_000 {
+            samples(5, 2)
+        } else {
+            samples(20, 3)
+        };
         let times = runtime.block_on(resume_times(items, runs));
-        row(
-            &format!("resume of a {items}-item rollout to ready"),
+        // The target is for 10,000 items; the other sizes show the growth.
+        let figure = Figure::new(
+            format!("resume/{items}"),
+            format!("resume of a {}-item rollout to ready", thousands(items)),
+        );
+        report.durations(
+            if items == 10_000 {
+                figure.at_most(100.0, "≤ 100 ms p99")
+            } else {
+                figure
+            },
             &times,
         );
     }
-    let (without, with) = runtime.block_on(stream_cpu(20_000, 15));
-    row("CPU of a 20,000-delta turn, no rollout", &without);
-    row("CPU of a 20,000-delta turn, with rollout", &with);
-    let overhead = (median(&with).as_secs_f64() / median(&without).as_secs_f64() - 1.0) * 100.0;
-    println!("\nrollout overhead on the 20,000-delta turn (medians): {overhead:+.1} %");
+    let pairs = samples(30, 3);
+    let mock_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("mock-model")
+        .enable_all()
+        .build()
+        .unwrap();
+    let (without, with) = runtime.block_on(stream_cpu(mock_runtime.handle(), 20_000, pairs));
+    drop(mock_runtime);
+    report.durations(
+        Figure::detail(
+            "rollout/cpu/without",
+            "engine CPU of a 20,000-delta turn, no rollout",
+        ),
+        &without,
+    );
+    report.durations(
+        Figure::detail(
+            "rollout/cpu/with",
+            "engine CPU of a 20,000-delta turn, with the rollout",
+        ),
+        &with,
+    );
+    let ratios: Vec<f64> = without
+        .iter()
+        .zip(&with)
+        .map(|(without, with)| with.as_secs_f64() / without.as_secs_f64())
+        .collect();
+    let overhead = (Stats::of(&ratios).median - 1.0) * 100.0;
+    report.row(
+        Figure::new(
+            "rollout/overhead",
+            format!(
+                "rollout's CPU overhead on a 20,000-delta turn (median of {pairs} paired ratios)"
+            ),
+        )
+        .at_most(5.0, "≤ +5 %"),
+        Unit::Percent,
+        Stats::derived(pairs, overhead),
+    );
+    report.finish();
 }
 
 /// Write a rollout of `items` response items (user, assistant, call, output in turn).
@@ -115,18 +173,36 @@ async fn resume_times(items: usize, runs: usize) -> Vec<Duration> {
 }
 
 fn cpu_now() -> Duration {
-    let usage = getrusage(UsageWho::RUSAGE_SELF).unwrap();
+    cpu(UsageWho::RUSAGE_SELF)
+}
+
+fn cpu(who: UsageWho) -> Duration {
+    let usage = getrusage(who).unwrap();
     let t =
         |tv: nix::sys::time::TimeVal| Duration::new(tv.tv_sec() as u64, tv.tv_usec() as u32 * 1000);
     t(usage.user_time()) + t(usage.system_time())
 }
 
-/// Process CPU (engine + in-process mock) of one turn streaming `deltas` deltas,
-/// alternating runs without and with the rollout.
-async fn stream_cpu(deltas: usize, runs: usize) -> (Vec<Duration>, Vec<Duration>) {
+/// Engine CPU (the process's minus the mock's thread) of one turn streaming
+/// `deltas` deltas, alternating runs without and with the rollout.
+async fn stream_cpu(
+    mock_runtime: &Handle,
+    deltas: usize,
+    runs: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
     let words: Vec<String> = (0..deltas).map(|i| format!("w{i} ")).collect();
     let step = || Step::response(vec![Item::text_deltas(words.clone())]);
-    let mock = MockModel::start(Script::new(vec![])).await.unwrap();
+    let mock = mock_runtime
+        .spawn(MockModel::start(Script::new(vec![])))
+        .await
+        .unwrap()
+        .unwrap();
+    let mock_cpu = || async {
+        mock_runtime
+            .spawn(async { cpu(UsageWho::RUSAGE_THREAD) })
+            .await
+            .unwrap()
+    };
     let mut without = Vec::new();
     let mut with = Vec::new();
     for run in 0..runs * 2 {
@@ -146,6 +222,7 @@ async fn stream_cpu(deltas: usize, runs: usize) -> (Vec<Duration>, Vec<Duration>
             source,
         })
         .unwrap();
+        let mock_start = mock_cpu().await;
         let start = cpu_now();
         session
             .submit(Op::StartTurn {
@@ -165,6 +242,7 @@ async fn stream_cpu(deltas: usize, runs: usize) -> (Vec<Duration>, Vec<Duration>
             }
         }
         let spent = cpu_now() - start;
+        let spent = spent.saturating_sub(mock_cpu().await - mock_start);
         if persist {
             with.push(spent)
         } else {
@@ -173,22 +251,4 @@ async fn stream_cpu(deltas: usize, runs: usize) -> (Vec<Duration>, Vec<Duration>
         session.submit(Op::Shutdown).await.unwrap();
     }
     (without, with)
-}
-
-fn median(times: &[Duration]) -> Duration {
-    let mut sorted = times.to_vec();
-    sorted.sort();
-    sorted[sorted.len() / 2]
-}
-
-fn row(name: &str, times: &[Duration]) {
-    let mut sorted = times.to_vec();
-    sorted.sort();
-    let p99 = sorted[((sorted.len() as f64 * 0.99).ceil() as usize).saturating_sub(1)];
-    println!(
-        "| {name} | {:.2} ms | {:.2} ms | {} |",
-        median(times).as_secs_f64() * 1000.0,
-        p99.as_secs_f64() * 1000.0,
-        times.len()
-    );
 }

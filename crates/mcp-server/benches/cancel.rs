@@ -6,11 +6,12 @@
 //! two processes, both pids written to a file); once both exist, the clock
 //! starts, `notifications/cancelled` is written, and the clock stops when
 //! neither pid is alive (polled every 50 µs through `/proc`). Prints
-//! median / p90 / p99 (nearest-rank) / max over the samples, and the load
-//! average around the run.
+//! median / p99 (nearest-rank) / max over the samples and the p90 in a note,
+//! and how much else the machine did meanwhile; the row also goes to the
+//! summary file (see `tiller-bench-support`).
 //!
-//! `cargo bench -p tiller-mcp-server --bench cancel` (`SAMPLES=n` to change
-//! the count, default 200).
+//! `cargo bench -p tiller-mcp-server --bench cancel` (200 samples;
+//! `TILLER_BENCH_QUICK=1` for 20).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use tiller_bench_support::{Figure, Report, percentile, samples};
 use tiller_mcp_server::{McpServerOptions, TillerMcpServer, serve_mcp_server};
 use tiller_mock_model::{MockModel, Script, Step};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -26,37 +28,26 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 const DEADLINE: Duration = Duration::from_secs(20);
 
 fn main() {
-    let samples: usize = std::env::var("SAMPLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let load_before = loadavg();
-    let mut times = runtime.block_on(run(samples));
-    times.sort();
-    // Nearest-rank, as in BENCHMARKS.md.
-    let pick = |q: f64| times[((q * times.len() as f64).ceil() as usize).max(1) - 1];
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "notifications/cancelled -> process tree gone ({} samples): median {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        times.len(),
-        ms(pick(0.5)),
-        ms(pick(0.9)),
-        ms(pick(0.99)),
-        ms(*times.last().unwrap()),
+    let mut report = Report::start("cancel");
+    let mut times = runtime.block_on(run(samples(200, 20)));
+    report.durations(
+        Figure::new(
+            "mcp/cancel",
+            "`notifications/cancelled` → tool process tree (2 processes) gone",
+        )
+        .at_most(20.0, "≤ 20 ms p99"),
+        &times,
     );
-    println!("load average before / after: {load_before} / {}", loadavg());
-}
-
-/// The 1-minute load average: on a small shared machine it decides the tail.
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_default()
+    times.sort();
+    report.note(format!(
+        "notifications/cancelled -> process tree gone: p90 {:.2} ms",
+        percentile(&times, 90.0).as_secs_f64() * 1e3
+    ));
+    report.finish();
 }
 
 fn tree_call(call_id: &str, pid_file: &Path) -> Step {
