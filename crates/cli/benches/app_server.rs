@@ -89,19 +89,23 @@ async fn bench(report: &mut Report) {
             rss.push(run.per_thread_kib(threads));
             cpu.push(run.cpu_per_thousand_ms());
         }
-        report.values(
-            Figure::new(
-                format!("app-server/rss/{threads}"),
-                format!(
-                    "peak RSS per thread (VmHWM over idle ÷ threads), {}",
-                    streaming(threads)
-                ),
-            )
-            // 1 MB, decimal.
-            .at_most(1e6 / 1024.0, "≤ 1 MB p99"),
-            Unit::KiB,
-            &rss,
+        let figure = Figure::new(
+            format!("app-server/rss/{threads}"),
+            format!(
+                "peak RSS per thread (VmHWM over idle ÷ threads), {}",
+                streaming(threads)
+            ),
         );
+        // The target is the cost of a thread among many (issue 4 sets it at
+        // 100); with one or ten, the server's one-time cost of its first
+        // streams (worker stacks, connection pool, buffers) is shared by few.
+        let figure = if threads == 100 {
+            // 1 MB, decimal.
+            figure.at_most(1e6 / 1024.0, "≤ 1 MB (at 100)")
+        } else {
+            figure
+        };
+        report.values(figure, Unit::KiB, &rss);
         report.values(
             Figure::new(
                 format!("app-server/cpu/{threads}"),
