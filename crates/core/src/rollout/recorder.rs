@@ -69,7 +69,12 @@ impl RolloutRecorder {
         let thread_path = path.clone();
         std::thread::Builder::new()
             .name("tiller-rollout".to_string())
-            .spawn(move || write_loop(file, &thread_path, &rx))?;
+            .spawn(move || {
+                // The writer never spawns a process: `kill_tree` need not
+                // look for children under it (there is one per session).
+                let _childless = crate::process_tree::childless_thread();
+                write_loop(file, &thread_path, &rx);
+            })?;
         Ok(RolloutRecorder { tx, path })
     }
 
