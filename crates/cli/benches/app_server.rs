@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tiller_bench_support::{Figure, Report, Unit, samples};
+use tiller_bench_support::{Figure, Report, Unit, runtime, samples};
 use tiller_mock_model::{Item, MockModel, Script, Step};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
@@ -57,11 +57,7 @@ const DELTA_MS: u64 = 2;
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime("bench", 2);
     let mut report = Report::start("app_server");
     runtime.block_on(bench(&mut report));
     drop(runtime);
@@ -204,12 +200,7 @@ impl Models {
         let mut runtimes = Vec::new();
         let mut models = Vec::new();
         for name in ["mock-model", "load-model"] {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name(name)
-                .enable_all()
-                .build()
-                .unwrap();
+            let runtime = runtime(name, 1);
             let model = runtime
                 .spawn(MockModel::start(Script::new(Vec::new())))
                 .await

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tiller_bench_support::{Figure, Report, Unit, samples};
+use tiller_bench_support::{Figure, Report, Unit, runtime, samples};
 use tiller_core::client::ResponsesClient;
 use tiller_core::config::ProviderConfig;
 use tiller_mock_model::{MockModel, Script, Step};
@@ -24,12 +24,7 @@ const TILLER: &str = env!("CARGO_BIN_EXE_tiller");
 const TIME_BIN: &str = "/usr/bin/time";
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("mock-model")
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime("mock-model", 1);
     let mock = runtime
         .block_on(MockModel::start(Script::new(Vec::new())))
         .unwrap();

@@ -29,7 +29,7 @@ use nix::sys::time::TimeValLike as _;
 use nix::unistd::Pid;
 use serde_json::json;
 use tempfile::TempDir;
-use tiller_bench_support::{Figure, Report, samples, thousands};
+use tiller_bench_support::{Figure, Report, runtime, samples, thousands};
 use tiller_core::client::sse::SseDecoder;
 use tiller_core::config::{ApprovalPolicy, Config, ConfigOverrides, ProviderConfig};
 use tiller_core::process_tree::{
@@ -53,18 +53,8 @@ fn main() {
             .collect(),
     );
 
-    let mock_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("mock-model")
-        .enable_all()
-        .build()
-        .unwrap();
-    let engine_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("engine")
-        .enable_all()
-        .build()
-        .unwrap();
+    let mock_runtime = runtime("mock-model", 1);
+    let engine_runtime = runtime("engine", 2);
     let mock_handle = mock_runtime.handle().clone();
     let mut report = Report::start("lifecycle");
     engine_runtime.block_on(async {

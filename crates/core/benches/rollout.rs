@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::resource::{UsageWho, getrusage};
 use serde_json::json;
-use tiller_bench_support::{Figure, Report, Stats, Unit, samples, thousands};
+use tiller_bench_support::{Figure, Report, Stats, Unit, runtime, samples, thousands};
 use tiller_core::config::{Config, ConfigOverrides, ProviderConfig};
 use tiller_core::{SessionOptions, SessionSource, rollout, spawn_session};
 use tiller_mock_model::{Item, MockModel, Script, Step};
@@ -27,11 +27,7 @@ use tokio::runtime::Handle;
 const SESSION: &str = "01a1fe00-0000-7000-8000-000000000000";
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let engine_runtime = runtime("engine", 2);
     let mut report = Report::start("rollout");
     for items in [1_000, 10_000, 100_000] {
         let runs = if items >= 100_000 {
@@ -39,7 +35,7 @@ fn main() {
         } else {
             samples(20, 3)
         };
-        let times = runtime.block_on(resume_times(items, runs));
+        let times = engine_runtime.block_on(resume_times(items, runs));
         // The target is for 10,000 items; the other sizes show the growth.
         let figure = Figure::new(
             format!("resume/{items}"),
@@ -55,13 +51,8 @@ fn main() {
         );
     }
     let pairs = samples(30, 3);
-    let mock_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("mock-model")
-        .enable_all()
-        .build()
-        .unwrap();
-    let (without, with) = runtime.block_on(stream_cpu(mock_runtime.handle(), 20_000, pairs));
+    let mock_runtime = runtime("mock-model", 1);
+    let (without, with) = engine_runtime.block_on(stream_cpu(mock_runtime.handle(), 20_000, pairs));
     drop(mock_runtime);
     report.durations(
         Figure::detail(

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tiller_bench_support::{Figure, Report, percentile, samples};
+use tiller_bench_support::{Figure, Report, percentile, runtime, samples};
 use tiller_mcp_server::{McpServerOptions, TillerMcpServer, serve_mcp_server};
 use tiller_mock_model::{MockModel, Script, Step};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -28,10 +28,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 const DEADLINE: Duration = Duration::from_secs(20);
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime("bench", 2);
     let mut report = Report::start("cancel");
     let mut times = runtime.block_on(run(samples(200, 20)));
     report.durations(
