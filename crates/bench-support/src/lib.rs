@@ -24,7 +24,6 @@ mod report;
 mod runtime;
 mod stats;
 
-pub use machine::{OtherLoad, OtherLoadReading, cpu_model, load_average};
-pub use report::{Figure, QUICK_ENV, Report, SUMMARY_ENV, Unit, quick, samples, thousands};
+pub use report::{Figure, Report, Unit, samples, thousands};
 pub use runtime::runtime;
 pub use stats::{Stats, percentile};
