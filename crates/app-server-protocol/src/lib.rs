@@ -1,7 +1,7 @@
 //! Message types of tiller's app-server.
 //!
 //! The wire format is the turn-lifecycle subset of the Codex app-server v2
-//! protocol (`../shared/app-server-wire.md`): one JSON object per line, requests
+//! protocol (the Codex 0.171 JSON Schema is vendored in `schema/codex-0.171/`): one JSON object per line, requests
 //! `{id, method, params}`, responses `{id, result}` / `{id, error}`, notifications
 //! `{method, params}`, no `"jsonrpc"` field. [`ClientRequest`] is the one method
 //! table: each method name maps to its params type here, and the server answers

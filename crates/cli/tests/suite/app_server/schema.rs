@@ -1,6 +1,7 @@
-//! The compatibility oracle: the JSON Schemas of the Codex app-server protocol
-//! (`/work/shared/codex-app-server-schema`), compiled once, and the check that
-//! every line `tiller app-server` prints is what that protocol allows.
+//! The compatibility oracle: the JSON Schema of the Codex 0.171 app-server
+//! protocol, vendored in `crates/app-server-protocol/schema/codex-0.171/` (one
+//! bundle), compiled once per message type, and the check that every line
+//! `tiller app-server` prints is what that protocol allows.
 //!
 //! [`check_line`] is called on every line a test reads, so every test checks
 //! compatibility, not only the ones about it. tiller's extensions
@@ -13,10 +14,10 @@ use std::sync::OnceLock;
 use jsonschema::Validator;
 use serde_json::Value;
 
-/// Where the schemas are: `../shared/codex-app-server-schema` beside the repository.
-const SCHEMA_DIR: &str = concat!(
+/// The bundled schema: every message type under `definitions`.
+const SCHEMA_BUNDLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/codex-app-server-schema"
+    "/../app-server-protocol/schema/codex-0.171/codex_app_server_protocol.schemas.json"
 );
 
 /// The schema of the result of `method`, or `None` for tiller's extensions.
@@ -81,14 +82,21 @@ fn validator(name: &str) -> &'static Validator {
             .filter_map(notification_schema),
         )
         .chain([ERROR_SCHEMA]);
+        let text = std::fs::read_to_string(SCHEMA_BUNDLE)
+            .unwrap_or_else(|e| panic!("cannot read the schema bundle {SCHEMA_BUNDLE}: {e}"));
+        let bundle: Value = serde_json::from_str(&text).unwrap();
         names
             .map(|name| {
-                let path = format!("{SCHEMA_DIR}/{name}.json");
-                let text = std::fs::read_to_string(&path)
-                    .unwrap_or_else(|e| panic!("cannot read the schema {path}: {e}"));
-                let schema: Value = serde_json::from_str(&text).unwrap();
+                // `v2/Name` is `#/definitions/v2/Name`; `v1/Name` and the
+                // JSON-RPC types sit at the top of `definitions`.
+                let pointer = name.strip_prefix("v1/").unwrap_or(name);
+                let schema = serde_json::json!({
+                    "$schema": "http://json-schema.org/draft-07/schema#",
+                    "definitions": bundle["definitions"],
+                    "allOf": [{ "$ref": format!("#/definitions/{pointer}") }],
+                });
                 let compiled = jsonschema::draft7::new(&schema)
-                    .unwrap_or_else(|e| panic!("the schema {path} does not compile: {e}"));
+                    .unwrap_or_else(|e| panic!("the schema {name} does not compile: {e}"));
                 (name, compiled)
             })
             .collect()
