@@ -9,12 +9,12 @@ use serde_json::Value;
 use tiller_app_server_protocol::{
     ClientRequest, ErrorCode, Incoming, InitializeResponse, JsonRpcError, QueueAddResponse,
     QueuedSubmission, RequestId, ServerNotification, ThreadResumeParams, ThreadStartParams,
-    ThreadStartedNotification, Turn, TurnError, TurnStartResponse, TurnStatus,
+    ThreadStartResponse, ThreadStartedNotification, Turn, TurnError, TurnStartResponse, TurnStatus,
     UserInput as WireInput, parse_line,
 };
 use tiller_core::config::{ApprovalPolicy, Config, ConfigOverrides};
-use tiller_core::rollout::store::{SessionQuery, find_session};
-use tiller_core::rollout::{self, LastTurn, LoadedRollout};
+use tiller_core::rollout::store::{SessionQuery, find_session, session_id_of};
+use tiller_core::rollout::{self, LastTurn, LoadedRollout, LockWait};
 use tiller_core::{SessionOptions, SessionSource, spawn_session};
 use tiller_protocol::QueuedInput;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -176,6 +176,7 @@ impl Server {
     }
 
     fn route(&mut self, id: RequestId, thread_id: String, request: ClientRequest) {
+        let thread_id = canonical_id(&thread_id);
         let Some(thread) = self.threads.get(&thread_id) else {
             return self.out.error(
                 Some(id),
@@ -259,28 +260,60 @@ impl Server {
         }
     }
 
-    async fn thread_resume(&mut self, id: RequestId, params: ThreadResumeParams) {
-        if let Some(thread) = self.threads.get(&params.thread_id) {
-            let (tx, rx) = oneshot::channel();
-            if thread.send(ThreadCommand::Describe(tx))
-                && let Ok(response) = rx.await
-            {
-                return self.out.respond_with(id, &response);
-            }
+    /// The thread `thread_id` names (an id in any case, or a prefix of one):
+    /// the loaded thread if it is loaded, so a second spelling never loads a
+    /// second session on the same file.
+    async fn loaded_thread(&self, thread_id: &str) -> Option<ThreadStartResponse> {
+        let thread = self.threads.get(thread_id)?;
+        let (tx, rx) = oneshot::channel();
+        if !thread.send(ThreadCommand::Describe(tx)) {
+            return None;
         }
-        let loaded = find_session(
-            &self.options.tiller_home,
-            &SessionQuery::Id(params.thread_id.clone()),
-        )
-        .map_err(|e| JsonRpcError::new(ErrorCode::InvalidRequest, e.to_string()))
-        .and_then(|path| {
-            rollout::load(&path)
-                .map_err(|e| JsonRpcError::new(ErrorCode::InvalidRequest, e.to_string()))
-        });
-        let loaded = match loaded {
-            Ok(loaded) => loaded,
-            Err(error) => return self.out.error(Some(id), error),
+        rx.await.ok()
+    }
+
+    async fn thread_resume(&mut self, id: RequestId, params: ThreadResumeParams) {
+        let asked = canonical_id(&params.thread_id);
+        if let Some(response) = self.loaded_thread(&asked).await {
+            return self.out.respond_with(id, &response);
+        }
+        // Finding and reading the file is blocking work: off the event loop.
+        let home = self.options.tiller_home.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            find_session(&home, &SessionQuery::Id(asked)).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        let path = match found {
+            Ok(path) => path,
+            Err(message) => {
+                return self.out.error(
+                    Some(id),
+                    JsonRpcError::new(ErrorCode::InvalidRequest, message),
+                );
+            }
         };
+        if let Some(response) = match session_id_of(&path) {
+            Some(canonical) => self.loaded_thread(canonical).await,
+            None => None,
+        } {
+            return self.out.respond_with(id, &response);
+        }
+        let opened = tokio::task::spawn_blocking(move || {
+            rollout::open(&path, LockWait::No).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        let opened = match opened {
+            Ok(opened) => opened,
+            Err(message) => {
+                return self.out.error(
+                    Some(id),
+                    JsonRpcError::new(ErrorCode::InvalidRequest, message),
+                );
+            }
+        };
+        let loaded = &opened.loaded;
         for warning in &loaded.warnings {
             tracing::warn!("{warning}");
         }
@@ -288,14 +321,14 @@ impl Server {
             .is_dir()
             .then(|| loaded.meta.cwd.clone());
         let preview = loaded.first_prompt.clone().unwrap_or_default();
-        let turns = recorded_turns(&loaded);
-        let queue = restored_queue(&loaded);
-        let replies = restored_replies(&loaded, &turns);
+        let turns = recorded_turns(loaded);
+        let queue = restored_queue(loaded);
+        let replies = restored_replies(loaded, &turns);
         let started = self.config(&params.overrides, cwd).and_then(|config| {
             spawn_thread(
                 &self.out,
                 config,
-                SessionSource::Resume(Box::new(loaded)),
+                SessionSource::Resume(Box::new(opened)),
                 preview,
                 turns,
                 queue,
@@ -370,6 +403,12 @@ fn spawn_thread(
     };
     let handle = spawn_driver(info.clone(), session, events, out.clone(), queue, replies);
     Ok((handle, info))
+}
+
+/// A thread id as the server keys its threads: session ids are lowercase
+/// UUIDs, and a client may send one in upper case.
+fn canonical_id(thread_id: &str) -> String {
+    thread_id.trim().to_ascii_lowercase()
 }
 
 /// A saved queue entry as the wire shows it: the input as the client gave it.

@@ -435,7 +435,11 @@ impl ThreadDriver {
         // Saved as queued even when it starts at once, so that the answer is
         // durable and a repeat after a restart finds this entry (not a turn).
         self.queue.push(entry);
-        self.save_queue().await?;
+        if let Err(error) = self.save_queue().await {
+            // Not saved, not queued: the client is told and can send it again.
+            self.queue.pop();
+            return Err(error);
+        }
         self.notify_queue_changed();
         if idle {
             // Its turn's notifications follow the answer (see `request`).
@@ -446,11 +450,15 @@ impl ThreadDriver {
     }
 
     async fn queue_delete(&mut self, id: &str) -> Result<Answer, JsonRpcError> {
-        let before = self.queue.len();
+        let before = self.queue.clone();
         self.queue.retain(|entry| entry.id != id);
-        let deleted = self.queue.len() != before;
+        let deleted = self.queue.len() != before.len();
         if deleted {
-            self.save_queue().await?;
+            if let Err(error) = self.save_queue().await {
+                // Not saved, not deleted.
+                self.queue = before;
+                return Err(error);
+            }
             self.notify_queue_changed();
         }
         Ok(Answer::plain(to_value(&QueueDeleteResponse { deleted })?))
@@ -568,6 +576,7 @@ fn non_empty(items: Vec<UserInput>) -> Result<Vec<UserInput>, JsonRpcError> {
 fn op_error(error: OpError) -> JsonRpcError {
     let code = match error {
         OpError::EmptyInput => ErrorCode::InvalidParams,
+        OpError::NotSaved { .. } => ErrorCode::InternalError,
         OpError::NoActiveTurn
         | OpError::TurnMismatch { .. }
         | OpError::UnknownApproval { .. }
@@ -578,9 +587,10 @@ fn op_error(error: OpError) -> JsonRpcError {
         OpError::TurnMismatch { expected, actual } => {
             format!("expected turn {expected} is not the active turn ({actual})")
         }
-        OpError::EmptyInput | OpError::UnknownApproval { .. } | OpError::SessionClosed => {
-            error.to_string()
-        }
+        OpError::EmptyInput
+        | OpError::UnknownApproval { .. }
+        | OpError::SessionClosed
+        | OpError::NotSaved { .. } => error.to_string(),
     };
     JsonRpcError::new(code, message)
 }

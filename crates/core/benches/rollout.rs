@@ -147,12 +147,12 @@ async fn resume_times(items: usize, runs: usize) -> Vec<Duration> {
     let mut times = Vec::new();
     for _ in 0..runs {
         let start = Instant::now();
-        let loaded = rollout::load(&path).unwrap();
-        assert_eq!(loaded.items.len(), items);
+        let opened = rollout::open(&path, rollout::LockWait::No).unwrap();
+        assert_eq!(opened.loaded.items.len(), items);
         let (session, mut events) = spawn_session(SessionOptions {
             config: config(dir.path(), "http://127.0.0.1:9/v1".into()),
             api_key: None,
-            source: SessionSource::Resume(Box::new(loaded)),
+            source: SessionSource::Resume(Box::new(opened)),
         })
         .unwrap();
         let first = events.recv().await.unwrap();

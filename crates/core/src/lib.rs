@@ -18,6 +18,7 @@ mod events;
 pub mod history;
 pub mod orphan_guard;
 pub mod rollout;
+pub mod secrets;
 mod session;
 mod turn;
 

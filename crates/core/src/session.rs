@@ -23,7 +23,7 @@ use crate::error::CoreError;
 use crate::events::{EventSink, EventStream, TurnEmitter};
 use crate::history::{ABORTED_BEFORE_OUTPUT, History};
 use crate::rollout::timestamp::UtcTime;
-use crate::rollout::{LoadedRollout, RolloutRecorder};
+use crate::rollout::{LoadedRollout, OpenRollout, RolloutRecorder};
 use crate::tools::shell::shell_tool_spec;
 use crate::turn::{TurnContext, TurnOutcome, TurnShared, run_turn, user_message};
 
@@ -38,7 +38,7 @@ pub const INTERRUPTED_MARKER: &str = "<turn_aborted>\nThe user interrupted the p
 pub const REPLACED_MARKER: &str = "<turn_aborted>\nThe user sent a new request before the previous turn finished, so it was stopped. Any command it was running was stopped; its output above shows how far it got.\n</turn_aborted>";
 
 /// How a session is set up.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SessionOptions {
     /// Loaded configuration.
     pub config: Config,
@@ -49,7 +49,7 @@ pub struct SessionOptions {
 }
 
 /// Where a session's conversation comes from.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum SessionSource {
     /// A conversation that is not saved, starting from `history` (tests, benchmarks).
     Ephemeral {
@@ -58,8 +58,9 @@ pub enum SessionSource {
     },
     /// A new conversation, saved under `$TILLER_HOME/sessions`.
     New,
-    /// A saved conversation, continued in the same file.
-    Resume(Box<LoadedRollout>),
+    /// A saved conversation, continued in the same file, which the session
+    /// holds locked while it runs (see [`crate::rollout::open`]).
+    Resume(Box<OpenRollout>),
 }
 
 /// A client's handle on a session. Cheap to clone.
@@ -119,21 +120,33 @@ pub fn spawn_session(
                 RolloutRecorder::create(&config.tiller_home, meta).map_err(CoreError::Rollout)?;
             (id.into(), Vec::new(), Some(recorder), None)
         }
-        SessionSource::Resume(loaded) => {
-            let recorder = RolloutRecorder::append(&loaded.path).map_err(CoreError::Rollout)?;
+        SessionSource::Resume(open) => {
+            let OpenRollout { loaded, file } = *open;
             let LoadedRollout {
+                path,
                 meta,
-                items,
+                mut items,
                 open_turn,
                 turns,
                 ..
-            } = *loaded;
+            } = loaded;
             // `client_message_id` stays idempotent across a restart.
             for turn in turns {
                 if let Some(id) = turn.client_message_id {
-                    replies.insert(id, Reply::TurnStarted { turn_id: turn.id });
+                    replies.insert(
+                        (MessageKind::StartTurn, id),
+                        Reply::TurnStarted { turn_id: turn.id },
+                    );
                 }
             }
+            // A turn cut off by a crash is closed exactly as a live interrupt
+            // would close it, and that is on disk before the session is usable.
+            let closing = open_turn
+                .as_deref()
+                .map(|turn_id| close_cut_off_turn(&mut items, turn_id))
+                .unwrap_or_default();
+            let recorder =
+                RolloutRecorder::resume(file, &path, closing).map_err(CoreError::Rollout)?;
             (meta.id.into(), items, Some(recorder), open_turn)
         }
     };
@@ -147,9 +160,6 @@ pub fn spawn_session(
         approved_for_session: Mutex::new(HashSet::new()),
         default_tool_timeout: DEFAULT_TOOL_TIMEOUT,
     });
-    if let Some(turn_id) = &cut_off_turn {
-        shared.close_cut_off_turn(turn_id);
-    }
     events.emit(
         None,
         EventMsg::SessionConfigured {
@@ -179,6 +189,30 @@ pub fn spawn_session(
         },
         stream,
     ))
+}
+
+/// A resumed rollout whose last turn never ended (tiller was killed): close it
+/// in `history` exactly as a live interrupt would, and return the lines that
+/// record that.
+fn close_cut_off_turn(history: &mut Vec<ResponseItem>, turn_id: &str) -> Vec<RolloutItem> {
+    let mut closed = History::from_items(std::mem::take(history));
+    let mut closing: Vec<ResponseItem> = closed
+        .unanswered_calls()
+        .into_iter()
+        .map(|call_id| ResponseItem::call_output(call_id, ABORTED_BEFORE_OUTPUT))
+        .collect();
+    closing.push(ResponseItem::user_text(INTERRUPTED_MARKER));
+    for item in &closing {
+        closed.push(item.clone());
+    }
+    *history = closed.items().to_vec();
+    let mut lines: Vec<RolloutItem> = closing.into_iter().map(RolloutItem::ResponseItem).collect();
+    lines.push(RolloutItem::Event(LifecycleEvent::TurnAborted {
+        turn_id: turn_id.to_string(),
+        reason: TurnAbortReason::Interrupted,
+        unsent_input: Vec::new(),
+    }));
+    lines
 }
 
 /// What the session and its turns share.
@@ -216,39 +250,19 @@ impl SessionShared {
         }
     }
 
-    /// Make everything recorded so far durable. A failure is reported, not fatal:
-    /// the conversation goes on in memory.
-    async fn flush_rollout(&self, events: &EventSink) {
-        if let Some(rollout) = &self.rollout
-            && let Err(e) = rollout.flush().await
-        {
-            report_rollout_error(rollout, events, &e);
-        }
-    }
-
-    /// Hand everything recorded so far to the OS (no fsync): a crash of this
-    /// process loses none of it. A failure is reported, not fatal.
-    async fn write_rollout(&self, events: &EventSink) {
-        if let Some(rollout) = &self.rollout
-            && let Err(e) = rollout.write().await
-        {
-            report_rollout_error(rollout, events, &e);
-        }
-    }
-
-    /// A resumed rollout whose last turn never ended (tiller was killed): close
-    /// it exactly as a live interrupt would, and record that.
-    fn close_cut_off_turn(&self, turn_id: &str) {
-        let unanswered = self.history().unanswered_calls();
-        for call_id in unanswered {
-            self.record_item(ResponseItem::call_output(call_id, ABORTED_BEFORE_OUTPUT));
-        }
-        self.record_item(ResponseItem::user_text(INTERRUPTED_MARKER));
-        self.record_line(RolloutItem::Event(LifecycleEvent::TurnAborted {
-            turn_id: turn_id.to_string(),
-            reason: TurnAbortReason::Interrupted,
-            unsent_input: Vec::new(),
-        }));
+    /// Write `lines` after everything recorded so far (and fsync if `sync`),
+    /// or write none of them and say why, in words.
+    async fn commit(&self, lines: Vec<RolloutItem>, sync: bool) -> Result<(), String> {
+        let Some(rollout) = &self.rollout else {
+            return Ok(());
+        };
+        rollout.commit(lines, sync).await.map_err(|e| {
+            tracing::error!(path = %rollout.path().display(), "could not save the session: {e}");
+            format!(
+                "could not save the session to {}: {e}",
+                rollout.path().display()
+            )
+        })
     }
 
     pub(crate) fn is_approved(&self, command: &[String]) -> bool {
@@ -329,17 +343,11 @@ enum Next {
     AllHandlesDropped,
 }
 
-fn report_rollout_error(rollout: &RolloutRecorder, events: &EventSink, e: &std::io::Error) {
-    tracing::error!(path = %rollout.path().display(), "could not save the session: {e}");
-    events.emit(
-        None,
-        EventMsg::BackgroundEvent {
-            message: format!(
-                "could not save the session to {}: {e}",
-                rollout.path().display()
-            ),
-        },
-    );
+/// Which op a `client_message_id` was given with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum MessageKind {
+    StartTurn,
+    Steer,
 }
 
 struct SessionActor {
@@ -347,14 +355,13 @@ struct SessionActor {
     ops: mpsc::UnboundedReceiver<Submission>,
     events: EventSink,
     lifecycle: Lifecycle,
-    /// Answers already given, by `client_message_id`.
-    replies: HashMap<String, Reply>,
+    /// Answers already given, by op and `client_message_id`: an id is
+    /// idempotent per op (a steer never gets a start's answer).
+    replies: HashMap<(MessageKind, String), Reply>,
 }
 
 impl SessionActor {
     async fn run(mut self) {
-        // A resumed session may have closed a cut-off turn: make that durable first.
-        self.shared.flush_rollout(&self.events).await;
         loop {
             let next = match &mut self.lifecycle {
                 Lifecycle::Idle => self
@@ -398,20 +405,22 @@ impl SessionActor {
                 items,
                 client_message_id,
             } => {
-                if let Some(reply) = self.repeated(client_message_id.as_deref()) {
+                let kind = MessageKind::StartTurn;
+                if let Some(reply) = self.repeated(kind, client_message_id.as_deref()) {
                     return Ok(reply);
                 }
                 let items = non_empty(items)?;
                 self.abort(TurnAbortReason::Replaced).await;
-                let turn_id = self.start_turn(items, client_message_id.clone()).await;
-                Ok(self.remember(client_message_id, Reply::TurnStarted { turn_id }))
+                let turn_id = self.start_turn(items, client_message_id.clone()).await?;
+                Ok(self.remember(kind, client_message_id, Reply::TurnStarted { turn_id }))
             }
             Op::Steer {
                 items,
                 expected_turn_id,
                 client_message_id,
             } => {
-                if let Some(reply) = self.repeated(client_message_id.as_deref()) {
+                let kind = MessageKind::Steer;
+                if let Some(reply) = self.repeated(kind, client_message_id.as_deref()) {
                     return Ok(reply);
                 }
                 let Lifecycle::Running(turn) = &self.lifecycle else {
@@ -428,7 +437,7 @@ impl SessionActor {
                     .push_steer(items)
                     .map_err(|_| OpError::NoActiveTurn)?;
                 let turn_id = turn.id.clone();
-                Ok(self.remember(client_message_id, Reply::Steered { turn_id }))
+                Ok(self.remember(kind, client_message_id, Reply::Steered { turn_id }))
             }
             Op::Interrupt => {
                 self.abort(TurnAbortReason::Interrupted).await;
@@ -456,25 +465,40 @@ impl SessionActor {
                 Ok(Reply::Done)
             }
             Op::SaveQueue { queue } => {
-                self.shared.record_line(RolloutItem::Queue(queue));
-                self.shared.flush_rollout(&self.events).await;
+                self.shared
+                    .commit(vec![RolloutItem::Queue(queue)], true)
+                    .await
+                    .map_err(|message| OpError::NotSaved { message })?;
                 Ok(Reply::Done)
             }
             Op::Shutdown => {
                 self.abort(TurnAbortReason::Interrupted).await;
+                // The file is closed (and its lock released) before the
+                // answer: the session can be opened again at once.
+                if let Some(rollout) = &self.shared.rollout
+                    && let Err(e) = rollout.close().await
+                {
+                    tracing::error!(path = %rollout.path().display(), "could not save the session: {e}");
+                }
                 self.events.emit(None, EventMsg::ShutdownComplete);
                 Ok(Reply::Done)
             }
         }
     }
 
-    fn repeated(&self, client_message_id: Option<&str>) -> Option<Reply> {
-        client_message_id.and_then(|id| self.replies.get(id).cloned())
+    fn repeated(&self, kind: MessageKind, client_message_id: Option<&str>) -> Option<Reply> {
+        let id = client_message_id?;
+        self.replies.get(&(kind, id.to_string())).cloned()
     }
 
-    fn remember(&mut self, client_message_id: Option<String>, reply: Reply) -> Reply {
+    fn remember(
+        &mut self,
+        kind: MessageKind,
+        client_message_id: Option<String>,
+        reply: Reply,
+    ) -> Reply {
         if let Some(id) = client_message_id {
-            self.replies.insert(id, reply.clone());
+            self.replies.insert((kind, id), reply.clone());
         }
         reply
     }
@@ -482,31 +506,40 @@ impl SessionActor {
     /// Record the turn's start and input, hand them to the OS, then announce
     /// the turn and run it: a turn anyone has heard of (its `TurnStarted`, the
     /// reply) survives a crash of the process with its input, which the client
-    /// may have nowhere else to resend from.
+    /// may have nowhere else to resend from. If they cannot be written, the turn
+    /// does not start and the caller is told why.
     async fn start_turn(
         &mut self,
         items: Vec<UserInput>,
         client_message_id: Option<String>,
-    ) -> String {
+    ) -> Result<String, OpError> {
         let turn_id = uuid::Uuid::now_v7().to_string();
-        let cancel = CancellationToken::new();
-        let shared = Arc::new(TurnShared::new());
-        let emitter = self.events.for_turn(&turn_id);
         let config = &self.shared.config;
-        self.shared
-            .record_line(RolloutItem::TurnContext(TurnContextLine {
+        let input = user_message(&items);
+        let lines = vec![
+            RolloutItem::TurnContext(TurnContextLine {
                 turn_id: turn_id.clone(),
                 cwd: config.cwd.display().to_string(),
                 model: config.model.clone(),
                 approval_policy: config.approval_policy.to_string(),
-            }));
-        self.shared
-            .record_line(RolloutItem::Event(LifecycleEvent::TurnStarted {
+            }),
+            RolloutItem::Event(LifecycleEvent::TurnStarted {
                 turn_id: turn_id.clone(),
                 client_message_id,
-            }));
-        self.shared.record_item(user_message(&items));
-        self.shared.write_rollout(&self.events).await;
+            }),
+            RolloutItem::ResponseItem(input.clone()),
+        ];
+        self.shared
+            .commit(lines, false)
+            .await
+            .map_err(|message| OpError::NotSaved {
+                message: format!("{message}; the turn was not started"),
+            })?;
+        // Idle: nothing else records, so the history's order is the file's.
+        self.shared.history().push(input);
+        let cancel = CancellationToken::new();
+        let shared = Arc::new(TurnShared::new());
+        let emitter = self.events.for_turn(&turn_id);
         emitter.emit(EventMsg::TurnStarted);
         let task = tokio::spawn(run_turn(TurnContext {
             session: Arc::clone(&self.shared),
@@ -521,7 +554,7 @@ impl SessionActor {
             shared,
             emitter,
         });
-        turn_id
+        Ok(turn_id)
     }
 
     /// The abort sequence: cancel (stops the stream, backoff sleeps and tools),
@@ -546,6 +579,8 @@ impl SessionActor {
         reason: TurnAbortReason,
     ) {
         let unsent_input = turn.shared.close();
+        // Handed back as well if the turn's end cannot be saved.
+        let unsent_if_not_saved = unsent_input.clone();
         let turn_id = turn.id.clone();
         let outcome = joined.unwrap_or_else(|panic| {
             tracing::error!(%panic, "bug: a turn task panicked");
@@ -602,8 +637,30 @@ impl SessionActor {
             }
         };
         // I5: the rollout is on disk before anyone hears that the turn is over.
-        self.shared.record_line(RolloutItem::Event(line));
-        self.shared.flush_rollout(&self.events).await;
+        // If it cannot be, the turn did not end as it would have: it failed,
+        // and the file says so once the disk takes lines again.
+        let msg = match self
+            .shared
+            .commit(vec![RolloutItem::Event(line)], true)
+            .await
+        {
+            Ok(()) => msg,
+            Err(message) => {
+                let error = ErrorInfo {
+                    message: format!("{message}; the turn's end was not saved"),
+                    http_status: None,
+                };
+                self.shared
+                    .record_line(RolloutItem::Event(LifecycleEvent::TurnFailed {
+                        turn_id: turn.id.clone(),
+                        error: error.clone(),
+                    }));
+                EventMsg::TurnFailed {
+                    error,
+                    unsent_input: unsent_if_not_saved,
+                }
+            }
+        };
         turn.emitter.finish(msg);
     }
 

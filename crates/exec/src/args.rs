@@ -38,6 +38,11 @@ pub struct ResumeArgs {
     #[arg(long)]
     pub last: bool,
 
+    /// If another tiller has the session open, wait until it closes it
+    /// (instead of failing at once with its pid).
+    #[arg(long)]
+    pub wait: bool,
+
     /// The prompt; `-` or nothing reads it from standard input.
     #[arg(value_name = "PROMPT")]
     pub prompt: Option<String>,

@@ -8,7 +8,7 @@ use tiller_core::config::{
     ApprovalPolicy, Config, ConfigOverrides, ProviderConfig, default_tiller_home,
     parse_cli_override,
 };
-use tiller_core::rollout::{self, store::SessionQuery, store::find_session};
+use tiller_core::rollout::{self, LockWait, store::SessionQuery, store::find_session};
 use tiller_core::{SessionHandle, SessionOptions, SessionSource, spawn_session};
 use tiller_mock_model::{MockModel, Script};
 use tiller_protocol::{Event, EventMsg, Op, Reply, ReviewDecision, TurnAbortReason, UserInput};
@@ -62,12 +62,17 @@ pub async fn run_resume(flags: ExecFlags, resume: ResumeArgs) -> Result<i32, Exe
         (false, Some(id)) => SessionQuery::Id(id),
         (false, None) => return Err(ExecError::NoSession),
     };
-    run(flags, Some(query), resume.prompt.as_deref()).await
+    let wait = if resume.wait {
+        LockWait::Yes
+    } else {
+        LockWait::No
+    };
+    run(flags, Some((query, wait)), resume.prompt.as_deref()).await
 }
 
 async fn run(
     args: ExecFlags,
-    resume: Option<SessionQuery>,
+    resume: Option<(SessionQuery, LockWait)>,
     prompt: Option<&str>,
 ) -> Result<i32, ExecError> {
     let prompt = read_prompt(prompt)?;
@@ -101,9 +106,12 @@ async fn run(
     let tiller_home = default_tiller_home()?;
     let (source, session_cwd) = match resume {
         None => (SessionSource::New, None),
-        Some(query) => {
+        Some((query, wait)) => {
             let path = find_session(&tiller_home, &query)?;
-            let loaded = rollout::load(&path)?;
+            let opened = tokio::task::spawn_blocking(move || rollout::open(&path, wait))
+                .await
+                .map_err(|e| ExecError::Io(std::io::Error::other(e)))??;
+            let loaded = &opened.loaded;
             for warning in &loaded.warnings {
                 printer.note(&format!("warning: {warning}"));
             }
@@ -117,7 +125,7 @@ async fn run(
                 ));
                 None
             };
-            (SessionSource::Resume(Box::new(loaded)), cwd)
+            (SessionSource::Resume(Box::new(opened)), cwd)
         }
     };
 

@@ -15,7 +15,8 @@ use rmcp::model::{
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use tiller_core::config::{Config, ConfigOverrides};
-use tiller_core::rollout::store::{SessionQuery, find_session};
+use tiller_core::rollout::LockWait;
+use tiller_core::rollout::store::{SessionQuery, find_session, session_id_of};
 use tiller_core::rollout::{self};
 use tiller_core::{SessionOptions, SessionSource, spawn_session};
 use tiller_protocol::Op;
@@ -122,17 +123,34 @@ impl TillerMcpServer {
     }
 
     /// A thread of this process, or a saved one resumed from its rollout.
+    /// `thread_id` may be in any case or a prefix: it is resolved to the
+    /// session's own id before any lookup, so one session is never loaded twice.
     async fn find_thread(&self, thread_id: &str) -> Result<Arc<McpThread>> {
-        if let Some(thread) = self.threads().get(thread_id) {
+        let asked = thread_id.trim().to_ascii_lowercase();
+        if let Some(thread) = self.threads().get(&asked) {
             return Ok(Arc::clone(thread));
         }
         let _one_at_a_time = self.inner.resuming.lock().await;
-        if let Some(thread) = self.threads().get(thread_id) {
+        // Finding, locking and reading the file is blocking work.
+        let home = self.home().clone();
+        let path = tokio::task::spawn_blocking(move || {
+            find_session(&home, &SessionQuery::Id(asked)).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| McpServerError::Session(e.to_string()))?
+        .map_err(McpServerError::Session)?;
+        if let Some(id) = session_id_of(&path)
+            && let Some(thread) = self.threads().get(id)
+        {
             return Ok(Arc::clone(thread));
         }
-        let path = find_session(self.home(), &SessionQuery::Id(thread_id.to_string()))
-            .map_err(|e| McpServerError::Session(e.to_string()))?;
-        let loaded = rollout::load(&path).map_err(|e| McpServerError::Session(e.to_string()))?;
+        let opened = tokio::task::spawn_blocking(move || {
+            rollout::open(&path, LockWait::No).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| McpServerError::Session(e.to_string()))?
+        .map_err(McpServerError::Session)?;
+        let loaded = &opened.loaded;
         for warning in &loaded.warnings {
             tracing::warn!("{warning}");
         }
@@ -147,7 +165,7 @@ impl TillerMcpServer {
                 ..ConfigOverrides::default()
             },
         )?;
-        self.spawn_thread(config, SessionSource::Resume(Box::new(loaded)))
+        self.spawn_thread(config, SessionSource::Resume(Box::new(opened)))
     }
 }
 
@@ -213,7 +231,11 @@ impl TillerMcpServer {
         Parameters(params): Parameters<TillerInterruptParams>,
     ) -> CallToolResult {
         let thread_id = params.thread_id;
-        let Some(thread) = self.threads().get(&thread_id).cloned() else {
+        let Some(thread) = self
+            .threads()
+            .get(&thread_id.trim().to_ascii_lowercase())
+            .cloned()
+        else {
             let mut result = CallToolResult::error(vec![ContentBlock::text(format!(
                 "unknown thread {thread_id}: no session with this id is open in this server"
             ))]);

@@ -101,6 +101,12 @@ pub enum OpError {
     },
     /// The session has shut down.
     SessionClosed,
+    /// What the op promises could not be saved (the rollout could not be
+    /// written: a full disk, an I/O error). Nothing was done.
+    NotSaved {
+        /// The file and the error, in words.
+        message: String,
+    },
 }
 
 impl std::fmt::Display for OpError {
@@ -115,6 +121,7 @@ impl std::fmt::Display for OpError {
                 write!(f, "no approval is pending for call {call_id}")
             }
             OpError::SessionClosed => write!(f, "the session has shut down"),
+            OpError::NotSaved { message } => write!(f, "{message}"),
         }
     }
 }

@@ -122,7 +122,8 @@ impl TestEngine {
                 },
                 Persistence::New => SessionSource::New,
                 Persistence::Resume(path) => SessionSource::Resume(Box::new(
-                    tiller_core::rollout::load(&path).expect("load the rollout"),
+                    tiller_core::rollout::open(&path, tiller_core::rollout::LockWait::No)
+                        .expect("open the rollout"),
                 )),
             },
         })

@@ -5,6 +5,7 @@ mod client;
 mod codex_sdk;
 mod config;
 mod crash;
+pub(super) mod durability;
 mod exec_runs;
 mod interrupts;
 mod mcp_python;

@@ -88,8 +88,45 @@ impl Scratch {
     /// [`Scratch::wait_no_process_left`] can find whatever is left of them.
     pub fn tiller(&self, args: &[&str]) -> Command {
         let mut command = Command::new(TILLER);
+        command.args(args);
+        self.prepare(&mut command);
         command
-            .args(args)
+    }
+
+    /// `tiller ARGS` as [`Scratch::tiller`] runs it, but in a mount namespace
+    /// of its own where `home/sessions` is a tmpfs of `kib` KiB: a disk that
+    /// fills up. With `full`, the disk is filled before tiller starts. The
+    /// file `home/sessions/fill` takes the space; a tool can write it too.
+    /// Reach the disk from outside through `/proc/<pid>/root` while tiller runs.
+    pub fn tiller_on_small_disk(&self, args: &[&str], kib: u32, full: bool) -> Command {
+        let sessions = self.home().join("sessions");
+        std::fs::create_dir_all(&sessions).unwrap();
+        let mut command = Command::new("unshare");
+        if !nix::unistd::geteuid().is_root() {
+            command.args(["--user", "--map-root-user"]);
+        }
+        let fill = if full {
+            "head -c $(($2 * 1024)) /dev/zero > \"$1/fill\" 2>/dev/null; "
+        } else {
+            ""
+        };
+        let script = format!(
+            "mount -t tmpfs -o size=\"$2\"k tiller-test \"$1\" || exit 99; {fill}shift 2; exec \"$@\""
+        );
+        command
+            .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(script)
+            .arg("sh")
+            .arg(&sessions)
+            .arg(kib.to_string())
+            .arg(TILLER)
+            .args(args);
+        self.prepare(&mut command);
+        command
+    }
+
+    fn prepare(&self, command: &mut Command) {
+        command
             .env(SCRATCH_TAG_ENV, self.dir.path())
             .env("TILLER_HOME", self.home())
             .env("HOME", self.home())
@@ -101,7 +138,6 @@ impl Scratch {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        command
     }
 
     /// `tiller exec --cd work/ --script SCRIPT ARGS`.
@@ -489,6 +525,11 @@ impl Running {
                 ),
             }
         }
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id().expect("the child was already reaped")).unwrap()
     }
 
     /// Send `signal` to the child (only to it: tools run in groups of their own).

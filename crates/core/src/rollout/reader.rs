@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use super::file::{LockWait, LockedFile, OpenError, open_locked, open_regular, read_all};
 use tiller_protocol::{
     ErrorInfo, LifecycleEvent, QueueSnapshot, QueuedInput, ResponseItem, RolloutItem, RolloutLine,
     SessionMeta, TurnAbortReason,
@@ -81,7 +82,7 @@ pub struct LoadedTurn {
 /// Why a rollout could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum RolloutError {
-    /// The file could not be read.
+    /// The file could not be read (or is not a regular file).
     #[error("{}: {source}", path.display())]
     Io {
         /// The file.
@@ -101,22 +102,86 @@ pub enum RolloutError {
         /// The file.
         path: PathBuf,
     },
+    /// Another session has the file open.
+    #[error("session {id} is in use by {}; wait until it ends or stop it", holder(*pid))]
+    InUse {
+        /// The session's id.
+        id: String,
+        /// The file.
+        path: PathBuf,
+        /// The process that has it open, if known.
+        pid: Option<u32>,
+    },
 }
 
-/// Read `path`. A truncated last line (a crash mid-write) is skipped with a
-/// warning; so is an unreadable line elsewhere, with its line number.
+fn holder(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) if pid == std::process::id() => format!("this tiller process (pid {pid})"),
+        Some(pid) => format!("another tiller process (pid {pid})"),
+        None => "another tiller process".to_string(),
+    }
+}
+
+/// A rollout read for a session to continue it: its content, and the file,
+/// locked for that session (see [`open`]).
+#[derive(Debug)]
+pub struct OpenRollout {
+    /// What the file holds.
+    pub loaded: LoadedRollout,
+    pub(crate) file: LockedFile,
+}
+
+/// Read `path` (for listing and inspection; see [`open`] to continue a
+/// session). Only a regular file is read, and never with a blocking open. A
+/// truncated last line (a crash mid-write) is skipped with a warning; so is an
+/// unreadable line elsewhere (bad JSON or bad UTF-8), with its line number.
 pub fn load(path: &Path) -> Result<LoadedRollout, RolloutError> {
-    let text = std::fs::read_to_string(path).map_err(|source| RolloutError::Io {
+    let io = |source| RolloutError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    if text.trim().is_empty() {
+    };
+    let file = open_regular(path, false).map_err(io)?;
+    let bytes = read_all(&file).map_err(io)?;
+    parse(path, &bytes)
+}
+
+/// Open `path` to continue its session: take the file's exclusive lock (or
+/// fail with [`RolloutError::InUse`], or wait, per `wait`), then read it. The
+/// lock is held by the session the [`OpenRollout`] is given to.
+pub fn open(path: &Path, wait: LockWait) -> Result<OpenRollout, RolloutError> {
+    let io = |source| RolloutError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = match open_locked(path, wait) {
+        Ok(file) => file,
+        Err(OpenError::Io(source)) => return Err(io(source)),
+        Err(OpenError::InUse { pid }) => {
+            return Err(RolloutError::InUse {
+                id: super::store::session_id_of(path).unwrap_or("?").to_string(),
+                path: path.to_path_buf(),
+                pid,
+            });
+        }
+    };
+    let bytes = read_all(file.file()).map_err(io)?;
+    let loaded = parse(path, &bytes)?;
+    Ok(OpenRollout { loaded, file })
+}
+
+/// The rollout in `bytes`, read from `path`.
+fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(RolloutError::Empty {
             path: path.to_path_buf(),
         });
     }
-    let ends_clean = text.ends_with('\n');
-    let lines: Vec<&str> = text.lines().collect();
+    let ends_clean = bytes.ends_with(b"\n");
+    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    if ends_clean {
+        // `split` yields an empty piece after the final newline.
+        lines.pop();
+    }
     let mut meta = None;
     let mut items = Vec::new();
     let mut open_turn: Option<String> = None;
@@ -127,10 +192,10 @@ pub fn load(path: &Path) -> Result<LoadedRollout, RolloutError> {
     let mut queued_ever: Vec<QueuedInput> = Vec::new();
     let mut queued_ids: HashSet<String> = HashSet::new();
     for (index, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let parsed = match serde_json::from_str::<RolloutLine>(line) {
+        let parsed = match serde_json::from_slice::<RolloutLine>(line) {
             Ok(parsed) => parsed,
             Err(e) => {
                 let is_last = index + 1 == lines.len();

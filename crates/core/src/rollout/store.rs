@@ -34,7 +34,11 @@ pub fn session_id_of(path: &Path) -> Option<&str> {
     stem.get(stem.len() - ID_LEN..)
 }
 
-/// Every rollout file under `tiller_home`, in no particular order.
+/// Every rollout file under `tiller_home`, in no particular order: regular
+/// files named like rollouts, in real folders. Symbolic links are not followed
+/// (a link to a parent folder would loop) and anything that is not a regular
+/// file (a FIFO, a socket, a device) is passed over, since reading it could
+/// block forever.
 pub fn rollout_files(tiller_home: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut dirs = vec![sessions_dir(tiller_home)];
@@ -43,10 +47,15 @@ pub fn rollout_files(tiller_home: &Path) -> Vec<PathBuf> {
             continue;
         };
         for entry in entries.flatten() {
+            // `file_type` does not follow symbolic links.
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             let path = entry.path();
-            if path.is_dir() {
+            if kind.is_dir() {
                 dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "jsonl")
+            } else if kind.is_file()
+                && path.extension().is_some_and(|e| e == "jsonl")
                 && session_id_of(&path).is_some()
             {
                 found.push(path);
@@ -146,7 +155,7 @@ pub fn find_session(tiller_home: &Path, query: &SessionQuery) -> Result<PathBuf,
 }
 
 fn modified(path: &Path) -> SystemTime {
-    std::fs::metadata(path)
+    std::fs::symlink_metadata(path)
         .and_then(|m| m.modified())
         .unwrap_or(SystemTime::UNIX_EPOCH)
 }

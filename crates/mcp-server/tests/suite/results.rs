@@ -69,6 +69,37 @@ async fn a_completed_turn_answers_with_the_last_agent_message_and_structured_con
 }
 
 #[tokio::test]
+async fn a_reply_naming_the_thread_in_upper_case_or_by_a_prefix_continues_the_same_session() {
+    let h = Harness::start(vec![
+        Step::text("first"),
+        Step::text("second"),
+        Step::text("third"),
+    ])
+    .await;
+    let result = h.call("tiller", h.tiller_args("start")).await;
+    let thread_id = structured(&result)["threadId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for spelling in [thread_id.to_ascii_uppercase(), thread_id[..13].to_string()] {
+        let reply = h
+            .call(
+                "tiller-reply",
+                args(json!({"threadId": spelling, "prompt": "again"})),
+            )
+            .await;
+        assert_ne!(reply.is_error, Some(true), "{reply:?}");
+        assert_eq!(structured(&reply)["threadId"], thread_id.as_str());
+        assert_eq!(structured(&reply)["status"], "completed");
+    }
+    // One session: each request carries the whole conversation so far.
+    let requests = h.mock.requests();
+    assert_eq!(requests.len(), 3);
+    assert_eq!(requests[2].input().len(), 5, "{:?}", requests[2].input());
+    h.finish().await;
+}
+
+#[tokio::test]
 async fn events_stream_as_notifications_with_request_and_thread_ids() {
     let mut h = Harness::start(vec![Step::text("streamed answer")]).await;
     let handle = h.start_call("tiller", h.tiller_args("hi")).await;

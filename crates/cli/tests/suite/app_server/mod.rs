@@ -9,6 +9,7 @@
 
 mod bad_input;
 mod compatibility;
+mod disk;
 mod idempotency;
 mod ordering;
 mod queue;

@@ -82,3 +82,66 @@ async fn thread_resume_returns_the_saved_turns_and_the_thread_goes_on() {
     }
     fixture.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_spelling_of_a_loaded_threads_id_names_the_same_live_thread() {
+    let fixture = Fixture::new(vec![
+        shell("call_sleep", "sleep 60"),
+        Step::text("never reached"),
+    ])
+    .await;
+    let (mut server, thread) = fixture.started().await;
+    let turn = server.start_turn(&thread, "sleep", None).await;
+    server
+        .wait_for("the command to start", |l| {
+            l["method"] == "item/started" && l["params"]["item"]["type"] == "commandExecution"
+        })
+        .await;
+
+    // Upper case and a prefix both find the loaded thread: its running turn
+    // is not touched and no second session opens the file.
+    for spelling in [thread.to_ascii_uppercase(), thread[..13].to_string()] {
+        let resumed = server
+            .call("thread/resume", json!({"threadId": spelling}))
+            .await;
+        assert_eq!(resumed["thread"]["id"], thread.as_str(), "{resumed}");
+        assert_ne!(resumed["thread"]["status"]["type"], "idle", "{resumed}");
+    }
+    assert!(
+        server.notifications("turn/completed").is_empty(),
+        "a resume ended the running turn:\n{}",
+        server.dump()
+    );
+    // An upper-case id works for the thread's requests too.
+    server
+        .call(
+            "turn/interrupt",
+            json!({"threadId": thread.to_ascii_uppercase(), "turnId": turn}),
+        )
+        .await;
+    let completed = server.wait_completed(&turn).await;
+    assert_eq!(completed["turn"]["status"], "interrupted");
+
+    // A second server cannot open the thread while the first has it.
+    let mut second = fixture.spawn();
+    second.initialize().await;
+    let error = second
+        .call_err("thread/resume", json!({"threadId": thread}))
+        .await;
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "in use by another tiller process (pid {})",
+            server.pid()
+        )),
+        "{error}"
+    );
+    second.close().await.assert_success();
+    server.close().await.assert_success();
+    assert_eq!(
+        fixture.scratch.rollout_files().len(),
+        1,
+        "one thread, one rollout"
+    );
+    fixture.finish().await;
+}

@@ -51,6 +51,16 @@ impl Fixture {
         AppServer::spawn(command)
     }
 
+    /// `tiller app-server` with `home/sessions` on a tmpfs of `kib` KiB in a
+    /// mount namespace of its own (see [`Scratch::tiller_on_small_disk`]).
+    pub fn spawn_on_small_disk(&self, kib: u32, full: bool) -> AppServer {
+        let mut command = self
+            .scratch
+            .tiller_on_small_disk(&["app-server"], kib, full);
+        command.stdin(Stdio::piped());
+        AppServer::spawn(command)
+    }
+
     /// A server, initialized, with one thread started in `work/`.
     pub async fn started(&self) -> (AppServer, String) {
         let mut server = self.spawn();
