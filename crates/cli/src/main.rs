@@ -50,7 +50,10 @@ enum Command {
     },
 }
 
+#[allow(unsafe_code)]
 fn main() -> ExitCode {
+    // SAFETY: the first statement of `main`: no other thread exists yet.
+    unsafe { tiller_core::secrets::seal_environment() };
     init_logging();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

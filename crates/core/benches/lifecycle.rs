@@ -511,7 +511,7 @@ async fn sse_framing_rows(bench: &Bench, deltas: usize, iterations: usize, repor
             let mut n = 0;
             for chunk in &chunks {
                 decoder.push(chunk);
-                while let Some(event) = decoder.next_event() {
+                while let Ok(Some(event)) = decoder.next_event() {
                     std::hint::black_box(event);
                     n += 1;
                 }

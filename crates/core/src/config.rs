@@ -94,8 +94,17 @@ impl ProviderConfig {
 
     /// The API key from the environment: `Ok(None)` when the provider names
     /// no `env_key`, an error naming the variable when it is unset or empty.
+    ///
+    /// The key is registered as a secret (redacted from everything tiller
+    /// records or prints) and its variable is concealed in the environment
+    /// block other processes can read (see [`crate::secrets`]).
     pub fn api_key(&self) -> Result<Option<String>, ConfigError> {
-        self.api_key_from(&|var| std::env::var(var).ok())
+        let key = self.api_key_from(&|var| std::env::var(var).ok())?;
+        if let (Some(key), Some(var)) = (&key, &self.env_key) {
+            crate::secrets::register(key);
+            crate::secrets::conceal_env_var(var);
+        }
+        Ok(key)
     }
 
     /// [`ProviderConfig::api_key`] with the environment given as a lookup function.

@@ -59,12 +59,16 @@ fn state() -> MutexGuard<'static, Option<Watchdog>> {
 }
 
 fn start() -> std::io::Result<Watchdog> {
+    // The watchdog lives as long as tiller and any tool can read its
+    // environment: it gets none of tiller's (no API key), only a PATH.
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
     let mut child = Command::new("bash")
         .arg("-c")
         .arg(WATCHDOG)
         .arg("tiller-watchdog")
         .arg(TOOL_MARKER_ENV)
-        .env_remove(TOOL_MARKER_ENV)
+        .env_clear()
+        .env("PATH", path)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

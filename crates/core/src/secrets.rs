@@ -168,7 +168,8 @@ fn read_env_block() -> std::io::Result<EnvBlock> {
             .and_then(|f| f.parse().ok())
             .ok_or_else(bad)
     };
-    let (start, end) = (field(53)?, field(54)?);
+    // proc(5): field 50 is env_start, 51 env_end.
+    let (start, end) = (field(50)?, field(51)?);
     let len = usize::try_from(end.saturating_sub(start)).map_err(|_| bad())?;
     let mem = std::fs::OpenOptions::new()
         .read(true)

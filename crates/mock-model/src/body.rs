@@ -135,6 +135,11 @@ impl PlanBody {
                 }
                 // Never woken: only the client or a server shutdown ends this.
                 Some(Segment::Hang) => return Poll::Pending,
+                Some(Segment::KeepAlive(every)) => {
+                    // The segment stays: after the pause, the next comment.
+                    self.sleep = Some(Box::pin(tokio::time::sleep(*every)));
+                    return Poll::Ready(Some(Bytes::from_static(b": keep-alive\n\n")));
+                }
             }
         }
     }

@@ -10,8 +10,9 @@
 //!   function call, reasoning) with its deltas, then `response.completed`,
 //!   with the event names, fields and ordering of the real API;
 //! - faults can be injected into a response after any number of deltas: a
-//!   dropped connection, a stall, a malformed line, or a stream that goes
-//!   silent for good;
+//!   dropped connection, a stall, a malformed line, a stream that goes
+//!   silent for good, or one that sends only `: keep-alive` comments forever
+//!   (`keep_alive_after_deltas: {"after_deltas": N, "every_ms": MS}`);
 //! - [`Step::HttpError`], [`Step::Failed`] and [`Step::Hang`] cover error
 //!   statuses (with headers such as `Retry-After`), `response.failed`, and a
 //!   request that is never answered.
@@ -77,4 +78,4 @@ pub use item::{FunctionCallItem, Item, StreamedText};
 pub use recording::{RecordedRequest, WaitTimeout};
 pub use script::{Script, ScriptError};
 pub use server::MockModel;
-pub use step::{FailedStep, HttpErrorStep, ResponseStep, Stall, Step, Usage};
+pub use step::{FailedStep, HttpErrorStep, KeepAlive, ResponseStep, Stall, Step, Usage};

@@ -30,6 +30,9 @@ pub(crate) enum Segment {
     Drop,
     /// Send nothing ever again; keep the connection open.
     Hang,
+    /// Send an SSE comment (`: keep-alive`) at this interval, forever: a
+    /// connection kept alive with no event in it.
+    KeepAlive(Duration),
 }
 
 /// A rendered response body.
@@ -74,6 +77,7 @@ enum Fault {
     Malformed,
     Drop,
     Hang,
+    KeepAlive(u64),
 }
 
 /// Builds a plan event by event, counting sequence numbers and deltas and
@@ -165,6 +169,11 @@ impl PlanWriter {
                     self.plan.push(Segment::Hang);
                     self.ended = true;
                 }
+                Fault::KeepAlive(ms) => {
+                    self.plan
+                        .push(Segment::KeepAlive(Duration::from_millis(ms.max(1))));
+                    self.ended = true;
+                }
             }
         }
     }
@@ -187,6 +196,8 @@ pub(crate) fn response_plan(step: &ResponseStep, meta: &ResponseMeta) -> Plan {
         step.malformed_after_deltas.map(|n| (n, Fault::Malformed)),
         step.drop_after_deltas.map(|n| (n, Fault::Drop)),
         step.hang_after_deltas.map(|n| (n, Fault::Hang)),
+        step.keep_alive_after_deltas
+            .map(|k| (k.after_deltas, Fault::KeepAlive(k.every_ms))),
     ]
     .into_iter()
     .flatten()
@@ -485,6 +496,7 @@ mod tests {
                 Segment::Pause(_) => "!pause".to_owned(),
                 Segment::Drop => "!drop".to_owned(),
                 Segment::Hang => "!hang".to_owned(),
+                Segment::KeepAlive(_) => "!keep-alive".to_owned(),
             })
             .collect()
     }

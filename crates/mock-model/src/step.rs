@@ -123,6 +123,18 @@ impl Step {
         self.map_response(|r| r.hang_after_deltas = Some(n))
     }
 
+    /// After `n` deltas send only SSE comments (`: keep-alive`), one every
+    /// `every_ms`, forever: the connection stays busy with no event.
+    #[must_use]
+    pub fn with_keep_alive_after(self, n: usize, every_ms: u64) -> Step {
+        self.map_response(|r| {
+            r.keep_alive_after_deltas = Some(KeepAlive {
+                after_deltas: n,
+                every_ms,
+            });
+        })
+    }
+
     /// Report this usage in `response.completed`.
     #[must_use]
     pub fn with_usage(self, input_tokens: u64, output_tokens: u64) -> Step {
@@ -201,6 +213,9 @@ pub struct ResponseStep {
     /// Go silent forever after this many deltas, keeping the connection open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hang_after_deltas: Option<usize>,
+    /// Send only SSE comments after this many deltas, forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_alive_after_deltas: Option<KeepAlive>,
     /// The response id; `resp_mock_<n>` by default, `n` being the step number
     /// counted from 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -215,6 +230,16 @@ pub struct Stall {
     pub after_deltas: usize,
     /// How long the pause lasts, in milliseconds.
     pub ms: u64,
+}
+
+/// Comments instead of events, forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeepAlive {
+    /// How many deltas to send first.
+    pub after_deltas: usize,
+    /// Milliseconds between two comments.
+    pub every_ms: u64,
 }
 
 /// Token usage reported in `response.completed`.

@@ -159,3 +159,106 @@ async fn tools_do_not_see_the_api_key() {
     mock.stop().await.assert_exit(0);
     scratch.wait_no_process_left().await;
 }
+
+/// A tool runs as the same user as tiller: it could read tiller's own
+/// environment (`/proc/<tiller>/environ`, `/proc/<pid>/environ` of any helper
+/// tiller started) where the key was when tiller started. It finds it nowhere,
+/// neither as the same user nor as another one.
+#[tokio::test]
+async fn a_tool_cannot_read_the_key_from_tillers_process_or_its_helpers() {
+    let key = unique_key();
+    let token = unique_key().replace("sk-", "tok-");
+    let scratch = Scratch::new();
+    // Every process whose environment holds the key, as the same user and as
+    // nobody; only pids are printed, never the key.
+    let hunt = format!(
+        "for f in /proc/[0-9]*/environ; do if grep -qa -- '{key}' \"$f\" 2>/dev/null; then echo \"LEAK ${{f}}\"; fi; done; \
+         echo \"parent $PPID\"; \
+         if grep -qa -- '{key}' /proc/$PPID/environ 2>/dev/null; then echo PARENT-LEAK; fi; \
+         if grep -qa -- '{token}' /proc/$PPID/environ 2>/dev/null; then echo TOKEN-IN-PARENT; fi; \
+         if [ \"$SOME_SERVICE_TOKEN\" = '{token}' ]; then echo TOKEN-IN-TOOL; fi; \
+         setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'cat /proc/'$PPID'/environ' 2>&1 | grep -ac -- '{key}' | sed 's/^/other-user-hits /'; \
+         echo done"
+    );
+    let script = scratch.script(json!(
+        [shell_step("call_hunt", &hunt), text_step("hunted"),]
+    ));
+    let mock = MockModelProcess::start(&scratch, &script).await;
+    scratch.config(&format!(
+        "model_provider = \"mock\"\n\n[model_providers.mock]\nbase_url = \"{}\"\nenv_key = \"TILLER_TEST_KEY\"\n",
+        mock.url
+    ));
+    let work = scratch.work();
+    let mut exec = scratch.tiller(&[
+        "exec",
+        "--json",
+        "--cd",
+        work.to_str().unwrap(),
+        "look for the key",
+    ]);
+    exec.env("TILLER_TEST_KEY", &key)
+        // A variable that looks secret is sealed in tiller's block as well,
+        // and still reaches the tools (it is theirs; only the provider's key
+        // is withheld).
+        .env("SOME_SERVICE_TOKEN", &token);
+    let finished = run(&mut exec).await;
+    finished.assert_exit(0);
+    let events = finished.json();
+    let commands = completed_items(&events, "command_execution");
+    assert_eq!(commands.len(), 1, "{events:#?}");
+    let output = commands[0].1["aggregated_output"].as_str().unwrap();
+    assert!(
+        output.contains("done"),
+        "the hunt did not run to its end: {output}"
+    );
+    assert!(output.contains("parent "), "{output}");
+    assert!(!output.contains("LEAK"), "the key was readable: {output}");
+    assert!(!output.contains("TOKEN-IN-PARENT"), "{output}");
+    assert!(output.contains("TOKEN-IN-TOOL"), "{output}");
+    assert!(
+        output.contains("other-user-hits 0"),
+        "another user could read the key: {output}"
+    );
+    mock.stop().await.assert_exit(0);
+    scratch.wait_no_process_left().await;
+}
+
+/// A gateway that echoes the request's `Authorization` header in its error
+/// body: the key is redacted from what tiller prints and records.
+#[tokio::test]
+async fn a_key_echoed_by_a_gateway_is_redacted_from_output_and_rollout() {
+    let key = unique_key();
+    let scratch = Scratch::new();
+    let body = format!(
+        "{{\"error\":{{\"message\":\"invalid header Authorization: Bearer {key}\",\"type\":\"invalid_request_error\"}}}}"
+    );
+    let step = json!({"type": "http_error", "status": 401, "body": body});
+    let script = scratch.script(json!([step.clone(), step]));
+    let mock = MockModelProcess::start(&scratch, &script).await;
+    scratch.config(&format!(
+        "model_provider = \"mock\"\n\n[model_providers.mock]\nbase_url = \"{}\"\nenv_key = \"TILLER_TEST_KEY\"\n",
+        mock.url
+    ));
+    let work = scratch.work();
+    for json in [true, false] {
+        let mut args = vec!["exec", "--cd", work.to_str().unwrap()];
+        if json {
+            args.push("--json");
+        }
+        args.push("hello");
+        let mut exec = scratch.tiller(&args);
+        exec.env("TILLER_TEST_KEY", &key).env("RUST_LOG", "debug");
+        let finished = run(&mut exec).await;
+        finished.assert_exit(1);
+        let all = format!("{}{}", finished.stdout, finished.stderr);
+        assert!(all.contains("invalid header Authorization"), "{all}");
+        assert!(all.contains("[REDACTED]"), "{all}");
+        assert!(!all.contains(&key), "the key was printed: {all}");
+    }
+    for file in files_under(&scratch.home()) {
+        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();
+        assert!(!text.contains(&key), "the key is in {}", file.display());
+    }
+    mock.stop().await.assert_exit(0);
+    scratch.wait_no_process_left().await;
+}

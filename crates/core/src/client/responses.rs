@@ -127,16 +127,62 @@ impl ResponsesClient {
         let status = response.status();
         if !status.is_success() {
             let retry_after = retry_after(response.headers());
-            let body = response.text().await.unwrap_or_default();
+            let body = read_error_body(response, self.idle_timeout).await;
             return Err(classify_status(status.as_u16(), &body, retry_after));
         }
         Ok(ResponseStream {
             body: Box::pin(response.bytes_stream()),
             decoder: SseDecoder::new(),
             idle_timeout: self.idle_timeout,
+            deadline: tokio::time::Instant::now() + self.idle_timeout,
             done: false,
         })
     }
+}
+
+/// How much of an error body is read; the rest is never downloaded.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// How much of a server's words goes into an error message (and so into
+/// events, the terminal and the rollout).
+const MAX_SERVER_WORDS: usize = 2000;
+
+/// The start of an error body: at most [`MAX_ERROR_BODY_BYTES`], within
+/// `limit` (a server that stalls in the middle of its error body does not
+/// hang the turn). What could not be read is said.
+async fn read_error_body(response: reqwest::Response, limit: Duration) -> String {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    let read = async {
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else { break };
+            let room = MAX_ERROR_BODY_BYTES - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if body.len() >= MAX_ERROR_BODY_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(limit, read).await;
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// A server's words as tiller repeats them: keys it may have echoed are
+/// redacted, and the text is cut to [`MAX_SERVER_WORDS`] bytes.
+pub(crate) fn server_words(text: &str) -> String {
+    let text = crate::secrets::redact(text);
+    if text.len() <= MAX_SERVER_WORDS {
+        return text.into_owned();
+    }
+    let mut cut = MAX_SERVER_WORDS;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}… ({} more bytes not shown)",
+        &text[..cut],
+        text.len() - cut
+    )
 }
 
 /// The events of one response, with the idle timeout applied to every read.
@@ -144,6 +190,10 @@ pub struct ResponseStream {
     body: Pin<Box<dyn Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send>>,
     decoder: SseDecoder,
     idle_timeout: Duration,
+    /// When the stream counts as idle: `idle_timeout` after the last event.
+    /// Comments and bytes that complete no event (`: keep-alive`) do not move
+    /// it: a server that only keeps the connection alive is still idle.
+    deadline: tokio::time::Instant,
     done: bool,
 }
 
@@ -158,15 +208,22 @@ impl ResponseStream {
     pub async fn next(&mut self) -> Option<Result<ResponseEvent, ModelError>> {
         while !self.done {
             let event = match self.decoder.next_event() {
-                Some(event) => match parse_event(&event) {
-                    Ok(None) => continue,
-                    Ok(Some(event)) => Ok(event),
-                    Err(e) => Err(e),
-                },
-                None => match tokio::time::timeout(self.idle_timeout, self.body.next()).await {
+                Ok(Some(event)) => {
+                    self.deadline = tokio::time::Instant::now() + self.idle_timeout;
+                    match parse_event(&event) {
+                        Ok(None) => continue,
+                        Ok(Some(event)) => Ok(event),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(too_large) => Err(ModelError::Fatal {
+                    message: too_large.to_string(),
+                    status: None,
+                }),
+                Ok(None) => match tokio::time::timeout_at(self.deadline, self.body.next()).await {
                     Err(_) => Err(ModelError::RetryableStream {
                         reason: format!(
-                            "the stream was idle for {}",
+                            "the stream was idle for {} (no event)",
                             human_duration(self.idle_timeout)
                         ),
                     }),
@@ -174,7 +231,7 @@ impl ResponseStream {
                         reason: "the stream closed before response.completed".to_string(),
                     }),
                     Ok(Some(Err(e))) => Err(ModelError::RetryableStream {
-                        reason: format!("stream disconnected: {}", error_chain(&e)),
+                        reason: server_words(&format!("stream disconnected: {}", error_chain(&e))),
                     }),
                     Ok(Some(Ok(chunk))) => {
                         self.decoder.push(&chunk);
@@ -206,7 +263,7 @@ struct RawEvent {
 fn parse_event(event: &SseEvent) -> Result<Option<ResponseEvent>, ModelError> {
     let raw: RawEvent =
         serde_json::from_str(&event.data).map_err(|e| ModelError::RetryableStream {
-            reason: format!("malformed event from the server ({e})"),
+            reason: server_words(&format!("malformed event from the server ({e})")),
         })?;
     let parsed = match raw.kind.as_str() {
         "response.output_text.delta" => raw.delta.map(ResponseEvent::OutputTextDelta),
@@ -230,7 +287,7 @@ fn parse_event(event: &SseEvent) -> Result<Option<ResponseEvent>, ModelError> {
                 .and_then(Value::as_str)
                 .unwrap_or("unknown");
             return Err(ModelError::Fatal {
-                message: format!("the model's response was incomplete: {reason}"),
+                message: server_words(&format!("the model's response was incomplete: {reason}")),
                 status: None,
             });
         }
@@ -289,11 +346,12 @@ fn failed(response: Option<&Value>) -> ModelError {
         .and_then(|e| e.get("code"))
         .and_then(Value::as_str)
         .unwrap_or("");
-    let message = error
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .unwrap_or("the model's response failed")
-        .to_string();
+    let message = server_words(
+        error
+            .and_then(|e| e.get("message"))
+            .and_then(Value::as_str)
+            .unwrap_or("the model's response failed"),
+    );
     match code {
         "server_error" | "server_is_overloaded" | "rate_limit_exceeded" | "slow_down" => {
             ModelError::RetryableStream {
@@ -319,6 +377,7 @@ fn classify_send_error(e: &reqwest::Error) -> ModelError {
     } else {
         format!("request failed: {}", error_chain(e))
     };
+    let reason = server_words(&reason);
     ModelError::RetryableRequest {
         reason,
         retry_after: None,
@@ -338,14 +397,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// A non-2xx answer: 408, 429 and 5xx are retried; every other status fails at once.
 fn classify_status(status: u16, body: &str, retry_after: Option<Duration>) -> ModelError {
-    let message = server_message(body).unwrap_or_else(|| {
+    let message = server_words(&server_message(body).unwrap_or_else(|| {
         let body = body.trim();
         if body.is_empty() {
             format!("HTTP {status}")
         } else {
             body.to_string()
         }
-    });
+    }));
     if status == 408 || status == 429 || status >= 500 {
         ModelError::RetryableRequest {
             reason: format!("HTTP {status}: {message}"),

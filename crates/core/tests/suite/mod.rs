@@ -1,5 +1,6 @@
 mod approval;
 mod history;
+mod hostile_server;
 mod idempotency;
 mod interrupt;
 mod resume;

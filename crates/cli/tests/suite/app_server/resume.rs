@@ -145,3 +145,30 @@ async fn another_spelling_of_a_loaded_threads_id_names_the_same_live_thread() {
     );
     fixture.finish().await;
 }
+
+#[tokio::test]
+async fn a_fifo_named_like_a_rollout_is_refused_and_the_server_still_stops_on_sigterm() {
+    let fixture = Fixture::new(vec![]).await;
+    let dir = fixture.scratch.home().join("sessions/2026/01/02");
+    std::fs::create_dir_all(&dir).unwrap();
+    let id = "01a1fdef-1111-7000-8000-000000000001";
+    let fifo = dir.join(format!("rollout-2026-01-02T03-04-05-{id}.jsonl"));
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let mut server = fixture.spawn();
+    server.initialize().await;
+    let error = server
+        .call_err("thread/resume", json!({"threadId": id}))
+        .await;
+    // Only regular files are sessions: the FIFO is not one.
+    assert!(error["message"].as_str().unwrap().contains(id), "{error}");
+    // Still serving, and still listening to signals.
+    server
+        .call_err("thread/resume", json!({"threadId": id}))
+        .await;
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    server
+        .wait_exit(super::support::EXIT_LIMIT)
+        .await
+        .assert_success();
+    fixture.finish().await;
+}
