@@ -4,8 +4,6 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use futures::StreamExt;
-use serde_json::Value;
 use tiller_app_server_protocol::{
     ClientRequest, ErrorCode, Incoming, InitializeResponse, JsonRpcError, QueueAddResponse,
     QueuedSubmission, RequestId, ServerNotification, ThreadResumeParams, ThreadStartParams,
@@ -16,19 +14,25 @@ use tiller_core::config::{ApprovalPolicy, Config, ConfigOverrides};
 use tiller_core::rollout::store::{SessionQuery, find_session, session_id_of};
 use tiller_core::rollout::{self, LastTurn, LoadedRollout, LockWait};
 use tiller_core::{SessionOptions, SessionSource, spawn_session};
+use tiller_jsonl::{Frame, LineFramer};
 use tiller_protocol::QueuedInput;
+use tokio::io::AsyncReadExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use crate::convert::{created_secs, thread_items};
 use crate::outgoing::Outgoing;
-use crate::thread::{ThreadCommand, ThreadHandle, ThreadInfo, entries_started_by, spawn_driver};
+use crate::thread::{
+    Idempotent, Replies, ThreadCommand, ThreadHandle, ThreadInfo, entries_started_by, spawn_driver,
+};
 
 /// The longest line the server reads; a longer one is answered with an error
 /// and skipped, never buffered whole.
 pub const MAX_LINE_BYTES: usize = 10 * 1024 * 1024;
+
+/// How much is read from stdin at a time.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// How long shutdown waits for running turns to be interrupted.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(900);
@@ -57,40 +61,43 @@ where
         initialized: false,
         threads: HashMap::new(),
     };
-    let mut lines = FramedRead::new(input, LinesCodec::new_with_max_length(MAX_LINE_BYTES));
     let mut sigterm = signal(SignalKind::terminate()).ok();
-    // After a decode error `FramedRead` yields one `None` and then reads on:
-    // that `None` is not the end of input.
-    let mut after_overlong_line = false;
-    loop {
-        let line = tokio::select! {
-            line = lines.next() => line,
-            () = terminated(&mut sigterm) => break,
+    let mut input = input;
+    let mut framer = LineFramer::new(MAX_LINE_BYTES);
+    let mut buf = vec![0u8; READ_BUFFER_BYTES];
+    'serve: loop {
+        while let Some(frame) = framer.next_frame() {
+            server.frame(frame).await;
+        }
+        // A client that does not read what it is sent is not read from.
+        tokio::select! {
+            () = server.out.room() => {}
+            () = terminated(&mut sigterm) => break 'serve,
+        }
+        let read = tokio::select! {
+            read = input.read(&mut buf) => read,
+            () = terminated(&mut sigterm) => break 'serve,
         };
-        match line {
-            None if after_overlong_line => after_overlong_line = false,
-            None | Some(Err(LinesCodecError::Io(_))) => break,
-            Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
-                after_overlong_line = true;
-                server.out.error(
-                    None,
-                    JsonRpcError::new(
-                        ErrorCode::InvalidRequest,
-                        format!("line longer than {MAX_LINE_BYTES} bytes; skipped"),
-                    ),
-                );
-            }
-            Some(Ok(line)) => {
-                after_overlong_line = false;
-                if !line.trim().is_empty() {
-                    server.line(&line).await;
+        match read {
+            Ok(0) | Err(_) => {
+                if let Some(frame) = framer.finish() {
+                    server.frame(frame).await;
                 }
+                break;
             }
+            Ok(n) => framer.push(&buf[..n]),
         }
     }
     server.shutdown().await;
     drop(server);
-    let _ = writer.await;
+    // What is queued goes out, unless the client stopped reading: then the
+    // server does not wait for it.
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, writer)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the client is not reading; exiting with lines unsent");
+    }
     0
 }
 
@@ -111,6 +118,31 @@ struct Server {
 }
 
 impl Server {
+    /// One framed line: answered with a protocol error if it is too long or
+    /// not UTF-8 (the server reads on), else handled.
+    async fn frame(&mut self, frame: Frame) {
+        match frame {
+            Frame::TooLong { .. } => self.out.error(
+                None,
+                JsonRpcError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("line longer than {MAX_LINE_BYTES} bytes; skipped"),
+                ),
+            ),
+            Frame::Line(bytes) => match std::str::from_utf8(&bytes) {
+                Ok(line) if line.trim().is_empty() => {}
+                Ok(line) => self.line(line).await,
+                Err(e) => self.out.error(
+                    None,
+                    JsonRpcError::new(
+                        ErrorCode::ParseError,
+                        format!("not a JSON line: invalid UTF-8 at byte {}", e.valid_up_to()),
+                    ),
+                ),
+            },
+        }
+    }
+
     async fn line(&mut self, line: &str) {
         let (id, method, params) = match parse_line(line) {
             Err((id, error)) => return self.out.error(id, error),
@@ -371,7 +403,7 @@ fn spawn_thread(
     preview: String,
     turns: Vec<Turn>,
     queue: Vec<QueuedSubmission>,
-    replies: HashMap<String, Value>,
+    replies: Replies,
 ) -> Result<(ThreadHandle, ThreadInfo), JsonRpcError> {
     let api_key = config
         .provider
@@ -457,8 +489,8 @@ fn restored_queue(loaded: &LoadedRollout) -> Vec<QueuedSubmission> {
 /// client that resends after reconnecting gets the original answer: the turns
 /// that were started with one, and every message ever queued (also those that
 /// have run or were deleted since: a repeat must not queue them again).
-fn restored_replies(loaded: &LoadedRollout, turns: &[Turn]) -> HashMap<String, Value> {
-    let mut replies = HashMap::new();
+fn restored_replies(loaded: &LoadedRollout, turns: &[Turn]) -> Replies {
+    let mut replies = Replies::new();
     for (recorded, turn) in loaded.turns.iter().zip(turns) {
         if let Some(id) = &recorded.client_message_id
             && entries_started_by(id).is_none()
@@ -469,7 +501,7 @@ fn restored_replies(loaded: &LoadedRollout, turns: &[Turn]) -> HashMap<String, V
                 },
             })
         {
-            replies.insert(id.clone(), result);
+            replies.insert((Idempotent::TurnStart, id.clone()), result);
         }
     }
     for entry in loaded.queued_ever.iter().map(queued_submission) {
@@ -478,7 +510,7 @@ fn restored_replies(loaded: &LoadedRollout, turns: &[Turn]) -> HashMap<String, V
                 queued_submission: entry.clone(),
             })
         {
-            replies.insert(id.clone(), result);
+            replies.insert((Idempotent::QueueAdd, id.clone()), result);
         }
     }
     replies

@@ -43,6 +43,21 @@ pub(crate) fn entries_started_by(client_message_id: &str) -> Option<impl Iterato
     Some(ids.split(',').filter(|id| !id.is_empty()))
 }
 
+/// The methods a `clientUserMessageId` makes idempotent. An id is
+/// idempotent per method: a `turn/steer` never gets a `turn/start`'s answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Idempotent {
+    /// `turn/start`.
+    TurnStart,
+    /// `turn/steer`.
+    TurnSteer,
+    /// `thread/queue/add`.
+    QueueAdd,
+}
+
+/// Answers already given, by method and `clientUserMessageId`.
+pub(crate) type Replies = HashMap<(Idempotent, String), Value>;
+
 /// What the main loop asks of a thread.
 pub(crate) enum ThreadCommand {
     /// A request for this thread (turn/*, thread/interrupt, thread/queue/*).
@@ -124,7 +139,7 @@ pub(crate) fn spawn_driver(
     events: EventStream,
     out: Outgoing,
     queue: Vec<QueuedSubmission>,
-    replies: HashMap<String, Value>,
+    replies: Replies,
 ) -> ThreadHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let driver = ThreadDriver {
@@ -161,8 +176,8 @@ pub(crate) struct ThreadDriver {
     /// User message items to show when a turn starts, by turn id.
     pending_input: HashMap<String, Vec<PendingUserMessage>>,
     queue: Vec<QueuedSubmission>,
-    /// Results already given, by `clientUserMessageId` (idempotency).
-    replies: HashMap<String, Value>,
+    /// Results already given, by method and `clientUserMessageId` (idempotency).
+    replies: Replies,
 }
 
 impl ThreadDriver {
@@ -335,7 +350,7 @@ impl ThreadDriver {
         input: Vec<WireInput>,
         client_id: Option<String>,
     ) -> Result<Answer, JsonRpcError> {
-        if let Some(cached) = client_id.as_ref().and_then(|c| self.replies.get(c)) {
+        if let Some(cached) = self.repeated(Idempotent::TurnStart, client_id.as_deref()) {
             return Ok(Answer::plain(cached.clone()));
         }
         let items = non_empty(engine_input(&input))?;
@@ -358,7 +373,7 @@ impl ThreadDriver {
                 duration_ms: None,
             },
         })?;
-        self.remember(client_id, &result);
+        self.remember(Idempotent::TurnStart, client_id, &result);
         Ok(Answer::plain(result))
     }
 
@@ -368,7 +383,7 @@ impl ThreadDriver {
         input: Vec<WireInput>,
         client_id: Option<String>,
     ) -> Result<Answer, JsonRpcError> {
-        if let Some(cached) = client_id.as_ref().and_then(|c| self.replies.get(c)) {
+        if let Some(cached) = self.repeated(Idempotent::TurnSteer, client_id.as_deref()) {
             return Ok(Answer::plain(cached.clone()));
         }
         let items = non_empty(engine_input(&input))?;
@@ -385,7 +400,7 @@ impl ThreadDriver {
             return Err(op_error(OpError::SessionClosed));
         };
         let result = to_value(&TurnSteerResponse { turn_id })?;
-        self.remember(client_id.clone(), &result);
+        self.remember(Idempotent::TurnSteer, client_id.clone(), &result);
         Ok(Answer {
             result,
             after: Some(PendingUserMessage {
@@ -419,7 +434,7 @@ impl ThreadDriver {
         input: Vec<WireInput>,
         client_id: Option<String>,
     ) -> Result<Answer, JsonRpcError> {
-        if let Some(cached) = client_id.as_ref().and_then(|c| self.replies.get(c)) {
+        if let Some(cached) = self.repeated(Idempotent::QueueAdd, client_id.as_deref()) {
             return Ok(Answer::plain(cached.clone()));
         }
         non_empty(engine_input(&input))?;
@@ -445,7 +460,7 @@ impl ThreadDriver {
             // Its turn's notifications follow the answer (see `request`).
             self.start_queued().await;
         }
-        self.remember(client_id, &result);
+        self.remember(Idempotent::QueueAdd, client_id, &result);
         Ok(Answer::plain(result))
     }
 
@@ -522,9 +537,13 @@ impl ThreadDriver {
         ));
     }
 
-    fn remember(&mut self, client_id: Option<String>, result: &Value) {
+    fn repeated(&self, method: Idempotent, client_id: Option<&str>) -> Option<&Value> {
+        self.replies.get(&(method, client_id?.to_string()))
+    }
+
+    fn remember(&mut self, method: Idempotent, client_id: Option<String>, result: &Value) {
         if let Some(client_id) = client_id {
-            self.replies.insert(client_id, result.clone());
+            self.replies.insert((method, client_id), result.clone());
         }
     }
 

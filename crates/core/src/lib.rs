@@ -23,7 +23,7 @@ mod session;
 mod turn;
 
 pub use error::{CoreError, ModelError, Result};
-pub use events::EventStream;
+pub use events::{EventSender, EventStream, MAX_QUEUED_OUTPUT_BYTES, event_channel};
 pub use session::{
     DEFAULT_TOOL_TIMEOUT, INTERRUPTED_MARKER, REPLACED_MARKER, SessionHandle, SessionOptions,
     SessionSource, spawn_session,

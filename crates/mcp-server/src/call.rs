@@ -8,7 +8,6 @@ use rmcp::RoleServer;
 use rmcp::model::{CallToolResult, ContentBlock, RequestId};
 use rmcp::service::RequestContext;
 use tiller_protocol::{EventMsg, Op, Reply, TurnAbortReason, UserInput};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::approval::{self, ApprovalRequest};
@@ -88,7 +87,9 @@ pub(crate) async fn run_turn_call(
         }
         Err(e) => return error_result(thread.id(), format!("could not start the turn: {e}")),
     };
-    let (tx, mut events) = mpsc::unbounded_channel();
+    // Bounded like the engine's own stream: a client that stops reading
+    // loses command output deltas past the limit, never anything else.
+    let (tx, mut events) = tiller_core::event_channel();
     let _claim = thread.claim(&turn_id, tx);
     let mut notifier = EventNotifier::new(
         context.peer.clone(),

@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tiller_core::config::ApprovalPolicy;
-use tiller_core::{EventStream, SessionHandle};
+use tiller_core::{EventSender, EventStream, SessionHandle};
 use tiller_protocol::{Event, EventMsg, TurnAbortReason};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 /// How a turn ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +73,7 @@ struct TurnSlot {
     /// Events that arrived before the turn was claimed.
     backlog: Vec<Event>,
     /// The call that started the turn.
-    subscriber: Option<mpsc::UnboundedSender<Event>>,
+    subscriber: Option<EventSender>,
     /// How the turn ended, once it has.
     end: watch::Sender<Option<TurnEnd>>,
 }
@@ -148,11 +148,7 @@ impl McpThread {
 
     /// Receive `turn_id`'s events on `subscriber`, those already emitted first.
     /// The returned guard forgets the turn when the call is done with it.
-    pub(crate) fn claim(
-        self: &Arc<Self>,
-        turn_id: &str,
-        subscriber: mpsc::UnboundedSender<Event>,
-    ) -> TurnClaim {
+    pub(crate) fn claim(self: &Arc<Self>, turn_id: &str, subscriber: EventSender) -> TurnClaim {
         let mut state = self.state();
         let closed = state.closed;
         let slot = state
@@ -160,7 +156,7 @@ impl McpThread {
             .entry(turn_id.to_string())
             .or_insert_with(TurnSlot::new);
         for event in slot.backlog.drain(..) {
-            let _ = subscriber.send(event);
+            subscriber.send(event);
         }
         let ended = slot.end.borrow().is_some();
         // After a closed session no event will come: dropping the sender ends the call.
@@ -210,7 +206,7 @@ impl McpThread {
         let slot = state.turns.entry(turn_id).or_insert_with(TurnSlot::new);
         match &slot.subscriber {
             Some(subscriber) => {
-                if subscriber.send(event).is_err() {
+                if !subscriber.send(event) {
                     slot.subscriber = None;
                 }
             }

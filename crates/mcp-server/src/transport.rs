@@ -5,21 +5,22 @@
 //! an echoing peer cannot start an error storm). A caller that sent a broken
 //! request would then wait forever, so this transport answers it, once per
 //! line, as JSON-RPC 2.0 asks: `-32700 Parse error` for a line that is not
-//! JSON, `-32600 Invalid Request` for JSON that is not a JSON-RPC message (with
-//! the line's `id` when it has one) or a line over [`MAX_LINE_BYTES`]. It never
+//! JSON (or not UTF-8), `-32600 Invalid Request` for JSON that is not a
+//! JSON-RPC message (with the line's `id` when it has one) or a line over
+//! [`MAX_LINE_BYTES`], which is skipped as it arrives, never buffered. It never
 //! answers a message that is itself a response or an error, so two such
-//! servers cannot echo each other forever.
+//! servers cannot echo each other forever. Lines are framed as bytes
+//! ([`LineFramer`]): no input ends the server but the end of its input.
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use rmcp::RoleServer;
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tiller_jsonl::{Frame, LineFramer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Mutex;
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 /// The longest line read; a longer one is answered with an error and skipped,
 /// never buffered whole.
@@ -32,7 +33,11 @@ const INVALID_REQUEST: i64 = -32600;
 
 /// A [`Transport`] on `input` / `output`, one JSON message per line.
 pub(crate) struct LineTransport<R, W> {
-    lines: FramedRead<R, LinesCodec>,
+    input: R,
+    framer: LineFramer,
+    buf: Vec<u8>,
+    /// The input has ended.
+    eof: bool,
     output: Arc<Mutex<W>>,
 }
 
@@ -43,7 +48,10 @@ where
 {
     pub(crate) fn new(input: R, output: W) -> LineTransport<R, W> {
         LineTransport {
-            lines: FramedRead::new(input, LinesCodec::new_with_max_length(MAX_LINE_BYTES)),
+            input,
+            framer: LineFramer::new(MAX_LINE_BYTES),
+            buf: vec![0; 64 * 1024],
+            eof: false,
             output: Arc::new(Mutex::new(output)),
         }
     }
@@ -125,9 +133,33 @@ where
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
         loop {
-            let line = match self.lines.next().await? {
-                Ok(line) => line,
-                Err(LinesCodecError::MaxLineLengthExceeded) => {
+            let frame = match self.framer.next_frame() {
+                Some(frame) => frame,
+                None if self.eof => return None,
+                None => {
+                    // Cancel-safe: a read dropped before it completes took no bytes.
+                    match self.input.read(&mut self.buf).await {
+                        Ok(0) => {
+                            self.eof = true;
+                            match self.framer.finish() {
+                                Some(frame) => frame,
+                                None => return None,
+                            }
+                        }
+                        Ok(n) => {
+                            self.framer.push(&self.buf[..n]);
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::error!("could not read the input: {e}");
+                            return None;
+                        }
+                    }
+                }
+            };
+            let bytes = match frame {
+                Frame::Line(bytes) => bytes,
+                Frame::TooLong { .. } => {
                     self.answer(
                         INVALID_REQUEST,
                         format!("line longer than {MAX_LINE_BYTES} bytes; skipped"),
@@ -135,12 +167,18 @@ where
                     );
                     continue;
                 }
-                Err(LinesCodecError::Io(e)) => {
-                    tracing::error!("could not read the input: {e}");
-                    return None;
+            };
+            let line = match std::str::from_utf8(&bytes) {
+                Ok(line) => line,
+                Err(e) => {
+                    self.answer(
+                        PARSE_ERROR,
+                        format!("Parse error: invalid UTF-8 at byte {}", e.valid_up_to()),
+                        Value::Null,
+                    );
+                    continue;
                 }
             };
-            let line = line.trim_end_matches('\r');
             if line.trim().is_empty() {
                 continue;
             }

@@ -1,5 +1,6 @@
-mod app_server;
+pub(super) mod app_server;
 mod app_server_schedules;
+mod bad_bytes;
 mod broken_rollouts;
 mod client;
 mod codex_sdk;
@@ -14,4 +15,5 @@ mod orphans;
 mod resume;
 mod secrets;
 mod sessions;
+mod stalled_reader;
 mod support;

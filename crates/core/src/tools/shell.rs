@@ -615,15 +615,22 @@ impl OutputPump {
         on_output: &(dyn Fn(ExecOutputStream, &str) + Send + Sync),
     ) {
         if !text.is_empty() {
-            self.output.push(text);
-            on_output(stream, text);
+            // A command that prints a registered key (a dotfile, a debug
+            // dump) must not hand it to the model, the screen or the file.
+            let text = crate::secrets::redact(text);
+            self.output.push(&text);
+            on_output(stream, &text);
         }
     }
 
-    /// The capped aggregate and the total number of bytes.
+    /// The capped aggregate and the total number of bytes. Redacted whole as
+    /// well: a key split across two reads is whole here.
     fn finish(self) -> (String, usize) {
         let total = self.output.total;
-        (self.output.into_string(), total)
+        (
+            crate::secrets::redact_owned(self.output.into_string()),
+            total,
+        )
     }
 }
 

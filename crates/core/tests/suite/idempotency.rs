@@ -49,3 +49,48 @@ async fn repeated_client_message_id_starts_one_turn_and_steers_once() {
     assert_eq!(requests.len(), 2);
     engine.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_message_id_is_idempotent_per_op_not_across_ops() {
+    let deltas: Vec<String> = (0..300).map(|i| format!("w{i} ")).collect();
+    let slow = Step::response(vec![Item::text_deltas(deltas)]).with_delta_delay(10);
+    let mut engine = TestEngine::start(vec![slow, Step::text("ok")]).await;
+    let started = engine
+        .submit(Op::StartTurn {
+            items: vec![UserInput::text("hello")],
+            client_message_id: Some("same".into()),
+        })
+        .await
+        .unwrap();
+    let Reply::TurnStarted { turn_id } = started else {
+        panic!("{started:?}")
+    };
+    engine
+        .wait_for("a delta", |e| {
+            matches!(e.msg, EventMsg::AgentMessageDelta { .. })
+        })
+        .await;
+    // The same id on a steer is a steer, not a repeat of the start.
+    let steered = engine
+        .submit(Op::Steer {
+            items: vec![UserInput::text("steered with the same id")],
+            expected_turn_id: turn_id.clone(),
+            client_message_id: Some("same".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        steered,
+        Reply::Steered {
+            turn_id: turn_id.clone()
+        }
+    );
+    engine.wait_terminal(&turn_id).await;
+    let requests = engine.wait_requests(2).await;
+    assert!(
+        input_summary(&requests[1]).contains(&"user: steered with the same id".to_string()),
+        "{:?}",
+        input_summary(&requests[1])
+    );
+    engine.finish().await;
+}

@@ -135,3 +135,72 @@ async fn a_repeated_queue_add_gets_the_original_entry_and_queues_nothing() {
     assert_eq!(times_seen(&requests[1], "queued once"), 1);
     fixture.finish().await;
 }
+
+/// One `clientUserMessageId` used with three methods: each method answers in
+/// its own shape and does its own work; none is answered with another's
+/// result and no input is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_id_across_methods_is_idempotent_per_method() {
+    let fixture = Fixture::new(vec![slow_text(), Step::text("after the queue")]).await;
+    let (mut server, thread) = fixture.started().await;
+    let id = "shared-id";
+    let started = server
+        .call(
+            "turn/start",
+            json!({"threadId": thread, "clientUserMessageId": id, "input": [text_input("first text")]}),
+        )
+        .await;
+    let turn = started["turn"]["id"].as_str().unwrap().to_string();
+    let steered = server
+        .call(
+            "turn/steer",
+            json!({"threadId": thread, "expectedTurnId": turn, "clientUserMessageId": id,
+                   "input": [text_input("steered text")]}),
+        )
+        .await;
+    assert_eq!(
+        steered,
+        json!({"turnId": turn}),
+        "the steer got another method's answer"
+    );
+    let queued = server
+        .call(
+            "thread/queue/add",
+            json!({"threadId": thread, "clientUserMessageId": id, "input": [text_input("queued text")]}),
+        )
+        .await;
+    assert!(queued["queuedSubmission"]["id"].is_string(), "{queued}");
+    // Each repeated: the answer of its own method.
+    let again = server
+        .call(
+            "turn/steer",
+            json!({"threadId": thread, "expectedTurnId": turn, "clientUserMessageId": id,
+                   "input": [text_input("steered text")]}),
+        )
+        .await;
+    assert_eq!(again, steered);
+    server.wait_completed(&turn).await;
+    let queued_turn = server
+        .wait_for("the queued turn", |l| {
+            l["method"] == "turn/started" && l["params"]["turn"]["id"] != turn.as_str()
+        })
+        .await;
+    let queued_turn = server.log[queued_turn]["params"]["turn"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.wait_completed(&queued_turn).await;
+    server.close().await.assert_success();
+    // Every text reached the model, once.
+    let requests = fixture.requests();
+    let last = requests.last().unwrap();
+    for text in ["first text", "steered text", "queued text"] {
+        assert_eq!(
+            times_seen(last, text),
+            1,
+            "{text}: {:?}",
+            super::support::texts_seen(last)
+        );
+    }
+    fixture.finish().await;
+}
