@@ -1,5 +1,6 @@
 //! `tiller`: the one binary, with a subcommand per front end.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -62,7 +63,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: could not start the runtime: {e}");
+            let _ = writeln!(std::io::stderr(), "error: could not start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -73,7 +74,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -108,7 +109,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             // Listen before printing: a caller may send SIGINT as soon as it reads the URL.
             let mut sigint = signal(SignalKind::interrupt())?;
             let mut sigterm = signal(SignalKind::terminate())?;
-            println!("{}", mock.base_url());
+            let _ = writeln!(std::io::stdout(), "{}", mock.base_url());
             tokio::select! {
                 _ = sigint.recv() => {}
                 _ = sigterm.recv() => {}
@@ -119,13 +120,18 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
-/// Logs go to stderr (stdout is the answer or the protocol); `RUST_LOG` sets the level.
+/// Logs go to stderr (stdout is the answer or the protocol); `RUST_LOG` sets
+/// the level. Colour only on a terminal, and never with `NO_COLOR` set.
 fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .init();
 }

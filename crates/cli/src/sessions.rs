@@ -1,5 +1,7 @@
 //! `tiller sessions`: the saved sessions, newest first.
 
+use std::io::Write;
+
 use serde_json::json;
 use tiller_core::config::default_tiller_home;
 use tiller_core::rollout::store::list_sessions;
@@ -7,11 +9,26 @@ use tiller_core::rollout::store::list_sessions;
 /// How much of the first prompt a table row shows.
 const PROMPT_WIDTH: usize = 60;
 
+/// `tiller sessions`. A reader that stops early (`tiller sessions | head -1`)
+/// ends the listing quietly.
 pub fn print_sessions(as_json: bool) -> anyhow::Result<i32> {
+    match write_sessions(as_json) {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(0)
+        }
+        other => other,
+    }
+}
+
+fn write_sessions(as_json: bool) -> anyhow::Result<i32> {
+    let mut out = std::io::stdout().lock();
     let home = default_tiller_home()?;
     let (sessions, warnings) = list_sessions(&home);
     for warning in &warnings {
-        eprintln!("warning: {warning}");
+        let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }
     if as_json {
         let rows: Vec<_> = sessions
@@ -27,17 +44,22 @@ pub fn print_sessions(as_json: bool) -> anyhow::Result<i32> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(0);
     }
     if sessions.is_empty() {
-        eprintln!("no sessions yet under {}", home.join("sessions").display());
+        let _ = writeln!(
+            std::io::stderr(),
+            "no sessions yet under {}",
+            home.join("sessions").display()
+        );
         return Ok(0);
     }
-    println!(
+    writeln!(
+        out,
         "{:<36}  {:<24}  {:<11}  {:<30}  FIRST PROMPT",
         "ID", "STARTED", "LAST TURN", "FOLDER"
-    );
+    )?;
     for s in &sessions {
         let prompt = s.first_prompt.as_deref().unwrap_or("").replace('\n', " ");
         let prompt: String = if prompt.chars().count() > PROMPT_WIDTH {
@@ -45,14 +67,15 @@ pub fn print_sessions(as_json: bool) -> anyhow::Result<i32> {
         } else {
             prompt
         };
-        println!(
+        writeln!(
+            out,
             "{:<36}  {:<24}  {:<11}  {:<30}  {}",
             s.id,
             s.started,
             s.last_turn.map_or("-", |t| t.as_str()),
             s.cwd,
             prompt
-        );
+        )?;
     }
     Ok(0)
 }

@@ -26,32 +26,197 @@ pub(crate) fn is_known_safe(command: &[String]) -> bool {
     is_safe_argv(command)
 }
 
+/// Whether `argv` cannot write, delete or run anything else, for every
+/// argument it has: a program on the list, with only the flags listed for it.
+/// Anything not listed asks.
 fn is_safe_argv(argv: &[String]) -> bool {
     let Some((program, args)) = argv.split_first() else {
         return false;
     };
-    let has = |flags: &[&str]| {
-        args.iter().any(|a| {
-            flags
-                .iter()
-                .any(|f| a == f || a.starts_with(&format!("{f}=")))
+    // A flag, as given (`-o`, `--output=x` is looked at as `--output`).
+    let flag = |arg: &str| {
+        arg.split_once('=')
+            .map_or(arg, |(name, _)| name)
+            .to_string()
+    };
+    let none_of = |banned: &[&str]| {
+        !args.iter().any(|a| {
+            let name = flag(a);
+            banned.iter().any(|b| name == *b)
         })
     };
     match program.as_str() {
-        "ls" | "cat" | "head" | "tail" | "wc" | "pwd" | "echo" | "grep" | "stat" | "file"
-        | "which" | "tree" | "true" | "nl" => true,
-        "rg" => !has(&["--pre", "--search-zip", "-z"]),
-        "find" => !has(&[
-            "-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprintf", "-fls",
-        ]),
-        "git" => {
-            matches!(
-                args.first().map(String::as_str),
-                Some("status" | "diff" | "log" | "show" | "branch" | "rev-parse" | "ls-files")
-            ) && !has(&["--output", "-o"])
-        }
+        // No option of these writes a file or runs another program.
+        "ls" | "cat" | "head" | "tail" | "wc" | "pwd" | "echo" | "grep" | "stat" | "which"
+        | "true" | "nl" => true,
+        // `-C`/`--compile` writes a compiled magic file.
+        "file" => none_of(&["-C", "--compile"]),
+        // `-o` writes the listing to a file.
+        "tree" => none_of(&["-o"]) && !args.iter().any(|a| a.starts_with("-o")),
+        // `--pre` runs a program per file; `-z` runs decompressors.
+        "rg" => none_of(&["--pre", "--pre-glob", "-z", "--search-zip"]),
+        "find" => find_is_read_only(args),
+        "git" => git_is_read_only(args),
         _ => false,
     }
+}
+
+/// `find` with only tests and printing to standard output: no `-exec`,
+/// `-delete`, `-fprint*`, `-fls`, nor anything not on the list.
+fn find_is_read_only(args: &[String]) -> bool {
+    const PRIMARIES: &[&str] = &[
+        "-name",
+        "-iname",
+        "-path",
+        "-ipath",
+        "-wholename",
+        "-iwholename",
+        "-regex",
+        "-iregex",
+        "-lname",
+        "-ilname",
+        "-type",
+        "-xtype",
+        "-size",
+        "-empty",
+        "-perm",
+        "-user",
+        "-group",
+        "-uid",
+        "-gid",
+        "-nouser",
+        "-nogroup",
+        "-links",
+        "-inum",
+        "-samefile",
+        "-newer",
+        "-anewer",
+        "-cnewer",
+        "-mtime",
+        "-mmin",
+        "-atime",
+        "-amin",
+        "-ctime",
+        "-cmin",
+        "-used",
+        "-readable",
+        "-writable",
+        "-executable",
+        "-maxdepth",
+        "-mindepth",
+        "-depth",
+        "-prune",
+        "-print",
+        "-print0",
+        "-printf",
+        "-ls",
+        "-true",
+        "-false",
+        "-quit",
+        "-a",
+        "-and",
+        "-o",
+        "-or",
+        "-not",
+        "-follow",
+        "-xdev",
+        "-mount",
+        "-noleaf",
+        "-regextype",
+        "-daystart",
+        "-ignore_readdir_race",
+        "-noignore_readdir_race",
+        "-fstype",
+        "-H",
+        "-L",
+        "-P",
+    ];
+    args.iter()
+        .all(|arg| !arg.starts_with('-') || PRIMARIES.contains(&arg.as_str()))
+}
+
+/// `git` read-only subcommands, with the subcommand first (a `-c` before it
+/// could set a pager or an editor to run) and none of the flags that write.
+fn git_is_read_only(args: &[String]) -> bool {
+    let Some((sub, rest)) = args.split_first() else {
+        return false;
+    };
+    let has = |banned: &[&str]| {
+        rest.iter().any(|a| {
+            let name = a.split_once('=').map_or(a.as_str(), |(name, _)| name);
+            banned.contains(&name)
+        })
+    };
+    match sub.as_str() {
+        "status" | "rev-parse" | "ls-files" => !has(&["--output"]),
+        // `--output` writes the diff to a file; `--ext-diff` runs a program.
+        "diff" | "log" | "show" => !has(&["--output", "-o", "--ext-diff"]),
+        "branch" => git_branch_only_lists(rest),
+        _ => false,
+    }
+}
+
+/// `git branch` in a form that only lists: every flag a listing flag, and no
+/// name (which would create a branch) unless `--list` makes it a pattern.
+fn git_branch_only_lists(args: &[String]) -> bool {
+    const LISTING: &[&str] = &[
+        "-a",
+        "--all",
+        "-r",
+        "--remotes",
+        "-l",
+        "--list",
+        "-v",
+        "-vv",
+        "--verbose",
+        "-q",
+        "--quiet",
+        "--show-current",
+        "--contains",
+        "--no-contains",
+        "--merged",
+        "--no-merged",
+        "--points-at",
+        "--sort",
+        "--format",
+        "--color",
+        "--no-color",
+        "--column",
+        "--no-column",
+        "--abbrev",
+        "--no-abbrev",
+        "-i",
+        "--ignore-case",
+        "--omit-empty",
+    ];
+    // Flags whose next word is their value, not a branch name.
+    const TAKES_VALUE: &[&str] = &[
+        "--contains",
+        "--no-contains",
+        "--merged",
+        "--no-merged",
+        "--points-at",
+        "--sort",
+        "--format",
+    ];
+    let listing = args.iter().any(|a| a == "--list" || a == "-l");
+    let mut value_next = false;
+    for arg in args {
+        if value_next {
+            value_next = false;
+            continue;
+        }
+        if arg.starts_with('-') {
+            let name = arg.split_once('=').map_or(arg.as_str(), |(name, _)| name);
+            if !LISTING.contains(&name) {
+                return false;
+            }
+            value_next = TAKES_VALUE.contains(&name) && !arg.contains('=');
+        } else if !listing {
+            return false;
+        }
+    }
+    true
 }
 
 /// The words of a shell script made of one plain command, or `None` if the script
@@ -129,6 +294,57 @@ mod tests {
             argv(&["find", ".", "-delete"]),
             argv(&["git", "push"]),
             argv(&[]),
+        ] {
+            assert!(
+                needs_approval(ApprovalPolicy::Untrusted, &command),
+                "{command:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_argument_forms_that_cannot_write_are_allowed() {
+        for command in [
+            argv(&["find", ".", "-name", "*.rs", "-type", "f", "-print0"]),
+            argv(&["git", "branch"]),
+            argv(&["git", "branch", "-a", "-vv"]),
+            argv(&["git", "branch", "--list", "feat*"]),
+            argv(&["git", "branch", "--contains", "HEAD"]),
+            argv(&["git", "log", "--oneline", "-5"]),
+            argv(&["git", "diff", "--stat"]),
+            argv(&["tree", "-L", "2"]),
+            argv(&["bash", "-lc", "git branch -r"]),
+        ] {
+            assert!(
+                !needs_approval(ApprovalPolicy::Untrusted, &command),
+                "{command:?}"
+            );
+        }
+        for command in [
+            argv(&["find", ".", "-fprint0", "out"]),
+            argv(&["find", ".", "-fprint", "out"]),
+            argv(&["find", ".", "-fprintf", "out", "%p"]),
+            argv(&["find", ".", "-fls", "out"]),
+            argv(&["find", ".", "-execdir", "rm", "{}", ";"]),
+            argv(&["find", ".", "-newerXY", "x"]),
+            argv(&["git", "branch", "-D", "work"]),
+            argv(&["git", "branch", "-d", "work"]),
+            argv(&["git", "branch", "--delete", "work"]),
+            argv(&["git", "branch", "-m", "a", "b"]),
+            argv(&["git", "branch", "new-branch"]),
+            argv(&["git", "branch", "-f", "main", "HEAD~3"]),
+            argv(&["git", "branch", "--set-upstream-to=origin/x"]),
+            argv(&["git", "diff", "--output=patch.txt"]),
+            argv(&["git", "log", "--output", "log.txt"]),
+            argv(&["git", "diff", "--ext-diff"]),
+            argv(&["git", "-c", "core.pager=rm -rf x", "log"]),
+            argv(&["git", "checkout", "."]),
+            argv(&["tree", "-o", "out.txt"]),
+            argv(&["tree", "-oout.txt"]),
+            argv(&["file", "-C", "-m", "magic"]),
+            argv(&["rg", "--pre", "sh", "x"]),
+            argv(&["bash", "-lc", "git branch -D work"]),
+            argv(&["bash", "-lc", "find . -fprint0 out"]),
         ] {
             assert!(
                 needs_approval(ApprovalPolicy::Untrusted, &command),

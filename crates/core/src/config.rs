@@ -72,6 +72,12 @@ pub struct ProviderConfig {
     pub base_url: String,
     /// The environment variable holding the API key; `None` sends no key.
     pub env_key: Option<String>,
+    /// The server may need no key: when `env_key` is unset, no key is sent
+    /// instead of failing. True for the built-in `openai` provider pointed
+    /// away from OpenAI by `OPENAI_BASE_URL` (a local server or a gateway,
+    /// which may or may not want one). A provider of the config file sends a
+    /// key exactly when it names an `env_key`.
+    pub key_optional: bool,
     /// The API the provider speaks.
     pub wire_api: WireApi,
     /// How many times to retry a request that failed before streaming.
@@ -118,6 +124,7 @@ impl ProviderConfig {
 
         match env(var) {
             Some(key) if !key.trim().is_empty() => Ok(Some(key.trim().to_owned())),
+            Some(_) | None if self.key_optional => Ok(None),
             Some(_) | None => Err(ConfigError::MissingApiKey {
                 var: var.clone(),
                 provider: self.id.clone(),
@@ -137,6 +144,7 @@ impl ProviderConfig {
             name: name.to_owned(),
             base_url: base_url.to_owned(),
             env_key: env_key.map(str::to_owned),
+            key_optional: false,
             wire_api: WireApi::Responses,
             request_max_retries: DEFAULT_REQUEST_MAX_RETRIES,
             stream_max_retries: DEFAULT_STREAM_MAX_RETRIES,
@@ -172,6 +180,24 @@ impl ApprovalPolicy {
         match self {
             ApprovalPolicy::Never => "never",
             ApprovalPolicy::Untrusted => "untrusted",
+        }
+    }
+}
+
+impl ApprovalPolicy {
+    /// A policy as a person names it (on the command line, in a config file):
+    /// `never` or `untrusted`, or Codex's `on-request` / `on-failure`, which
+    /// tiller reads as `untrusted` and says so (the second value). The same
+    /// names are accepted wherever a policy is given.
+    pub fn from_name(name: &str) -> Result<(ApprovalPolicy, Option<String>), ConfigError> {
+        match name {
+            codex @ ("on-request" | "on-failure") => Ok((
+                ApprovalPolicy::Untrusted,
+                Some(format!(
+                    "approval_policy \"{codex}\" is read as \"untrusted\" (tiller has no \"{codex}\" policy)"
+                )),
+            )),
+            other => other.parse().map(|policy| (policy, None)),
         }
     }
 }
@@ -385,6 +411,7 @@ base_url = "http://localhost:8000/v1"
                 name: "OpenAI".to_owned(),
                 base_url: "https://api.openai.com/v1".to_owned(),
                 env_key: Some("OPENAI_API_KEY".to_owned()),
+                key_optional: false,
                 wire_api: WireApi::Responses,
                 request_max_retries: 4,
                 stream_max_retries: 5,
@@ -432,6 +459,7 @@ command = "docs-server"
                 name: "Local vLLM".to_owned(),
                 base_url: "http://localhost:8000/v1".to_owned(),
                 env_key: Some("LOCAL_API_KEY".to_owned()),
+                key_optional: false,
                 wire_api: WireApi::Responses,
                 request_max_retries: 2,
                 stream_max_retries: 3,
@@ -802,6 +830,31 @@ request_max_retries = "x"
             .unwrap()
             .config;
         assert_eq!(config.provider.base_url, "https://file.example/v1");
+    }
+
+    #[test]
+    fn openai_base_url_for_a_local_server_needs_no_key_but_sends_one_if_set() {
+        let home = tempfile::tempdir().unwrap();
+        let env =
+            |var: &str| (var == "OPENAI_BASE_URL").then(|| "http://localhost:8000/v1".to_owned());
+        let provider = Config::load_with_env(home.path(), ConfigOverrides::default(), &env)
+            .unwrap()
+            .config
+            .provider;
+        assert!(provider.key_optional);
+        assert_eq!(provider.api_key_from(&no_env).unwrap(), None);
+        let with_key = |var: &str| (var == "OPENAI_API_KEY").then(|| "sk-local".to_owned());
+        assert_eq!(
+            provider.api_key_from(&with_key).unwrap().as_deref(),
+            Some("sk-local")
+        );
+        // Pointed at OpenAI itself, the key is required as before.
+        let default = Config::load_with_env(home.path(), ConfigOverrides::default(), &no_env)
+            .unwrap()
+            .config
+            .provider;
+        assert!(!default.key_optional);
+        assert!(default.api_key_from(&no_env).is_err());
     }
 
     #[test]

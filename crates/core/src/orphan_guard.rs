@@ -3,18 +3,22 @@
 //!
 //! A parent-death signal only reaches a direct child, and a SIGKILLed tiller
 //! runs no clean-up code. So tiller starts one small watchdog (a `bash` loop in
-//! its own process group, ignoring the terminal's signals) and keeps the write
-//! end of a pipe to its stdin. For every tool call tiller writes `+ MARKER` before
-//! the spawn and `+ MARKER PGID` after it, and `- MARKER` once the call's tree is
-//! dead. However tiller ends (exit, crash, SIGKILL), the kernel closes the pipe;
-//! the watchdog reads EOF and kills, for every call still registered, its process
-//! group and every process whose environment carries its `TILLER_TOOL_MARKER`
-//! (which finds grandchildren that called `setsid`), three passes over.
+//! its own process group, ignoring the terminal's signals, with no environment
+//! but `PATH`) and keeps the write end of a pipe to its stdin. For every tool
+//! call tiller writes `+ MARKER 0 CGROUP` before the spawn and `+ MARKER PGID
+//! CGROUP` after it (`CGROUP` is the call's cgroup folder, `-` without one), and
+//! `- MARKER` once the call's tree is dead. However tiller ends (exit, crash,
+//! SIGKILL), the kernel closes the pipe; the watchdog reads EOF and kills, for
+//! every call still registered, everything in its cgroup, its process group and
+//! every process whose environment carries its `TILLER_TOOL_MARKER` (which finds
+//! grandchildren that called `setsid`), three passes over, then removes the
+//! cgroups.
 //!
-//! What can still escape: a descendant that both left the tool's process group
-//! and removed the marker from its environment (`env -i`, a daemon that clears
-//! it), or that changed user (setuid programs). If the watchdog itself cannot
-//! start (no `bash`), tools run without it and a warning is logged once.
+//! What can still escape: with no cgroup, a descendant that both left the tool's
+//! process group and removed the marker from its environment (`env -i`, a daemon
+//! that clears it); in any case one that changed user (setuid programs) or moved
+//! itself to another cgroup. If the watchdog itself cannot start (no `bash`),
+//! tools run without it and a warning is logged once.
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -26,15 +30,20 @@ use crate::process_tree::TOOL_MARKER_ENV;
 /// The watchdog. `$1` is the marker variable's name.
 const WATCHDOG: &str = r#"
 trap '' INT TERM HUP QUIT PIPE
-declare -A groups
-while read -r op marker pgid; do
+declare -A groups cgroups
+while read -r op marker pgid cg; do
   case "$op" in
-    +) groups[$marker]=${pgid:-0} ;;
-    -) unset "groups[$marker]" ;;
+    +) groups[$marker]=${pgid:-0}; cgroups[$marker]=${cg:--} ;;
+    -) unset "groups[$marker]" "cgroups[$marker]" ;;
   esac
 done
 for pass in 1 2 3; do
   for marker in "${!groups[@]}"; do
+    cg=${cgroups[$marker]}
+    if [ "$cg" != - ]; then
+      echo 1 > "$cg/cgroup.kill" 2>/dev/null ||
+        for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+    fi
     pgid=${groups[$marker]}
     if [ "$pgid" != 0 ]; then kill -KILL -- "-$pgid" 2>/dev/null; fi
     for f in $(grep -lzx -- "$1=$marker" /proc/[0-9]*/environ 2>/dev/null); do
@@ -42,10 +51,17 @@ for pass in 1 2 3; do
     done
   done
 done
+for cg in "${cgroups[@]}"; do
+  if [ "$cg" != - ]; then
+    for try in 1 2 3 4 5 6 7 8 9 10; do rmdir "$cg" 2>/dev/null && break; sleep 0.05; done
+  fi
+done
 "#;
 
 struct Watchdog {
     _child: Child,
+    /// Keeps the watchdog out of what `kill_tree` takes for a call's orphans.
+    _registration: crate::process_tree::DirectChild,
     stdin: ChildStdin,
 }
 
@@ -79,6 +95,7 @@ fn start() -> std::io::Result<Watchdog> {
         .take()
         .ok_or_else(|| std::io::Error::other("the watchdog has no stdin"))?;
     Ok(Watchdog {
+        _registration: crate::process_tree::register_helper(child.id()),
         _child: child,
         stdin,
     })
@@ -114,20 +131,24 @@ fn send(line: &str) {
 #[derive(Debug)]
 pub struct Guarded {
     marker: String,
+    cgroup: String,
 }
 
-/// Register the tool call with `marker` before its process is spawned.
-pub fn guard(marker: &str) -> Guarded {
-    send(&format!("+ {marker}"));
+/// Register the tool call with `marker` (and its cgroup folder, if it has
+/// one) before its process is spawned.
+pub fn guard(marker: &str, cgroup: Option<&std::path::Path>) -> Guarded {
+    let cgroup = cgroup.map_or_else(|| "-".to_string(), |dir| dir.display().to_string());
+    send(&format!("+ {marker} 0 {cgroup}"));
     Guarded {
         marker: marker.to_string(),
+        cgroup,
     }
 }
 
 impl Guarded {
     /// The call's process group exists now.
     pub fn set_group(&self, pgid: u32) {
-        send(&format!("+ {} {pgid}", self.marker));
+        send(&format!("+ {} {pgid} {}", self.marker, self.cgroup));
     }
 }
 

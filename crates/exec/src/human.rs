@@ -1,128 +1,318 @@
 //! Output for a person: the answer on stdout, everything else on stderr.
+//!
+//! - The answer streams as it comes when stdout is a terminal; a stream that
+//!   breaks off and is retried is erased from the screen, so what stays is the
+//!   answer. When stdout is a pipe or a file, only complete messages are
+//!   written, so it holds exactly the answer and nothing a retry threw away.
+//! - While tiller waits (for the model, for a command) a status line with a
+//!   spinner and the elapsed time sits at the bottom of a terminal's stderr;
+//!   a running command's last output lines are shown live above it. On a
+//!   stderr that is not a terminal, a command's output lines are written as
+//!   they arrive (up to [`MAX_STREAMED_LINES`], then its last lines at the end).
+//! - A write to a closed stdout (`tiller exec … | head -1`) is an error the
+//!   event loop acts on (it stops the turn and exits quietly); stderr write
+//!   errors are ignored.
 
-use std::io::{IsTerminal, Write};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, IsTerminal, Write};
 
 use tiller_core::tools::shell::display_command;
 use tiller_protocol::{Event, EventMsg, ExecEndStatus, TurnAbortReason};
 
 use crate::run::Printer;
+use crate::terminal::{StatusArea, columns, rows, stderr_colour};
 
 const DIM: &str = "\x1b[2m";
 const RED: &str = "\x1b[31m";
 const RESET: &str = "\x1b[0m";
 
-/// How many lines of a command's output are shown.
+/// How many lines of a command's output are shown when it ends.
 const OUTPUT_LINES_SHOWN: usize = 6;
 
+/// How many of a command's output lines are shown live on a terminal.
+const LIVE_LINES: usize = 5;
+
+/// How many of a command's output lines are written as they come when stderr
+/// is not a terminal; the rest are summed up when the command ends.
+pub(crate) const MAX_STREAMED_LINES: usize = 200;
+
+/// A running command's output as shown so far.
+#[derive(Default)]
+struct CommandView {
+    /// An output line without its newline yet.
+    pending: String,
+    /// The last complete lines (terminal).
+    tail: VecDeque<String>,
+    /// Lines written as they came (not a terminal).
+    streamed: usize,
+    /// Lines that came after [`MAX_STREAMED_LINES`].
+    skipped: usize,
+    /// Output bytes seen.
+    bytes: usize,
+}
+
 pub(crate) struct HumanPrinter {
-    color: bool,
+    colour: bool,
+    stdout_tty: bool,
+    area: Option<StatusArea>,
     /// The answer is mid-line on stdout.
     in_message: bool,
-    spinner: Option<Spinner>,
+    /// What was streamed of the message in progress (terminal stdout).
+    partial: String,
+    commands: HashMap<String, CommandView>,
 }
 
 impl HumanPrinter {
     pub(crate) fn new() -> Self {
-        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let colour = stderr_colour();
         HumanPrinter {
-            color,
+            colour,
+            stdout_tty: io::stdout().is_terminal(),
+            area: StatusArea::start(colour),
             in_message: false,
-            spinner: None,
+            partial: String::new(),
+            commands: HashMap::new(),
         }
     }
 
     fn style(&self, style: &str, text: &str) -> String {
-        if self.color {
+        if self.colour {
             format!("{style}{text}{RESET}")
         } else {
             text.to_string()
         }
     }
 
-    fn end_message_line(&mut self) {
-        if self.in_message {
-            println!();
-            self.in_message = false;
+    /// Lines on stderr (above the status area on a terminal).
+    fn err(&self, text: &str) {
+        let mut text = text.to_string();
+        text.push('\n');
+        match &self.area {
+            Some(area) => area.print(&text),
+            None => {
+                let _ = io::stderr().lock().write_all(text.as_bytes());
+            }
         }
     }
 
-    fn stop_spinner(&mut self) {
-        if let Some(spinner) = self.spinner.take() {
-            spinner.stop();
+    fn status(&self, label: Option<&str>) {
+        if let Some(area) = &self.area {
+            area.set_status(label);
         }
+    }
+
+    fn out(&mut self, text: &str) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()
+    }
+
+    fn end_message_line(&mut self) -> io::Result<()> {
+        if self.in_message {
+            self.out("\n")?;
+            self.in_message = false;
+            self.partial.clear();
+            if let Some(area) = &self.area {
+                area.show();
+            }
+        }
+        Ok(())
+    }
+
+    /// Take the streamed text of a broken stream off the terminal.
+    fn erase_partial(&mut self) -> io::Result<()> {
+        if self.in_message && self.stdout_tty && !self.partial.is_empty() {
+            let cols = columns(1).unwrap_or(80);
+            let up = rows(&self.partial, cols) - 1;
+            let mut text = String::from("\r");
+            if up > 0 {
+                text.push_str(&format!("\x1b[{up}A"));
+            }
+            text.push_str("\x1b[J");
+            self.out(&text)?;
+        }
+        self.in_message = false;
+        self.partial.clear();
+        if let Some(area) = &self.area {
+            area.show();
+        }
+        Ok(())
+    }
+
+    fn command_output(&mut self, call_id: &str, chunk: &str) {
+        let Some(view) = self.commands.get_mut(call_id) else {
+            return;
+        };
+        view.pending.push_str(chunk);
+        view.bytes += chunk.len();
+        let mut lines = Vec::new();
+        while let Some(at) = view.pending.find('\n') {
+            lines.push(view.pending[..at].trim_end_matches('\r').to_string());
+            view.pending.drain(..=at);
+        }
+        match &self.area {
+            Some(area) => {
+                for line in lines {
+                    view.tail.push_back(line);
+                    if view.tail.len() > LIVE_LINES {
+                        view.tail.pop_front();
+                    }
+                }
+                area.set_live(view.tail.iter().cloned().collect());
+            }
+            None => {
+                let mut shown = String::new();
+                for line in lines {
+                    if view.streamed < MAX_STREAMED_LINES {
+                        view.streamed += 1;
+                        shown.push_str(&format!("  {line}\n"));
+                    } else {
+                        view.skipped += 1;
+                    }
+                }
+                if !shown.is_empty() {
+                    let _ = io::stderr()
+                        .lock()
+                        .write_all(self.style(DIM, &shown).as_bytes());
+                }
+            }
+        }
+    }
+
+    fn command_end(
+        &mut self,
+        call_id: &str,
+        exit_code: Option<i32>,
+        duration_ms: u64,
+        aggregated_output: &str,
+        status: ExecEndStatus,
+    ) {
+        let view = self.commands.remove(call_id).unwrap_or_default();
+        // Written line by line as it came (not a terminal, nothing skipped,
+        // nothing the engine held back): only the unfinished last line is left.
+        let streamed_all = self.area.is_none()
+            && view.skipped == 0
+            && view.bytes > 0
+            && view.bytes >= aggregated_output.len();
+        if let Some(area) = &self.area {
+            area.set_live(Vec::new());
+        }
+        if streamed_all {
+            if !view.pending.is_empty() {
+                self.err(&self.style(DIM, &format!("  {}", view.pending)));
+            }
+        } else {
+            let lines: Vec<&str> = aggregated_output.lines().collect();
+            let skipped = lines.len().saturating_sub(OUTPUT_LINES_SHOWN);
+            if skipped > 0 {
+                self.err(&self.style(DIM, &format!("  … {skipped} lines")));
+            }
+            for line in &lines[skipped..] {
+                self.err(&self.style(DIM, &format!("  {line}")));
+            }
+        }
+        let secs = duration_ms as f64 / 1000.0;
+        let summary = match (status, exit_code) {
+            (ExecEndStatus::Denied, _) => "  denied".to_string(),
+            (ExecEndStatus::Aborted, _) => format!("  aborted after {secs:.2}s"),
+            (ExecEndStatus::TimedOut, _) => format!("  timed out after {secs:.2}s"),
+            (_, Some(code)) => format!("  exit {code} in {secs:.2}s"),
+            (_, None) => format!("  killed by a signal after {secs:.2}s"),
+        };
+        let style = if status == ExecEndStatus::Completed {
+            DIM
+        } else {
+            RED
+        };
+        self.err(&self.style(style, &summary));
     }
 }
 
 impl Printer for HumanPrinter {
-    fn session_started(&mut self, _session_id: &str) {}
-
-    fn note(&mut self, text: &str) {
-        self.stop_spinner();
-        self.end_message_line();
-        eprintln!("{}", self.style(DIM, text));
+    fn session_started(&mut self, _session_id: &str) -> io::Result<()> {
+        Ok(())
     }
 
-    fn event(&mut self, event: &Event) {
-        if !matches!(event.msg, EventMsg::TurnStarted) {
-            self.stop_spinner();
-        }
-        match &event.msg {
-            EventMsg::TurnStarted => {
-                if std::io::stderr().is_terminal() {
-                    self.spinner = Some(Spinner::start());
-                }
+    fn note(&mut self, text: &str) {
+        let _ = self.end_message_line();
+        self.err(&self.style(DIM, text));
+    }
+
+    fn ask(&mut self, question: &str) {
+        let _ = self.end_message_line();
+        self.status(None);
+        match &self.area {
+            Some(area) => area.print(question),
+            None => {
+                let _ = io::stderr().lock().write_all(question.as_bytes());
             }
+        }
+    }
+
+    fn finished(&mut self, session_id: &str) {
+        self.status(None);
+        self.err(&self.style(
+            DIM,
+            &format!("session {session_id} · continue it with: tiller resume {session_id}"),
+        ));
+    }
+
+    fn event(&mut self, event: &Event) -> io::Result<()> {
+        match &event.msg {
+            EventMsg::TurnStarted => self.status(Some("thinking")),
             EventMsg::AgentMessageDelta { delta } => {
-                print!("{delta}");
-                let _ = std::io::stdout().flush();
-                self.in_message = true;
+                if self.stdout_tty {
+                    if !self.in_message
+                        && let Some(area) = &self.area
+                    {
+                        area.hide();
+                    }
+                    self.out(delta)?;
+                    self.partial.push_str(delta);
+                    self.in_message = true;
+                }
             }
             EventMsg::AgentMessage { text } => {
                 if !self.in_message {
-                    print!("{text}");
+                    if let Some(area) = &self.area {
+                        area.hide();
+                    }
+                    self.out(text)?;
                 }
                 self.in_message = true;
-                self.end_message_line();
+                self.end_message_line()?;
+                self.status(Some("thinking"));
             }
-            EventMsg::ExecCommandBegin { command, .. } => {
-                self.end_message_line();
-                eprintln!(
-                    "{}",
-                    self.style(DIM, &format!("$ {}", display_command(command)))
-                );
+            EventMsg::ExecCommandBegin {
+                call_id, command, ..
+            } => {
+                self.end_message_line()?;
+                let shown = display_command(command);
+                self.err(&self.style(DIM, &format!("$ {shown}")));
+                self.commands
+                    .insert(call_id.clone(), CommandView::default());
+                let short: String = shown.chars().take(40).collect();
+                self.status(Some(&format!("running {short}")));
+            }
+            EventMsg::ExecCommandOutputDelta { call_id, chunk, .. } => {
+                self.command_output(call_id, chunk);
             }
             EventMsg::ExecCommandEnd {
+                call_id,
                 exit_code,
                 duration_ms,
                 aggregated_output,
                 status,
                 ..
             } => {
-                let lines: Vec<&str> = aggregated_output.lines().collect();
-                let skipped = lines.len().saturating_sub(OUTPUT_LINES_SHOWN);
-                if skipped > 0 {
-                    eprintln!("{}", self.style(DIM, &format!("  … {skipped} lines")));
-                }
-                for line in &lines[skipped..] {
-                    eprintln!("{}", self.style(DIM, &format!("  {line}")));
-                }
-                let secs = *duration_ms as f64 / 1000.0;
-                let summary = match (status, exit_code) {
-                    (ExecEndStatus::Denied, _) => "  denied".to_string(),
-                    (ExecEndStatus::Aborted, _) => format!("  aborted after {secs:.2}s"),
-                    (ExecEndStatus::TimedOut, _) => format!("  timed out after {secs:.2}s"),
-                    (_, Some(code)) => format!("  exit {code} in {secs:.2}s"),
-                    (_, None) => format!("  killed by a signal after {secs:.2}s"),
-                };
-                let style = if *status == ExecEndStatus::Completed {
-                    DIM
-                } else {
-                    RED
-                };
-                eprintln!("{}", self.style(style, &summary));
+                self.command_end(
+                    call_id,
+                    *exit_code,
+                    *duration_ms,
+                    aggregated_output,
+                    *status,
+                );
+                self.status(Some("thinking"));
             }
             EventMsg::StreamRetry {
                 attempt,
@@ -130,81 +320,50 @@ impl Printer for HumanPrinter {
                 delay_ms,
                 reason,
             } => {
-                self.end_message_line();
+                // What streamed of a broken response is not the answer.
+                self.erase_partial()?;
                 let text = format!(
                     "retrying in {:.1}s (attempt {attempt}/{max}): {reason}",
                     *delay_ms as f64 / 1000.0
                 );
-                eprintln!("{}", self.style(DIM, &text));
+                self.err(&self.style(DIM, &text));
+                self.status(Some("waiting to retry"));
             }
             EventMsg::BackgroundEvent { message } => {
-                self.end_message_line();
-                eprintln!("{}", self.style(DIM, message));
+                self.end_message_line()?;
+                self.err(&self.style(DIM, message));
             }
             EventMsg::TurnAborted {
                 reason,
                 unsent_input,
             } => {
-                self.end_message_line();
+                self.end_message_line()?;
+                self.status(None);
                 let text = match reason {
                     TurnAbortReason::Interrupted => "turn interrupted",
                     TurnAbortReason::Replaced => "turn replaced by a new turn",
                 };
-                eprintln!("{}", self.style(DIM, text));
+                self.err(&self.style(DIM, text));
                 for input in unsent_input {
-                    eprintln!(
-                        "{}",
-                        self.style(DIM, &format!("not sent: {}", input.as_text()))
-                    );
+                    self.err(&self.style(DIM, &format!("not sent: {}", input.as_text())));
                 }
             }
             EventMsg::TurnFailed { error, .. } => {
-                self.end_message_line();
-                eprintln!("{}", self.style(RED, &format!("error: {}", error.message)));
+                self.end_message_line()?;
+                self.status(None);
+                self.err(&self.style(RED, &format!("error: {}", error.message)));
             }
-            EventMsg::TurnCompleted { .. } => self.end_message_line(),
+            EventMsg::TurnCompleted { .. } => {
+                self.end_message_line()?;
+                self.status(None);
+            }
+            EventMsg::ExecApprovalRequest { .. } => self.status(None),
             EventMsg::SessionConfigured { .. }
             | EventMsg::ReasoningDelta { .. }
             | EventMsg::Reasoning { .. }
-            | EventMsg::ExecCommandOutputDelta { .. }
-            | EventMsg::ExecApprovalRequest { .. }
             | EventMsg::SteerDelivered { .. }
             | EventMsg::ShutdownComplete => {}
         }
-    }
-}
-
-/// A spinner on stderr while the model has not said anything yet.
-struct Spinner {
-    running: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Spinner {
-    fn start() -> Self {
-        let running = Arc::new(AtomicBool::new(true));
-        let flag = Arc::clone(&running);
-        let thread = std::thread::spawn(move || {
-            const FRAMES: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
-            let mut frame = 0;
-            while flag.load(Ordering::Acquire) {
-                eprint!("\r{DIM}{} thinking{RESET}", FRAMES[frame % FRAMES.len()]);
-                frame += 1;
-                std::thread::park_timeout(Duration::from_millis(80));
-            }
-            eprint!("\r\x1b[2K");
-        });
-        Spinner {
-            running,
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(mut self) {
-        self.running.store(false, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
+        Ok(())
     }
 }

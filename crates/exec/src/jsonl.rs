@@ -31,25 +31,31 @@ impl JsonPrinter {
         id
     }
 
-    fn line(&self, value: Value) {
+    fn line(&self, value: Value) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{value}");
-        let _ = out.flush();
+        writeln!(out, "{value}")?;
+        out.flush()
     }
 }
 
 impl Printer for JsonPrinter {
-    fn session_started(&mut self, session_id: &str) {
-        self.line(json!({"type": "thread.started", "thread_id": session_id}));
+    fn session_started(&mut self, session_id: &str) -> std::io::Result<()> {
+        self.line(json!({"type": "thread.started", "thread_id": session_id}))
     }
 
     fn note(&mut self, text: &str) {
-        eprintln!("{text}");
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
     }
 
-    fn event(&mut self, event: &Event) {
+    fn ask(&mut self, question: &str) {
+        let _ = write!(std::io::stderr().lock(), "{question}");
+    }
+
+    fn finished(&mut self, _session_id: &str) {}
+
+    fn event(&mut self, event: &Event) -> std::io::Result<()> {
         match &event.msg {
-            EventMsg::TurnStarted => self.line(json!({"type": "turn.started"})),
+            EventMsg::TurnStarted => self.line(json!({"type": "turn.started"}))?,
             EventMsg::ExecCommandBegin {
                 call_id, command, ..
             } => {
@@ -62,7 +68,7 @@ impl Printer for JsonPrinter {
                     "aggregated_output": "",
                     "exit_code": null,
                     "status": "in_progress",
-                }}));
+                }}))?;
             }
             EventMsg::ExecCommandEnd {
                 call_id,
@@ -90,15 +96,15 @@ impl Printer for JsonPrinter {
                     "aggregated_output": aggregated_output,
                     "exit_code": exit_code,
                     "status": status,
-                }}));
+                }}))?;
             }
             EventMsg::AgentMessage { text } => {
                 let id = self.item_id();
-                self.line(json!({"type": "item.completed", "item": {"id": id, "type": "agent_message", "text": text}}));
+                self.line(json!({"type": "item.completed", "item": {"id": id, "type": "agent_message", "text": text}}))?;
             }
             EventMsg::Reasoning { text } => {
                 let id = self.item_id();
-                self.line(json!({"type": "item.completed", "item": {"id": id, "type": "reasoning", "text": text}}));
+                self.line(json!({"type": "item.completed", "item": {"id": id, "type": "reasoning", "text": text}}))?;
             }
             EventMsg::StreamRetry {
                 attempt,
@@ -108,7 +114,7 @@ impl Printer for JsonPrinter {
             } => {
                 let id = self.item_id();
                 let message = format!("Reconnecting... {attempt}/{max} in {delay_ms} ms: {reason}");
-                self.line(json!({"type": "item.completed", "item": {"id": id, "type": "error", "message": message}}));
+                self.line(json!({"type": "item.completed", "item": {"id": id, "type": "error", "message": message}}))?;
             }
             EventMsg::TurnCompleted { usage, .. } => {
                 self.line(json!({"type": "turn.completed", "usage": {
@@ -117,18 +123,18 @@ impl Printer for JsonPrinter {
                     "cache_write_input_tokens": 0,
                     "output_tokens": usage.output_tokens,
                     "reasoning_output_tokens": usage.reasoning_output_tokens,
-                }}))
+                }}))?;
             }
             EventMsg::TurnFailed { error, .. } => {
-                eprintln!("error: {}", error.message);
-                self.line(json!({"type": "turn.failed", "error": {"message": error.message}}));
+                let _ = writeln!(std::io::stderr().lock(), "error: {}", error.message);
+                self.line(json!({"type": "turn.failed", "error": {"message": error.message}}))?;
             }
             EventMsg::TurnAborted { reason, .. } => {
                 let reason = match reason {
                     TurnAbortReason::Interrupted => "interrupted",
                     TurnAbortReason::Replaced => "replaced",
                 };
-                self.line(json!({"type": "turn.aborted", "reason": reason}));
+                self.line(json!({"type": "turn.aborted", "reason": reason}))?;
             }
             EventMsg::SessionConfigured { .. }
             | EventMsg::AgentMessageDelta { .. }
@@ -139,5 +145,6 @@ impl Printer for JsonPrinter {
             | EventMsg::SteerDelivered { .. }
             | EventMsg::ShutdownComplete => {}
         }
+        Ok(())
     }
 }

@@ -11,6 +11,7 @@ mod args;
 mod human;
 mod jsonl;
 mod run;
+mod terminal;
 
 pub use args::{ExecArgs, ExecCommand, ExecFlags, ResumeArgs};
 pub use run::{run_exec, run_resume};

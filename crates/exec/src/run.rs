@@ -9,10 +9,12 @@ use tiller_core::config::{
     parse_cli_override,
 };
 use tiller_core::rollout::{self, LockWait, store::SessionQuery, store::find_session};
+use tiller_core::tools::shell::display_command;
 use tiller_core::{SessionHandle, SessionOptions, SessionSource, spawn_session};
 use tiller_mock_model::{MockModel, Script};
 use tiller_protocol::{Event, EventMsg, Op, Reply, ReviewDecision, TurnAbortReason, UserInput};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::oneshot;
 
 use crate::args::{ExecCommand, ExecFlags, ResumeArgs};
 use crate::human::HumanPrinter;
@@ -28,17 +30,28 @@ const EXIT_INTERRUPTED: i32 = 130;
 /// Exit code after SIGTERM.
 const EXIT_TERMINATED: i32 = 143;
 
+/// Exit code when stdout was closed by its reader (128 + SIGPIPE).
+const EXIT_BROKEN_PIPE: i32 = 141;
+
+/// How long the turn may take to end after stdout was closed.
+const DRAIN_AFTER_PIPE: Duration = Duration::from_secs(5);
+
 /// A second Ctrl+C within this long exits at once.
 const DOUBLE_INTERRUPT_WINDOW: Duration = Duration::from_secs(2);
 
-/// Where events are shown.
+/// Where events are shown. An error from `session_started` or `event` means
+/// stdout cannot be written any more (its reader went away).
 pub(crate) trait Printer {
     /// The session is ready.
-    fn session_started(&mut self, session_id: &str);
+    fn session_started(&mut self, session_id: &str) -> std::io::Result<()>;
     /// One event of the turn.
-    fn event(&mut self, event: &Event);
+    fn event(&mut self, event: &Event) -> std::io::Result<()>;
     /// A note for the person at the terminal (stderr in both modes).
     fn note(&mut self, text: &str);
+    /// A question on stderr, answered on the terminal (no newline).
+    fn ask(&mut self, question: &str);
+    /// The run is over: how to continue the session.
+    fn finished(&mut self, session_id: &str);
 }
 
 /// Run `tiller exec` and return the process exit code.
@@ -129,14 +142,20 @@ async fn run(
         }
     };
 
+    let approval_policy = match args.approval.as_deref().map(ApprovalPolicy::from_name) {
+        Some(Ok((policy, warning))) => {
+            if let Some(warning) = warning {
+                printer.note(&format!("warning: --approval: {warning}"));
+            }
+            Some(policy)
+        }
+        Some(Err(e)) => return Err(e.into()),
+        None => None,
+    };
     let overrides = ConfigOverrides {
         model: args.model.clone(),
         provider: args.provider.clone(),
-        approval_policy: args
-            .approval
-            .as_deref()
-            .map(str::parse::<ApprovalPolicy>)
-            .transpose()?,
+        approval_policy,
         cwd: args.cd.clone().or(session_cwd),
         cli_overrides: args
             .config
@@ -163,7 +182,10 @@ async fn run(
         api_key,
         source,
     })?;
-    printer.session_started(session.session_id());
+    let session_id = session.session_id().to_string();
+    if let Err(e) = printer.session_started(&session_id) {
+        return Ok(reader_gone(&session, &mut events, &e).await);
+    }
     let Reply::TurnStarted { turn_id } = session
         .submit(Op::StartTurn {
             items: vec![UserInput::text(prompt)],
@@ -179,14 +201,28 @@ async fn run(
     let mut last_interrupt: Option<Instant> = None;
     let mut interrupt_exit = EXIT_INTERRUPTED;
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    loop {
+    // The person's answer to the approval being asked, if one is. The
+    // terminal is read on a thread of its own, so Ctrl+C and events are
+    // handled while the question waits.
+    let mut asking: Option<(String, oneshot::Receiver<ReviewDecision>)> = None;
+    let stdout_gone = stdout_closed();
+    tokio::pin!(stdout_gone);
+    let code = loop {
         let event = tokio::select! {
             event = events.recv() => event,
+            () = &mut stdout_gone => {
+                let gone = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+                return Ok(reader_gone(&session, &mut events, &gone).await);
+            }
             _ = sigint.recv() => {
                 if last_interrupt.is_some_and(|at| at.elapsed() < DOUBLE_INTERRUPT_WINDOW) {
                     printer.note("interrupted twice: exiting now");
                     tiller_core::process_tree::kill_all_now();
                     return Ok(EXIT_INTERRUPTED);
+                }
+                if asking.take().is_some() {
+                    // Ctrl+C at the question aborts the turn, as anywhere else.
+                    printer.note("");
                 }
                 last_interrupt = Some(Instant::now());
                 interrupt_exit = EXIT_INTERRUPTED;
@@ -194,8 +230,18 @@ async fn run(
                 continue;
             }
             _ = sigterm.recv() => {
+                asking = None;
                 interrupt_exit = EXIT_TERMINATED;
                 interrupt(&session);
+                continue;
+            }
+            decision = answer(&mut asking) => {
+                if let Some((call_id, _)) = asking.take() {
+                    let session = session.clone();
+                    tokio::spawn(async move {
+                        let _ = session.submit(Op::Approval { call_id, decision }).await;
+                    });
+                }
                 continue;
             }
         };
@@ -215,38 +261,112 @@ async fn run(
                 "the session's last turn ({cut_off}) was cut off when tiller stopped; it has been closed as interrupted"
             ));
         }
-        printer.event(&event);
+        if let Err(e) = printer.event(&event) {
+            return Ok(reader_gone(&session, &mut events, &e).await);
+        }
         match &event.msg {
             EventMsg::ExecApprovalRequest {
                 call_id, command, ..
             } => {
-                let decision = if interactive {
-                    ask_on_terminal(command).await
+                if interactive {
+                    printer.ask(&format!(
+                        "allow `{}`? [y]es / [n]o / [a]lways this session / a[b]ort turn: ",
+                        display_command(command)
+                    ));
+                    asking = Some((call_id.clone(), ask_on_terminal()));
                 } else {
                     printer.note(&format!(
                         "denied: `{}` needs approval under approval_policy={approval_policy} and there is no terminal to ask on; \
                          to allow commands, run with --approval never (or -c approval_policy=never)",
-                        command.join(" ")
+                        display_command(command)
                     ));
-                    ReviewDecision::Denied
-                };
-                let session = session.clone();
-                let call_id = call_id.clone();
-                tokio::spawn(async move {
-                    let _ = session.submit(Op::Approval { call_id, decision }).await;
-                });
+                    let session = session.clone();
+                    let call_id = call_id.clone();
+                    tokio::spawn(async move {
+                        let _ = session
+                            .submit(Op::Approval {
+                                call_id,
+                                decision: ReviewDecision::Denied,
+                            })
+                            .await;
+                    });
+                }
             }
-            EventMsg::TurnCompleted { .. } => return Ok(EXIT_OK),
-            EventMsg::TurnFailed { .. } => return Ok(EXIT_FAILED),
+            EventMsg::TurnCompleted { .. } => break EXIT_OK,
+            EventMsg::TurnFailed { .. } => break EXIT_FAILED,
             EventMsg::TurnAborted { reason, .. } => {
-                return Ok(match reason {
+                break match reason {
                     TurnAbortReason::Interrupted => interrupt_exit,
                     TurnAbortReason::Replaced => EXIT_INTERRUPTED,
-                });
+                };
             }
             _ => {}
         }
+    };
+    printer.finished(&session_id);
+    Ok(code)
+}
+
+/// Resolves when stdout is a pipe (or socket) whose reader has gone away, as
+/// `head -1` does after its line: a turn that prints nothing for a while (a
+/// long command) is stopped then, not at its next write. Never resolves for a
+/// terminal or a file.
+async fn stdout_closed() {
+    use std::os::fd::AsFd;
+    use tokio::io::Interest;
+    use tokio::io::unix::AsyncFd;
+
+    let stdout = std::io::stdout();
+    let is_pipe = nix::sys::stat::fstat(stdout.as_fd()).is_ok_and(|stat| {
+        let kind = stat.st_mode & nix::libc::S_IFMT;
+        kind == nix::libc::S_IFIFO || kind == nix::libc::S_IFSOCK
+    });
+    // Only watched, never read or written through: its flags stay as they are.
+    let watched = is_pipe
+        .then(|| stdout.as_fd().try_clone_to_owned().ok())
+        .flatten()
+        .and_then(|fd| {
+            // SAFETY: an `OwnedFd` is a valid, open descriptor that stays the
+            // same for as long as the `AsyncFd` owns it.
+            #[allow(unsafe_code)]
+            unsafe { AsyncFd::register_with_interest(fd, Interest::ERROR) }.ok()
+        });
+    match watched {
+        Some(fd) => {
+            let _ = fd.ready(Interest::ERROR).await;
+        }
+        None => std::future::pending().await,
     }
+}
+
+/// The answer to the question being asked; never, when none is.
+async fn answer(
+    asking: &mut Option<(String, oneshot::Receiver<ReviewDecision>)>,
+) -> ReviewDecision {
+    match asking {
+        Some((_, rx)) => rx.await.unwrap_or(ReviewDecision::Denied),
+        None => std::future::pending().await,
+    }
+}
+
+/// Whoever read stdout is gone (`tiller exec … | head -1`): stop the turn the
+/// way Ctrl+C does, so the session is saved with its turn closed, not cut
+/// off, and exit quietly, as a program killed by that SIGPIPE would.
+async fn reader_gone(
+    session: &SessionHandle,
+    events: &mut tiller_core::EventStream,
+    error: &std::io::Error,
+) -> i32 {
+    if error.kind() != std::io::ErrorKind::BrokenPipe {
+        tracing::error!("could not write the output: {error}");
+    }
+    let _ = session.submit(Op::Interrupt).await;
+    while let Ok(Some(event)) = tokio::time::timeout(DRAIN_AFTER_PIPE, events.recv()).await {
+        if event.msg.is_terminal() {
+            break;
+        }
+    }
+    EXIT_BROKEN_PIPE
 }
 
 /// Submit `Interrupt` without blocking the event loop: the reply comes only once
@@ -276,22 +396,21 @@ fn read_prompt(arg: Option<&str>) -> Result<String, ExecError> {
     Ok(prompt)
 }
 
-/// Ask y / n / a / abort on the terminal.
-async fn ask_on_terminal(command: &[String]) -> ReviewDecision {
-    let question = format!(
-        "\nallow `{}`? [y]es / [n]o / [a]lways this session / a[b]ort turn: ",
-        command.join(" ")
-    );
-    let answer = tokio::task::spawn_blocking(move || {
-        eprint!("{question}");
+/// Read the answer to an approval question from the terminal, on a thread
+/// of its own (a read of stdin cannot be cancelled; if the turn ends first,
+/// the read is left behind and the process exits without waiting for it).
+fn ask_on_terminal() -> oneshot::Receiver<ReviewDecision> {
+    let (tx, rx) = oneshot::channel();
+    std::thread::spawn(move || {
         let mut line = String::new();
-        std::io::stdin().read_line(&mut line).map(|_| line)
-    })
-    .await;
-    match answer.ok().and_then(Result::ok).as_deref().map(str::trim) {
-        Some("y" | "Y" | "yes") => ReviewDecision::Approved,
-        Some("a" | "A" | "always") => ReviewDecision::ApprovedForSession,
-        Some("b" | "B" | "abort") => ReviewDecision::Abort,
-        _ => ReviewDecision::Denied,
-    }
+        let answered = std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0);
+        let decision = match answered.then(|| line.trim().to_string()).as_deref() {
+            Some("y" | "Y" | "yes") => ReviewDecision::Approved,
+            Some("a" | "A" | "always") => ReviewDecision::ApprovedForSession,
+            Some("b" | "B" | "abort") => ReviewDecision::Abort,
+            _ => ReviewDecision::Denied,
+        };
+        let _ = tx.send(decision);
+    });
+    rx
 }

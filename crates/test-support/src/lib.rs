@@ -12,6 +12,7 @@
 
 mod invariants;
 mod processes;
+mod pty;
 
 use std::path::Path;
 use std::time::Duration;
@@ -24,6 +25,7 @@ use tiller_protocol::{Event, EventMsg, Op, Reply, ResponseItem, UserInput};
 
 pub use invariants::{TurnMark, assert_marks_one_terminal_per_turn, assert_one_terminal_per_turn};
 pub use processes::{pid_alive, read_pids_when_ready};
+pub use pty::PtyChild;
 
 /// The deadline for anything a test waits on, unless it says otherwise.
 pub const DEADLINE: Duration = Duration::from_secs(20);

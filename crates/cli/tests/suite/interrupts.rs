@@ -108,21 +108,27 @@ async fn exec_interrupt_while_text_streams() {
         {"type": "response", "delta_delay_ms": 20,
          "items": [{"type": "text", "deltas": deltas}]},
     ]));
-    let mut exec = Running::spawn(&mut scratch.exec(&script, &["talk for a while"]));
-    exec.wait_stdout("the first words of the answer", |out| !out.is_empty())
-        .await;
+    // The answer streams to a terminal (to a pipe, only whole messages go):
+    // Ctrl+C is pressed there, as a person would.
+    let mut command = std::process::Command::new(super::support::TILLER);
+    command
+        .args(["exec", "--cd"])
+        .arg(scratch.work())
+        .arg("--script")
+        .arg(&script)
+        .arg("talk for a while")
+        .env("TILLER_HOME", scratch.home())
+        .env("HOME", scratch.home());
+    let mut exec = tiller_test_support::PtyChild::spawn(command, 200, 40);
+    exec.wait_for("word3 ", super::support::DEADLINE);
 
-    exec.signal(Signal::SIGINT);
-    let finished = exec.finish(PROMPT_EXIT).await;
-    finished.assert_exit(130);
+    exec.send(b"\x03");
+    let status = exec.wait_exit(PROMPT_EXIT);
+    let shown = exec.output();
+    assert_eq!(status.code(), Some(130), "{shown}");
+    assert!(shown.contains("turn interrupted"), "terminal:\n{shown}");
     assert!(
-        finished.stderr.contains("turn interrupted"),
-        "stderr:\n{}",
-        finished.stderr
-    );
-    assert!(
-        !finished.stdout.contains("word199"),
-        "the whole answer was printed despite the interrupt:\n{}",
-        finished.stdout
+        !shown.contains("word199"),
+        "the whole answer was printed despite the interrupt:\n{shown}"
     );
 }

@@ -8,6 +8,7 @@ mod config;
 mod crash;
 pub(super) mod durability;
 mod exec_runs;
+mod exec_terminal;
 mod interrupts;
 mod mcp_python;
 mod mock_model_command;

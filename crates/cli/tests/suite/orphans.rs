@@ -47,3 +47,64 @@ async fn sigkill_of_tiller_leaves_no_tool_process_alive() {
     // And nothing else tiller started is left: not the watchdog either.
     scratch.wait_no_process_left().await;
 }
+
+/// Whether `pid` is alive (a zombie is not).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat[stat.rfind(')').unwrap() + 2..].chars().next().unwrap();
+        state != 'Z' && state != 'X'
+    })
+}
+
+/// `setsid env -i sleep 600 &` and the shell exits at once: the sleep has no
+/// group, no marker and no parent tied to the call. It does not outlive it.
+#[tokio::test]
+async fn a_daemon_that_cleared_group_and_environment_does_not_outlive_its_call() {
+    let scratch = Scratch::new();
+    let pid_file = scratch.work_file("daemon.pid");
+    let tool = format!(
+        "setsid env -i sleep 600 & echo $! > {}; exit 0",
+        pid_file.display()
+    );
+    let script = scratch.script(json!([
+        shell_step("call_daemon", &tool),
+        text_step("started a daemon"),
+    ]));
+    let finished = super::support::run(&mut scratch.exec(&script, &["--json", "daemon"])).await;
+    finished.assert_exit(0);
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(!alive(pid), "the daemon {pid} outlived its call and tiller");
+    scratch.wait_no_process_left().await;
+}
+
+#[tokio::test]
+async fn sigkill_of_tiller_kills_a_daemon_that_cleared_group_and_environment() {
+    let scratch = Scratch::new();
+    let pid_file = scratch.work_file("daemon.pid");
+    let tool = format!(
+        "(setsid env -i sleep 600 & echo $! > {}.tmp; mv {0}.tmp {0}); sleep 60",
+        pid_file.display()
+    );
+    let script = scratch.script(json!([
+        shell_step("call_daemon", &tool),
+        text_step("never"),
+    ]));
+    let exec = Running::spawn(&mut scratch.exec(&script, &["--json", "daemon"]));
+    let pids = read_pids_when_ready(&pid_file, 1, DEADLINE).await;
+    exec.signal(Signal::SIGKILL);
+    exec.finish(PROMPT_EXIT).await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while alive(pids[0]) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the daemon {} outlived the killed tiller",
+            pids[0]
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    scratch.wait_no_process_left().await;
+}

@@ -160,7 +160,10 @@ fn builtin_openai(env: &dyn Fn(&str) -> Option<String>) -> Candidate {
     let url = url.trim();
     if !url.is_empty() {
         match check_base_url(url) {
-            Ok(()) => candidate.config.base_url = url.to_owned(),
+            Ok(()) => {
+                candidate.config.key_optional = !is_openai(url);
+                candidate.config.base_url = url.to_owned();
+            }
             Err(message) => {
                 candidate.bad_base_url = Some(ConfigError::BadEnvVar {
                     var: OPENAI_BASE_URL_VAR.to_owned(),
@@ -217,6 +220,12 @@ fn check_providers(
         providers.insert(id.clone(), candidate);
     }
     Ok(())
+}
+
+/// Whether `url` is OpenAI's own API, which always needs a key.
+fn is_openai(url: &str) -> bool {
+    url.trim_end_matches('/') == OPENAI_DEFAULT_BASE_URL
+        || url.starts_with("https://api.openai.com/")
 }
 
 /// Picks the provider `model_provider` names (by default the built-in one).

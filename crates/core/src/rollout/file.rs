@@ -16,6 +16,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -101,23 +102,47 @@ pub(crate) fn open_locked(path: &Path, wait: LockWait) -> Result<LockedFile, Ope
     lock(file, wait)
 }
 
+/// How long a lock whose holder has died may take to go away: the kernel
+/// closes a dead process's files a moment after it is gone (a deferred
+/// `fput`), and a session reopened right after a SIGKILL must not be refused
+/// for that moment.
+const DEAD_HOLDER_GRACE: Duration = Duration::from_millis(500);
+
 /// Take the exclusive lock of a file just created (or opened).
 pub(crate) fn lock(file: File, wait: LockWait) -> Result<LockedFile, OpenError> {
     let arg = match wait {
         LockWait::No => FlockArg::LockExclusiveNonblock,
         LockWait::Yes => FlockArg::LockExclusive,
     };
+    let deadline = Instant::now() + DEAD_HOLDER_GRACE;
     let mut file = file;
     loop {
         match Flock::lock(file, arg) {
             Ok(locked) => return Ok(LockedFile { file: locked }),
             Err((back, Errno::EINTR)) => file = back,
             Err((back, Errno::EWOULDBLOCK)) => {
-                return Err(OpenError::InUse { pid: holder(&back) });
+                let pid = holder(&back);
+                let holder_alive = pid.is_some_and(alive);
+                if holder_alive || Instant::now() >= deadline {
+                    return Err(OpenError::InUse { pid });
+                }
+                // The holder is gone; its lock is about to be. Nothing to
+                // wait on but the kernel's clean-up: a short poll.
+                std::thread::sleep(Duration::from_millis(2));
+                file = back;
             }
             Err((_, errno)) => return Err(OpenError::Io(io::Error::from(errno))),
         }
     }
+}
+
+/// Whether `pid` is a live process (a zombie has closed its files).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rfind(')')
+            .and_then(|at| stat[at + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
 }
 
 /// The pid holding a `flock` on `file`, from `/proc/locks`.

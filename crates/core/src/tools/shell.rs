@@ -32,7 +32,7 @@ use tokio::process::{ChildStderr, ChildStdout, Command};
 use tokio_util::sync::CancellationToken;
 
 use crate::orphan_guard;
-use crate::process_tree::{self, ProcessTree, ToolMarker, kill_tree};
+use crate::process_tree::{self, CallCgroup, ProcessTree, ToolMarker, kill_tree};
 
 /// The name the model calls the tool by.
 pub const SHELL_TOOL_NAME: &str = "shell";
@@ -107,22 +107,56 @@ pub fn shell_tool_spec() -> serde_json::Value {
 }
 
 /// argv as a shell would read it back: `bash -lc 'echo hi; exit 3'` (how front
-/// ends show a command).
+/// ends show a command, and how a person is asked to approve one). Pasted into
+/// bash it gives exactly this argv. A word with control characters (a carriage
+/// return, an escape sequence) or invisible formatting characters (bidi
+/// overrides, zero-width spaces) is written in `$'…'` form with those
+/// characters escaped, so what a terminal shows is what runs: nothing in the
+/// text can move the cursor, recolour it or reorder it.
 pub fn display_command(argv: &[String]) -> String {
     argv.iter()
-        .map(|word| {
-            let plain = !word.is_empty()
-                && word
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
-            if plain {
-                word.clone()
-            } else {
-                format!("'{}'", word.replace('\'', r"'\''"))
-            }
-        })
+        .map(|word| quote_word(word))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+fn quote_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        return word.to_string();
+    }
+    if !word.chars().any(hidden) {
+        return format!("'{}'", word.replace('\'', r"'\''"));
+    }
+    let mut out = String::from("$'");
+    for c in word.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if hidden(c) && (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if hidden(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// A character a terminal does not show as itself: a control character, or a
+/// formatting one that changes how the text around it looks.
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}' | '\u{feff}'
+        )
 }
 
 /// The arguments the model passes to the shell tool.
@@ -372,22 +406,46 @@ pub async fn run_shell(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    // Its own cgroup where tiller can make one: then nothing the command
+    // starts can leave the call, whatever it does with its group or
+    // environment (see `process_tree::cgroup`).
+    let cgroup = CallCgroup::create();
+    if let Some(cgroup) = &cgroup
+        && let Ok(enter) = cgroup.enter_hook()
+    {
+        // SAFETY: the hook only calls write(2) on a file opened before the
+        // fork: async-signal-safe, no allocation, no lock.
+        #[allow(unsafe_code)]
+        unsafe {
+            command.pre_exec(enter);
+        }
+    }
     // Registered before the spawn, so a tiller killed at any instant leaves no orphan.
-    let guarded = orphan_guard::guard(marker_value);
+    let guarded = orphan_guard::guard(marker_value, cgroup.as_ref().map(CallCgroup::path));
     let (mut child, _registration) = match process_tree::spawn_registered(&mut command) {
         Ok(spawned) => spawned,
         Err(err) => {
-            return ShellOutcome::not_started(
-                describe_spawn_error(program, &req.cwd, &err),
-                started,
-            );
+            // As a shell reports it: 127 for a command that is not there, 126
+            // for one that cannot be run.
+            let code = if err.kind() == io::ErrorKind::NotFound && req.cwd.is_dir() {
+                127
+            } else {
+                126
+            };
+            return ShellOutcome {
+                exit_code: Some(code),
+                ..ShellOutcome::not_started(describe_spawn_error(program, &req.cwd, &err), started)
+            };
         }
     };
     if let Some(pid) = child.id() {
         guarded.set_group(pid);
     }
     let tree = match child.id().map(|pid| ProcessTree::new(pid, marker)) {
-        Some(Ok(tree)) => tree,
+        Some(Ok(tree)) => match &cgroup {
+            Some(cgroup) => tree.with_cgroup(cgroup.path()),
+            None => tree,
+        },
         Some(Err(err)) => {
             let _ = child.start_kill();
             let _ = child.wait().await;
@@ -437,6 +495,7 @@ pub async fn run_shell(
     };
     kill_guard.armed = false;
     drop(guarded);
+    drop(cgroup);
     pump.drain(on_output, DRAIN_WAIT, &cancel).await;
 
     let status = match stop {
@@ -774,6 +833,43 @@ fn ceil_char_boundary(text: &str, index: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+
+    /// What bash makes of `display_command(argv)` is `argv`, and the text
+    /// holds no character a terminal would act on.
+    #[test]
+    fn a_displayed_command_is_exactly_what_runs_and_hides_nothing() {
+        let argv: Vec<String> = [
+            "bash",
+            "-lc",
+            "rm -rf 'x y'; echo \"$HOME\"",
+            "it's",
+            "line\nbreak",
+            "safe\r\u{1b}[2Krm -rf /",
+            "\u{202e}txt.exe",
+            "tab\there",
+            "back\\slash",
+            "",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let shown = display_command(&argv);
+        assert!(
+            !shown.chars().any(hidden),
+            "the display holds a control character: {shown:?}"
+        );
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("printf '%s\\0' {shown}"))
+            .output()
+            .unwrap();
+        let words: Vec<String> = out
+            .stdout
+            .split(|b| *b == 0)
+            .map(|w| String::from_utf8(w.to_vec()).unwrap())
+            .collect();
+        assert_eq!(&words[..argv.len()], &argv[..], "{shown}");
+    }
     use std::fs;
     use std::sync::Mutex;
 
@@ -1101,7 +1197,9 @@ mod tests {
         let outcome = run(req).await;
 
         assert_eq!(outcome.status, ExecEndStatus::Failed);
-        assert_eq!(outcome.exit_code, None);
+        // What a shell reports for a command that is not there, and no signal.
+        assert_eq!(outcome.exit_code, Some(127));
+        assert_eq!(outcome.signal, None);
         assert!(
             outcome.aggregated_output.contains("was not found"),
             "{outcome:?}"

@@ -51,15 +51,25 @@
 //! after the tool), which is slower but finds the same processes, orphans
 //! re-parented to init included.
 //!
+//! # Cgroups, and orphans without them
+//!
+//! Where tiller can create cgroups ([`cgroup`]), every call runs in its own:
+//! everything listed in it is the call's, whatever its group or environment,
+//! and the SIGKILL passes use `cgroup.kill`. A call is over when its cgroup is
+//! empty as well.
+//!
+//! Without one, a process that left the group *and* cleared the marker (`setsid
+//! env -i …`) after its parent exited is tied to the call only by having been
+//! adopted by tiller: such an orphan (a child of tiller that tiller did not
+//! spawn, in no group of tiller's own calls, carrying no other call's marker)
+//! is taken as the call's when it started after the call's first process. With
+//! one call running (exec, a thread's turn) that is exact; with several running
+//! at once, an orphan of that kind is taken by whichever of them ends first.
+//!
 //! # What can still escape
 //!
-//! - A process that left the group, no longer carries the marker (it cleared
-//!   or replaced its environment, e.g. `setsid env -i …`), and was cut off from
-//!   the tree before [`kill_tree`] first looked: its parent had already exited,
-//!   so it was adopted by tiller (or by init, or by another subreaper) as an
-//!   orphan that nothing ties to this call. While its parent is alive it is
-//!   found through the parent; an orphan of that kind is left alone (its zombie
-//!   is still reaped once it dies).
+//! - Without a cgroup: an orphan of the kind above that was adopted by another
+//!   subreaper or by init rather than by tiller (tiller was not a subreaper).
 //! - A process whose environment cannot be read and that cannot be signalled:
 //!   one that changed credentials (a setuid program such as `sudo`).
 //! - Work handed to a process outside the tree: a service started over IPC
@@ -91,6 +101,10 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpgrp, getpid};
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
+
+pub mod cgroup;
+
+pub use cgroup::CallCgroup;
 
 /// The environment variable that carries a tool call's [`ToolMarker`].
 pub const TOOL_MARKER_ENV: &str = "TILLER_TOOL_MARKER";
@@ -224,6 +238,15 @@ impl Drop for DirectChild {
     }
 }
 
+/// Records the pid of a helper process tiller spawned itself (with
+/// `std::process`, which reaps it): [`kill_tree`] must neither take it for an
+/// orphan of a tool call nor reap it.
+pub fn register_helper(pid: u32) -> DirectChild {
+    let pid = i32::try_from(pid).unwrap_or(i32::MAX);
+    direct_children().insert(pid);
+    DirectChild { pid }
+}
+
 /// Spawns `command` and records the child's pid in the registry of tiller's
 /// own children, holding the registry's lock across the spawn so that
 /// [`kill_tree`] never mistakes the new child for an adopted orphan and reaps
@@ -265,6 +288,8 @@ pub struct ProcessTree {
     marker: ToolMarker,
     /// `TILLER_TOOL_MARKER=<value>`, as it appears in `/proc/<pid>/environ`.
     environ_entry: Vec<u8>,
+    /// The call's cgroup, when it has one.
+    cgroup: Option<std::path::PathBuf>,
 }
 
 impl ProcessTree {
@@ -290,7 +315,15 @@ impl ProcessTree {
             leader_start,
             marker,
             environ_entry,
+            cgroup: None,
         })
+    }
+
+    /// The tree of a call whose processes run in the cgroup at `dir`.
+    #[must_use]
+    pub fn with_cgroup(mut self, dir: &Path) -> Self {
+        self.cgroup = Some(dir.to_path_buf());
+        self
     }
 
     /// The process group id (the leader's pid).
@@ -502,13 +535,22 @@ impl<'a> Killer<'a> {
             }
         }
 
+        if resend && let Some(dir) = &self.tree.cgroup {
+            cgroup::kill_all(dir);
+        }
+
         for zombie in found.zombies {
             reap(zombie);
         }
         if !found.live.is_empty() {
             return Pass::Alive(found.live.iter().map(|stat| stat.pid).collect());
         }
-        if !group_exists(pgid) || self.group_holds_only_unreapable_zombies() {
+        let cgroup_empty = self
+            .tree
+            .cgroup
+            .as_deref()
+            .is_none_or(|dir| cgroup::pids(dir).is_empty());
+        if cgroup_empty && (!group_exists(pgid) || self.group_holds_only_unreapable_zombies()) {
             return Pass::Done;
         }
         Pass::Alive(Vec::new())
@@ -539,7 +581,8 @@ impl<'a> Killer<'a> {
                         if stat.pgid != self.my_pgrp {
                             zombies.push(stat.pid);
                         }
-                    } else if self.belongs(&stat) {
+                    } else if self.belongs(&stat) || self.is_orphan_of_this_call(&stat, &registered)
+                    {
                         roots.push(stat);
                     }
                 }
@@ -564,11 +607,18 @@ impl<'a> Killer<'a> {
                         if stat.ppid == self.me && stat.pgid != self.my_pgrp {
                             zombies.push(stat.pid);
                         }
-                    } else if self.belongs(stat) {
+                    } else if self.belongs(stat)
+                        || (stat.ppid == self.me && self.is_orphan_of_this_call(stat, &registered))
+                    {
                         roots.push(*stat);
                     }
                 }
             }
+        }
+
+        // Everything in the call's cgroup is the call's.
+        if let Some(dir) = &self.tree.cgroup {
+            roots.extend(cgroup::pids(dir).into_iter().filter_map(read_stat));
         }
 
         // Everything below a process of the tree is part of it, whatever its
@@ -608,6 +658,21 @@ impl<'a> Killer<'a> {
             && (stat.pgid == self.tree.pgid
                 || self.known.get(&stat.pid) == Some(&stat.start)
                 || has_marker(stat.pid, &self.tree.environ_entry))
+    }
+
+    /// Without a cgroup: whether `stat`, a live child of tiller that tiller
+    /// did not spawn, is an orphan of this call that lost every other tie to
+    /// it (see the module docs): started after the call's first process, in
+    /// no group of tiller's own calls or of tiller itself, carrying no marker
+    /// of another call.
+    fn is_orphan_of_this_call(&self, stat: &ProcStat, registered: &BTreeSet<i32>) -> bool {
+        self.tree.cgroup.is_none()
+            && self.tree.leader_start > 0
+            && stat.start >= self.tree.leader_start
+            && stat.pgid != self.my_pgrp
+            && (stat.pgid == self.tree.pgid || !registered.contains(&stat.pgid))
+            && !carries_other_marker(stat.pid, &self.tree.environ_entry)
+            && !in_a_call_cgroup(stat.pid)
     }
 
     /// The group still exists but no live member was found: look at every
@@ -759,6 +824,31 @@ fn has_marker(pid: i32, entry: &[u8]) -> bool {
         .is_ok_and(|environ| environ.split(|byte| *byte == 0).any(|item| item == entry))
 }
 
+/// Whether `pid`'s environment holds a tool marker other than `ours`, or
+/// cannot be read (then it is not known to be this call's).
+fn carries_other_marker(pid: i32, ours: &[u8]) -> bool {
+    let Ok(environ) = fs::read(format!("/proc/{pid}/environ")) else {
+        return true;
+    };
+    let prefix = format!("{TOOL_MARKER_ENV}=");
+    environ
+        .split(|byte| *byte == 0)
+        .any(|item| item.starts_with(prefix.as_bytes()) && item != ours)
+}
+
+/// Whether `pid` runs in the cgroup of a tool call (which then owns it).
+fn in_a_call_cgroup(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|text| {
+        text.lines()
+            .filter_map(|line| line.strip_prefix("0::"))
+            .any(|path| {
+                path.rsplit('/')
+                    .next()
+                    .is_some_and(|name| name.starts_with("tiller-"))
+            })
+    })
+}
+
 /// Only tests make [`kill_tree`] scan `/proc` where it would walk the tree.
 #[cfg(not(test))]
 const fn scan_forced() -> bool {
@@ -801,6 +891,34 @@ mod tests {
         let (child, registration) = spawn_registered(&mut command).expect("spawn bash");
         let pid = child.id().expect("pid");
         let tree = ProcessTree::new(pid, marker).expect("tree");
+        (child, registration, tree)
+    }
+
+    /// [`spawn_tool`] in `cgroup`, as the shell tool spawns.
+    fn spawn_tool_in(script: &str, cgroup: &CallCgroup) -> (Child, DirectChild, ProcessTree) {
+        let marker = ToolMarker::new();
+        let (name, value) = marker.env();
+        let mut command = Command::new("bash");
+        command
+            .arg("-c")
+            .arg(script)
+            .env(name, value)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        let enter = cgroup.enter_hook().expect("hook");
+        // SAFETY: as in the shell tool: one write(2) between fork and exec.
+        #[allow(unsafe_code)]
+        unsafe {
+            command.pre_exec(enter);
+        }
+        let (child, registration) = spawn_registered(&mut command).expect("spawn bash");
+        let pid = child.id().expect("pid");
+        let tree = ProcessTree::new(pid, marker)
+            .expect("tree")
+            .with_cgroup(cgroup.path());
         (child, registration, tree)
     }
 
@@ -1009,6 +1127,56 @@ mod tests {
 
         assert!(report.complete);
         assert!(is_gone(pids[0]), "the orphan is alive or a zombie");
+    }
+
+    /// `setsid env -i sleep 60 &` from a subshell that exits at once: the
+    /// sleep leaves the group, clears the marker, and its parent is gone
+    /// before anything looks. It is still the call's.
+    async fn orphan_without_group_or_marker_is_killed(cgroup: Option<&CallCgroup>) {
+        become_subreaper().expect("subreaper");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = pidfile(&dir);
+        let script = format!(
+            "(setsid env -i sleep 60 & {}); sleep 60",
+            write_pids(&path, "$!")
+        );
+        let (mut child, _registration, tree) = match cgroup {
+            None => spawn_tool(&script),
+            Some(cgroup) => spawn_tool_in(&script, cgroup),
+        };
+        let pids = read_pids(&path).await;
+        let me = getpid().as_raw();
+        wait_until(
+            "tiller has adopted the orphan and it cleared its environment",
+            || {
+                read_stat(pids[0]).is_some_and(|s| s.ppid == me && s.pgid == pids[0])
+                    && fs::read(format!("/proc/{}/environ", pids[0])).is_ok_and(|env| {
+                        !env.windows(TOOL_MARKER_ENV.len())
+                            .any(|w| w == TOOL_MARKER_ENV.as_bytes())
+                    })
+            },
+        )
+        .await;
+
+        let report = kill_tree(&tree, Some(&mut child)).await;
+
+        assert!(report.complete);
+        assert!(
+            is_gone(pids[0]),
+            "the orphan without group or marker survived"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_orphan_that_cleared_group_and_marker_is_killed_through_the_calls_cgroup() {
+        let cgroup = CallCgroup::create().expect("this machine lets tiller create cgroups");
+        orphan_without_group_or_marker_is_killed(Some(&cgroup)).await;
+        assert!(cgroup::pids(cgroup.path()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_orphan_that_cleared_group_and_marker_is_killed_without_a_cgroup() {
+        orphan_without_group_or_marker_is_killed(None).await;
     }
 
     #[tokio::test]

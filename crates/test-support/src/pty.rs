@@ -1,0 +1,139 @@
+//! A program in a pseudo-terminal, driven as a person would: keys written to
+//! the terminal (Ctrl+C is the byte `0x03`, which the terminal turns into
+//! SIGINT for the program), the screen's bytes read back.
+//!
+//! The program gets the terminal's other end as stdin, stdout and stderr, in a
+//! session of its own with the terminal as its controlling terminal, so job
+//! control and signals work as in a real terminal.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// A child running in a pseudo-terminal.
+pub struct PtyChild {
+    child: Child,
+    master: File,
+    screen: Arc<(Mutex<Vec<u8>>, Condvar)>,
+}
+
+impl PtyChild {
+    /// Start `command` in a new pseudo-terminal of `cols` × `rows`.
+    pub fn spawn(mut command: Command, cols: u16, rows: u16) -> PtyChild {
+        let size = nix::pty::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = nix::pty::openpty(Some(&size), None).expect("openpty");
+        let slave: OwnedFd = pty.slave;
+        command
+            .stdin(Stdio::from(slave.try_clone().expect("dup")))
+            .stdout(Stdio::from(slave.try_clone().expect("dup")))
+            .stderr(Stdio::from(slave));
+        // SAFETY: between fork and exec only async-signal-safe calls: setsid
+        // and an ioctl making stdin (the terminal) the controlling terminal.
+        #[allow(unsafe_code)]
+        unsafe {
+            command.pre_exec(move || {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("spawn in the pty");
+        // The parent's copies of the slave are gone with `command`'s Stdio.
+        drop(command);
+        let master = File::from(pty.master);
+        let screen = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let mut reader = master.try_clone().expect("dup master");
+        let shared = Arc::clone(&screen);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            // EIO once the child and every holder of the slave are gone.
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let (lock, ready) = &*shared;
+                lock.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend_from_slice(&buf[..n]);
+                ready.notify_all();
+            }
+        });
+        PtyChild {
+            child,
+            master,
+            screen,
+        }
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the program has written to the terminal so far, as text.
+    pub fn output(&self) -> String {
+        let (lock, _) = &*self.screen;
+        String::from_utf8_lossy(&lock.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+    }
+
+    /// Wait (within `limit`) until the output contains `text`.
+    pub fn wait_for(&self, text: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let (lock, ready) = &*self.screen;
+        let mut screen = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        while !String::from_utf8_lossy(&screen).contains(text) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "waited {limit:?} for {text:?} on the terminal; it shows:\n{}",
+                String::from_utf8_lossy(&screen)
+            );
+            screen = ready
+                .wait_timeout(screen, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Type `keys` (bytes as a terminal sends them: `b"y\r"`, `b"\x03"`).
+    pub fn send(&mut self, keys: &[u8]) {
+        self.master.write_all(keys).expect("write to the pty");
+    }
+
+    /// Wait (within `limit`) for the child to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the program did not exit within {limit:?}; the terminal shows:\n{}",
+                self.output()
+            );
+            // The child is not ours to be woken by; its exit is polled.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for PtyChild {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
