@@ -972,4 +972,22 @@ request_max_retries = "x"
             "{error}"
         );
     }
+
+    #[test]
+    fn a_fifo_huge_or_non_utf8_config_file_is_an_error_not_a_hang() {
+        let home = tempfile::tempdir().unwrap();
+        let file = home.path().join(CONFIG_FILE_NAME);
+        nix::unistd::mkfifo(&file, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let error = load(&home, ConfigOverrides::default()).unwrap_err();
+        assert!(error.to_string().contains("not a regular file"), "{error}");
+        std::fs::remove_file(&file).unwrap();
+
+        std::fs::write(&file, vec![b'#'; 2 * 1024 * 1024]).unwrap();
+        let error = load(&home, ConfigOverrides::default()).unwrap_err();
+        assert!(error.to_string().contains("at most 1 MiB"), "{error}");
+
+        std::fs::write(&file, b"model = \"\xff\"\n").unwrap();
+        let error = load(&home, ConfigOverrides::default()).unwrap_err();
+        assert!(error.to_string().contains("not UTF-8"), "{error}");
+    }
 }

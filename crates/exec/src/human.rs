@@ -36,6 +36,25 @@ const LIVE_LINES: usize = 5;
 /// is not a terminal; the rest are summed up when the command ends.
 pub(crate) const MAX_STREAMED_LINES: usize = 200;
 
+/// The longest unfinished output line held; a longer one keeps its end.
+const MAX_PENDING_LINE: usize = 16 * 1024;
+
+/// `text` for a terminal: control characters other than newline and tab
+/// (escape sequences that move the cursor, set the title, write the
+/// clipboard) are shown as `�` instead of acted on. What a model or a command
+/// prints is not the terminal's to obey.
+pub(crate) fn for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    let acted_on = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(acted_on) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| if acted_on(c) { '\u{fffd}' } else { c })
+            .collect(),
+    )
+}
+
 /// A running command's output as shown so far.
 #[derive(Default)]
 struct CommandView {
@@ -54,6 +73,7 @@ struct CommandView {
 pub(crate) struct HumanPrinter {
     colour: bool,
     stdout_tty: bool,
+    stderr_tty: bool,
     area: Option<StatusArea>,
     /// The answer is mid-line on stdout.
     in_message: bool,
@@ -68,6 +88,7 @@ impl HumanPrinter {
         HumanPrinter {
             colour,
             stdout_tty: io::stdout().is_terminal(),
+            stderr_tty: io::stderr().is_terminal(),
             area: StatusArea::start(colour),
             in_message: false,
             partial: String::new(),
@@ -75,11 +96,19 @@ impl HumanPrinter {
         }
     }
 
+    /// `text` for stderr, in `style` when colour is on. Everything on stderr
+    /// comes through here: on a terminal, what a command or a server said is
+    /// shown, not obeyed (control characters made visible).
     fn style(&self, style: &str, text: &str) -> String {
+        let text = if self.stderr_tty {
+            for_terminal(text)
+        } else {
+            std::borrow::Cow::Borrowed(text)
+        };
         if self.colour {
             format!("{style}{text}{RESET}")
         } else {
-            text.to_string()
+            text.into_owned()
         }
     }
 
@@ -145,6 +174,14 @@ impl HumanPrinter {
         };
         view.pending.push_str(chunk);
         view.bytes += chunk.len();
+        // A line that never ends is shown by its end: keep the last part.
+        if view.pending.len() > MAX_PENDING_LINE && !view.pending.contains('\n') {
+            let mut cut = view.pending.len() - MAX_PENDING_LINE / 2;
+            while !view.pending.is_char_boundary(cut) {
+                cut += 1;
+            }
+            view.pending.drain(..cut);
+        }
         let mut lines = Vec::new();
         while let Some(at) = view.pending.find('\n') {
             lines.push(view.pending[..at].trim_end_matches('\r').to_string());
@@ -267,8 +304,9 @@ impl Printer for HumanPrinter {
                     {
                         area.hide();
                     }
-                    self.out(delta)?;
-                    self.partial.push_str(delta);
+                    let delta = for_terminal(delta);
+                    self.out(&delta)?;
+                    self.partial.push_str(&delta);
                     self.in_message = true;
                 }
             }
@@ -277,7 +315,12 @@ impl Printer for HumanPrinter {
                     if let Some(area) = &self.area {
                         area.hide();
                     }
-                    self.out(text)?;
+                    let text = if self.stdout_tty {
+                        for_terminal(text)
+                    } else {
+                        std::borrow::Cow::Borrowed(text.as_str())
+                    };
+                    self.out(&text)?;
                 }
                 self.in_message = true;
                 self.end_message_line()?;

@@ -39,6 +39,9 @@ pub enum ExecError {
     /// The session's file could not be read.
     #[error(transparent)]
     Rollout(#[from] tiller_core::rollout::RolloutError),
+    /// The prompt on standard input cannot be used.
+    #[error("{0}")]
+    Prompt(String),
     /// No prompt was given.
     #[error(
         "no prompt: pass it as an argument, or '-' (or nothing) to read it from standard input"

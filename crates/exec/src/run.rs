@@ -30,6 +30,9 @@ const EXIT_INTERRUPTED: i32 = 130;
 /// Exit code after SIGTERM.
 const EXIT_TERMINATED: i32 = 143;
 
+/// The longest prompt read from standard input.
+const MAX_PROMPT_BYTES: usize = 10 * 1024 * 1024;
+
 /// Exit code when stdout was closed by its reader (128 + SIGPIPE).
 const EXIT_BROKEN_PIPE: i32 = 141;
 
@@ -385,9 +388,22 @@ fn read_prompt(arg: Option<&str>) -> Result<String, ExecError> {
             if arg.is_none() && std::io::stdin().is_terminal() {
                 return Err(ExecError::NoPrompt);
             }
-            let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text)?;
-            text
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .take(MAX_PROMPT_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)?;
+            if bytes.len() > MAX_PROMPT_BYTES {
+                return Err(ExecError::Prompt(format!(
+                    "the prompt on standard input is longer than {} MiB",
+                    MAX_PROMPT_BYTES / (1024 * 1024)
+                )));
+            }
+            String::from_utf8(bytes).map_err(|e| {
+                ExecError::Prompt(format!(
+                    "the prompt on standard input is not UTF-8 (at byte {})",
+                    e.utf8_error().valid_up_to()
+                ))
+            })?
         }
     };
     if prompt.trim().is_empty() {

@@ -273,3 +273,71 @@ async fn the_readme_demo_runs_and_leaves_the_users_home_alone() {
         std::fs::read_dir(home.path()).unwrap().collect::<Vec<_>>()
     );
 }
+
+/// What a command or the model prints is shown on a terminal, not obeyed:
+/// an escape sequence that would clear the screen, set the title or write the
+/// clipboard reaches the terminal as visible text.
+#[tokio::test]
+async fn escape_sequences_from_a_command_or_the_model_are_not_sent_to_the_terminal() {
+    let scratch = Scratch::new();
+    let script = scratch.script(json!([
+        shell_step(
+            "call_esc",
+            "printf 'before\\033[2Jafter\\033]0;pwned\\007\\n'"
+        ),
+        text_step("answer \u{1b}]52;c;cHduZWQ=\u{7} with a clipboard write"),
+    ]));
+    let mut tiller = exec_in_pty(&scratch, &script, &["print things"]);
+    tiller.wait_for("with a clipboard write", DEADLINE);
+    assert_eq!(tiller.wait_exit(DEADLINE).code(), Some(0));
+    let shown = tiller.output();
+    assert!(shown.contains("before\u{fffd}[2Jafter"), "{shown:?}");
+    assert!(!shown.contains("\u{1b}[2J"), "{shown:?}");
+    assert!(!shown.contains("\u{1b}]0;"), "{shown:?}");
+    assert!(!shown.contains("\u{1b}]52"), "{shown:?}");
+    scratch.wait_no_process_left().await;
+}
+
+#[tokio::test]
+async fn a_prompt_on_stdin_past_the_limit_or_not_utf8_is_refused_in_words() {
+    let scratch = Scratch::new();
+    let script = scratch.script(json!([text_step("never")]));
+    let big = "x".repeat(11 * 1024 * 1024);
+    let finished = super::support::run_with_stdin(&mut scratch.exec(&script, &["-"]), &big).await;
+    finished.assert_exit(1);
+    assert!(
+        finished.stderr.contains("longer than 10 MiB"),
+        "{}",
+        finished.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_password_in_the_providers_url_is_not_printed() {
+    let scratch = Scratch::new();
+    scratch.config(
+        "model_provider = \"gw\"\n[model_providers.gw]\nbase_url = \"http://user:hunter2-secret@127.0.0.1:9/v1\"\nrequest_max_retries = 0\n",
+    );
+    let work = scratch.work();
+    let mut exec = scratch.tiller(&["exec", "--cd", work.to_str().unwrap(), "hi"]);
+    exec.env("RUST_LOG", "debug");
+    let finished = run(&mut exec).await;
+    finished.assert_exit(1);
+    assert!(
+        finished.stderr.contains("could not connect"),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        !finished.stderr.contains("hunter2-secret"),
+        "{}",
+        finished.stderr
+    );
+    for path in scratch.rollout_files() {
+        assert!(
+            !std::fs::read_to_string(path)
+                .unwrap()
+                .contains("hunter2-secret")
+        );
+    }
+}

@@ -93,6 +93,13 @@ impl ResponsesClient {
     /// A client for `provider`, authenticating with `api_key` if given.
     pub fn new(provider: &ProviderConfig, api_key: Option<String>) -> crate::error::Result<Self> {
         let http = shared_http_client()?;
+        // A password in the URL (`https://user:pass@gateway/v1`) would show in
+        // every connection error that names the URL.
+        if let Ok(url) = reqwest::Url::parse(&provider.base_url)
+            && let Some(password) = url.password()
+        {
+            crate::secrets::register(password);
+        }
         Ok(ResponsesClient {
             http,
             url: format!("{}/responses", provider.base_url.trim_end_matches('/')),

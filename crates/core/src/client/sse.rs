@@ -59,6 +59,12 @@ impl SseDecoder {
         SseDecoder::default()
     }
 
+    /// Bytes held: the unfinished line and the event being gathered. Never
+    /// more than [`MAX_EVENT_BYTES`] plus the last chunk pushed.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.pos + self.data.len()
+    }
+
     /// Add bytes from the network.
     pub fn push(&mut self, chunk: &[u8]) {
         // Drop consumed bytes only when they are at least half the buffer:

@@ -62,7 +62,7 @@ pub(super) type RawTable = BTreeMap<String, RawNode>;
 
 /// Reads `path` into a raw table; a missing file is an empty table.
 pub(super) fn read_file(path: &Path) -> Result<RawTable, ConfigError> {
-    match std::fs::read_to_string(path) {
+    match read_text(path) {
         Ok(text) => parse_file(path, &text),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(RawTable::new()),
         Err(error) => Err(ConfigError::Io {
@@ -70,6 +70,42 @@ pub(super) fn read_file(path: &Path) -> Result<RawTable, ConfigError> {
             error,
         }),
     }
+}
+
+/// The largest config file read.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The text of the config file: a regular file (a FIFO would block the read
+/// forever), of at most [`MAX_CONFIG_BYTES`], in UTF-8.
+fn read_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} bytes; a config file is at most 1 MiB", meta.len()),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes)?;
+    String::from_utf8(bytes).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
+        )
+    })
 }
 
 /// Parses the text of the config file at `path`.

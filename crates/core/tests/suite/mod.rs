@@ -1,5 +1,6 @@
 mod approval;
 mod history;
+mod hostile_input;
 mod hostile_server;
 mod idempotency;
 mod interrupt;
