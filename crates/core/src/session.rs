@@ -27,9 +27,8 @@ use crate::rollout::{LoadedRollout, OpenRollout, RolloutRecorder};
 use crate::tools::shell::shell_tool_spec;
 use crate::turn::{TurnContext, TurnOutcome, TurnShared, run_turn, user_message};
 
-/// The timeout of a shell call that names none. Longer than Codex's 10 s: a
-/// coding agent's commands are builds and test suites.
-pub const DEFAULT_TOOL_TIMEOUT: Duration = Duration::from_secs(120);
+/// The timeout of a shell call that names none (stated once, in the shell tool).
+pub const DEFAULT_TOOL_TIMEOUT: Duration = crate::tools::shell::DEFAULT_SHELL_TIMEOUT;
 
 /// What the model reads after a turn the user interrupted.
 pub const INTERRUPTED_MARKER: &str = "<turn_aborted>\nThe user interrupted the previous turn. Any command it was running was stopped; its output above shows how far it got.\n</turn_aborted>";

@@ -37,8 +37,9 @@ use crate::process_tree::{self, CallCgroup, ProcessTree, ToolMarker, kill_tree};
 /// The name the model calls the tool by.
 pub const SHELL_TOOL_NAME: &str = "shell";
 
-/// The timeout when the model gives none (Codex's, which models expect).
-pub const DEFAULT_SHELL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The timeout of a shell call that names none. Longer than Codex's 10 s: a
+/// coding agent's commands are builds and test suites.
+pub const DEFAULT_SHELL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The longest timeout honoured; longer ones are cut to this.
 pub const MAX_SHELL_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -80,8 +81,11 @@ pub fn shell_tool_spec() -> serde_json::Value {
         "description": "Runs a command and returns its exit code and output. \
             `command` is an argv array; for shell syntax use [\"bash\", \"-lc\", \"<script>\"]. \
             The output keeps the first and last 10 KiB. A command still running after \
-            `timeout_ms` (default 10000) is killed with every process it started, and \
-            background processes do not outlive the call.",
+            `timeout_ms` (default 120000) is killed. When the call ends (the command exits, \
+            times out or is interrupted) every process it started is killed: background \
+            jobs too, and processes that left its process group or cleared their \
+            environment. Nothing started here outlives the call; to keep a server \
+            running, run it and use it within one call.",
         "strict": false,
         "parameters": {
             "type": "object",
