@@ -341,3 +341,40 @@ async fn a_password_in_the_providers_url_is_not_printed() {
         );
     }
 }
+
+/// `NO_COLOR` on a terminal: no colour from tiller's output or its logs.
+#[tokio::test]
+async fn no_color_on_a_terminal_means_no_colour_anywhere() {
+    let scratch = Scratch::new();
+    let script = scratch.script(json!([
+        shell_step("call_echo", "echo hello"),
+        text_step("coloured nowhere"),
+    ]));
+    let mut command = std::process::Command::new(TILLER);
+    command
+        .args(["exec", "--cd"])
+        .arg(scratch.work())
+        .arg("--script")
+        .arg(&script)
+        .arg("say it")
+        .env("TILLER_HOME", scratch.home())
+        .env("HOME", scratch.home())
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "debug");
+    let mut tiller = PtyChild::spawn(command, 100, 30);
+    tiller.wait_for("coloured nowhere", DEADLINE);
+    assert_eq!(tiller.wait_exit(DEADLINE).code(), Some(0));
+    let shown = tiller.output();
+    assert!(shown.contains("DEBUG"), "the logs were off: {shown:?}");
+    // Select Graphic Rendition sequences (`ESC [ … m`) are colour and style.
+    let sgr = shown
+        .match_indices("\u{1b}[")
+        .filter(|(at, _)| {
+            shown[at + 2..]
+                .chars()
+                .find(|c| !c.is_ascii_digit() && *c != ';')
+                == Some('m')
+        })
+        .count();
+    assert_eq!(sgr, 0, "colour with NO_COLOR set: {shown:?}");
+}
