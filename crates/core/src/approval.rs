@@ -1,6 +1,6 @@
 //! Approval policy: which commands may run without asking.
 
-use crate::config::ApprovalPolicy;
+use tiller_config::ApprovalPolicy;
 
 /// Whether `command` must be approved by a person before it runs under `policy`.
 pub(crate) fn needs_approval(policy: ApprovalPolicy, command: &[String]) -> bool {

@@ -1,62 +1,24 @@
 //! The engine's error type.
 
-use std::time::Duration;
-
 /// Errors from the engine's parts.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     /// The configuration could not be loaded or is incomplete.
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] tiller_config::ConfigError),
     /// The session's rollout file could not be created or opened.
     #[error("could not save the session: {0}")]
     Rollout(std::io::Error),
-    /// The HTTP client could not be built.
-    #[error("could not build the HTTP client: {0}")]
-    HttpClient(String),
+    /// The session's rollout could not be found or read.
+    #[error(transparent)]
+    RolloutRead(#[from] tiller_rollout::RolloutError),
+    /// The session to continue was not found.
+    #[error(transparent)]
+    Lookup(#[from] tiller_rollout::store::LookupError),
+    /// The model client could not be built.
+    #[error(transparent)]
+    ModelClient(#[from] tiller_model::ClientBuildError),
 }
 
 /// `Result` with [`CoreError`].
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
-
-/// Why a model request did not produce a whole response.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ModelError {
-    /// The request never got a good answer (connect error, 408, 429, 5xx); worth retrying.
-    #[error("{reason}")]
-    RetryableRequest {
-        /// What went wrong, for the retry event.
-        reason: String,
-        /// The server's `Retry-After`, if it sent one.
-        retry_after: Option<Duration>,
-    },
-    /// The response stream broke off (disconnect, idle, malformed); worth retrying.
-    #[error("{reason}")]
-    RetryableStream {
-        /// What went wrong, for the retry event.
-        reason: String,
-    },
-    /// The server refused the request; retrying would not help.
-    #[error("{message}")]
-    Fatal {
-        /// The server's words.
-        message: String,
-        /// The HTTP status, if any.
-        status: Option<u16>,
-    },
-}
-
-impl ModelError {
-    /// The call id named by a `No tool output found for function call X.` 400, if this is one.
-    pub fn missing_tool_output_call_id(&self) -> Option<&str> {
-        let ModelError::Fatal {
-            message,
-            status: Some(400),
-        } = self
-        else {
-            return None;
-        };
-        let rest = message.strip_prefix("No tool output found for function call ")?;
-        Some(rest.trim_end().trim_end_matches('.'))
-    }
-}

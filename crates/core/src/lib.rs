@@ -7,24 +7,25 @@
 //! separate modules the turn drives.
 #![deny(missing_docs)]
 
-pub mod config;
-pub mod process_tree;
 pub mod tools;
 
 mod approval;
-pub mod client;
 pub mod error;
 mod events;
 pub mod history;
-pub mod orphan_guard;
-pub mod rollout;
-pub mod secrets;
 mod session;
 mod turn;
 
-pub use error::{CoreError, ModelError, Result};
+pub use error::{CoreError, Result};
 pub use events::{EventSender, EventStream, MAX_QUEUED_OUTPUT_BYTES, event_channel};
 pub use session::{
     DEFAULT_TOOL_TIMEOUT, INTERRUPTED_MARKER, REPLACED_MARKER, SessionHandle, SessionOptions,
     SessionSource, spawn_session,
 };
+pub use tiller_config as config;
+pub use tiller_model as client;
+pub use tiller_model::ModelError;
+pub use tiller_process as process_tree;
+pub use tiller_process::orphan_guard;
+pub use tiller_rollout as rollout;
+pub use tiller_secrets as secrets;

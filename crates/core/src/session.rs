@@ -17,15 +17,15 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{ModelRequest, ResponsesClient};
-use crate::config::Config;
 use crate::error::CoreError;
 use crate::events::{EventSink, EventStream, TurnEmitter};
 use crate::history::{ABORTED_BEFORE_OUTPUT, History};
-use crate::rollout::timestamp::UtcTime;
-use crate::rollout::{LoadedRollout, OpenRollout, RolloutRecorder};
 use crate::tools::shell::shell_tool_spec;
 use crate::turn::{TurnContext, TurnOutcome, TurnShared, run_turn, user_message};
+use tiller_config::Config;
+use tiller_model::{ModelRequest, ResponsesClient};
+use tiller_rollout::timestamp::UtcTime;
+use tiller_rollout::{LoadedRollout, OpenRollout, RolloutRecorder};
 
 /// The timeout of a shell call that names none (stated once, in the shell tool).
 pub const DEFAULT_TOOL_TIMEOUT: Duration = crate::tools::shell::DEFAULT_SHELL_TIMEOUT;
@@ -58,7 +58,7 @@ pub enum SessionSource {
     /// A new conversation, saved under `$TILLER_HOME/sessions`.
     New,
     /// A saved conversation, continued in the same file, which the session
-    /// holds locked while it runs (see [`crate::rollout::open`]).
+    /// holds locked while it runs (see [`tiller_rollout::open`]).
     Resume(Box<OpenRollout>),
 }
 
@@ -120,7 +120,7 @@ pub fn spawn_session(
             (id.into(), Vec::new(), Some(recorder), None)
         }
         SessionSource::Resume(open) => {
-            let OpenRollout { loaded, file } = *open;
+            let (loaded, file) = open.into_parts();
             let LoadedRollout {
                 path,
                 meta,

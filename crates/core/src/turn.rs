@@ -18,13 +18,13 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::approval::needs_approval;
-use crate::client::retry::{RetryBudget, RetryState};
-use crate::client::{ModelRequest, OutputItem, ResponseEvent};
-use crate::error::ModelError;
 use crate::events::TurnEmitter;
 use crate::history::ABORTED_BEFORE_OUTPUT;
 use crate::session::SessionShared;
 use crate::tools::shell::{self, SHELL_TOOL_NAME, ShellArgs, ShellRequest};
+use tiller_model::ModelError;
+use tiller_model::retry::{RetryBudget, RetryState};
+use tiller_model::{ModelRequest, OutputItem, ResponseEvent};
 
 /// How a turn task ended.
 #[derive(Debug)]

@@ -31,8 +31,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{ChildStderr, ChildStdout, Command};
 use tokio_util::sync::CancellationToken;
 
-use crate::orphan_guard;
-use crate::process_tree::{self, CallCgroup, ProcessTree, ToolMarker, kill_tree};
+use tiller_process::orphan_guard;
+use tiller_process::{CallCgroup, ProcessTree, ToolMarker, kill_tree};
 
 /// The name the model calls the tool by.
 pub const SHELL_TOOL_NAME: &str = "shell";
@@ -426,7 +426,7 @@ pub async fn run_shell(
     }
     // Registered before the spawn, so a tiller killed at any instant leaves no orphan.
     let guarded = orphan_guard::guard(marker_value, cgroup.as_ref().map(CallCgroup::path));
-    let (mut child, _registration) = match process_tree::spawn_registered(&mut command) {
+    let (mut child, _registration) = match tiller_process::spawn_registered(&mut command) {
         Ok(spawned) => spawned,
         Err(err) => {
             // As a shell reports it: 127 for a command that is not there, 126
@@ -541,7 +541,7 @@ struct KillTreeOnDrop<'a> {
 impl Drop for KillTreeOnDrop<'_> {
     fn drop(&mut self) {
         if self.armed {
-            process_tree::kill_tree_now(self.tree);
+            tiller_process::kill_tree_now(self.tree);
         }
     }
 }
@@ -680,7 +680,7 @@ impl OutputPump {
         if !text.is_empty() {
             // A command that prints a registered key (a dotfile, a debug
             // dump) must not hand it to the model, the screen or the file.
-            let text = crate::secrets::redact(text);
+            let text = tiller_secrets::redact(text);
             self.output.push(&text);
             on_output(stream, &text);
         }
@@ -691,7 +691,7 @@ impl OutputPump {
     fn finish(self) -> (String, usize) {
         let total = self.output.total;
         (
-            crate::secrets::redact_owned(self.output.into_string()),
+            tiller_secrets::redact_owned(self.output.into_string()),
             total,
         )
     }
@@ -878,7 +878,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::process_tree::become_subreaper;
+    use tiller_process::become_subreaper;
 
     fn bash(script: &str) -> ShellRequest {
         ShellRequest {

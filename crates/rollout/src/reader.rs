@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use super::file::{LockWait, LockedFile, OpenError, open_locked, open_regular, read_all};
+use crate::file::{LockWait, LockedFile, OpenError, open_locked, open_regular, read_all};
 use tiller_protocol::{
     ErrorInfo, LifecycleEvent, QueueSnapshot, QueuedInput, ResponseItem, RolloutItem, RolloutLine,
     SessionMeta, TurnAbortReason,
@@ -128,7 +128,14 @@ fn holder(pid: Option<u32>) -> String {
 pub struct OpenRollout {
     /// What the file holds.
     pub loaded: LoadedRollout,
-    pub(crate) file: LockedFile,
+    file: LockedFile,
+}
+
+impl OpenRollout {
+    /// The content, and the locked file for the session that continues it.
+    pub fn into_parts(self) -> (LoadedRollout, LockedFile) {
+        (self.loaded, self.file)
+    }
 }
 
 /// Read `path` (for listing and inspection; see [`open`] to continue a
@@ -158,7 +165,7 @@ pub fn open(path: &Path, wait: LockWait) -> Result<OpenRollout, RolloutError> {
         Err(OpenError::Io(source)) => return Err(io(source)),
         Err(OpenError::InUse { pid }) => {
             return Err(RolloutError::InUse {
-                id: super::store::session_id_of(path).unwrap_or("?").to_string(),
+                id: crate::store::session_id_of(path).unwrap_or("?").to_string(),
                 path: path.to_path_buf(),
                 pid,
             });

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::reader::{LastTurn, load};
-use super::timestamp::UtcTime;
+use crate::reader::{LastTurn, load};
+use crate::timestamp::UtcTime;
 
 /// Length of a session id (a UUID in its hyphenated form).
 const ID_LEN: usize = 36;

@@ -103,6 +103,7 @@ use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
 
 pub mod cgroup;
+pub mod orphan_guard;
 
 pub use cgroup::CallCgroup;
 

@@ -27,9 +27,9 @@ use nix::fcntl::Flock;
 use tiller_protocol::{RolloutItem, RolloutLine, SessionMeta};
 use tokio::sync::oneshot;
 
-use super::file::{LockWait, LockedFile, OpenError, lock};
-use super::store;
-use super::timestamp::UtcTime;
+use crate::file::{LockWait, LockedFile, OpenError, lock};
+use crate::store;
+use crate::timestamp::UtcTime;
 
 /// Pending bytes past this are handed to the OS without waiting for a
 /// request, as a `BufWriter` would.
@@ -92,7 +92,7 @@ impl RolloutRecorder {
         RolloutRecorder::start(writer)
     }
 
-    /// Continue the rollout `file` (locked by [`super::open`]), first appending
+    /// Continue the rollout `file` (locked by [`crate::open`]), first appending
     /// `closing` (the lines that close a turn cut off by a crash) and making
     /// them durable. If the file's last line was cut off (no final newline), a
     /// newline is appended first so new lines start clean; the bytes already
@@ -132,7 +132,7 @@ impl RolloutRecorder {
             .spawn(move || {
                 // The writer never spawns a process: `kill_tree` need not
                 // look for children under it (there is one per session).
-                let _childless = crate::process_tree::childless_thread();
+                let _childless = tiller_process::childless_thread();
                 write_loop(writer, &rx);
             })?;
         Ok(RolloutRecorder { tx, path })
@@ -231,7 +231,7 @@ impl Writer {
         let text = serde_json::to_string(&line)?;
         // Keys must not reach the disk, whatever carried them here.
         self.pending
-            .extend_from_slice(crate::secrets::redact(&text).as_bytes());
+            .extend_from_slice(tiller_secrets::redact(&text).as_bytes());
         self.pending.push(b'\n');
         Ok(())
     }

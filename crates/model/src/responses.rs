@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use tiller_protocol::{ResponseItem, TokenUsage};
 
 use super::sse::{SseDecoder, SseEvent};
-use crate::config::ProviderConfig;
-use crate::error::{CoreError, ModelError};
+use crate::error::{ClientBuildError, ModelError};
+use tiller_config::ProviderConfig;
 
 /// What one model request sends.
 #[derive(Debug, Clone)]
@@ -91,14 +91,17 @@ pub struct ResponsesClient {
 
 impl ResponsesClient {
     /// A client for `provider`, authenticating with `api_key` if given.
-    pub fn new(provider: &ProviderConfig, api_key: Option<String>) -> crate::error::Result<Self> {
+    pub fn new(
+        provider: &ProviderConfig,
+        api_key: Option<String>,
+    ) -> Result<Self, ClientBuildError> {
         let http = shared_http_client()?;
         // A password in the URL (`https://user:pass@gateway/v1`) would show in
         // every connection error that names the URL.
         if let Ok(url) = reqwest::Url::parse(&provider.base_url)
             && let Some(password) = url.password()
         {
-            crate::secrets::register(password);
+            tiller_secrets::register(password);
         }
         Ok(ResponsesClient {
             http,
@@ -177,7 +180,7 @@ async fn read_error_body(response: reqwest::Response, limit: Duration) -> String
 /// A server's words as tiller repeats them: keys it may have echoed are
 /// redacted, and the text is cut to [`MAX_SERVER_WORDS`] bytes.
 pub(crate) fn server_words(text: &str) -> String {
-    let text = crate::secrets::redact(text);
+    let text = tiller_secrets::redact(text);
     if text.len() <= MAX_SERVER_WORDS {
         return text.into_owned();
     }
@@ -190,6 +193,15 @@ pub(crate) fn server_words(text: &str) -> String {
         &text[..cut],
         text.len() - cut
     )
+}
+
+impl crate::ModelClient for ResponsesClient {
+    fn stream<'a>(&'a self, request: &'a ModelRequest) -> crate::StreamFuture<'a> {
+        Box::pin(async move {
+            let stream = ResponsesClient::stream(self, request).await?;
+            Ok(stream.into_stream())
+        })
+    }
 }
 
 /// The events of one response, with the idle timeout applied to every read.
@@ -211,6 +223,14 @@ impl std::fmt::Debug for ResponseStream {
 }
 
 impl ResponseStream {
+    /// As a [`crate::ModelStream`]: one allocation for the whole response,
+    /// none per event.
+    pub fn into_stream(self) -> crate::ModelStream {
+        Box::pin(futures::stream::unfold(self, |mut stream| async move {
+            stream.next().await.map(|event| (event, stream))
+        }))
+    }
+
     /// The next event; `None` after `Completed` or an error.
     pub async fn next(&mut self) -> Option<Result<ResponseEvent, ModelError>> {
         while !self.done {
@@ -464,7 +484,7 @@ fn human_duration(d: Duration) -> String {
 /// root certificates (about 3 ms), and sessions (app-server threads) share its
 /// connection pool. Idle timeouts are applied per read by [`ResponseStream`],
 /// so nothing in the client is per provider.
-fn shared_http_client() -> crate::error::Result<reqwest::Client> {
+fn shared_http_client() -> Result<reqwest::Client, ClientBuildError> {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     if let Some(client) = CLIENT.get() {
         return Ok(client.clone());
@@ -473,7 +493,7 @@ fn shared_http_client() -> crate::error::Result<reqwest::Client> {
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(30))
         .build()
-        .map_err(|e| CoreError::HttpClient(e.to_string()))?;
+        .map_err(|e| ClientBuildError(e.to_string()))?;
     Ok(CLIENT.get_or_init(|| client).clone())
 }
 

@@ -25,7 +25,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::process_tree::TOOL_MARKER_ENV;
+use crate::TOOL_MARKER_ENV;
 
 /// The watchdog. `$1` is the marker variable's name.
 const WATCHDOG: &str = r#"
@@ -61,7 +61,7 @@ done
 struct Watchdog {
     _child: Child,
     /// Keeps the watchdog out of what `kill_tree` takes for a call's orphans.
-    _registration: crate::process_tree::DirectChild,
+    _registration: crate::DirectChild,
     stdin: ChildStdin,
 }
 
@@ -95,7 +95,7 @@ fn start() -> std::io::Result<Watchdog> {
         .take()
         .ok_or_else(|| std::io::Error::other("the watchdog has no stdin"))?;
     Ok(Watchdog {
-        _registration: crate::process_tree::register_helper(child.id()),
+        _registration: crate::register_helper(child.id()),
         _child: child,
         stdin,
     })

@@ -107,8 +107,8 @@ impl ProviderConfig {
     pub fn api_key(&self) -> Result<Option<String>, ConfigError> {
         let key = self.api_key_from(&|var| std::env::var(var).ok())?;
         if let (Some(key), Some(var)) = (&key, &self.env_key) {
-            crate::secrets::register(key);
-            crate::secrets::conceal_env_var(var);
+            tiller_secrets::register(key);
+            tiller_secrets::conceal_env_var(var);
         }
         Ok(key)
     }

@@ -102,9 +102,7 @@ impl CallCgroup {
     /// cgroup: one `write(2)` of `0` on a file opened before the fork, which
     /// allocates nothing. A failure leaves the child where it is (the call
     /// still runs, tracked without a cgroup) rather than failing the spawn.
-    pub(crate) fn enter_hook(
-        &self,
-    ) -> io::Result<impl FnMut() -> io::Result<()> + Send + Sync + 'static> {
+    pub fn enter_hook(&self) -> io::Result<impl FnMut() -> io::Result<()> + Send + Sync + 'static> {
         let procs = self.procs.try_clone()?;
         Ok(move || {
             let _ = (&procs).write(b"0");
@@ -114,7 +112,7 @@ impl CallCgroup {
 }
 
 /// The live pids listed in the cgroup at `dir`.
-pub(crate) fn pids(dir: &Path) -> Vec<i32> {
+pub fn pids(dir: &Path) -> Vec<i32> {
     std::fs::read_to_string(dir.join("cgroup.procs"))
         .map(|text| {
             text.split_ascii_whitespace()
@@ -126,7 +124,7 @@ pub(crate) fn pids(dir: &Path) -> Vec<i32> {
 
 /// `SIGKILL` everything in the cgroup at `dir` at once (`cgroup.kill`, Linux
 /// 5.14); without it, the listed pids one by one.
-pub(crate) fn kill_all(dir: &Path) {
+pub fn kill_all(dir: &Path) {
     let killed = OpenOptions::new()
         .write(true)
         .open(dir.join("cgroup.kill"))
