@@ -29,5 +29,5 @@ pub use types::{
     ItemCompletedNotification, ItemStartedNotification, QueueChangedNotification, QueuedSubmission,
     ServerNotification, Thread, ThreadItem, ThreadStartedNotification, ThreadStatus,
     ThreadStatusChangedNotification, Turn, TurnCompletedNotification, TurnError,
-    TurnStartedNotification, TurnStatus, UserInput,
+    TurnStartedNotification, TurnStatus, UserInput, WarningNotification,
 };

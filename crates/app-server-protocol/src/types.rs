@@ -315,6 +315,17 @@ pub struct ErrorNotification {
     pub will_retry: bool,
 }
 
+/// `warning`: something a person should know, e.g. that a resumed thread's
+/// folder is gone and it runs in another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WarningNotification {
+    /// The thread it is about, if one.
+    pub thread_id: Option<String>,
+    /// The warning.
+    pub message: String,
+}
+
 /// tiller: `thread/queue/changed`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -344,6 +355,8 @@ pub enum ServerNotification {
     CommandExecutionOutputDelta(CommandExecutionOutputDeltaNotification),
     /// `error`.
     Error(ErrorNotification),
+    /// `warning`.
+    Warning(WarningNotification),
     /// tiller: `thread/queue/changed`.
     QueueChanged(QueueChangedNotification),
 }
@@ -363,6 +376,7 @@ impl ServerNotification {
                 "item/commandExecution/outputDelta"
             }
             ServerNotification::Error(_) => "error",
+            ServerNotification::Warning(_) => "warning",
             ServerNotification::QueueChanged(_) => "thread/queue/changed",
         }
     }
@@ -379,6 +393,7 @@ impl ServerNotification {
             ServerNotification::AgentMessageDelta(p) => serde_json::to_value(p),
             ServerNotification::CommandExecutionOutputDelta(p) => serde_json::to_value(p),
             ServerNotification::Error(p) => serde_json::to_value(p),
+            ServerNotification::Warning(p) => serde_json::to_value(p),
             ServerNotification::QueueChanged(p) => serde_json::to_value(p),
         };
         // Plain structs of strings and numbers always serialize.

@@ -3,30 +3,98 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tiller_app_server_protocol::{ThreadItem, UserInput as WireInput};
-use tiller_core::tools::shell::display_command;
-use tiller_protocol::{ResponseItem, UserInput};
+use tiller_protocol::{ExecEndStatus, TurnItem, TurnItemKind, UserInput, display_command};
 
-/// Wire input to engine input. Text and mentions become text; images are not
-/// sent to the model yet and are left out.
+/// Wire input to engine input, as the person gave it (the engine decides what
+/// the model reads of it: text and mentions; images are not sent yet).
 pub(crate) fn engine_input(input: &[WireInput]) -> Vec<UserInput> {
     input
         .iter()
-        .filter_map(|item| match item {
-            WireInput::Text { text } => Some(UserInput::text(text.clone())),
-            WireInput::Mention { name, path } => Some(UserInput::text(format!("@{name} ({path})"))),
-            WireInput::Image { .. } | WireInput::LocalImage { .. } => None,
+        .map(|item| match item {
+            WireInput::Text { text } => UserInput::text(text.clone()),
+            WireInput::Mention { name, path } => UserInput::Mention {
+                name: name.clone(),
+                path: path.clone(),
+            },
+            WireInput::Image { url } => UserInput::Image {
+                url: url.clone().unwrap_or_default(),
+            },
+            WireInput::LocalImage { path } => UserInput::LocalImage { path: path.clone() },
         })
         .collect()
 }
 
-/// Engine input back to wire input (for `unsentInput`).
+/// Engine input back to wire input.
 pub(crate) fn wire_input(input: &[UserInput]) -> Vec<WireInput> {
     input
         .iter()
-        .map(|item| WireInput::Text {
-            text: item.as_text().to_string(),
+        .map(|item| match item {
+            UserInput::Text { text } => WireInput::Text { text: text.clone() },
+            UserInput::Mention { name, path } => WireInput::Mention {
+                name: name.clone(),
+                path: path.clone(),
+            },
+            UserInput::Image { url } => WireInput::Image {
+                url: Some(url.clone()),
+            },
+            UserInput::LocalImage { path } => WireInput::LocalImage { path: path.clone() },
         })
         .collect()
+}
+
+/// An engine item as a thread item: the one mapping, for live notifications
+/// and for the turns `thread/resume` returns alike.
+pub(crate) fn thread_item(item: &TurnItem) -> ThreadItem {
+    let id = item.id.clone();
+    match &item.kind {
+        TurnItemKind::UserMessage {
+            content,
+            client_message_id,
+        } => ThreadItem::UserMessage {
+            id,
+            content: wire_input(content),
+            client_id: client_message_id.clone(),
+        },
+        TurnItemKind::AgentMessage { text } => ThreadItem::AgentMessage {
+            id,
+            text: text.clone(),
+        },
+        TurnItemKind::Reasoning { text } => ThreadItem::Reasoning {
+            id,
+            summary: if text.is_empty() {
+                Vec::new()
+            } else {
+                vec![text.clone()]
+            },
+            content: Vec::new(),
+        },
+        TurnItemKind::CommandExecution {
+            command,
+            cwd,
+            status,
+            exit_code,
+            duration_ms,
+            aggregated_output,
+            ..
+        } => ThreadItem::CommandExecution {
+            id,
+            command: display_command(command),
+            cwd: cwd.clone(),
+            status: match status {
+                None => "inProgress",
+                Some(ExecEndStatus::Completed) => "completed",
+                Some(ExecEndStatus::Denied) => "declined",
+                Some(ExecEndStatus::Failed | ExecEndStatus::TimedOut | ExecEndStatus::Aborted) => {
+                    "failed"
+                }
+            }
+            .to_string(),
+            command_actions: Vec::new(),
+            exit_code: *exit_code,
+            aggregated_output: aggregated_output.clone(),
+            duration_ms: duration_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+        },
+    }
 }
 
 /// Unix milliseconds now.
@@ -48,53 +116,65 @@ pub(crate) fn created_secs(session_id: &str) -> i64 {
     i64::from_str_radix(&hex, 16).map_or_else(|_| now_secs(), |ms| ms / 1000)
 }
 
-/// History items of a recorded turn as thread items (messages and commands).
-pub(crate) fn thread_items(items: &[ResponseItem], turn_id: &str, cwd: &str) -> Vec<ThreadItem> {
-    let mut out = Vec::new();
-    for (n, item) in items.iter().enumerate() {
-        let id = format!("{turn_id}-{n}");
-        match item {
-            ResponseItem::Message { role, content } => {
-                let text: String = content.iter().map(|c| c.text()).collect();
-                match role.as_str() {
-                    "user" => out.push(ThreadItem::UserMessage {
-                        id,
-                        content: vec![WireInput::Text { text }],
-                        client_id: None,
-                    }),
-                    "assistant" => out.push(ThreadItem::AgentMessage { id, text }),
-                    _ => {}
-                }
-            }
-            ResponseItem::FunctionCall {
-                arguments, call_id, ..
-            } => {
-                let command = serde_json::from_str::<serde_json::Value>(arguments)
-                    .ok()
-                    .and_then(|v| v.get("command").cloned())
-                    .and_then(|c| serde_json::from_value::<Vec<String>>(c).ok())
-                    .map_or_else(|| arguments.clone(), |argv| display_command(&argv));
-                let output = items.iter().find_map(|other| match other {
-                    ResponseItem::FunctionCallOutput { call_id: c, output } if c == call_id => {
-                        Some(output.clone())
-                    }
-                    ResponseItem::Message { .. }
-                    | ResponseItem::FunctionCall { .. }
-                    | ResponseItem::FunctionCallOutput { .. } => None,
-                });
-                out.push(ThreadItem::CommandExecution {
-                    id,
-                    command,
-                    cwd: cwd.to_string(),
-                    status: "completed".to_string(),
-                    command_actions: Vec::new(),
-                    exit_code: None,
-                    aggregated_output: output,
-                    duration_ms: None,
-                });
-            }
-            ResponseItem::FunctionCallOutput { .. } => {}
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_engine_item_kind_maps_to_its_thread_item() {
+        let user = TurnItem::new(
+            "t-item-1",
+            TurnItemKind::UserMessage {
+                content: vec![
+                    UserInput::text("look"),
+                    UserInput::Mention {
+                        name: "lib".into(),
+                        path: "src/lib.rs".into(),
+                    },
+                ],
+                client_message_id: Some("c-1".into()),
+            },
+        );
+        assert_eq!(
+            serde_json::to_value(thread_item(&user)).unwrap(),
+            serde_json::json!({"type": "userMessage", "id": "t-item-1", "clientId": "c-1",
+                "content": [{"type": "text", "text": "look"},
+                            {"type": "mention", "name": "lib", "path": "src/lib.rs"}]})
+        );
+        let command = TurnItem::new(
+            "t-item-2",
+            TurnItemKind::CommandExecution {
+                call_id: "c".into(),
+                command: vec!["bash".into(), "-lc".into(), "echo hi".into()],
+                cwd: "/w".into(),
+                status: Some(ExecEndStatus::Aborted),
+                exit_code: None,
+                duration_ms: Some(12),
+                aggregated_output: Some("hi\n".into()),
+            },
+        );
+        assert_eq!(
+            serde_json::to_value(thread_item(&command)).unwrap(),
+            serde_json::json!({"type": "commandExecution", "id": "t-item-2",
+                "command": "bash -lc 'echo hi'", "cwd": "/w", "status": "failed",
+                "commandActions": [], "exitCode": null, "aggregatedOutput": "hi\n",
+                "durationMs": 12})
+        );
+        let reasoning = TurnItem::new("t-item-3", TurnItemKind::Reasoning { text: "so".into() });
+        assert_eq!(
+            serde_json::to_value(thread_item(&reasoning)).unwrap(),
+            serde_json::json!({"type": "reasoning", "id": "t-item-3", "summary": ["so"], "content": []})
+        );
+        // Wire input survives the round trip through the engine.
+        let wire = vec![
+            WireInput::Text { text: "a".into() },
+            WireInput::Image {
+                url: Some("http://x/i.png".into()),
+            },
+            WireInput::LocalImage {
+                path: "/i.png".into(),
+            },
+        ];
+        assert_eq!(wire_input(&engine_input(&wire)), wire);
     }
-    out
 }

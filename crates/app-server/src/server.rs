@@ -8,12 +8,12 @@ use tiller_app_server_protocol::{
     ClientRequest, ErrorCode, Incoming, InitializeResponse, JsonRpcError, QueueAddResponse,
     QueuedSubmission, RequestId, ServerNotification, ThreadResumeParams, ThreadStartParams,
     ThreadStartResponse, ThreadStartedNotification, Turn, TurnError, TurnStartResponse, TurnStatus,
-    UserInput as WireInput, parse_line,
+    WarningNotification, parse_line,
 };
-use tiller_core::config::{ApprovalPolicy, Config, ConfigOverrides};
+use tiller_core::config::{ApprovalPolicy, ConfigOverrides};
+use tiller_core::rollout::LastTurn;
 use tiller_core::rollout::store::{SessionQuery, find_session, session_id_of};
-use tiller_core::rollout::{self, LastTurn, LoadedRollout, LockWait};
-use tiller_core::{SessionOptions, SessionSource, spawn_session};
+use tiller_core::{CoreError, OpenedSession, Resume, Resumed, SessionBuilder};
 use tiller_jsonl::{Frame, LineFramer};
 use tiller_protocol::QueuedInput;
 use tokio::io::AsyncReadExt;
@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 
-use crate::convert::{created_secs, thread_items};
+use crate::convert::{created_secs, thread_item, wire_input};
 use crate::outgoing::Outgoing;
 use crate::thread::{
     Idempotent, Replies, ThreadCommand, ThreadHandle, ThreadInfo, entries_started_by, spawn_driver,
@@ -176,7 +176,7 @@ impl Server {
         };
         match request {
             ClientRequest::Initialize(_) => self.initialize(id),
-            ClientRequest::ThreadStart(params) => self.thread_start(id, params),
+            ClientRequest::ThreadStart(params) => self.thread_start(id, params).await,
             ClientRequest::ThreadResume(params) => self.thread_resume(id, params).await,
             ClientRequest::TurnStart(ref p) => self.route(id, p.thread_id.clone(), request),
             ClientRequest::TurnSteer(ref p) => self.route(id, p.thread_id.clone(), request),
@@ -233,11 +233,8 @@ impl Server {
         }
     }
 
-    fn config(
-        &self,
-        params: &ThreadStartParams,
-        cwd: Option<String>,
-    ) -> Result<Config, JsonRpcError> {
+    /// A session builder with the overrides of `params`.
+    fn builder(&self, params: &ThreadStartParams) -> SessionBuilder {
         let approval_policy = params
             .approval_policy
             .as_ref()
@@ -251,44 +248,30 @@ impl Server {
             model: params.model.clone(),
             provider: params.model_provider.clone(),
             approval_policy,
-            cwd: params.cwd.clone().or(cwd).map(PathBuf::from),
+            cwd: params.cwd.clone().map(PathBuf::from),
             ..ConfigOverrides::default()
         };
-        let invalid =
-            |e: &dyn std::fmt::Display| JsonRpcError::new(ErrorCode::InvalidParams, e.to_string());
-        let loaded = Config::load(&self.options.tiller_home, overrides).map_err(|e| invalid(&e))?;
-        for warning in &loaded.warnings {
-            tracing::warn!("{warning}");
-        }
-        let mut config = loaded.config;
-        config.base_instructions = params.base_instructions.clone();
-        config.developer_instructions = params.developer_instructions.clone();
-        Ok(config)
+        SessionBuilder::new(&self.options.tiller_home)
+            .overrides(overrides)
+            .base_instructions(params.base_instructions.clone())
+            .developer_instructions(params.developer_instructions.clone())
     }
 
-    fn thread_start(&mut self, id: RequestId, params: ThreadStartParams) {
-        let started = self.config(&params, None).and_then(|config| {
-            spawn_thread(
-                &self.out,
-                config,
-                SessionSource::New,
-                String::new(),
-                Vec::new(),
-                Vec::new(),
-                HashMap::new(),
-            )
-        });
-        match started {
-            Ok((handle, info)) => {
+    async fn thread_start(&mut self, id: RequestId, params: ThreadStartParams) {
+        match self.builder(&params).spawn().await {
+            Ok(mut opened) => {
+                let warnings = std::mem::take(&mut opened.warnings);
+                let (handle, info) = self.spawn_thread(opened);
                 let response = info.response(true);
                 let thread = response.thread.clone();
-                self.threads.insert(info.id, handle);
+                self.threads.insert(info.id.clone(), handle);
                 self.out.respond_with(id, &response);
                 self.out.notify(&ServerNotification::ThreadStarted(
                     ThreadStartedNotification { thread },
                 ));
+                self.warn(&info.id, warnings);
             }
-            Err(error) => self.out.error(Some(id), error),
+            Err(error) => self.out.error(Some(id), core_error(&error)),
         }
     }
 
@@ -309,7 +292,7 @@ impl Server {
         if let Some(response) = self.loaded_thread(&asked).await {
             return self.out.respond_with(id, &response);
         }
-        // Finding and reading the file is blocking work: off the event loop.
+        // Finding the file is blocking work: off the event loop.
         let home = self.options.tiller_home.clone();
         let found = tokio::task::spawn_blocking(move || {
             find_session(&home, &SessionQuery::Id(asked)).map_err(|e| e.to_string())
@@ -331,49 +314,73 @@ impl Server {
         } {
             return self.out.respond_with(id, &response);
         }
-        let opened = tokio::task::spawn_blocking(move || {
-            rollout::open(&path, LockWait::No).map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
-        let opened = match opened {
-            Ok(opened) => opened,
-            Err(message) => {
-                return self.out.error(
-                    Some(id),
-                    JsonRpcError::new(ErrorCode::InvalidRequest, message),
-                );
-            }
-        };
-        let loaded = &opened.loaded;
-        for warning in &loaded.warnings {
-            tracing::warn!("{warning}");
-        }
-        let cwd = std::path::Path::new(&loaded.meta.cwd)
-            .is_dir()
-            .then(|| loaded.meta.cwd.clone());
-        let preview = loaded.first_prompt.clone().unwrap_or_default();
-        let turns = recorded_turns(loaded);
-        let queue = restored_queue(loaded);
-        let replies = restored_replies(loaded, &turns);
-        let started = self.config(&params.overrides, cwd).and_then(|config| {
-            spawn_thread(
-                &self.out,
-                config,
-                SessionSource::Resume(Box::new(opened)),
-                preview,
-                turns,
-                queue,
-                replies,
-            )
-        });
-        match started {
-            Ok((handle, info)) => {
+        let opened = self
+            .builder(&params.overrides)
+            .resume(Resume::Path(path))
+            .spawn()
+            .await;
+        match opened {
+            Ok(mut opened) => {
+                let warnings = std::mem::take(&mut opened.warnings);
+                let (handle, info) = self.spawn_thread(opened);
                 self.out.respond_with(id, &info.response(true));
-                self.threads.insert(info.id, handle);
+                self.threads.insert(info.id.clone(), handle);
+                self.warn(&info.id, warnings);
             }
-            Err(error) => self.out.error(Some(id), error),
+            Err(error) => self.out.error(Some(id), core_error(&error)),
         }
+    }
+
+    /// What opening a thread warned about (its config, a folder that is
+    /// gone), as `warning` notifications after the response, and in the log.
+    fn warn(&self, thread_id: &str, warnings: Vec<String>) {
+        for message in warnings {
+            tracing::warn!("{message}");
+            self.out
+                .notify(&ServerNotification::Warning(WarningNotification {
+                    thread_id: Some(thread_id.to_string()),
+                    message,
+                }));
+        }
+    }
+
+    /// A driver for an opened session: its saved turns, queue and answers
+    /// restored.
+    fn spawn_thread(&self, opened: OpenedSession) -> (ThreadHandle, ThreadInfo) {
+        let config = &opened.config;
+        let id = opened.handle.session_id().to_string();
+        let (preview, turns, queue, replies) = match &opened.resumed {
+            Some(resumed) => {
+                let turns = recorded_turns(resumed);
+                let replies = restored_replies(resumed, &turns);
+                (
+                    resumed.first_prompt.clone().unwrap_or_default(),
+                    turns,
+                    restored_queue(resumed),
+                    replies,
+                )
+            }
+            None => (String::new(), Vec::new(), Vec::new(), Replies::new()),
+        };
+        let info = ThreadInfo {
+            created_at: created_secs(&id),
+            id,
+            model: config.model.clone(),
+            provider: config.provider.id.clone(),
+            cwd: config.cwd.display().to_string(),
+            approval_policy: config.approval_policy.to_string(),
+            preview,
+            turns,
+        };
+        let handle = spawn_driver(
+            info.clone(),
+            opened.handle,
+            opened.events,
+            self.out.clone(),
+            queue,
+            replies,
+        );
+        (handle, info)
     }
 
     /// Interrupt every running turn (processes killed, rollouts flushed), within a deadline.
@@ -396,47 +403,6 @@ impl Server {
     }
 }
 
-fn spawn_thread(
-    out: &Outgoing,
-    config: Config,
-    source: SessionSource,
-    preview: String,
-    turns: Vec<Turn>,
-    queue: Vec<QueuedSubmission>,
-    replies: Replies,
-) -> Result<(ThreadHandle, ThreadInfo), JsonRpcError> {
-    let api_key = config
-        .provider
-        .api_key()
-        .map_err(|e| JsonRpcError::new(ErrorCode::InvalidRequest, e.to_string()))?;
-    let info_base = (
-        config.model.clone(),
-        config.provider.id.clone(),
-        config.cwd.display().to_string(),
-        config.approval_policy.to_string(),
-    );
-    let (session, events) = spawn_session(SessionOptions {
-        config,
-        api_key,
-        source,
-    })
-    .map_err(|e| JsonRpcError::new(ErrorCode::InternalError, e.to_string()))?;
-    let id = session.session_id().to_string();
-    let (model, provider, cwd, approval_policy) = info_base;
-    let info = ThreadInfo {
-        created_at: created_secs(&id),
-        id,
-        model,
-        provider,
-        cwd,
-        approval_policy,
-        preview,
-        turns,
-    };
-    let handle = spawn_driver(info.clone(), session, events, out.clone(), queue, replies);
-    Ok((handle, info))
-}
-
 /// A thread id as the server keys its threads: session ids are lowercase
 /// UUIDs, and a client may send one in upper case.
 fn canonical_id(thread_id: &str) -> String {
@@ -452,14 +418,7 @@ fn queued_submission(q: &QueuedInput) -> QueuedSubmission {
             .original
             .clone()
             .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_else(|| {
-                q.items
-                    .iter()
-                    .map(|i| WireInput::Text {
-                        text: i.as_text().to_string(),
-                    })
-                    .collect()
-            }),
+            .unwrap_or_else(|| wire_input(&q.items)),
     }
 }
 
@@ -467,11 +426,11 @@ fn queued_submission(q: &QueuedInput) -> QueuedSubmission {
 /// entries that a turn started after it already carries (the process died
 /// between starting that turn and saving the emptied queue). A turn whose
 /// input never reached the rollout carries nothing: its entries stay queued.
-fn restored_queue(loaded: &LoadedRollout) -> Vec<QueuedSubmission> {
+fn restored_queue(loaded: &Resumed) -> Vec<QueuedSubmission> {
     let started: HashSet<&str> = loaded
         .turns
         .iter()
-        .filter(|turn| !turn.items.is_empty())
+        .filter(|turn| !turn.history.is_empty())
         .filter_map(|turn| turn.client_message_id.as_deref())
         .filter_map(entries_started_by)
         .flatten()
@@ -489,7 +448,7 @@ fn restored_queue(loaded: &LoadedRollout) -> Vec<QueuedSubmission> {
 /// client that resends after reconnecting gets the original answer: the turns
 /// that were started with one, and every message ever queued (also those that
 /// have run or were deleted since: a repeat must not queue them again).
-fn restored_replies(loaded: &LoadedRollout, turns: &[Turn]) -> Replies {
+fn restored_replies(loaded: &Resumed, turns: &[Turn]) -> Replies {
     let mut replies = Replies::new();
     for (recorded, turn) in loaded.turns.iter().zip(turns) {
         if let Some(id) = &recorded.client_message_id
@@ -516,14 +475,15 @@ fn restored_replies(loaded: &LoadedRollout, turns: &[Turn]) -> Replies {
     replies
 }
 
-/// The turns of a rollout as `thread/resume` shows them.
-fn recorded_turns(loaded: &LoadedRollout) -> Vec<Turn> {
-    loaded
+/// The turns of a rollout as `thread/resume` shows them: the items the
+/// engine recorded, mapped as live notifications map them.
+fn recorded_turns(resumed: &Resumed) -> Vec<Turn> {
+    resumed
         .turns
         .iter()
         .map(|turn| Turn {
             id: turn.id.clone(),
-            items: thread_items(&turn.items, &turn.id, &loaded.meta.cwd),
+            items: turn.items.iter().map(thread_item).collect(),
             status: match turn.status {
                 LastTurn::Completed => TurnStatus::Completed,
                 LastTurn::Failed => TurnStatus::Failed,
@@ -540,4 +500,18 @@ fn recorded_turns(loaded: &LoadedRollout) -> Vec<Turn> {
             duration_ms: None,
         })
         .collect()
+}
+
+/// A core error as the client reads it: a session that cannot be saved is
+/// the server's failure; the rest (config, key, lock, lookup) is what the
+/// request asked for.
+fn core_error(error: &CoreError) -> JsonRpcError {
+    let code = match error {
+        CoreError::Rollout(_) => ErrorCode::InternalError,
+        CoreError::Config(_) => ErrorCode::InvalidParams,
+        CoreError::RolloutRead(_) | CoreError::Lookup(_) | CoreError::ModelClient(_) => {
+            ErrorCode::InvalidRequest
+        }
+    };
+    JsonRpcError::new(code, error.to_string())
 }

@@ -13,12 +13,13 @@ use tiller_app_server_protocol::{
 use tiller_core::{EventStream, SessionHandle};
 use tiller_protocol::{
     Event, EventMsg, Op, OpError, QueueSnapshot, QueuedInput, Reply, ReviewDecision, UserInput,
+    UserMessage,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::convert::{engine_input, now_secs};
 use crate::outgoing::Outgoing;
-use crate::translate::{PendingUserMessage, TurnView};
+use crate::translate::{TurnClock, notifications};
 
 /// At most this many ready events are handled in one go, so a request is never
 /// starved by a fast stream.
@@ -148,8 +149,7 @@ pub(crate) fn spawn_driver(
         events,
         out,
         rx,
-        view: None,
-        pending_input: HashMap::new(),
+        clock: None,
         queue,
         replies,
     };
@@ -164,17 +164,18 @@ enum FollowUp {
     Deny(String),
 }
 
-/// Drives one thread.
+/// Drives one thread: its requests, and its engine events as notifications.
+/// The engine knows which turn runs (`SessionHandle::running_turn`) and which
+/// items are open; the driver keeps only the queue (a front-end feature) and
+/// the running turn's start time.
 pub(crate) struct ThreadDriver {
     info: ThreadInfo,
     session: SessionHandle,
     events: EventStream,
     out: Outgoing,
     rx: mpsc::UnboundedReceiver<ThreadCommand>,
-    /// The running turn's notification state.
-    view: Option<TurnView>,
-    /// User message items to show when a turn starts, by turn id.
-    pending_input: HashMap<String, Vec<PendingUserMessage>>,
+    /// The running turn's id and start time (for `turn/completed`'s times).
+    clock: Option<(String, TurnClock)>,
     queue: Vec<QueuedSubmission>,
     /// Results already given, by method and `clientUserMessageId` (idempotency).
     replies: Replies,
@@ -187,7 +188,8 @@ impl ThreadDriver {
                 command = self.rx.recv() => match command {
                     Some(ThreadCommand::Request { id, request }) => self.request(id, *request).await,
                     Some(ThreadCommand::Describe(reply)) => {
-                        let _ = reply.send(self.info.response(self.view.is_none()));
+                        let idle = self.session.running_turn().is_none();
+                        let _ = reply.send(self.info.response(idle));
                     }
                     Some(ThreadCommand::Shutdown(done)) => {
                         self.shutdown().await;
@@ -212,8 +214,7 @@ impl ThreadDriver {
 
     /// Handle every event the engine has already emitted. Called right after
     /// each engine reply has been answered, so the response to a request comes
-    /// before the notifications it caused, and a new turn's view exists before
-    /// the next request is read.
+    /// before the notifications it caused.
     async fn pump_ready(&mut self) {
         for _ in 0..MAX_EVENTS_PER_PUMP {
             let Some(event) = self.events.try_recv() else {
@@ -229,10 +230,8 @@ impl ThreadDriver {
             FollowUp::Nothing => {}
             FollowUp::StartQueued => {
                 self.start_queued().await;
-                // The queued turn's view before the next request is read, as
-                // for `turn/start`: otherwise that request finds the thread
-                // idle while the engine runs the turn, and a `queue/add`
-                // replaces it, an interrupt naming any turn stops it.
+                // The queued turn's notifications follow at once, as for
+                // `turn/start`.
                 Box::pin(self.pump_ready()).await;
             }
             FollowUp::Deny(call_id) => {
@@ -252,47 +251,71 @@ impl ThreadDriver {
         let Some(turn_id) = event.turn_id else {
             return FollowUp::Nothing;
         };
-        if matches!(event.msg, EventMsg::TurnStarted) {
-            let input = self.pending_input.remove(&turn_id).unwrap_or_default();
-            self.view = Some(TurnView::start(&self.out, &self.info.id, &turn_id, input));
-            return FollowUp::Nothing;
-        }
         if let EventMsg::ExecApprovalRequest { call_id, .. } = &event.msg {
             return FollowUp::Deny(call_id.clone());
         }
-        let Some(view) = self.view.as_mut().filter(|v| v.turn_id() == turn_id) else {
+        if matches!(event.msg, EventMsg::TurnStarted { .. }) {
+            self.clock = Some((turn_id.clone(), TurnClock::start()));
+        }
+        let clock = match &self.clock {
+            Some((id, clock)) if *id == turn_id => clock.clone(),
+            // An event of a turn this driver never saw start (it cannot
+            // happen: the stream holds every event of the session).
+            Some(_) | None => TurnClock::start(),
+        };
+        let (notifications, ended) = notifications(&self.info.id, &turn_id, &clock, event.msg);
+        for notification in &notifications {
+            self.out.notify(notification);
+        }
+        let Some(status) = ended else {
             return FollowUp::Nothing;
         };
-        match view.event(&self.out, event.msg) {
-            None => FollowUp::Nothing,
-            Some(status) => {
-                self.view = None;
-                // A turn started after this one ended (a `turn/start` read
-                // before this event) is the client's: the queue waits for it.
-                let newer_turn = !self.pending_input.is_empty();
-                if status == TurnStatus::Completed && !self.queue.is_empty() && !newer_turn {
-                    FollowUp::StartQueued
-                } else {
-                    FollowUp::Nothing
-                }
-            }
+        // A turn started after this one ended (a `turn/start` read before
+        // this event) is the client's: the queue waits for it.
+        let newer_turn = self
+            .session
+            .running_turn()
+            .is_some_and(|running| running.id != turn_id);
+        if status == TurnStatus::Completed && !self.queue.is_empty() && !newer_turn {
+            FollowUp::StartQueued
+        } else {
+            FollowUp::Nothing
         }
     }
 
+    /// Handle the events the engine emitted before the item `item_id`
+    /// started, and return that event, unhandled.
+    async fn pump_before_item(&mut self, item_id: &str) -> Option<Event> {
+        while let Some(event) = self.events.try_recv() {
+            if matches!(&event.msg, EventMsg::ItemStarted { item } if item.id == item_id) {
+                return Some(event);
+            }
+            let follow_up = self.event(event);
+            self.follow_up(follow_up).await;
+        }
+        None
+    }
+
     async fn request(&mut self, id: RequestId, request: ClientRequest) {
+        // An accepted steer is shown right after its response: what the turn
+        // did before it is written first.
+        let mut shown_item = None;
         let result = match request {
             ClientRequest::TurnStart(params) => {
                 self.turn_start(params.input, params.client_user_message_id)
                     .await
             }
-            ClientRequest::TurnSteer(params) => {
-                self.turn_steer(
+            ClientRequest::TurnSteer(params) => self
+                .turn_steer(
                     params.expected_turn_id,
                     params.input,
                     params.client_user_message_id,
                 )
                 .await
-            }
+                .map(|(result, item_id)| {
+                    shown_item = item_id;
+                    result
+                }),
             ClientRequest::TurnInterrupt(params) => self.interrupt(Some(params.turn_id)).await,
             ClientRequest::ThreadInterrupt(_) => self.interrupt(None).await,
             ClientRequest::QueueAdd(params) => {
@@ -301,8 +324,7 @@ impl ThreadDriver {
             }
             ClientRequest::QueueList(_) => to_value(&QueueListResponse {
                 queued_submissions: self.queue.clone(),
-            })
-            .map(Answer::plain),
+            }),
             ClientRequest::QueueDelete(params) => self.queue_delete(&params.id).await,
             ClientRequest::Initialize(_)
             | ClientRequest::ThreadStart(_)
@@ -311,57 +333,44 @@ impl ThreadDriver {
                 "this request is handled by the server, not a thread",
             )),
         };
+        let held = match shown_item {
+            Some(item_id) => self.pump_before_item(&item_id).await,
+            None => None,
+        };
         match result {
-            Ok(Answer { result, after }) => {
-                self.out.respond(id, result);
-                if let Some(message) = after
-                    && let Some(view) = self.view.as_mut()
-                {
-                    view.user_message(&self.out, message);
-                }
-            }
+            Ok(result) => self.out.respond(id, result),
             Err(error) => self.out.error(Some(id), error),
         }
+        if let Some(event) = held {
+            let follow_up = self.event(event);
+            self.follow_up(follow_up).await;
+        }
         self.pump_ready().await;
-    }
-
-    async fn start_turn(
-        &mut self,
-        items: Vec<UserInput>,
-        messages: Vec<PendingUserMessage>,
-        client_message_id: Option<String>,
-    ) -> Result<String, OpError> {
-        let reply = self
-            .session
-            .submit(Op::StartTurn {
-                items,
-                client_message_id,
-            })
-            .await?;
-        let Reply::TurnStarted { turn_id } = reply else {
-            return Err(OpError::SessionClosed);
-        };
-        self.pending_input.insert(turn_id.clone(), messages);
-        Ok(turn_id)
     }
 
     async fn turn_start(
         &mut self,
         input: Vec<WireInput>,
         client_id: Option<String>,
-    ) -> Result<Answer, JsonRpcError> {
+    ) -> Result<Value, JsonRpcError> {
         if let Some(cached) = self.repeated(Idempotent::TurnStart, client_id.as_deref()) {
-            return Ok(Answer::plain(cached.clone()));
+            return Ok(cached.clone());
         }
         let items = non_empty(engine_input(&input))?;
-        let message = PendingUserMessage {
-            content: input,
-            client_id: client_id.clone(),
-        };
-        let turn_id = self
-            .start_turn(items, vec![message], client_id.clone())
+        let reply = self
+            .session
+            .submit(Op::StartTurn {
+                input: vec![UserMessage {
+                    items,
+                    client_message_id: client_id.clone(),
+                }],
+                client_message_id: client_id.clone(),
+            })
             .await
             .map_err(op_error)?;
+        let Reply::TurnStarted { turn_id } = reply else {
+            return Err(op_error(OpError::SessionClosed));
+        };
         let result = to_value(&TurnStartResponse {
             turn: Turn {
                 id: turn_id,
@@ -374,7 +383,7 @@ impl ThreadDriver {
             },
         })?;
         self.remember(Idempotent::TurnStart, client_id, &result);
-        Ok(Answer::plain(result))
+        Ok(result)
     }
 
     async fn turn_steer(
@@ -382,36 +391,25 @@ impl ThreadDriver {
         expected_turn_id: String,
         input: Vec<WireInput>,
         client_id: Option<String>,
-    ) -> Result<Answer, JsonRpcError> {
+    ) -> Result<(Value, Option<String>), JsonRpcError> {
         if let Some(cached) = self.repeated(Idempotent::TurnSteer, client_id.as_deref()) {
-            return Ok(Answer::plain(cached.clone()));
+            return Ok((cached.clone(), None));
         }
         let items = non_empty(engine_input(&input))?;
-        let reply = self
+        let steered = self
             .session
-            .submit(Op::Steer {
-                items,
-                expected_turn_id,
-                client_message_id: client_id.clone(),
-            })
+            .steer(items, expected_turn_id, client_id.clone())
             .await
             .map_err(op_error)?;
-        let Reply::Steered { turn_id } = reply else {
-            return Err(op_error(OpError::SessionClosed));
-        };
-        let result = to_value(&TurnSteerResponse { turn_id })?;
-        self.remember(Idempotent::TurnSteer, client_id.clone(), &result);
-        Ok(Answer {
-            result,
-            after: Some(PendingUserMessage {
-                content: input,
-                client_id,
-            }),
-        })
+        let result = to_value(&TurnSteerResponse {
+            turn_id: steered.turn_id,
+        })?;
+        self.remember(Idempotent::TurnSteer, client_id, &result);
+        Ok((result, steered.item_id))
     }
 
-    async fn interrupt(&mut self, turn_id: Option<String>) -> Result<Answer, JsonRpcError> {
-        let running = self.view.as_ref().map(|v| v.turn_id().to_string());
+    async fn interrupt(&mut self, turn_id: Option<String>) -> Result<Value, JsonRpcError> {
+        let running = self.session.running_turn().map(|watch| watch.id);
         if let (Some(asked), Some(running)) = (&turn_id, &running)
             && asked != running
         {
@@ -421,21 +419,20 @@ impl ThreadDriver {
             ));
         }
         self.session.submit(Op::Interrupt).await.map_err(op_error)?;
-        let result = if turn_id.is_some() {
-            to_value(&TurnInterruptResponse {})?
+        if turn_id.is_some() {
+            to_value(&TurnInterruptResponse {})
         } else {
-            to_value(&ThreadInterruptResponse {})?
-        };
-        Ok(Answer::plain(result))
+            to_value(&ThreadInterruptResponse {})
+        }
     }
 
     async fn queue_add(
         &mut self,
         input: Vec<WireInput>,
         client_id: Option<String>,
-    ) -> Result<Answer, JsonRpcError> {
+    ) -> Result<Value, JsonRpcError> {
         if let Some(cached) = self.repeated(Idempotent::QueueAdd, client_id.as_deref()) {
-            return Ok(Answer::plain(cached.clone()));
+            return Ok(cached.clone());
         }
         non_empty(engine_input(&input))?;
         let entry = QueuedSubmission {
@@ -446,7 +443,7 @@ impl ThreadDriver {
         let result = to_value(&QueueAddResponse {
             queued_submission: entry.clone(),
         })?;
-        let idle = self.view.is_none() && self.queue.is_empty();
+        let idle = self.session.running_turn().is_none() && self.queue.is_empty();
         // Saved as queued even when it starts at once, so that the answer is
         // durable and a repeat after a restart finds this entry (not a turn).
         self.queue.push(entry);
@@ -461,10 +458,10 @@ impl ThreadDriver {
             self.start_queued().await;
         }
         self.remember(Idempotent::QueueAdd, client_id, &result);
-        Ok(Answer::plain(result))
+        Ok(result)
     }
 
-    async fn queue_delete(&mut self, id: &str) -> Result<Answer, JsonRpcError> {
+    async fn queue_delete(&mut self, id: &str) -> Result<Value, JsonRpcError> {
         let before = self.queue.clone();
         self.queue.retain(|entry| entry.id != id);
         let deleted = self.queue.len() != before.len();
@@ -476,25 +473,28 @@ impl ThreadDriver {
             }
             self.notify_queue_changed();
         }
-        Ok(Answer::plain(to_value(&QueueDeleteResponse { deleted })?))
+        to_value(&QueueDeleteResponse { deleted })
     }
 
-    /// The turn completed with messages queued: they start the next turn, joined.
+    /// The turn completed with messages queued: they start the next turn,
+    /// each its own user message.
     async fn start_queued(&mut self) {
         let entries = std::mem::take(&mut self.queue);
-        let items: Vec<UserInput> = entries
+        let input = entries
             .iter()
-            .flat_map(|e| engine_input(&e.input))
-            .collect();
-        let messages = entries
-            .iter()
-            .map(|e| PendingUserMessage {
-                content: e.input.clone(),
-                client_id: e.client_user_message_id.clone(),
+            .map(|e| UserMessage {
+                items: engine_input(&e.input),
+                client_message_id: e.client_user_message_id.clone(),
             })
             .collect();
-        let turn_id = queued_turn_id(&entries);
-        match self.start_turn(items, messages, Some(turn_id)).await {
+        let reply = self
+            .session
+            .submit(Op::StartTurn {
+                input,
+                client_message_id: Some(queued_turn_id(&entries)),
+            })
+            .await;
+        match reply {
             Ok(_) => {
                 if let Err(e) = self.save_queue().await {
                     tracing::error!("could not save the queue: {}", e.message);
@@ -562,28 +562,13 @@ impl ThreadDriver {
     }
 }
 
-/// A request's result, and a user message item to show right after it (steer).
-struct Answer {
-    result: Value,
-    after: Option<PendingUserMessage>,
-}
-
-impl Answer {
-    fn plain(result: Value) -> Answer {
-        Answer {
-            result,
-            after: None,
-        }
-    }
-}
-
 fn to_value<T: serde::Serialize>(value: &T) -> Result<Value, JsonRpcError> {
     serde_json::to_value(value)
         .map_err(|e| JsonRpcError::new(ErrorCode::InternalError, e.to_string()))
 }
 
 fn non_empty(items: Vec<UserInput>) -> Result<Vec<UserInput>, JsonRpcError> {
-    if items.iter().all(|i| i.as_text().trim().is_empty()) {
+    if items.iter().all(|i| i.model_text().trim().is_empty()) {
         return Err(JsonRpcError::new(
             ErrorCode::InvalidParams,
             "input has no text",

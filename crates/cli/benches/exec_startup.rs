@@ -28,16 +28,8 @@ fn main() {
     let mock = runtime
         .block_on(MockModel::start(Script::new(Vec::new())))
         .unwrap();
-    let home = tempfile::TempDir::new().unwrap();
+    let home = tiller_test_support::mock_home(&mock.base_url());
     let work = tempfile::TempDir::new().unwrap();
-    std::fs::write(
-        home.path().join("config.toml"),
-        format!(
-            "model_provider = \"bench\"\n\n[model_providers.bench]\nname = \"bench\"\nbase_url = \"{}\"\n",
-            mock.base_url()
-        ),
-    )
-    .unwrap();
     let timed_runs = samples(200, 20);
     let rss_runs = samples(100, 10);
     let mut report = Report::start("exec_startup");

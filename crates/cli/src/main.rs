@@ -82,8 +82,15 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Exec(args) => Ok(tiller_exec::run_exec(*args).await?),
-        Command::Resume { flags, resume } => Ok(tiller_exec::run_resume(*flags, resume).await?),
+        Command::Exec(args) => {
+            // The mock lives as long as the run: it is the model for `--script`.
+            let (_mock, setup) = script_model(args.flags.script.as_deref()).await?;
+            Ok(tiller_exec::run_exec(*args, setup).await?)
+        }
+        Command::Resume { flags, resume } => {
+            let (_mock, setup) = script_model(flags.script.as_deref()).await?;
+            Ok(tiller_exec::run_resume(*flags, resume, setup).await?)
+        }
         Command::Sessions { json } => sessions::print_sessions(json),
         Command::AppServer => {
             let options = tiller_app_server::AppServerOptions {
@@ -118,6 +125,26 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `--script FILE`: the built-in mock model serving that script, and the
+/// setup that makes exec talk to it.
+async fn script_model(
+    script: Option<&std::path::Path>,
+) -> anyhow::Result<(Option<MockModel>, tiller_exec::ExecSetup)> {
+    let Some(path) = script else {
+        return Ok((None, tiller_exec::ExecSetup::default()));
+    };
+    let script = Script::from_file(path)?;
+    let mock = MockModel::start(script)
+        .await
+        .context("could not start the mock model")?;
+    let setup = tiller_exec::ExecSetup {
+        provider_override: Some(tiller_core::config::ProviderConfig::for_local_server(
+            mock.base_url(),
+        )),
+    };
+    Ok((Some(mock), setup))
 }
 
 /// Logs go to stderr (stdout is the answer or the protocol); `RUST_LOG` sets

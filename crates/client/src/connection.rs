@@ -447,6 +447,7 @@ impl Actor {
             | ServerNotification::AgentMessageDelta(_)
             | ServerNotification::CommandExecutionOutputDelta(_)
             | ServerNotification::Error(_)
+            | ServerNotification::Warning(_)
             | ServerNotification::QueueChanged(_) => {}
         }
     }

@@ -63,6 +63,7 @@ pub fn parse_notification(
             serde_json::from_value(params).map(N::CommandExecutionOutputDelta)
         }
         "error" => serde_json::from_value(params).map(N::Error),
+        "warning" => serde_json::from_value(params).map(N::Warning),
         "thread/queue/changed" => serde_json::from_value(params).map(N::QueueChanged),
         _ => return None,
     };

@@ -37,7 +37,7 @@ use tiller_core::process_tree::{
 };
 use tiller_core::{EventStream, SessionHandle, SessionOptions, SessionSource, spawn_session};
 use tiller_mock_model::{Item, MockModel, Script, Step};
-use tiller_protocol::{Event, EventMsg, Op, Reply, UserInput};
+use tiller_protocol::{Event, EventMsg, Op, Reply, TurnItemKind, UserInput};
 use tiller_test_support::{input_summary, pid_alive, read_pids_when_ready};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::runtime::Handle;
@@ -170,7 +170,7 @@ async fn interrupt_benches(bench: &Bench, filter: &Filter, report: &mut Report) 
         report.durations(
             Figure::detail(
                 format!("interrupt/exec-end/{n}"),
-                format!("interrupt → `ExecCommandEnd`, {}", processes(n)),
+                format!("interrupt → command item completed, {}", processes(n)),
             ),
             &to_exec_end,
         );
@@ -293,7 +293,11 @@ async fn interrupt_once(bench: &Bench, load: ToolLoad, i: usize) -> InterruptSam
             loop {
                 let event = next_event(&mut events).await;
                 match event.msg {
-                    EventMsg::ExecCommandEnd { .. } => exec_end_at = Some(Instant::now()),
+                    EventMsg::ItemCompleted { item }
+                        if matches!(item.kind, TurnItemKind::CommandExecution { .. }) =>
+                    {
+                        exec_end_at = Some(Instant::now())
+                    }
                     EventMsg::TurnAborted { .. } => {
                         let at = Instant::now();
                         let alive = pids.iter().filter(|&&pid| pid_alive(pid)).count();
@@ -313,7 +317,7 @@ async fn interrupt_once(bench: &Bench, load: ToolLoad, i: usize) -> InterruptSam
     let _ = std::fs::remove_file(&pidfile);
     InterruptSample {
         to_aborted: aborted_at - started,
-        to_exec_end: exec_end_at.expect("ExecCommandEnd before TurnAborted") - started,
+        to_exec_end: exec_end_at.expect("the command item completed before TurnAborted") - started,
         alive,
         unreaped,
     }
@@ -704,10 +708,7 @@ fn cpu(who: UsageWho) -> Duration {
 
 async fn start_turn(session: &SessionHandle, text: &str) -> String {
     match session
-        .submit(Op::StartTurn {
-            items: vec![UserInput::text(text)],
-            client_message_id: None,
-        })
+        .submit(Op::start_turn(vec![UserInput::text(text)]))
         .await
     {
         Ok(Reply::TurnStarted { turn_id }) => turn_id,

@@ -216,10 +216,7 @@ async fn stream_cpu(
         let mock_start = mock_cpu().await;
         let start = cpu_now();
         session
-            .submit(Op::StartTurn {
-                items: vec![UserInput::text("stream")],
-                client_message_id: None,
-            })
+            .submit(Op::start_turn(vec![UserInput::text("stream")]))
             .await
             .unwrap();
         loop {

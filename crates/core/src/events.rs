@@ -48,6 +48,11 @@ pub struct EventSender {
 }
 
 impl EventSender {
+    /// Whether the receiver is gone.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Queue `event`; `false` if the receiver is gone. A command output delta
     /// is dropped (and `true` returned) when the reader is too far behind.
     pub fn send(&self, event: Event) -> bool {
@@ -115,9 +120,12 @@ impl EventSink {
         });
     }
 
-    pub(crate) fn for_turn(&self, turn_id: &str) -> TurnEmitter {
+    /// The emitter of one turn; with `turn_events`, the turn's events also go
+    /// there (the caller's [`crate::TurnHandle`]).
+    pub(crate) fn for_turn(&self, turn_id: &str, turn_events: Option<EventSender>) -> TurnEmitter {
         TurnEmitter {
             sink: self.clone(),
+            turn_events,
             turn_id: turn_id.to_string(),
             open: Arc::new(AtomicBool::new(true)),
         }
@@ -128,6 +136,8 @@ impl EventSink {
 #[derive(Debug, Clone)]
 pub(crate) struct TurnEmitter {
     sink: EventSink,
+    /// The turn's own stream, when its starter holds one.
+    turn_events: Option<EventSender>,
     turn_id: String,
     open: Arc<AtomicBool>,
 }
@@ -136,14 +146,34 @@ impl TurnEmitter {
     /// Emit `msg` for this turn, unless the turn has already ended.
     pub(crate) fn emit(&self, msg: EventMsg) {
         if self.open.load(Ordering::Acquire) {
-            self.sink.emit(Some(&self.turn_id), msg);
+            self.send(msg);
         }
     }
 
     /// Emit the terminal event and stop every clone of this emitter from emitting more.
     pub(crate) fn finish(&self, msg: EventMsg) {
         if self.open.swap(false, Ordering::AcqRel) {
-            self.sink.emit(Some(&self.turn_id), msg);
+            self.send(msg);
+        }
+    }
+
+    /// To the session's stream and the turn's own, copying only when both
+    /// are read.
+    fn send(&self, msg: EventMsg) {
+        let event = Event {
+            turn_id: Some(self.turn_id.clone()),
+            msg,
+        };
+        match &self.turn_events {
+            Some(turn) if !turn.is_closed() => {
+                if !self.sink.tx.is_closed() {
+                    let _ = self.sink.tx.send(event.clone());
+                }
+                turn.send(event);
+            }
+            Some(_) | None => {
+                let _ = self.sink.tx.send(event);
+            }
         }
     }
 }
@@ -157,6 +187,7 @@ mod tests {
         Event {
             turn_id: Some("t".into()),
             msg: EventMsg::ExecCommandOutputDelta {
+                item_id: "t-item-1".into(),
                 call_id: "c".into(),
                 stream: ExecOutputStream::Stdout,
                 chunk: "x".repeat(bytes),
@@ -171,7 +202,10 @@ mod tests {
             assert!(tx.send(delta(1024)));
             assert!(tx.send(Event {
                 turn_id: Some("t".into()),
-                msg: EventMsg::AgentMessageDelta { delta: "a".into() },
+                msg: EventMsg::AgentMessageDelta {
+                    item_id: "t-item-2".into(),
+                    delta: "a".into(),
+                },
             }));
         }
         let (mut output, mut others) = (0, 0);

@@ -10,17 +10,22 @@
 pub mod tools;
 
 mod approval;
+mod builder;
+mod conversation;
 pub mod error;
 mod events;
 pub mod history;
+mod inbox;
+mod items;
 mod session;
 mod turn;
 
+pub use builder::{OpenedSession, Resume, Resumed, SessionBuilder};
 pub use error::{CoreError, Result};
 pub use events::{EventSender, EventStream, MAX_QUEUED_OUTPUT_BYTES, event_channel};
 pub use session::{
     DEFAULT_TOOL_TIMEOUT, INTERRUPTED_MARKER, REPLACED_MARKER, SessionHandle, SessionOptions,
-    SessionSource, spawn_session,
+    SessionSource, Steered, TurnEnd, TurnHandle, TurnWatch, spawn_session, spawn_session_with,
 };
 pub use tiller_config as config;
 pub use tiller_model as client;

@@ -4,28 +4,37 @@
 //! task the actor owns. [`Lifecycle`] is the one state enum: every transition is
 //! a `match` on it here, and every terminal event is emitted here, once, by
 //! [`SessionActor::end_turn`] (invariant I2).
+//!
+//! A caller that starts a turn with [`SessionHandle::start_turn`] holds a
+//! [`TurnHandle`]: the turn's id, its own stream of events (through its terminal
+//! event) and its end. [`SessionHandle::running_turn`] says which turn runs and
+//! how to wait for its end, so no front end needs to track it.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tiller_config::Config;
+use tiller_model::ModelClient;
 use tiller_protocol::{
-    ErrorInfo, EventMsg, LifecycleEvent, Op, OpError, Reply, ResponseItem, ReviewDecision,
-    RolloutItem, SessionMeta, TurnAbortReason, TurnContextLine, UserInput,
+    ErrorInfo, EventMsg, ItemPhase, LifecycleEvent, Op, OpError, RecordedItem, Reply, ResponseItem,
+    ReviewDecision, RolloutItem, SessionMeta, TurnAbortReason, TurnContextLine, TurnItem,
+    TurnItemKind, UserInput, UserMessage,
 };
-use tokio::sync::{mpsc, oneshot};
+use tiller_rollout::timestamp::UtcTime;
+use tiller_rollout::{LoadedRollout, OpenRollout, RolloutRecorder};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::conversation::Conversation;
 use crate::error::CoreError;
-use crate::events::{EventSink, EventStream, TurnEmitter};
+use crate::events::{EventSink, EventStream, TurnEmitter, event_channel};
 use crate::history::{ABORTED_BEFORE_OUTPUT, History};
-use crate::tools::shell::shell_tool_spec;
-use crate::turn::{TurnContext, TurnOutcome, TurnShared, run_turn, user_message};
-use tiller_config::Config;
-use tiller_model::{ModelRequest, ResponsesClient};
-use tiller_rollout::timestamp::UtcTime;
-use tiller_rollout::{LoadedRollout, OpenRollout, RolloutRecorder};
+use crate::inbox::TurnInbox;
+use crate::items::TurnItems;
+use crate::tools::ToolRegistry;
+use crate::turn::{TurnOutcome, TurnRuntime, run_turn};
 
 /// The timeout of a shell call that names none (stated once, in the shell tool).
 pub const DEFAULT_TOOL_TIMEOUT: Duration = crate::tools::shell::DEFAULT_SHELL_TIMEOUT;
@@ -62,21 +71,193 @@ pub enum SessionSource {
     Resume(Box<OpenRollout>),
 }
 
+/// How a turn ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TurnEnd {
+    /// The model finished.
+    Completed {
+        /// The last assistant message.
+        last_agent_message: Option<String>,
+    },
+    /// Ended early.
+    Aborted {
+        /// Why.
+        reason: TurnAbortReason,
+    },
+    /// Failed, in the server's words (or because its end could not be saved).
+    Failed {
+        /// The message.
+        message: String,
+    },
+}
+
+impl TurnEnd {
+    /// The end a terminal event reports, if `msg` is one.
+    pub fn of_event(msg: &EventMsg) -> Option<TurnEnd> {
+        match msg {
+            EventMsg::TurnCompleted {
+                last_agent_message, ..
+            } => Some(TurnEnd::Completed {
+                last_agent_message: last_agent_message.clone(),
+            }),
+            EventMsg::TurnAborted { reason, .. } => Some(TurnEnd::Aborted { reason: *reason }),
+            EventMsg::TurnFailed { error, .. } => Some(TurnEnd::Failed {
+                message: error.message.clone(),
+            }),
+            EventMsg::SessionConfigured { .. }
+            | EventMsg::TurnStarted { .. }
+            | EventMsg::ItemStarted { .. }
+            | EventMsg::ItemCompleted { .. }
+            | EventMsg::AgentMessageDelta { .. }
+            | EventMsg::ReasoningDelta { .. }
+            | EventMsg::ExecCommandOutputDelta { .. }
+            | EventMsg::ExecApprovalRequest { .. }
+            | EventMsg::StreamRetry { .. }
+            | EventMsg::SteerDelivered { .. }
+            | EventMsg::BackgroundEvent { .. }
+            | EventMsg::ShutdownComplete => None,
+        }
+    }
+}
+
+/// A turn and how it ends, for anyone who wants to wait for it.
+#[derive(Debug, Clone)]
+pub struct TurnWatch {
+    /// The turn's id.
+    pub id: String,
+    end: watch::Receiver<Option<TurnEnd>>,
+}
+
+impl TurnWatch {
+    /// How it ended, if it has.
+    pub fn ended(&self) -> Option<TurnEnd> {
+        self.end.borrow().clone()
+    }
+
+    /// Wait until it ends. A session that shuts down ends it as failed.
+    pub async fn end(&mut self) -> TurnEnd {
+        loop {
+            if let Some(end) = self.end.borrow_and_update().clone() {
+                return end;
+            }
+            if self.end.changed().await.is_err() {
+                return self.end.borrow().clone().unwrap_or(TurnEnd::Failed {
+                    message: "the session has shut down".to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// A turn the caller started.
+#[derive(Debug)]
+pub struct TurnHandle {
+    /// The turn's id and its end.
+    pub watch: TurnWatch,
+    /// The turn's own events, from `TurnStarted` through its terminal event;
+    /// the stream ends there. For a repeated `client_message_id` (the turn had
+    /// already been started) the stream is empty: its events went to the
+    /// first caller.
+    pub events: EventStream,
+}
+
+impl TurnHandle {
+    /// The turn's id.
+    pub fn id(&self) -> &str {
+        &self.watch.id
+    }
+}
+
 /// A client's handle on a session. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
     ops: mpsc::UnboundedSender<Submission>,
     session_id: Arc<str>,
+    running: Arc<Mutex<Option<TurnWatch>>>,
 }
 
 impl SessionHandle {
     /// Submit `op` and wait for the answer.
     pub async fn submit(&self, op: Op) -> Result<Reply, OpError> {
+        self.send(op, None).await
+    }
+
+    async fn send(&self, op: Op, shown: Option<Shown>) -> Result<Reply, OpError> {
         let (reply, rx) = oneshot::channel();
         self.ops
-            .send(Submission { op, reply })
+            .send(Submission { op, reply, shown })
             .map_err(|_| OpError::SessionClosed)?;
         rx.await.map_err(|_| OpError::SessionClosed)?
+    }
+
+    /// Add `items` to the running turn `expected_turn_id` (see `Op::Steer`).
+    /// The answer names the user message item that shows the steer, which
+    /// the engine emitted before answering.
+    pub async fn steer(
+        &self,
+        items: Vec<UserInput>,
+        expected_turn_id: String,
+        client_message_id: Option<String>,
+    ) -> Result<Steered, OpError> {
+        let (tx, rx) = oneshot::channel();
+        let reply = self
+            .send(
+                Op::Steer {
+                    items,
+                    expected_turn_id,
+                    client_message_id,
+                },
+                Some(Shown::Steer(tx)),
+            )
+            .await?;
+        let Reply::Steered { turn_id } = reply else {
+            return Err(OpError::SessionClosed);
+        };
+        Ok(Steered {
+            turn_id,
+            // A repeat of an earlier steer shows nothing new.
+            item_id: rx.await.ok(),
+        })
+    }
+
+    /// Start a turn with `input` (replacing a running one), and hold it.
+    pub async fn start_turn(
+        &self,
+        input: Vec<UserMessage>,
+        client_message_id: Option<String>,
+    ) -> Result<TurnHandle, OpError> {
+        let (tx, rx) = oneshot::channel();
+        let reply = self
+            .send(
+                Op::StartTurn {
+                    input,
+                    client_message_id,
+                },
+                Some(Shown::Turn(tx)),
+            )
+            .await?;
+        let Reply::TurnStarted { turn_id } = reply else {
+            return Err(OpError::SessionClosed);
+        };
+        match rx.await {
+            Ok(handle) => Ok(handle),
+            // A repeat of an earlier request: nothing new started.
+            Err(_) => Ok(TurnHandle {
+                watch: TurnWatch {
+                    id: turn_id,
+                    end: watch::channel(None).1,
+                },
+                events: event_channel().1,
+            }),
+        }
+    }
+
+    /// The running turn, if one runs.
+    pub fn running_turn(&self) -> Option<TurnWatch> {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The session's id.
@@ -85,21 +266,47 @@ impl SessionHandle {
     }
 }
 
+/// An accepted steer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Steered {
+    /// The turn it went to.
+    pub turn_id: String,
+    /// The user message item that shows it; `None` for a repeated
+    /// `client_message_id` (the first steer was shown).
+    pub item_id: Option<String>,
+}
+
 struct Submission {
     op: Op,
     reply: oneshot::Sender<Result<Reply, OpError>>,
+    /// Where what the op shows goes, if the caller holds it.
+    shown: Option<Shown>,
 }
 
-/// Start a session actor on the current tokio runtime.
+/// What an op shows its caller beyond the reply.
+enum Shown {
+    /// The handle of the turn a `StartTurn` starts.
+    Turn(oneshot::Sender<TurnHandle>),
+    /// The id of the user message item of an accepted `Steer`.
+    Steer(oneshot::Sender<String>),
+}
+
+/// Start a session actor on the current tokio runtime, with the standard
+/// tools and the provider's model client.
 pub fn spawn_session(
     options: SessionOptions,
 ) -> crate::error::Result<(SessionHandle, EventStream)> {
-    let SessionOptions {
-        config,
-        api_key,
-        source,
-    } = options;
-    let client = ResponsesClient::new(&config.provider, api_key)?;
+    let client = tiller_model::client_for(&options.config.provider, options.api_key.clone())?;
+    spawn_session_with(options, client, ToolRegistry::standard())
+}
+
+/// [`spawn_session`] with a given model client and tools.
+pub fn spawn_session_with(
+    options: SessionOptions,
+    client: Arc<dyn ModelClient>,
+    tools: ToolRegistry,
+) -> crate::error::Result<(SessionHandle, EventStream)> {
+    let SessionOptions { config, source, .. } = options;
     let mut replies = HashMap::new();
     let (session_id, history, rollout, cut_off_turn): (Arc<str>, _, _, _) = match source {
         SessionSource::Ephemeral { history } => {
@@ -130,19 +337,25 @@ pub fn spawn_session(
                 ..
             } = loaded;
             // `client_message_id` stays idempotent across a restart.
+            let mut open_items = Vec::new();
             for turn in turns {
                 if let Some(id) = turn.client_message_id {
                     replies.insert(
                         (MessageKind::StartTurn, id),
-                        Reply::TurnStarted { turn_id: turn.id },
+                        Reply::TurnStarted {
+                            turn_id: turn.id.clone(),
+                        },
                     );
+                }
+                if open_turn.as_deref() == Some(turn.id.as_str()) {
+                    open_items = turn.open_items;
                 }
             }
             // A turn cut off by a crash is closed exactly as a live interrupt
             // would close it, and that is on disk before the session is usable.
             let closing = open_turn
                 .as_deref()
-                .map(|turn_id| close_cut_off_turn(&mut items, turn_id))
+                .map(|turn_id| close_cut_off_turn(&mut items, turn_id, open_items))
                 .unwrap_or_default();
             let recorder =
                 RolloutRecorder::resume(file, &path, closing).map_err(CoreError::Rollout)?;
@@ -151,49 +364,49 @@ pub fn spawn_session(
     };
     let (ops_tx, ops_rx) = mpsc::unbounded_channel();
     let (events, stream) = EventSink::channel();
-    let shared = Arc::new(SessionShared {
-        config,
-        client,
-        history: Mutex::new(History::from_items(history)),
-        rollout,
-        approved_for_session: Mutex::new(HashSet::new()),
-        default_tool_timeout: DEFAULT_TOOL_TIMEOUT,
-    });
+    let conversation = Arc::new(Conversation::new(config, client, tools, history, rollout));
     events.emit(
         None,
         EventMsg::SessionConfigured {
             session_id: session_id.to_string(),
-            model: shared.config.model.clone(),
-            provider: shared.config.provider.id.clone(),
-            cwd: shared.config.cwd.display().to_string(),
-            rollout_path: shared
-                .rollout
-                .as_ref()
+            model: conversation.config.model.clone(),
+            provider: conversation.config.provider.id.clone(),
+            cwd: conversation.config.cwd.display().to_string(),
+            rollout_path: conversation
+                .rollout()
                 .map(|r| r.path().display().to_string()),
             interrupted_turn_id: cut_off_turn,
         },
     );
+    let running = Arc::new(Mutex::new(None));
     let actor = SessionActor {
-        shared,
+        conversation,
         ops: ops_rx,
         events,
         lifecycle: Lifecycle::Idle,
         replies,
+        running: Arc::clone(&running),
     };
     tokio::spawn(actor.run());
     Ok((
         SessionHandle {
             ops: ops_tx,
             session_id,
+            running,
         },
         stream,
     ))
 }
 
 /// A resumed rollout whose last turn never ended (tiller was killed): close it
-/// in `history` exactly as a live interrupt would, and return the lines that
-/// record that.
-fn close_cut_off_turn(history: &mut Vec<ResponseItem>, turn_id: &str) -> Vec<RolloutItem> {
+/// in `history` exactly as a live interrupt would, complete its items that were
+/// still open (a command as aborted, a message as nothing: what it streamed was
+/// not saved), and return the lines that record all that.
+fn close_cut_off_turn(
+    history: &mut Vec<ResponseItem>,
+    turn_id: &str,
+    open_items: Vec<TurnItem>,
+) -> Vec<RolloutItem> {
     let mut closed = History::from_items(std::mem::take(history));
     let mut closing: Vec<ResponseItem> = closed
         .unanswered_calls()
@@ -206,6 +419,13 @@ fn close_cut_off_turn(history: &mut Vec<ResponseItem>, turn_id: &str) -> Vec<Rol
     }
     *history = closed.items().to_vec();
     let mut lines: Vec<RolloutItem> = closing.into_iter().map(RolloutItem::ResponseItem).collect();
+    for item in open_items {
+        lines.push(RolloutItem::Item(RecordedItem {
+            turn_id: turn_id.to_string(),
+            phase: ItemPhase::Completed,
+            item: cut_off(item),
+        }));
+    }
     lines.push(RolloutItem::Event(LifecycleEvent::TurnAborted {
         turn_id: turn_id.to_string(),
         reason: TurnAbortReason::Interrupted,
@@ -214,110 +434,32 @@ fn close_cut_off_turn(history: &mut Vec<ResponseItem>, turn_id: &str) -> Vec<Rol
     lines
 }
 
-/// What the session and its turns share.
-#[derive(Debug)]
-pub(crate) struct SessionShared {
-    pub(crate) config: Config,
-    pub(crate) client: ResponsesClient,
-    history: Mutex<History>,
-    rollout: Option<RolloutRecorder>,
-    approved_for_session: Mutex<HashSet<Vec<String>>>,
-    pub(crate) default_tool_timeout: Duration,
-}
-
-impl SessionShared {
-    pub(crate) fn history(&self) -> MutexGuard<'_, History> {
-        self.history
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Append `item` to the history and the rollout, in the same order in both.
-    /// (Repairs are not recorded: `History::repair` is positional, so a resumed
-    /// history repairs to the same items.)
-    pub(crate) fn record_item(&self, item: ResponseItem) {
-        let mut history = self.history();
-        if let Some(rollout) = &self.rollout {
-            rollout.record(RolloutItem::ResponseItem(item.clone()));
-        }
-        history.push(item);
-    }
-
-    fn record_line(&self, item: RolloutItem) {
-        if let Some(rollout) = &self.rollout {
-            rollout.record(item);
-        }
-    }
-
-    /// Write `lines` after everything recorded so far (and fsync if `sync`),
-    /// or write none of them and say why, in words.
-    async fn commit(&self, lines: Vec<RolloutItem>, sync: bool) -> Result<(), String> {
-        let Some(rollout) = &self.rollout else {
-            return Ok(());
-        };
-        rollout.commit(lines, sync).await.map_err(|e| {
-            tracing::error!(path = %rollout.path().display(), "could not save the session: {e}");
-            format!(
-                "could not save the session to {}: {e}",
-                rollout.path().display()
-            )
-        })
-    }
-
-    pub(crate) fn is_approved(&self, command: &[String]) -> bool {
-        self.approved_for_session
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(command)
-    }
-
-    pub(crate) fn approve_for_session(&self, command: Vec<String>) {
-        self.approved_for_session
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(command);
-    }
-
-    /// The next request, built from a history checked for I1 first. A gap here
-    /// is a bug in tiller (aborts close the history as they happen), so it is
-    /// logged as one, repaired, and reported.
-    pub(crate) fn prepare_request(&self, emitter: &TurnEmitter) -> ModelRequest {
-        let (repair, input) = {
-            let mut history = self.history();
-            let repair = history.repair();
-            (repair, history.items().to_vec())
-        };
-        if !repair.is_empty() {
-            tracing::error!(
-                ?repair,
-                "bug: the history broke invariant I1 and was repaired"
-            );
-            emitter.emit(EventMsg::BackgroundEvent {
-                message: format!("repaired the conversation history before sending it: {repair:?}"),
-            });
-        }
-        ModelRequest {
-            model: self.config.model.clone(),
-            instructions: instructions(&self.config),
-            input,
-            tools: vec![shell_tool_spec()],
-        }
-    }
-}
-
-fn instructions(config: &Config) -> String {
-    let base = config.base_instructions.clone().unwrap_or_else(|| {
-        format!(
-            "You are tiller, a coding agent working in the user's workspace at {}. \
-             Use the `shell` tool to inspect files and run commands; pass the command as an argv array, \
-             for example [\"bash\", \"-lc\", \"ls -la\"]. Keep answers short and say what you did.",
-            config.cwd.display()
-        )
-    });
-    match &config.developer_instructions {
-        Some(extra) => format!("{base}\n\n{extra}"),
-        None => base,
-    }
+/// An item left open by a crash, completed.
+pub(crate) fn cut_off(item: TurnItem) -> TurnItem {
+    let kind = match item.kind {
+        TurnItemKind::CommandExecution {
+            call_id,
+            command,
+            cwd,
+            ..
+        } => TurnItemKind::CommandExecution {
+            call_id,
+            command,
+            cwd,
+            status: Some(tiller_protocol::ExecEndStatus::Aborted),
+            exit_code: None,
+            duration_ms: None,
+            aggregated_output: Some(String::new()),
+        },
+        TurnItemKind::AgentMessage { .. } => TurnItemKind::AgentMessage {
+            text: String::new(),
+        },
+        TurnItemKind::Reasoning { .. } => TurnItemKind::Reasoning {
+            text: String::new(),
+        },
+        user @ TurnItemKind::UserMessage { .. } => user,
+    };
+    TurnItem::new(item.id, kind)
 }
 
 /// The turn lifecycle.
@@ -325,15 +467,17 @@ enum Lifecycle {
     /// No turn is running.
     Idle,
     /// A turn is running.
-    Running(RunningTurn),
+    Running(Box<RunningTurn>),
 }
 
 struct RunningTurn {
     id: String,
     cancel: CancellationToken,
     task: JoinHandle<TurnOutcome>,
-    shared: Arc<TurnShared>,
+    inbox: Arc<TurnInbox>,
     emitter: TurnEmitter,
+    items: TurnItems,
+    end: watch::Sender<Option<TurnEnd>>,
 }
 
 enum Next {
@@ -350,13 +494,15 @@ enum MessageKind {
 }
 
 struct SessionActor {
-    shared: Arc<SessionShared>,
+    conversation: Arc<Conversation>,
     ops: mpsc::UnboundedReceiver<Submission>,
     events: EventSink,
     lifecycle: Lifecycle,
     /// Answers already given, by op and `client_message_id`: an id is
     /// idempotent per op (a steer never gets a start's answer).
     replies: HashMap<(MessageKind, String), Reply>,
+    /// The running turn, for [`SessionHandle::running_turn`].
+    running: Arc<Mutex<Option<TurnWatch>>>,
 }
 
 impl SessionActor {
@@ -374,9 +520,9 @@ impl SessionActor {
                 },
             };
             match next {
-                Next::Op(Submission { op, reply }) => {
+                Next::Op(Submission { op, reply, shown }) => {
                     let shutdown = matches!(op, Op::Shutdown);
-                    let answer = self.handle(op).await;
+                    let answer = self.handle(op, shown).await;
                     let _ = reply.send(answer);
                     if shutdown {
                         break;
@@ -398,19 +544,28 @@ impl SessionActor {
         }
     }
 
-    async fn handle(&mut self, op: Op) -> Result<Reply, OpError> {
+    async fn handle(&mut self, op: Op, shown: Option<Shown>) -> Result<Reply, OpError> {
         match op {
             Op::StartTurn {
-                items,
+                input,
                 client_message_id,
             } => {
                 let kind = MessageKind::StartTurn;
                 if let Some(reply) = self.repeated(kind, client_message_id.as_deref()) {
                     return Ok(reply);
                 }
-                let items = non_empty(items)?;
+                let input = non_empty_messages(input)?;
                 self.abort(TurnAbortReason::Replaced).await;
-                let turn_id = self.start_turn(items, client_message_id.clone()).await?;
+                let turn_id = self
+                    .start_turn(
+                        input,
+                        client_message_id.clone(),
+                        match shown {
+                            Some(Shown::Turn(tx)) => Some(tx),
+                            _ => None,
+                        },
+                    )
+                    .await?;
                 Ok(self.remember(kind, client_message_id, Reply::TurnStarted { turn_id }))
             }
             Op::Steer {
@@ -432,9 +587,17 @@ impl SessionActor {
                     });
                 }
                 let items = non_empty(items)?;
-                turn.shared
-                    .push_steer(items)
+                let message = UserMessage {
+                    items,
+                    client_message_id: client_message_id.clone(),
+                };
+                let item_id = turn
+                    .inbox
+                    .push_steer(message, &turn.items)
                     .map_err(|_| OpError::NoActiveTurn)?;
+                if let Some(Shown::Steer(tx)) = shown {
+                    let _ = tx.send(item_id);
+                }
                 let turn_id = turn.id.clone();
                 Ok(self.remember(kind, client_message_id, Reply::Steered { turn_id }))
             }
@@ -446,7 +609,7 @@ impl SessionActor {
                 let Lifecycle::Running(turn) = &self.lifecycle else {
                     return Err(OpError::UnknownApproval { call_id });
                 };
-                let Some(waiting) = turn.shared.take_approval(&call_id) else {
+                let Some(waiting) = turn.inbox.take_approval(&call_id) else {
                     return Err(OpError::UnknownApproval { call_id });
                 };
                 match decision {
@@ -464,7 +627,7 @@ impl SessionActor {
                 Ok(Reply::Done)
             }
             Op::SaveQueue { queue } => {
-                self.shared
+                self.conversation
                     .commit(vec![RolloutItem::Queue(queue)], true)
                     .await
                     .map_err(|message| OpError::NotSaved { message })?;
@@ -474,7 +637,7 @@ impl SessionActor {
                 self.abort(TurnAbortReason::Interrupted).await;
                 // The file is closed (and its lock released) before the
                 // answer: the session can be opened again at once.
-                if let Some(rollout) = &self.shared.rollout
+                if let Some(rollout) = self.conversation.rollout()
                     && let Err(e) = rollout.close().await
                 {
                     tracing::error!(path = %rollout.path().display(), "could not save the session: {e}");
@@ -509,13 +672,13 @@ impl SessionActor {
     /// does not start and the caller is told why.
     async fn start_turn(
         &mut self,
-        items: Vec<UserInput>,
+        input: Vec<UserMessage>,
         client_message_id: Option<String>,
+        turn_handle: Option<oneshot::Sender<TurnHandle>>,
     ) -> Result<String, OpError> {
         let turn_id = uuid::Uuid::now_v7().to_string();
-        let config = &self.shared.config;
-        let input = user_message(&items);
-        let lines = vec![
+        let config = &self.conversation.config;
+        let mut lines = vec![
             RolloutItem::TurnContext(TurnContextLine {
                 turn_id: turn_id.clone(),
                 cwd: config.cwd.display().to_string(),
@@ -524,35 +687,80 @@ impl SessionActor {
             }),
             RolloutItem::Event(LifecycleEvent::TurnStarted {
                 turn_id: turn_id.clone(),
-                client_message_id,
+                client_message_id: client_message_id.clone(),
             }),
-            RolloutItem::ResponseItem(input.clone()),
         ];
-        self.shared
+        let mut history = Vec::new();
+        let mut shown = Vec::new();
+        for message in &input {
+            let response_item = ResponseItem::user_text(message.model_text());
+            lines.push(RolloutItem::ResponseItem(response_item.clone()));
+            history.push(response_item);
+            let item = TurnItem::new(
+                self.conversation.item_ids.next(&turn_id),
+                TurnItemKind::UserMessage {
+                    content: message.items.clone(),
+                    client_message_id: message.client_message_id.clone(),
+                },
+            );
+            for phase in [ItemPhase::Started, ItemPhase::Completed] {
+                lines.push(RolloutItem::Item(RecordedItem {
+                    turn_id: turn_id.clone(),
+                    phase,
+                    item: item.clone(),
+                }));
+            }
+            shown.push(item);
+        }
+        self.conversation
             .commit(lines, false)
             .await
             .map_err(|message| OpError::NotSaved {
                 message: format!("{message}; the turn was not started"),
             })?;
         // Idle: nothing else records, so the history's order is the file's.
-        self.shared.history().push(input);
+        for item in history {
+            self.conversation.history().push(item);
+        }
         let cancel = CancellationToken::new();
-        let shared = Arc::new(TurnShared::new());
-        let emitter = self.events.for_turn(&turn_id);
-        emitter.emit(EventMsg::TurnStarted);
-        let task = tokio::spawn(run_turn(TurnContext {
-            session: Arc::clone(&self.shared),
-            shared: Arc::clone(&shared),
+        let inbox = Arc::new(TurnInbox::new());
+        let (end_tx, end_rx) = watch::channel(None);
+        let watch = TurnWatch {
+            id: turn_id.clone(),
+            end: end_rx,
+        };
+        let turn_events = turn_handle.map(|tx| {
+            let (sender, events) = event_channel();
+            let _ = tx.send(TurnHandle {
+                watch: watch.clone(),
+                events,
+            });
+            sender
+        });
+        let emitter = self.events.for_turn(&turn_id, turn_events);
+        *self.running.lock().unwrap_or_else(PoisonError::into_inner) = Some(watch);
+        emitter.emit(EventMsg::TurnStarted { client_message_id });
+        for item in shown {
+            emitter.emit(EventMsg::ItemStarted { item: item.clone() });
+            emitter.emit(EventMsg::ItemCompleted { item });
+        }
+        let items = TurnItems::new(&turn_id, Arc::clone(&self.conversation), emitter.clone());
+        let task = tokio::spawn(run_turn(TurnRuntime {
+            conversation: Arc::clone(&self.conversation),
+            inbox: Arc::clone(&inbox),
             cancel: cancel.clone(),
             emitter: emitter.clone(),
+            items: items.clone(),
         }));
-        self.lifecycle = Lifecycle::Running(RunningTurn {
+        self.lifecycle = Lifecycle::Running(Box::new(RunningTurn {
             id: turn_id.clone(),
             cancel,
             task,
-            shared,
+            inbox,
             emitter,
-        });
+            items,
+            end: end_tx,
+        }));
         Ok(turn_id)
     }
 
@@ -577,7 +785,7 @@ impl SessionActor {
         joined: Result<TurnOutcome, tokio::task::JoinError>,
         reason: TurnAbortReason,
     ) {
-        let unsent_input = turn.shared.close();
+        let unsent_input = turn.inbox.close();
         // Handed back as well if the turn's end cannot be saved.
         let unsent_if_not_saved = unsent_input.clone();
         let turn_id = turn.id.clone();
@@ -639,7 +847,7 @@ impl SessionActor {
         // If it cannot be, the turn did not end as it would have: it failed,
         // and the file says so once the disk takes lines again.
         let msg = match self
-            .shared
+            .conversation
             .commit(vec![RolloutItem::Event(line)], true)
             .await
         {
@@ -649,7 +857,7 @@ impl SessionActor {
                     message: format!("{message}; the turn's end was not saved"),
                     http_status: None,
                 };
-                self.shared
+                self.conversation
                     .record_line(RolloutItem::Event(LifecycleEvent::TurnFailed {
                         turn_id: turn.id.clone(),
                         error: error.clone(),
@@ -660,24 +868,68 @@ impl SessionActor {
                 }
             }
         };
+        let end = TurnEnd::of_event(&msg);
+        {
+            let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+            if running.as_ref().is_some_and(|watch| watch.id == turn.id) {
+                *running = None;
+            }
+        }
         turn.emitter.finish(msg);
+        turn.end.send_replace(end);
     }
 
     /// Defence in depth for I1 after a turn that did not complete, then the marker.
     fn close_history(&self, marker: Option<&str>) {
-        let repair = self.shared.history().repair();
+        let repair = self.conversation.history().repair();
         if !repair.is_empty() {
             tracing::error!(?repair, "bug: a turn ended with an invalid history");
         }
         if let Some(marker) = marker {
-            self.shared.record_item(ResponseItem::user_text(marker));
+            self.conversation
+                .record_item(ResponseItem::user_text(marker));
         }
     }
 }
 
 fn non_empty(items: Vec<UserInput>) -> Result<Vec<UserInput>, OpError> {
-    if items.iter().all(|item| item.as_text().trim().is_empty()) {
+    if items.iter().all(|item| item.model_text().trim().is_empty()) {
         return Err(OpError::EmptyInput);
     }
     Ok(items)
+}
+
+fn non_empty_messages(input: Vec<UserMessage>) -> Result<Vec<UserMessage>, OpError> {
+    if input
+        .iter()
+        .all(|message| message.model_text().trim().is_empty())
+    {
+        return Err(OpError::EmptyInput);
+    }
+    Ok(input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_events_map_to_ends() {
+        let aborted = EventMsg::TurnAborted {
+            reason: TurnAbortReason::Interrupted,
+            unsent_input: Vec::new(),
+        };
+        assert_eq!(
+            TurnEnd::of_event(&aborted),
+            Some(TurnEnd::Aborted {
+                reason: TurnAbortReason::Interrupted
+            })
+        );
+        assert_eq!(
+            TurnEnd::of_event(&EventMsg::TurnStarted {
+                client_message_id: None
+            }),
+            None
+        );
+    }
 }

@@ -6,25 +6,29 @@
 //! makes the history valid again (I1): the running tool's aborted output, aborted
 //! outputs for calls it never reached, and the partial assistant text the user
 //! saw. The actor then adds the interrupted marker and emits `TurnAborted`.
+//!
+//! What the turn shows a person goes out as items (`TurnItem`): the model's
+//! messages and reasoning here, each tool's own items through its
+//! [`ToolContext`]. Every item started is completed before the task returns: a
+//! message cut short completes with the text the person saw; a message of a
+//! response that broke off and is retried completes empty (it was not the
+//! answer, and it is not in the history).
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
-use tiller_protocol::{
-    ErrorInfo, EventMsg, ExecEndStatus, ResponseItem, ReviewDecision, TokenUsage, UserInput,
-};
-use tokio::sync::{oneshot, watch};
+use futures::StreamExt;
+use tiller_model::retry::{RetryBudget, RetryState};
+use tiller_model::{ModelError, ModelRequest, OutputItem, ResponseEvent};
+use tiller_protocol::{ErrorInfo, EventMsg, ResponseItem, TokenUsage, TurnItem, TurnItemKind};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::approval::needs_approval;
+use crate::conversation::Conversation;
 use crate::events::TurnEmitter;
 use crate::history::ABORTED_BEFORE_OUTPUT;
-use crate::session::SessionShared;
-use crate::tools::shell::{self, SHELL_TOOL_NAME, ShellArgs, ShellRequest};
-use tiller_model::ModelError;
-use tiller_model::retry::{RetryBudget, RetryState};
-use tiller_model::{ModelRequest, OutputItem, ResponseEvent};
+use crate::inbox::TurnInbox;
+use crate::items::TurnItems;
+use crate::tools::{ToolCall, ToolContext, ToolOutput};
 
 /// How a turn task ended.
 #[derive(Debug)]
@@ -40,84 +44,30 @@ pub(crate) enum TurnOutcome {
     Cancelled,
 }
 
-/// State a running turn shares with the session actor.
-#[derive(Debug)]
-pub(crate) struct TurnShared {
-    inbox: Mutex<TurnInbox>,
-    steer_generation: watch::Sender<u64>,
-}
-
-#[derive(Debug, Default)]
-struct TurnInbox {
-    /// Steer input accepted but not yet sent to the model.
-    pending_steer: Vec<Vec<UserInput>>,
-    /// False once the turn has decided to end: steer is refused from then on.
-    accepting: bool,
-    /// Approval requests waiting for a person, by call id.
-    approvals: HashMap<String, oneshot::Sender<ReviewDecision>>,
-}
-
-/// Why [`TurnShared::push_steer`] refused input.
-pub(crate) struct SteerClosed;
-
-impl TurnShared {
-    pub(crate) fn new() -> Self {
-        TurnShared {
-            inbox: Mutex::new(TurnInbox {
-                accepting: true,
-                ..TurnInbox::default()
-            }),
-            steer_generation: watch::Sender::new(0),
-        }
-    }
-
-    fn inbox(&self) -> MutexGuard<'_, TurnInbox> {
-        // A panic elsewhere must not wedge the lifecycle: the inbox holds plain data.
-        self.inbox
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Queue steer input for the next model request and cut a running stream.
-    pub(crate) fn push_steer(&self, items: Vec<UserInput>) -> Result<(), SteerClosed> {
-        let mut inbox = self.inbox();
-        if !inbox.accepting {
-            return Err(SteerClosed);
-        }
-        inbox.pending_steer.push(items);
-        // Bumped under the lock so the turn reads queue and generation together.
-        self.steer_generation.send_modify(|g| *g += 1);
-        Ok(())
-    }
-
-    /// Close the inbox: no more steer, pending approvals dropped; returns unsent input.
-    pub(crate) fn close(&self) -> Vec<UserInput> {
-        let mut inbox = self.inbox();
-        inbox.accepting = false;
-        inbox.approvals.clear();
-        inbox.pending_steer.drain(..).flatten().collect()
-    }
-
-    /// Take the waiting approval for `call_id`, if any.
-    pub(crate) fn take_approval(&self, call_id: &str) -> Option<oneshot::Sender<ReviewDecision>> {
-        self.inbox().approvals.remove(call_id)
-    }
-}
-
 /// Everything a turn task needs.
-pub(crate) struct TurnContext {
-    pub(crate) session: Arc<SessionShared>,
-    pub(crate) shared: Arc<TurnShared>,
+pub(crate) struct TurnRuntime {
+    pub(crate) conversation: Arc<Conversation>,
+    pub(crate) inbox: Arc<TurnInbox>,
     pub(crate) cancel: CancellationToken,
     pub(crate) emitter: TurnEmitter,
+    pub(crate) items: TurnItems,
+}
+
+/// A message or reasoning item the model is streaming.
+#[derive(Debug, Default)]
+struct OpenText {
+    id: String,
+    text: String,
 }
 
 /// What one model response gave.
 #[derive(Debug, Default)]
 struct Sample {
-    items: Vec<OutputItem>,
-    /// Text of an assistant message the stream was cut in the middle of.
-    partial_text: String,
+    items: Vec<SampledItem>,
+    /// The message being streamed when the response was cut.
+    message: Option<OpenText>,
+    /// The reasoning being streamed when the response was cut.
+    reasoning: Option<OpenText>,
     usage: TokenUsage,
 }
 
@@ -134,28 +84,28 @@ enum Attempt {
     Error(ModelError),
 }
 
-/// The tool call was cut short by cancellation.
-struct CallCancelled;
-
 /// Run a turn whose input the session has recorded.
-pub(crate) async fn run_turn(ctx: TurnContext) -> TurnOutcome {
-    let mut steer_rx = ctx.shared.steer_generation.subscribe();
+pub(crate) async fn run_turn(turn: TurnRuntime) -> TurnOutcome {
+    let mut steer_rx = turn.inbox.subscribe_steer();
     let mut usage = TokenUsage::default();
     let mut last_agent_message = None;
     let mut missing_output_retried = false;
     loop {
-        if ctx.cancel.is_cancelled() {
-            return ctx.close_cancelled(Sample::default());
+        if turn.cancel.is_cancelled() {
+            return turn.close_cancelled(Sample::default());
         }
-        let sample = match ctx.sample(&mut steer_rx, &mut missing_output_retried).await {
+        let sample = match turn
+            .sample(&mut steer_rx, &mut missing_output_retried)
+            .await
+        {
             Ok(sample) => sample,
-            Err(SampleStop::Cancelled(partial)) => return ctx.close_cancelled(partial),
+            Err(SampleStop::Cancelled(partial)) => return turn.close_cancelled(partial),
             Err(SampleStop::Failed(error)) => return TurnOutcome::Failed(error),
         };
         usage.add(&sample.usage);
-        let calls = ctx.record_sample(sample, &mut last_agent_message);
+        let calls = turn.record_sample(sample, &mut last_agent_message);
         if calls.is_empty() {
-            if ctx.finish_if_no_steer() {
+            if turn.inbox.close_if_no_steer() {
                 return TurnOutcome::Completed {
                     last_agent_message,
                     usage,
@@ -163,44 +113,37 @@ pub(crate) async fn run_turn(ctx: TurnContext) -> TurnOutcome {
             }
             continue;
         }
-        for (name, arguments, call_id) in calls {
-            let output = match ctx.run_call(&name, &arguments, &call_id).await {
-                Ok(output) => output,
-                Err(CallCancelled) => return ctx.close_cancelled(Sample::default()),
-            };
-            ctx.record(ResponseItem::call_output(call_id, output));
+        for call in calls {
+            let output = turn.run_call(&call).await;
+            match output {
+                ToolOutput::Output(output) => {
+                    turn.record(ResponseItem::call_output(&call.call_id, output));
+                }
+                ToolOutput::Aborted(output) => {
+                    turn.record(ResponseItem::call_output(&call.call_id, output));
+                    return turn.close_cancelled(Sample::default());
+                }
+            }
         }
     }
 }
 
-impl TurnContext {
+impl TurnRuntime {
     fn record(&self, item: ResponseItem) {
-        self.session.record_item(item);
+        self.conversation.record_item(item);
     }
 
     /// Move pending steer input into the history, last, and mark the steer
-    /// generation seen so only newer steer cuts the next stream.
+    /// generation seen so only newer steer cuts the next stream. (Its user
+    /// message item went out when it was accepted; `SteerDelivered` says the
+    /// model now reads it.)
     fn deliver_steer(&self, steer_rx: &mut watch::Receiver<u64>) {
-        let delivered: Vec<Vec<UserInput>> = {
-            let mut inbox = self.shared.inbox();
-            steer_rx.borrow_and_update();
-            inbox.pending_steer.drain(..).collect()
-        };
-        for items in delivered {
-            self.record(user_message(&items));
-            self.emitter.emit(EventMsg::SteerDelivered { items });
-        }
-    }
-
-    /// With nothing to run: end the turn unless steer input is waiting. Decided
-    /// under the inbox lock, so steer is either delivered or refused, never lost.
-    fn finish_if_no_steer(&self) -> bool {
-        let mut inbox = self.shared.inbox();
-        if inbox.pending_steer.is_empty() {
-            inbox.accepting = false;
-            true
-        } else {
-            false
+        for (message, item_id) in self.inbox.take_steer(steer_rx) {
+            self.record(ResponseItem::user_text(message.model_text()));
+            self.emitter.emit(EventMsg::SteerDelivered {
+                item_id,
+                items: message.items,
+            });
         }
     }
 
@@ -210,7 +153,7 @@ impl TurnContext {
         steer_rx: &mut watch::Receiver<u64>,
         missing_output_retried: &mut bool,
     ) -> Result<Sample, SampleStop> {
-        let provider = &self.session.config.provider;
+        let provider = &self.conversation.config.provider;
         let mut retries = RetryState::new(RetryBudget {
             request_max_retries: provider.request_max_retries,
             stream_max_retries: provider.stream_max_retries,
@@ -218,7 +161,18 @@ impl TurnContext {
         loop {
             // Steer that arrived during a backoff wait goes into the retried request.
             self.deliver_steer(steer_rx);
-            let request = self.session.prepare_request(&self.emitter);
+            let (request, repair) = self.conversation.prepare_request();
+            if !repair.is_empty() {
+                tracing::error!(
+                    ?repair,
+                    "bug: the history broke invariant I1 and was repaired"
+                );
+                self.emitter.emit(EventMsg::BackgroundEvent {
+                    message: format!(
+                        "repaired the conversation history before sending it: {repair:?}"
+                    ),
+                });
+            }
             let error = match self.attempt(&request, steer_rx).await {
                 Attempt::Done(sample) => return Ok(sample),
                 Attempt::Cancelled(partial) => return Err(SampleStop::Cancelled(partial)),
@@ -257,13 +211,15 @@ impl TurnContext {
     }
 
     /// One HTTP request and its stream. Steer input cuts the stream: what was
-    /// complete is kept and the partial text is returned for recording.
+    /// complete is kept and the partial text is returned for recording. A
+    /// response that breaks off withdraws what it streamed: its open items
+    /// complete empty.
     async fn attempt(
         &self,
         request: &ModelRequest,
         steer_rx: &mut watch::Receiver<u64>,
     ) -> Attempt {
-        let client = &self.session.client;
+        let client = &self.conversation.client;
         let mut stream = tokio::select! {
             biased;
             () = self.cancel.cancelled() => return Attempt::Cancelled(Sample::default()),
@@ -282,8 +238,12 @@ impl TurnContext {
             };
             let event = match event {
                 Some(Ok(event)) => event,
-                Some(Err(error)) => return Attempt::Error(error),
+                Some(Err(error)) => {
+                    self.withdraw(&mut sample);
+                    return Attempt::Error(error);
+                }
                 None => {
+                    self.withdraw(&mut sample);
                     return Attempt::Error(ModelError::RetryableStream {
                         reason: "the stream ended early".to_string(),
                     });
@@ -291,17 +251,45 @@ impl TurnContext {
             };
             match event {
                 ResponseEvent::OutputTextDelta(delta) => {
-                    sample.partial_text.push_str(&delta);
-                    self.emitter.emit(EventMsg::AgentMessageDelta { delta });
+                    let open = self.open(&mut sample.message, |id| {
+                        TurnItem::new(
+                            id,
+                            TurnItemKind::AgentMessage {
+                                text: String::new(),
+                            },
+                        )
+                    });
+                    open.text.push_str(&delta);
+                    let item_id = open.id.clone();
+                    self.emitter
+                        .emit(EventMsg::AgentMessageDelta { item_id, delta });
                 }
                 ResponseEvent::ReasoningDelta(delta) => {
-                    self.emitter.emit(EventMsg::ReasoningDelta { delta });
+                    let open = self.open(&mut sample.reasoning, |id| {
+                        TurnItem::new(
+                            id,
+                            TurnItemKind::Reasoning {
+                                text: String::new(),
+                            },
+                        )
+                    });
+                    open.text.push_str(&delta);
+                    let item_id = open.id.clone();
+                    self.emitter
+                        .emit(EventMsg::ReasoningDelta { item_id, delta });
                 }
                 ResponseEvent::OutputItemDone(item) => {
-                    if matches!(item, OutputItem::Message { .. }) {
-                        sample.partial_text.clear();
-                    }
-                    sample.items.push(item);
+                    // A finished item is recorded with the rest of the sample;
+                    // its streamed item id goes with it.
+                    let open = match &item {
+                        OutputItem::Message { .. } => sample.message.take(),
+                        OutputItem::Reasoning { .. } => sample.reasoning.take(),
+                        OutputItem::FunctionCall { .. } => None,
+                    };
+                    sample.items.push(SampledItem {
+                        item,
+                        id: open.map(|o| o.id),
+                    });
                 }
                 ResponseEvent::Completed { usage } => {
                     sample.usage = usage;
@@ -311,24 +299,65 @@ impl TurnContext {
         }
     }
 
-    /// Put a sample's items into the history and announce the complete ones;
-    /// returns the calls to run.
+    /// The open text item of `slot`, starting it (with `start`) if none is open.
+    fn open<'s>(
+        &self,
+        slot: &'s mut Option<OpenText>,
+        start: impl FnOnce(String) -> TurnItem,
+    ) -> &'s mut OpenText {
+        slot.get_or_insert_with(|| {
+            let id = self.items.new_id();
+            self.items.started(start(id.clone()));
+            OpenText {
+                id,
+                text: String::new(),
+            }
+        })
+    }
+
+    /// A broken response: what it streamed was not the answer.
+    fn withdraw(&self, sample: &mut Sample) {
+        for (open, kind) in [
+            (sample.message.take(), text_kind(false)),
+            (sample.reasoning.take(), text_kind(true)),
+        ] {
+            if let Some(open) = open {
+                self.items
+                    .completed(TurnItem::new(open.id, kind(String::new())));
+            }
+        }
+        // Items that were done in the broken response are dropped from it
+        // too: the retry answers again. Their streamed items complete empty.
+        for sampled in sample.items.drain(..) {
+            let reasoning = match sampled.item {
+                OutputItem::Message { .. } => false,
+                OutputItem::Reasoning { .. } => true,
+                OutputItem::FunctionCall { .. } => continue,
+            };
+            if let Some(id) = sampled.id {
+                self.items
+                    .completed(TurnItem::new(id, text_kind(reasoning)(String::new())));
+            }
+        }
+    }
+
+    /// Put a sample's items into the history and complete their items; returns
+    /// the calls to run.
     fn record_sample(
         &self,
         sample: Sample,
         last_agent_message: &mut Option<String>,
-    ) -> Vec<(String, String, String)> {
+    ) -> Vec<ToolCall> {
         let mut calls = Vec::new();
-        for item in sample.items {
+        for SampledItem { item, id } in sample.items {
             match item {
                 OutputItem::Message { text } => {
                     self.record(ResponseItem::assistant_text(text.clone()));
-                    self.emitter
-                        .emit(EventMsg::AgentMessage { text: text.clone() });
+                    self.complete_text(id, false, text.clone());
                     *last_agent_message = Some(text);
                 }
                 OutputItem::Reasoning { text } => {
-                    self.emitter.emit(EventMsg::Reasoning { text });
+                    self.complete_text(id, true, text);
                 }
                 OutputItem::FunctionCall {
                     name,
@@ -340,29 +369,59 @@ impl TurnContext {
                         arguments: arguments.clone(),
                         call_id: call_id.clone(),
                     });
-                    calls.push((name, arguments, call_id));
+                    calls.push(ToolCall {
+                        name,
+                        call_id,
+                        arguments,
+                    });
                 }
             }
         }
-        if !sample.partial_text.is_empty() {
-            self.record(ResponseItem::assistant_text(sample.partial_text.clone()));
-            self.emitter.emit(EventMsg::AgentMessage {
-                text: sample.partial_text.clone(),
-            });
-            *last_agent_message = Some(sample.partial_text);
+        // Cut short (a steer, an abort): what the person saw is what was said.
+        if let Some(open) = sample.message {
+            if !open.text.is_empty() {
+                self.record(ResponseItem::assistant_text(open.text.clone()));
+                *last_agent_message = Some(open.text.clone());
+            }
+            self.items.completed(TurnItem::new(
+                open.id,
+                TurnItemKind::AgentMessage { text: open.text },
+            ));
+        }
+        if let Some(open) = sample.reasoning {
+            self.items.completed(TurnItem::new(
+                open.id,
+                TurnItemKind::Reasoning { text: open.text },
+            ));
         }
         calls
     }
 
+    /// Complete a finished message or reasoning item (starting it first if
+    /// the model sent it with no deltas).
+    fn complete_text(&self, id: Option<String>, reasoning: bool, text: String) {
+        let kind = text_kind(reasoning);
+        let id = id.unwrap_or_else(|| {
+            let id = self.items.new_id();
+            self.items
+                .started(TurnItem::new(id.clone(), kind(String::new())));
+            id
+        });
+        self.items.completed(TurnItem::new(id, kind(text)));
+    }
+
     /// Cancellation: record what the user saw, and close every call of the turn
-    /// that has no output yet. Process trees are already dead: the shell tool
-    /// kills and reaps before it returns an aborted outcome.
+    /// that has no output yet. Process trees are already dead: a tool returns
+    /// only once everything it started has stopped.
     fn close_cancelled(&self, partial: Sample) -> TurnOutcome {
         let calls = self.record_sample(partial, &mut None);
-        for (_, _, call_id) in calls {
-            self.record(ResponseItem::call_output(call_id, ABORTED_BEFORE_OUTPUT));
+        for call in calls {
+            self.record(ResponseItem::call_output(
+                call.call_id,
+                ABORTED_BEFORE_OUTPUT,
+            ));
         }
-        let unanswered = self.session.history().unanswered_calls();
+        let unanswered = self.conversation.history().unanswered_calls();
         for call_id in unanswered {
             self.record(ResponseItem::call_output(call_id, ABORTED_BEFORE_OUTPUT));
         }
@@ -370,115 +429,42 @@ impl TurnContext {
     }
 
     /// Run one tool call and return what the model reads.
-    async fn run_call(
-        &self,
-        name: &str,
-        arguments: &str,
-        call_id: &str,
-    ) -> Result<String, CallCancelled> {
-        if name != SHELL_TOOL_NAME {
-            return Ok(format!(
-                "unknown tool '{name}': the only tool is '{SHELL_TOOL_NAME}'"
+    async fn run_call(&self, call: &ToolCall) -> ToolOutput {
+        if self.cancel.is_cancelled() {
+            return ToolOutput::Aborted(ABORTED_BEFORE_OUTPUT.to_string());
+        }
+        let Some(tool) = self.conversation.tools.get(&call.name) else {
+            return ToolOutput::Output(format!(
+                "unknown tool '{}': the tools are {}",
+                call.name,
+                self.conversation.tools.names().join(", ")
             ));
-        }
-        let args = match ShellArgs::parse(arguments) {
-            Ok(args) => args,
-            Err(error) => return Ok(format!("invalid arguments for {SHELL_TOOL_NAME}: {error}")),
         };
-        let config = &self.session.config;
-        let mut request = args.into_request(&config.cwd, self.session.default_tool_timeout);
-        // The model's commands never see the provider's key: their output goes to
-        // the model and into the rollout.
-        request
-            .hidden_env
-            .extend(config.provider.env_key.iter().cloned());
-        if needs_approval(config.approval_policy, &request.command)
-            && !self.session.is_approved(&request.command)
-        {
-            match self
-                .ask_approval(call_id, &request.command, &request.cwd)
-                .await?
-            {
-                ReviewDecision::Approved => {}
-                ReviewDecision::ApprovedForSession => {
-                    self.session.approve_for_session(request.command.clone())
-                }
-                ReviewDecision::Denied => {
-                    self.emitter.emit(EventMsg::ExecCommandEnd {
-                        call_id: call_id.to_string(),
-                        command: request.command.clone(),
-                        exit_code: None,
-                        duration_ms: 0,
-                        aggregated_output: String::new(),
-                        status: ExecEndStatus::Denied,
-                    });
-                    return Ok("the user denied this command; it did not run".to_string());
-                }
-                // The actor turns Abort into an interrupt and never forwards it.
-                ReviewDecision::Abort => return Err(CallCancelled),
-            }
-        }
-        self.run_shell(call_id, request).await
-    }
-
-    async fn ask_approval(
-        &self,
-        call_id: &str,
-        command: &[String],
-        cwd: &Path,
-    ) -> Result<ReviewDecision, CallCancelled> {
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .inbox()
-            .approvals
-            .insert(call_id.to_string(), tx);
-        self.emitter.emit(EventMsg::ExecApprovalRequest {
-            call_id: call_id.to_string(),
-            command: command.to_vec(),
-            cwd: cwd.display().to_string(),
-        });
-        tokio::select! {
-            biased;
-            () = self.cancel.cancelled() => Err(CallCancelled),
-            // A dropped sender means the turn is being aborted.
-            decision = rx => decision.map_err(|_| CallCancelled),
-        }
-    }
-
-    async fn run_shell(
-        &self,
-        call_id: &str,
-        request: ShellRequest,
-    ) -> Result<String, CallCancelled> {
-        let command = request.command.clone();
-        self.emitter.emit(EventMsg::ExecCommandBegin {
-            call_id: call_id.to_string(),
-            command: command.clone(),
-            cwd: request.cwd.display().to_string(),
-        });
-        let emitter = self.emitter.clone();
-        let delta_call_id = call_id.to_string();
-        let on_output = move |stream, chunk: &str| {
-            emitter.emit(EventMsg::ExecCommandOutputDelta {
-                call_id: delta_call_id.clone(),
-                stream,
-                chunk: chunk.to_string(),
-            });
+        let ctx = ToolContext {
+            conversation: &self.conversation,
+            inbox: &self.inbox,
+            items: &self.items,
+            emitter: &self.emitter,
+            cancel: &self.cancel,
+            call_id: &call.call_id,
         };
-        let outcome = shell::run_shell(request, self.cancel.child_token(), &on_output).await;
-        self.emitter.emit(EventMsg::ExecCommandEnd {
-            call_id: call_id.to_string(),
-            command,
-            exit_code: outcome.exit_code,
-            duration_ms: u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
-            aggregated_output: outcome.aggregated_output.clone(),
-            status: outcome.status,
-        });
-        if outcome.status == ExecEndStatus::Aborted {
-            self.record(ResponseItem::call_output(call_id, outcome.model_output()));
-            return Err(CallCancelled);
-        }
-        Ok(outcome.model_output())
+        tool.run(call, &ctx).await
+    }
+}
+
+/// A finished output item and the id of the item it streamed as, if it did.
+#[derive(Debug)]
+struct SampledItem {
+    item: OutputItem,
+    id: Option<String>,
+}
+
+/// The item kind of a text: agent message or reasoning.
+fn text_kind(reasoning: bool) -> fn(String) -> TurnItemKind {
+    if reasoning {
+        |text| TurnItemKind::Reasoning { text }
+    } else {
+        |text| TurnItemKind::AgentMessage { text }
     }
 }
 
@@ -486,16 +472,6 @@ async fn steer_changed(rx: &mut watch::Receiver<u64>) {
     if rx.changed().await.is_err() {
         std::future::pending::<()>().await;
     }
-}
-
-/// One user message of `items`, a line each.
-pub(crate) fn user_message(items: &[UserInput]) -> ResponseItem {
-    let text = items
-        .iter()
-        .map(UserInput::as_text)
-        .collect::<Vec<_>>()
-        .join("\n");
-    ResponseItem::user_text(text)
 }
 
 fn error_info(error: ModelError) -> ErrorInfo {

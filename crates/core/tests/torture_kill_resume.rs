@@ -47,11 +47,11 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tiller_core::rollout::{LastTurn, LoadedRollout};
 use tiller_mock_model::{MockModel, Script, Step};
-use tiller_protocol::{Event, EventMsg, Op, Reply};
+use tiller_protocol::{Event, EventMsg, Op, Reply, TurnItemKind};
+use tiller_test_support::schedules::Schedules;
 use tiller_test_support::{EngineSettings, Persistence, TestEngine};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 
 use checks::{check_pairing, describe, tagged_alive, user_count};
 use feeder::Feeder;
@@ -64,13 +64,6 @@ const CHILD_ENV: &str = "TILLER_KILL_CHILD";
 const URL_ENV: &str = "TILLER_KILL_URL";
 const HOME_ENV: &str = "TILLER_KILL_HOME";
 const WORK_ENV: &str = "TILLER_KILL_WORKDIR";
-/// Replays one schedule.
-const SEED_ENV: &str = "TILLER_KILL_SEED";
-/// How many schedules to run.
-const COUNT_ENV: &str = "TILLER_KILL_SCHEDULES";
-const DEFAULT_SCHEDULES: u64 = 100;
-/// Schedules run at the same time.
-const PARALLEL: usize = 4;
 /// The deadline for anything a schedule waits on.
 const WAIT: Duration = Duration::from_secs(15);
 /// How long after the kill the schedule's processes may take to die.
@@ -146,72 +139,27 @@ fn selected(args: &[String]) -> bool {
 }
 
 async fn run_all() {
-    let seeds: Vec<u64> = match std::env::var(SEED_ENV) {
-        Ok(seed) => vec![
-            seed.trim()
-                .parse()
-                .unwrap_or_else(|e| panic!("{SEED_ENV}={seed}: {e}")),
-        ],
-        Err(_) => {
-            let count = std::env::var(COUNT_ENV)
-                .ok()
-                .and_then(|n| n.trim().parse().ok())
-                .unwrap_or(DEFAULT_SCHEDULES);
-            let base = fastrand::u64(..u64::MAX / 2);
-            (base..base + count).collect()
-        }
+    let schedules = Schedules {
+        seed_env: "TILLER_KILL_SEED",
+        count_env: "TILLER_KILL_SCHEDULES",
+        default_count: 100,
+        parallel: 4,
+        replay: "cargo test -p tiller-core --test torture_kill_resume",
     };
-    println!("running 1 test\n{NAME}: {} schedules", seeds.len());
-    let started = Instant::now();
-    let mut tally: BTreeMap<String, usize> = BTreeMap::new();
-    let mut running = JoinSet::new();
-    let mut next = seeds.iter().copied();
-    let mut failures = Vec::new();
-    loop {
-        while running.len() < PARALLEL && failures.is_empty() {
-            let Some(seed) = next.next() else { break };
-            running.spawn(async move { (seed, tokio::spawn(run_schedule(seed)).await) });
-        }
-        let Some(done) = running.join_next().await else {
-            break;
-        };
-        let (seed, outcome) = done.expect("the schedule wrapper");
-        match outcome {
-            Ok(seen) => {
-                for (what, n) in seen {
-                    *tally.entry(what).or_default() += n;
-                }
-            }
-            Err(error) => {
-                let why = match error.try_into_panic() {
-                    Ok(panic) => panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                        .unwrap_or_else(|| "a panic".to_owned()),
-                    Err(error) => error.to_string(),
-                };
-                failures.push((seed, why));
-            }
-        }
-    }
-    if let Some((seed, why)) = failures.first() {
-        eprintln!(
-            "test {NAME} ... FAILED\nschedule {seed} failed ({} failed in all): {why}\nreplay it with:\n  \
-             {SEED_ENV}={seed} cargo test -p tiller-core --test torture_kill_resume",
-            failures.len()
-        );
-        std::process::exit(101);
-    }
     println!(
-        "{} schedules passed in {:.1?} (seeds {}..={})",
-        seeds.len(),
-        started.elapsed(),
-        seeds.first().copied().unwrap_or_default(),
-        seeds.last().copied().unwrap_or_default()
+        "running 1 test\n{NAME}: {} schedules",
+        schedules.seeds().len()
     );
-    println!("exercised: {tally:?}");
-    println!("test {NAME} ... ok");
+    match schedules.run(run_schedule).await {
+        Ok(passed) => {
+            passed.print();
+            println!("test {NAME} ... ok");
+        }
+        Err(failure) => {
+            eprintln!("test {NAME} ... FAILED\n{failure}");
+            std::process::exit(101);
+        }
+    }
 }
 
 /// What the child printed: the replies to its ops and its events.
@@ -339,7 +287,7 @@ async fn run_schedule(seed: u64) -> BTreeMap<String, usize> {
             let begun = log
                 .events
                 .iter()
-                .filter(|e| matches!(e.msg, EventMsg::ExecCommandBegin { .. }))
+                .filter(|e| matches!(&e.msg, EventMsg::ItemStarted { item } if matches!(item.kind, TurnItemKind::CommandExecution { .. })))
                 .count();
             reached |= begun >= n;
         }
@@ -399,7 +347,11 @@ async fn run_schedule(seed: u64) -> BTreeMap<String, usize> {
             EventMsg::TurnCompleted { .. } => "seen turn completed",
             EventMsg::TurnAborted { .. } => "seen turn aborted",
             EventMsg::TurnFailed { .. } => "seen turn failed",
-            EventMsg::ExecCommandBegin { .. } => "seen tool begin",
+            EventMsg::ItemStarted { item }
+                if matches!(item.kind, TurnItemKind::CommandExecution { .. }) =>
+            {
+                "seen tool begin"
+            }
             EventMsg::StreamRetry { .. } => "seen retry",
             _ => continue,
         };
@@ -508,7 +460,7 @@ fn check_on_disk(log: &ChildLog, loaded: &LoadedRollout, image: &[u8]) {
         };
         let on_disk = loaded.turns.iter().find(|t| t.id == turn);
         let expected = match &event.msg {
-            EventMsg::TurnStarted => {
+            EventMsg::TurnStarted { .. } => {
                 assert!(
                     on_disk.is_some(),
                     "I5: turn {turn} started and is not on disk"
@@ -698,10 +650,10 @@ mod child {
                         (format!("start-{n}"), format!("start {seed} {n}"))
                     };
                     let reply = session
-                        .submit(Op::StartTurn {
-                            items: vec![UserInput::text(&text)],
-                            client_message_id: Some(id.clone()),
-                        })
+                        .submit(Op::start_turn_with_id(
+                            vec![UserInput::text(&text)],
+                            id.clone(),
+                        ))
                         .await;
                     let Ok(Reply::TurnStarted { turn_id }) = reply else {
                         panic!("StartTurn {id}: {reply:?}");

@@ -16,10 +16,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IsTerminal, Write};
 
-use tiller_core::tools::shell::display_command;
-use tiller_protocol::{Event, EventMsg, ExecEndStatus, TurnAbortReason};
+use tiller_protocol::{
+    Event, EventMsg, ExecEndStatus, TurnAbortReason, TurnItem, TurnItemKind, display_command,
+};
 
-use crate::run::Printer;
+use crate::printer::Printer;
 use crate::terminal::{StatusArea, columns, rows, stderr_colour};
 
 const DIM: &str = "\x1b[2m";
@@ -265,6 +266,58 @@ impl HumanPrinter {
     }
 }
 
+impl HumanPrinter {
+    fn item_completed(&mut self, item: &TurnItem) -> io::Result<()> {
+        match &item.kind {
+            TurnItemKind::AgentMessage { text } if text.is_empty() => {
+                // Withdrawn: a response that broke off streamed it.
+                self.erase_partial()?;
+            }
+            TurnItemKind::AgentMessage { text } => {
+                if !self.in_message {
+                    if let Some(area) = &self.area {
+                        area.hide();
+                    }
+                    let text = if self.stdout_tty {
+                        for_terminal(text)
+                    } else {
+                        std::borrow::Cow::Borrowed(text.as_str())
+                    };
+                    self.out(&text)?;
+                }
+                self.in_message = true;
+                self.end_message_line()?;
+                self.status(Some("thinking"));
+            }
+            TurnItemKind::CommandExecution {
+                command,
+                status: Some(status),
+                exit_code,
+                duration_ms,
+                aggregated_output,
+                ..
+            } => {
+                if !self.commands.contains_key(&item.id) {
+                    // Never started (denied): show what it was.
+                    self.err(&self.style(DIM, &format!("$ {}", display_command(command))));
+                }
+                self.command_end(
+                    &item.id,
+                    *exit_code,
+                    duration_ms.unwrap_or(0),
+                    aggregated_output.as_deref().unwrap_or(""),
+                    *status,
+                );
+                self.status(Some("thinking"));
+            }
+            TurnItemKind::CommandExecution { status: None, .. }
+            | TurnItemKind::UserMessage { .. }
+            | TurnItemKind::Reasoning { .. } => {}
+        }
+        Ok(())
+    }
+}
+
 impl Printer for HumanPrinter {
     fn session_started(&mut self, _session_id: &str) -> io::Result<()> {
         Ok(())
@@ -296,8 +349,8 @@ impl Printer for HumanPrinter {
 
     fn event(&mut self, event: &Event) -> io::Result<()> {
         match &event.msg {
-            EventMsg::TurnStarted => self.status(Some("thinking")),
-            EventMsg::AgentMessageDelta { delta } => {
+            EventMsg::TurnStarted { .. } => self.status(Some("thinking")),
+            EventMsg::AgentMessageDelta { delta, .. } => {
                 if self.stdout_tty {
                     if !self.in_message
                         && let Some(area) = &self.area
@@ -310,52 +363,20 @@ impl Printer for HumanPrinter {
                     self.in_message = true;
                 }
             }
-            EventMsg::AgentMessage { text } => {
-                if !self.in_message {
-                    if let Some(area) = &self.area {
-                        area.hide();
-                    }
-                    let text = if self.stdout_tty {
-                        for_terminal(text)
-                    } else {
-                        std::borrow::Cow::Borrowed(text.as_str())
-                    };
-                    self.out(&text)?;
+            EventMsg::ItemCompleted { item } => self.item_completed(item)?,
+            EventMsg::ItemStarted { item } => {
+                if let TurnItemKind::CommandExecution { command, .. } = &item.kind {
+                    self.end_message_line()?;
+                    let shown = display_command(command);
+                    self.err(&self.style(DIM, &format!("$ {shown}")));
+                    self.commands
+                        .insert(item.id.clone(), CommandView::default());
+                    let short: String = shown.chars().take(40).collect();
+                    self.status(Some(&format!("running {short}")));
                 }
-                self.in_message = true;
-                self.end_message_line()?;
-                self.status(Some("thinking"));
             }
-            EventMsg::ExecCommandBegin {
-                call_id, command, ..
-            } => {
-                self.end_message_line()?;
-                let shown = display_command(command);
-                self.err(&self.style(DIM, &format!("$ {shown}")));
-                self.commands
-                    .insert(call_id.clone(), CommandView::default());
-                let short: String = shown.chars().take(40).collect();
-                self.status(Some(&format!("running {short}")));
-            }
-            EventMsg::ExecCommandOutputDelta { call_id, chunk, .. } => {
-                self.command_output(call_id, chunk);
-            }
-            EventMsg::ExecCommandEnd {
-                call_id,
-                exit_code,
-                duration_ms,
-                aggregated_output,
-                status,
-                ..
-            } => {
-                self.command_end(
-                    call_id,
-                    *exit_code,
-                    *duration_ms,
-                    aggregated_output,
-                    *status,
-                );
-                self.status(Some("thinking"));
+            EventMsg::ExecCommandOutputDelta { item_id, chunk, .. } => {
+                self.command_output(item_id, chunk);
             }
             EventMsg::StreamRetry {
                 attempt,
@@ -388,7 +409,7 @@ impl Printer for HumanPrinter {
                 };
                 self.err(&self.style(DIM, text));
                 for input in unsent_input {
-                    self.err(&self.style(DIM, &format!("not sent: {}", input.as_text())));
+                    self.err(&self.style(DIM, &format!("not sent: {}", input.model_text())));
                 }
             }
             EventMsg::TurnFailed { error, .. } => {
@@ -403,7 +424,6 @@ impl Printer for HumanPrinter {
             EventMsg::ExecApprovalRequest { .. } => self.status(None),
             EventMsg::SessionConfigured { .. }
             | EventMsg::ReasoningDelta { .. }
-            | EventMsg::Reasoning { .. }
             | EventMsg::SteerDelivered { .. }
             | EventMsg::ShutdownComplete => {}
         }

@@ -2,33 +2,30 @@
 //! programs written against `codex exec` (and the Codex TypeScript SDK) can drive
 //! tiller unchanged. The format is documented in `docs/exec-json.md`.
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use serde_json::{Value, json};
-use tiller_protocol::{Event, EventMsg, ExecEndStatus, TurnAbortReason};
+use tiller_protocol::{
+    Event, EventMsg, ExecEndStatus, TurnAbortReason, TurnItem, TurnItemKind, display_command,
+};
 
-use crate::run::Printer;
-use tiller_core::tools::shell::display_command;
+use crate::printer::Printer;
 
+/// Engine items out as Codex's `exec --json` events, one line each; nothing
+/// is kept between events but a counter for the ids of retry notices (which
+/// are no engine items).
 pub(crate) struct JsonPrinter {
-    next_item: u64,
-    /// Item ids of commands in flight, by call id.
-    commands: HashMap<String, String>,
+    retries: u64,
 }
 
 impl JsonPrinter {
     pub(crate) fn new() -> Self {
-        JsonPrinter {
-            next_item: 0,
-            commands: HashMap::new(),
-        }
+        JsonPrinter { retries: 0 }
     }
 
     fn item_id(&mut self) -> String {
-        let id = format!("item_{}", self.next_item);
-        self.next_item += 1;
-        id
+        self.retries += 1;
+        format!("retry_{}", self.retries)
     }
 
     fn line(&self, value: Value) -> std::io::Result<()> {
@@ -55,56 +52,24 @@ impl Printer for JsonPrinter {
 
     fn event(&mut self, event: &Event) -> std::io::Result<()> {
         match &event.msg {
-            EventMsg::TurnStarted => self.line(json!({"type": "turn.started"}))?,
-            EventMsg::ExecCommandBegin {
-                call_id, command, ..
-            } => {
-                let id = self.item_id();
-                self.commands.insert(call_id.clone(), id.clone());
-                self.line(json!({"type": "item.started", "item": {
-                    "id": id,
-                    "type": "command_execution",
-                    "command": display_command(command),
-                    "aggregated_output": "",
-                    "exit_code": null,
-                    "status": "in_progress",
-                }}))?;
+            EventMsg::TurnStarted { .. } => self.line(json!({"type": "turn.started"}))?,
+            EventMsg::ItemStarted { item } => {
+                if let TurnItemKind::CommandExecution { .. } = &item.kind {
+                    self.line(json!({"type": "item.started", "item": codex_item(item)}))?;
+                }
             }
-            EventMsg::ExecCommandEnd {
-                call_id,
-                command,
-                exit_code,
-                aggregated_output,
-                status,
-                ..
-            } => {
-                let id = match self.commands.remove(call_id) {
-                    Some(id) => id,
-                    None => self.item_id(),
-                };
-                let status = match status {
-                    ExecEndStatus::Completed => "completed",
-                    ExecEndStatus::Denied => "declined",
-                    ExecEndStatus::Failed | ExecEndStatus::TimedOut | ExecEndStatus::Aborted => {
-                        "failed"
+            EventMsg::ItemCompleted { item } => {
+                let shown = match &item.kind {
+                    TurnItemKind::CommandExecution { .. } => true,
+                    // An empty text is one a broken stream withdrew.
+                    TurnItemKind::AgentMessage { text } | TurnItemKind::Reasoning { text } => {
+                        !text.is_empty()
                     }
+                    TurnItemKind::UserMessage { .. } => false,
                 };
-                self.line(json!({"type": "item.completed", "item": {
-                    "id": id,
-                    "type": "command_execution",
-                    "command": display_command(command),
-                    "aggregated_output": aggregated_output,
-                    "exit_code": exit_code,
-                    "status": status,
-                }}))?;
-            }
-            EventMsg::AgentMessage { text } => {
-                let id = self.item_id();
-                self.line(json!({"type": "item.completed", "item": {"id": id, "type": "agent_message", "text": text}}))?;
-            }
-            EventMsg::Reasoning { text } => {
-                let id = self.item_id();
-                self.line(json!({"type": "item.completed", "item": {"id": id, "type": "reasoning", "text": text}}))?;
+                if shown {
+                    self.line(json!({"type": "item.completed", "item": codex_item(item)}))?;
+                }
             }
             EventMsg::StreamRetry {
                 attempt,
@@ -146,5 +111,106 @@ impl Printer for JsonPrinter {
             | EventMsg::ShutdownComplete => {}
         }
         Ok(())
+    }
+}
+
+/// An engine item as Codex's `exec --json` shows it.
+pub(crate) fn codex_item(item: &TurnItem) -> Value {
+    match &item.kind {
+        TurnItemKind::CommandExecution {
+            command,
+            status,
+            exit_code,
+            aggregated_output,
+            ..
+        } => {
+            let status = match status {
+                None => "in_progress",
+                Some(ExecEndStatus::Completed) => "completed",
+                Some(ExecEndStatus::Denied) => "declined",
+                Some(ExecEndStatus::Failed | ExecEndStatus::TimedOut | ExecEndStatus::Aborted) => {
+                    "failed"
+                }
+            };
+            json!({
+                "id": item.id,
+                "type": "command_execution",
+                "command": display_command(command),
+                "aggregated_output": aggregated_output.as_deref().unwrap_or(""),
+                "exit_code": exit_code,
+                "status": status,
+            })
+        }
+        TurnItemKind::AgentMessage { text } => {
+            json!({"id": item.id, "type": "agent_message", "text": text})
+        }
+        TurnItemKind::Reasoning { text } => {
+            json!({"id": item.id, "type": "reasoning", "text": text})
+        }
+        TurnItemKind::UserMessage { content, .. } => {
+            let text: Vec<String> = content
+                .iter()
+                .map(|c| c.model_text().into_owned())
+                .collect();
+            json!({"id": item.id, "type": "user_message", "text": text.join("\n")})
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tiller_protocol::UserInput;
+
+    #[test]
+    fn engine_items_map_to_codex_exec_items() {
+        let command = TurnItem::new(
+            "t-item-2",
+            TurnItemKind::CommandExecution {
+                call_id: "c1".into(),
+                command: vec!["bash".into(), "-lc".into(), "echo hi".into()],
+                cwd: "/w".into(),
+                status: Some(ExecEndStatus::Denied),
+                exit_code: None,
+                duration_ms: Some(0),
+                aggregated_output: Some(String::new()),
+            },
+        );
+        assert_eq!(
+            codex_item(&command),
+            json!({"id": "t-item-2", "type": "command_execution", "command": "bash -lc 'echo hi'",
+                   "aggregated_output": "", "exit_code": null, "status": "declined"})
+        );
+        let running = TurnItem::new(
+            "t-item-3",
+            TurnItemKind::CommandExecution {
+                call_id: "c2".into(),
+                command: vec!["ls".into()],
+                cwd: "/w".into(),
+                status: None,
+                exit_code: None,
+                duration_ms: None,
+                aggregated_output: None,
+            },
+        );
+        assert_eq!(codex_item(&running)["status"], "in_progress");
+        let answer = TurnItem::new(
+            "t-item-4",
+            TurnItemKind::AgentMessage {
+                text: "done".into(),
+            },
+        );
+        assert_eq!(
+            codex_item(&answer),
+            json!({"id": "t-item-4", "type": "agent_message", "text": "done"})
+        );
+        let user = TurnItem::new(
+            "t-item-1",
+            TurnItemKind::UserMessage {
+                content: vec![UserInput::text("hi")],
+                client_message_id: None,
+            },
+        );
+        assert_eq!(codex_item(&user)["type"], "user_message");
     }
 }

@@ -1,8 +1,11 @@
 //! `tiller exec`: run one turn headless.
 //!
-//! The front end is thin: it loads the config, starts a session, submits one
-//! `StartTurn`, and prints events until the turn's terminal event, either for a
-//! person ([`human`]) or as Codex-compatible JSON lines ([`jsonl`]). Ctrl+C and
+//! The front end is thin: it opens the session with `SessionBuilder` (config,
+//! key, the rollout to resume; it prints the builder's warnings), starts one
+//! turn and prints that turn's events (`TurnHandle`) until its terminal event,
+//! through a `Printer`: for a person (`human`) or as
+//! Codex-compatible JSON lines (`jsonl`), each mapping the engine's items
+//! without keeping item state of its own. Ctrl+C and
 //! SIGTERM become `Op::Interrupt`; a second Ctrl+C within two seconds exits at
 //! once. Exit codes: 0 completed, 1 failed, 130 interrupted (143 after SIGTERM).
 #![deny(missing_docs)]
@@ -10,11 +13,12 @@
 mod args;
 mod human;
 mod jsonl;
+mod printer;
 mod run;
 mod terminal;
 
 pub use args::{ExecArgs, ExecCommand, ExecFlags, ResumeArgs};
-pub use run::{run_exec, run_resume};
+pub use run::{ExecSetup, run_exec, run_resume};
 
 /// Errors that stop `tiller exec` before or outside a turn.
 #[derive(Debug, thiserror::Error)]
@@ -25,20 +29,11 @@ pub enum ExecError {
     /// The engine could not start.
     #[error(transparent)]
     Core(#[from] tiller_core::CoreError),
-    /// The `--script` file could not be used.
-    #[error("{0}")]
-    Script(String),
     /// `resume` without a session.
     #[error(
         "resume needs a session id (or a prefix of one) or --last; `tiller sessions` lists them"
     )]
     NoSession,
-    /// The session to resume was not found.
-    #[error(transparent)]
-    Lookup(#[from] tiller_core::rollout::store::LookupError),
-    /// The session's file could not be read.
-    #[error(transparent)]
-    Rollout(#[from] tiller_core::rollout::RolloutError),
     /// The prompt on standard input cannot be used.
     #[error("{0}")]
     Prompt(String),

@@ -1,24 +1,22 @@
 //! The event loop of `tiller exec`.
 
 use std::io::{IsTerminal, Read};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tiller_core::config::{
-    ApprovalPolicy, Config, ConfigOverrides, ProviderConfig, default_tiller_home,
-    parse_cli_override,
+    ApprovalPolicy, ConfigOverrides, ProviderConfig, default_tiller_home, parse_cli_override,
 };
-use tiller_core::rollout::{self, LockWait, store::SessionQuery, store::find_session};
-use tiller_core::tools::shell::display_command;
-use tiller_core::{SessionHandle, SessionOptions, SessionSource, spawn_session};
-use tiller_mock_model::{MockModel, Script};
-use tiller_protocol::{Event, EventMsg, Op, Reply, ReviewDecision, TurnAbortReason, UserInput};
+use tiller_core::{Resume, SessionBuilder, SessionHandle};
+use tiller_protocol::{
+    EventMsg, Op, ReviewDecision, TurnAbortReason, UserInput, UserMessage, display_command,
+};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 
 use crate::args::{ExecCommand, ExecFlags, ResumeArgs};
 use crate::human::HumanPrinter;
 use crate::jsonl::JsonPrinter;
+use crate::printer::Printer;
 use crate::{ExecArgs, ExecError};
 
 /// Exit code after a completed turn.
@@ -42,53 +40,52 @@ const DRAIN_AFTER_PIPE: Duration = Duration::from_secs(5);
 /// A second Ctrl+C within this long exits at once.
 const DOUBLE_INTERRUPT_WINDOW: Duration = Duration::from_secs(2);
 
-/// Where events are shown. An error from `session_started` or `event` means
-/// stdout cannot be written any more (its reader went away).
-pub(crate) trait Printer {
-    /// The session is ready.
-    fn session_started(&mut self, session_id: &str) -> std::io::Result<()>;
-    /// One event of the turn.
-    fn event(&mut self, event: &Event) -> std::io::Result<()>;
-    /// A note for the person at the terminal (stderr in both modes).
-    fn note(&mut self, text: &str);
-    /// A question on stderr, answered on the terminal (no newline).
-    fn ask(&mut self, question: &str);
-    /// The run is over: how to continue the session.
-    fn finished(&mut self, session_id: &str);
+/// What the binary gives `tiller exec` besides its arguments.
+#[derive(Debug, Clone, Default)]
+pub struct ExecSetup {
+    /// The provider to use whatever the config says (the mock model of
+    /// `--script`, which the binary starts).
+    pub provider_override: Option<ProviderConfig>,
 }
 
 /// Run `tiller exec` and return the process exit code.
-pub async fn run_exec(args: ExecArgs) -> Result<i32, ExecError> {
+pub async fn run_exec(args: ExecArgs, setup: ExecSetup) -> Result<i32, ExecError> {
     let ExecArgs {
         flags,
         command,
         prompt,
     } = args;
     match command {
-        None => run(flags, None, prompt.as_deref()).await,
-        Some(ExecCommand::Resume(resume)) => run_resume(flags, resume).await,
+        None => run(flags, setup, None, prompt.as_deref()).await,
+        Some(ExecCommand::Resume(resume)) => run_resume(flags, resume, setup).await,
     }
 }
 
 /// Run `tiller exec resume` / `tiller resume` and return the process exit code.
-pub async fn run_resume(flags: ExecFlags, resume: ResumeArgs) -> Result<i32, ExecError> {
+pub async fn run_resume(
+    flags: ExecFlags,
+    resume: ResumeArgs,
+    setup: ExecSetup,
+) -> Result<i32, ExecError> {
     let resume = resume.normalized();
     let query = match (resume.last, resume.session_id) {
-        (true, _) => SessionQuery::Last,
-        (false, Some(id)) => SessionQuery::Id(id),
+        (true, _) => Resume::Last,
+        (false, Some(id)) => Resume::Id(id),
         (false, None) => return Err(ExecError::NoSession),
     };
-    let wait = if resume.wait {
-        LockWait::Yes
-    } else {
-        LockWait::No
-    };
-    run(flags, Some((query, wait)), resume.prompt.as_deref()).await
+    run(
+        flags,
+        setup,
+        Some((query, resume.wait)),
+        resume.prompt.as_deref(),
+    )
+    .await
 }
 
 async fn run(
     args: ExecFlags,
-    resume: Option<(SessionQuery, LockWait)>,
+    setup: ExecSetup,
+    resume: Option<(Resume, bool)>,
     prompt: Option<&str>,
 ) -> Result<i32, ExecError> {
     let prompt = read_prompt(prompt)?;
@@ -107,44 +104,6 @@ async fn run(
         printer.note("warning: --output-schema is accepted but not used yet");
     }
 
-    // The mock lives as long as the run: it is the model for `--script`.
-    let mock = match &args.script {
-        Some(path) => {
-            let script = Script::from_file(path).map_err(|e| ExecError::Script(e.to_string()))?;
-            let mock = MockModel::start(script)
-                .await
-                .map_err(|e| ExecError::Script(format!("could not start the mock model: {e}")))?;
-            Some(mock)
-        }
-        None => None,
-    };
-
-    let tiller_home = default_tiller_home()?;
-    let (source, session_cwd) = match resume {
-        None => (SessionSource::New, None),
-        Some((query, wait)) => {
-            let path = find_session(&tiller_home, &query)?;
-            let opened = tokio::task::spawn_blocking(move || rollout::open(&path, wait))
-                .await
-                .map_err(|e| ExecError::Io(std::io::Error::other(e)))??;
-            let loaded = &opened.loaded;
-            for warning in &loaded.warnings {
-                printer.note(&format!("warning: {warning}"));
-            }
-            let cwd = PathBuf::from(&loaded.meta.cwd);
-            let cwd = if cwd.is_dir() {
-                Some(cwd)
-            } else {
-                printer.note(&format!(
-                    "warning: the session's folder {} is gone; working in the current folder",
-                    cwd.display()
-                ));
-                None
-            };
-            (SessionSource::Resume(Box::new(opened)), cwd)
-        }
-    };
-
     let approval_policy = match args.approval.as_deref().map(ApprovalPolicy::from_name) {
         Some(Ok((policy, warning))) => {
             if let Some(warning) = warning {
@@ -159,45 +118,38 @@ async fn run(
         model: args.model.clone(),
         provider: args.provider.clone(),
         approval_policy,
-        cwd: args.cd.clone().or(session_cwd),
+        cwd: args.cd.clone(),
         cli_overrides: args
             .config
             .iter()
             .map(|kv| parse_cli_override(kv))
             .collect::<Result<_, _>>()?,
-        provider_override: mock
-            .as_ref()
-            .map(|m| ProviderConfig::for_local_server(m.base_url())),
+        provider_override: setup.provider_override,
     };
-    let loaded = Config::load(&tiller_home, overrides)?;
-    for warning in &loaded.warnings {
+    let mut builder = SessionBuilder::new(default_tiller_home()?).overrides(overrides);
+    if let Some((query, wait)) = resume {
+        builder = builder.resume(query).wait_for_lock(wait);
+    }
+    let opened = builder.spawn().await?;
+    for warning in &opened.warnings {
         printer.note(&format!("warning: {warning}"));
     }
-    let config = loaded.config;
-    let api_key = config.provider.api_key()?;
-    let approval_policy = config.approval_policy;
-    if let Err(e) = tiller_core::process_tree::become_subreaper() {
-        tracing::warn!("could not become a child subreaper: {e}");
+    if let Some(cut_off) = &opened.interrupted_turn_id {
+        printer.note(&format!(
+            "the session's last turn ({cut_off}) was cut off when tiller stopped; it has been closed as interrupted"
+        ));
     }
-
-    let (session, mut events) = spawn_session(SessionOptions {
-        config,
-        api_key,
-        source,
-    })?;
+    let approval_policy = opened.config.approval_policy;
+    let session = opened.handle;
     let session_id = session.session_id().to_string();
     if let Err(e) = printer.session_started(&session_id) {
-        return Ok(reader_gone(&session, &mut events, &e).await);
+        return Ok(reader_gone(&session, None, &e).await);
     }
-    let Reply::TurnStarted { turn_id } = session
-        .submit(Op::StartTurn {
-            items: vec![UserInput::text(prompt)],
-            client_message_id: None,
-        })
-        .await?
-    else {
-        return Ok(EXIT_FAILED);
-    };
+    let turn = session
+        .start_turn(vec![UserMessage::new(vec![UserInput::text(prompt)])], None)
+        .await?;
+    // Only this turn's events: exec runs one turn.
+    let mut events = turn.events;
 
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -215,7 +167,7 @@ async fn run(
             event = events.recv() => event,
             () = &mut stdout_gone => {
                 let gone = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
-                return Ok(reader_gone(&session, &mut events, &gone).await);
+                return Ok(reader_gone(&session, Some(&mut events), &gone).await);
             }
             _ = sigint.recv() => {
                 if last_interrupt.is_some_and(|at| at.elapsed() < DOUBLE_INTERRUPT_WINDOW) {
@@ -252,20 +204,8 @@ async fn run(
             printer.note("error: the session ended without finishing the turn");
             return Ok(EXIT_FAILED);
         };
-        if event.turn_id.as_deref().is_some_and(|id| id != turn_id) {
-            continue;
-        }
-        if let EventMsg::SessionConfigured {
-            interrupted_turn_id: Some(cut_off),
-            ..
-        } = &event.msg
-        {
-            printer.note(&format!(
-                "the session's last turn ({cut_off}) was cut off when tiller stopped; it has been closed as interrupted"
-            ));
-        }
         if let Err(e) = printer.event(&event) {
-            return Ok(reader_gone(&session, &mut events, &e).await);
+            return Ok(reader_gone(&session, Some(&mut events), &e).await);
         }
         match &event.msg {
             EventMsg::ExecApprovalRequest {
@@ -357,16 +297,18 @@ async fn answer(
 /// off, and exit quietly, as a program killed by that SIGPIPE would.
 async fn reader_gone(
     session: &SessionHandle,
-    events: &mut tiller_core::EventStream,
+    events: Option<&mut tiller_core::EventStream>,
     error: &std::io::Error,
 ) -> i32 {
     if error.kind() != std::io::ErrorKind::BrokenPipe {
         tracing::error!("could not write the output: {error}");
     }
     let _ = session.submit(Op::Interrupt).await;
-    while let Ok(Some(event)) = tokio::time::timeout(DRAIN_AFTER_PIPE, events.recv()).await {
-        if event.msg.is_terminal() {
-            break;
+    if let Some(events) = events {
+        while let Ok(Some(event)) = tokio::time::timeout(DRAIN_AFTER_PIPE, events.recv()).await {
+            if event.msg.is_terminal() {
+                break;
+            }
         }
     }
     EXIT_BROKEN_PIPE

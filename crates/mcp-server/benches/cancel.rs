@@ -23,6 +23,7 @@ use tempfile::TempDir;
 use tiller_bench_support::{Figure, Report, percentile, runtime, samples};
 use tiller_mcp_server::{McpServerOptions, TillerMcpServer, serve_mcp_server};
 use tiller_mock_model::{MockModel, Script, Step};
+use tiller_test_support::{pid_alive, read_pids_when_ready};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -58,19 +59,11 @@ fn tree_call(call_id: &str, pid_file: &Path) -> Step {
 async fn run(samples: usize) -> Vec<Duration> {
     tiller_core::process_tree::become_subreaper().unwrap();
     let work = TempDir::new().unwrap();
-    let home = TempDir::new().unwrap();
     let steps = (0..samples)
         .map(|i| tree_call(&format!("call_{i}"), &work.path().join(format!("{i}.pid"))))
         .collect();
     let mock = MockModel::start(Script::new(steps)).await.unwrap();
-    std::fs::write(
-        home.path().join("config.toml"),
-        format!(
-            "model_provider = \"mock\"\n\n[model_providers.mock]\nbase_url = \"{}\"\n",
-            mock.base_url()
-        ),
-    )
-    .unwrap();
+    let home = tiller_test_support::mock_home(&mock.base_url());
     let server = TillerMcpServer::new(McpServerOptions {
         tiller_home: home.path().to_path_buf(),
     });
@@ -126,7 +119,7 @@ async fn run(samples: usize) -> Vec<Duration> {
                 "params": {"name": "tiller-reply", "arguments": {"prompt": "run", "threadId": thread}}}),
         };
         write.write_all(send(request).as_bytes()).await.unwrap();
-        let pids = read_pids(&pid_file).await;
+        let pids = read_pids_when_ready(&pid_file, 2, DEADLINE).await;
         if thread_id.is_none() {
             thread_id = Some(first_thread(home.path()));
         }
@@ -141,7 +134,7 @@ async fn run(samples: usize) -> Vec<Duration> {
             )
             .await
             .unwrap();
-        while pids.iter().any(|&pid| alive(pid)) {
+        while pids.iter().any(|&pid| pid_alive(pid)) {
             assert!(start.elapsed() < DEADLINE, "the tree outlived the deadline");
             std::thread::sleep(Duration::from_micros(50));
         }
@@ -181,28 +174,6 @@ async fn run(samples: usize) -> Vec<Duration> {
     times
 }
 
-/// The pids the tool's script wrote (it renames the file once both are in).
-async fn read_pids(path: &Path) -> Vec<i32> {
-    let start = Instant::now();
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            let pids: Vec<i32> = text
-                .split_whitespace()
-                .filter_map(|w| w.parse().ok())
-                .collect();
-            if pids.len() == 2 {
-                return pids;
-            }
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{} never appeared",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
 /// The only session's id: the rollout file name ends with it.
 fn first_thread(home: &Path) -> String {
     let files = tiller_core::rollout::store::rollout_files(home);
@@ -210,14 +181,4 @@ fn first_thread(home: &Path) -> String {
     tiller_core::rollout::store::session_id_of(path)
         .expect("a rollout file name")
         .to_string()
-}
-
-fn alive(pid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next());
-    !matches!(state, Some("Z" | "X") | None)
 }

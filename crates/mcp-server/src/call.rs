@@ -7,13 +7,14 @@ use std::sync::{Arc, Mutex};
 use rmcp::RoleServer;
 use rmcp::model::{CallToolResult, ContentBlock, RequestId};
 use rmcp::service::RequestContext;
-use tiller_protocol::{EventMsg, Op, Reply, TurnAbortReason, UserInput};
+use tiller_core::TurnEnd;
+use tiller_protocol::{EventMsg, Op, TurnAbortReason, UserInput, UserMessage};
 use tokio_util::sync::CancellationToken;
 
 use crate::approval::{self, ApprovalRequest};
 use crate::notify::EventNotifier;
 use crate::params::{TurnResult, TurnStatus};
-use crate::thread::{McpThread, TurnEnd};
+use crate::thread::McpThread;
 
 /// The calls that are running a turn: request id → thread id.
 #[derive(Debug, Clone, Default)]
@@ -62,7 +63,8 @@ impl Drop for ActiveCallGuard {
     }
 }
 
-/// Run one turn of `thread` with `prompt` for the request in `context`.
+/// Run one turn of `thread` with `prompt` for the request in `context`. The
+/// call holds its turn (`TurnHandle`): the turn's own events, through its end.
 pub(crate) async fn run_turn_call(
     thread: Arc<McpThread>,
     prompt: String,
@@ -72,25 +74,13 @@ pub(crate) async fn run_turn_call(
     let _active = calls.register(context.id.clone(), thread.id());
     let started = thread
         .session()
-        .submit(Op::StartTurn {
-            items: vec![UserInput::text(prompt)],
-            client_message_id: None,
-        })
+        .start_turn(vec![UserMessage::new(vec![UserInput::text(prompt)])], None)
         .await;
-    let turn_id = match started {
-        Ok(Reply::TurnStarted { turn_id }) => turn_id,
-        Ok(other) => {
-            return error_result(
-                thread.id(),
-                format!("the engine did not start a turn: {other:?}"),
-            );
-        }
+    let mut turn = match started {
+        Ok(turn) => turn,
         Err(e) => return error_result(thread.id(), format!("could not start the turn: {e}")),
     };
-    // Bounded like the engine's own stream: a client that stops reading
-    // loses command output deltas past the limit, never anything else.
-    let (tx, mut events) = tiller_core::event_channel();
-    let _claim = thread.claim(&turn_id, tx);
+    let turn_id = turn.id().to_string();
     let mut notifier = EventNotifier::new(
         context.peer.clone(),
         context.id.clone(),
@@ -115,15 +105,20 @@ pub(crate) async fn run_turn_call(
                     }
                 }
             }
-            event = events.recv() => {
+            event = turn.events.recv() => {
                 let Some(event) = event else {
-                    return error_result(thread.id(), "the session has shut down".to_string());
+                    // The stream ends after the terminal event, or when the
+                    // session has gone.
+                    let end = turn.watch.ended().unwrap_or(TurnEnd::Failed {
+                        message: "the session has shut down".to_string(),
+                    });
+                    return turn_result(thread.id(), end);
                 };
                 // After a cancel nobody is listening: the response will be dropped too.
                 if !cancelled {
                     notifier.send(&event).await;
                 }
-                if let EventMsg::ExecApprovalRequest { call_id, command, cwd } = &event.msg {
+                if let EventMsg::ExecApprovalRequest { call_id, command, cwd, .. } = &event.msg {
                     let request = ApprovalRequest {
                         turn_id: turn_id.clone(),
                         call_id: call_id.clone(),

@@ -12,7 +12,7 @@ use rmcp::model::{
 };
 use rmcp::{Peer, RoleServer};
 use serde_json::{Value, json};
-use tiller_protocol::{Event, EventMsg, TurnAbortReason};
+use tiller_protocol::{Event, EventMsg, TurnAbortReason, TurnItem, TurnItemKind, display_command};
 
 /// The method of the event notifications.
 pub const EVENT_METHOD: &str = "tiller/event";
@@ -45,10 +45,13 @@ impl EventNotifier {
     /// Send `event`. A client that cannot be written to any more is not an
     /// error here: the call's answer will not reach it either.
     pub(crate) async fn send(&mut self, event: &Event) {
+        let Some(msg) = wire_msg(&event.msg) else {
+            return;
+        };
         let params = json!({
             "threadId": self.thread_id,
             "turnId": event.turn_id,
-            "msg": serde_json::to_value(&event.msg).unwrap_or(Value::Null),
+            "msg": msg,
         });
         let mut notification = CustomNotification::new(EVENT_METHOD, Some(params));
         // rmcp writes `_meta` from the notification's extensions, not from the params.
@@ -76,28 +79,102 @@ fn request_id_value(id: &RequestId) -> Value {
     serde_json::to_value(id).unwrap_or(Value::Null)
 }
 
+/// An engine event as `tiller/event` carries it: the event as the engine
+/// serializes it, except items, which go out under the names MCP clients of
+/// tiller already read: `agent_message` and `reasoning` (completed, with
+/// their text), `exec_command_begin` and `exec_command_end` (a command
+/// started, ended), `user_message` (completed). An item that starts with
+/// nothing to say yet (a message about to stream) is not sent.
+pub(crate) fn wire_msg(msg: &EventMsg) -> Option<Value> {
+    let item_msg = |kind: &str, item: &TurnItem, fields: Value| {
+        let mut msg = json!({"type": kind, "item_id": item.id});
+        if let (Some(msg), Value::Object(fields)) = (msg.as_object_mut(), fields) {
+            msg.extend(fields);
+        }
+        msg
+    };
+    match msg {
+        EventMsg::ItemStarted { item } => match &item.kind {
+            TurnItemKind::CommandExecution {
+                call_id,
+                command,
+                cwd,
+                ..
+            } => Some(item_msg(
+                "exec_command_begin",
+                item,
+                json!({"call_id": call_id, "command": command, "cwd": cwd}),
+            )),
+            TurnItemKind::UserMessage { .. }
+            | TurnItemKind::AgentMessage { .. }
+            | TurnItemKind::Reasoning { .. } => None,
+        },
+        EventMsg::ItemCompleted { item } => Some(match &item.kind {
+            TurnItemKind::AgentMessage { text } => {
+                item_msg("agent_message", item, json!({"text": text}))
+            }
+            TurnItemKind::Reasoning { text } => item_msg("reasoning", item, json!({"text": text})),
+            TurnItemKind::UserMessage {
+                content,
+                client_message_id,
+            } => item_msg(
+                "user_message",
+                item,
+                json!({"content": content, "client_message_id": client_message_id}),
+            ),
+            TurnItemKind::CommandExecution {
+                call_id,
+                command,
+                status,
+                exit_code,
+                duration_ms,
+                aggregated_output,
+                ..
+            } => item_msg(
+                "exec_command_end",
+                item,
+                json!({"call_id": call_id, "command": command, "status": status,
+                       "exit_code": exit_code, "duration_ms": duration_ms,
+                       "aggregated_output": aggregated_output}),
+            ),
+        }),
+        other => serde_json::to_value(other).ok(),
+    }
+}
+
 /// One line for a progress notification.
 pub(crate) fn describe(msg: &EventMsg) -> String {
     match msg {
         EventMsg::SessionConfigured { session_id, .. } => format!("session {session_id} ready"),
-        EventMsg::TurnStarted => "turn started".to_string(),
-        EventMsg::AgentMessageDelta { delta } => delta.clone(),
-        EventMsg::AgentMessage { text } => format!("agent: {text}"),
-        EventMsg::ReasoningDelta { delta } => delta.clone(),
-        EventMsg::Reasoning { text } => format!("reasoning: {text}"),
-        EventMsg::ExecCommandBegin { command, .. } => format!("running: {}", command.join(" ")),
-        EventMsg::ExecCommandOutputDelta { chunk, .. } => chunk.clone(),
-        EventMsg::ExecCommandEnd {
-            command,
-            exit_code,
-            status,
-            ..
-        } => match exit_code {
-            Some(code) => format!("{} exited with {code}", command.join(" ")),
-            None => format!("{} ended: {status:?}", command.join(" ")),
+        EventMsg::TurnStarted { .. } => "turn started".to_string(),
+        EventMsg::AgentMessageDelta { delta, .. } | EventMsg::ReasoningDelta { delta, .. } => {
+            delta.clone()
+        }
+        EventMsg::ItemStarted { item } => match &item.kind {
+            TurnItemKind::CommandExecution { command, .. } => {
+                format!("running: {}", display_command(command))
+            }
+            TurnItemKind::UserMessage { .. }
+            | TurnItemKind::AgentMessage { .. }
+            | TurnItemKind::Reasoning { .. } => String::new(),
         },
+        EventMsg::ItemCompleted { item } => match &item.kind {
+            TurnItemKind::AgentMessage { text } => format!("agent: {text}"),
+            TurnItemKind::Reasoning { text } => format!("reasoning: {text}"),
+            TurnItemKind::UserMessage { .. } => "input received".to_string(),
+            TurnItemKind::CommandExecution {
+                command,
+                exit_code,
+                status,
+                ..
+            } => match exit_code {
+                Some(code) => format!("{} exited with {code}", display_command(command)),
+                None => format!("{} ended: {status:?}", display_command(command)),
+            },
+        },
+        EventMsg::ExecCommandOutputDelta { chunk, .. } => chunk.clone(),
         EventMsg::ExecApprovalRequest { command, .. } => {
-            format!("approval needed: {}", command.join(" "))
+            format!("approval needed: {}", display_command(command))
         }
         EventMsg::StreamRetry {
             attempt,
@@ -114,5 +191,87 @@ pub(crate) fn describe(msg: &EventMsg) -> String {
         },
         EventMsg::TurnFailed { error, .. } => format!("turn failed: {}", error.message),
         EventMsg::ShutdownComplete => "session shut down".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tiller_protocol::{ExecEndStatus, UserInput};
+
+    fn command(status: Option<ExecEndStatus>) -> TurnItem {
+        TurnItem::new(
+            "t-item-2",
+            TurnItemKind::CommandExecution {
+                call_id: "c1".into(),
+                command: vec!["bash".into(), "-lc".into(), "echo hi".into()],
+                cwd: "/w".into(),
+                status,
+                exit_code: status.map(|_| 0),
+                duration_ms: status.map(|_| 5),
+                aggregated_output: status.map(|_| "hi\n".into()),
+            },
+        )
+    }
+
+    #[test]
+    fn engine_items_map_to_the_event_names_mcp_clients_read() {
+        let begin = wire_msg(&EventMsg::ItemStarted {
+            item: command(None),
+        });
+        assert_eq!(
+            begin,
+            Some(
+                json!({"type": "exec_command_begin", "item_id": "t-item-2", "call_id": "c1",
+                        "command": ["bash", "-lc", "echo hi"], "cwd": "/w"})
+            )
+        );
+        let end = wire_msg(&EventMsg::ItemCompleted {
+            item: command(Some(ExecEndStatus::Completed)),
+        });
+        assert_eq!(
+            end,
+            Some(
+                json!({"type": "exec_command_end", "item_id": "t-item-2", "call_id": "c1",
+                        "command": ["bash", "-lc", "echo hi"], "status": "completed",
+                        "exit_code": 0, "duration_ms": 5, "aggregated_output": "hi\n"})
+            )
+        );
+        let answer = TurnItem::new(
+            "t-item-3",
+            TurnItemKind::AgentMessage {
+                text: "done".into(),
+            },
+        );
+        // A message is sent once, whole, when it completes.
+        assert_eq!(
+            wire_msg(&EventMsg::ItemStarted {
+                item: answer.clone()
+            }),
+            None
+        );
+        assert_eq!(
+            wire_msg(&EventMsg::ItemCompleted { item: answer }),
+            Some(json!({"type": "agent_message", "item_id": "t-item-3", "text": "done"}))
+        );
+        let user = TurnItem::new(
+            "t-item-1",
+            TurnItemKind::UserMessage {
+                content: vec![UserInput::text("hi")],
+                client_message_id: Some("m1".into()),
+            },
+        );
+        assert_eq!(
+            wire_msg(&EventMsg::ItemCompleted { item: user }),
+            Some(json!({"type": "user_message", "item_id": "t-item-1",
+                        "content": [{"type": "text", "text": "hi"}], "client_message_id": "m1"}))
+        );
+        // Other events go out as the engine serializes them.
+        assert_eq!(
+            wire_msg(&EventMsg::TurnStarted {
+                client_message_id: None
+            }),
+            Some(json!({"type": "turn_started"}))
+        );
     }
 }

@@ -14,11 +14,9 @@ use rmcp::model::{
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
-use tiller_core::config::{Config, ConfigOverrides};
-use tiller_core::rollout::LockWait;
+use tiller_core::config::ConfigOverrides;
 use tiller_core::rollout::store::{SessionQuery, find_session, session_id_of};
-use tiller_core::rollout::{self};
-use tiller_core::{SessionOptions, SessionSource, spawn_session};
+use tiller_core::{OpenedSession, Resume, SessionBuilder, TurnEnd};
 use tiller_protocol::Op;
 
 use crate::McpServerOptions;
@@ -28,7 +26,7 @@ use crate::params::{
     AbortReason, InterruptResult, TillerInterruptParams, TillerParams, TillerReplyParams,
     TurnStatus,
 };
-use crate::thread::{McpThread, TurnEnd};
+use crate::thread::McpThread;
 
 /// The newest MCP revision this server implements. 2026-07-28 forbids
 /// server-to-client requests, which approvals (elicitation) need.
@@ -96,30 +94,32 @@ impl TillerMcpServer {
         &self.inner.options.tiller_home
     }
 
-    fn start_thread(&self, params: &TillerParams) -> Result<Arc<McpThread>> {
+    async fn start_thread(&self, params: &TillerParams) -> Result<Arc<McpThread>> {
         let overrides = ConfigOverrides {
             model: params.model.clone(),
             approval_policy: params.approval_policy.map(Into::into),
             cwd: params.cwd.as_ref().map(PathBuf::from),
             ..ConfigOverrides::default()
         };
-        let mut config = load_config(self.home(), overrides)?;
-        config.base_instructions = params.base_instructions.clone();
-        self.spawn_thread(config, SessionSource::New)
+        let opened = SessionBuilder::new(self.home())
+            .overrides(overrides)
+            .base_instructions(params.base_instructions.clone())
+            .spawn()
+            .await?;
+        Ok(self.add_thread(opened))
     }
 
-    fn spawn_thread(&self, config: Config, source: SessionSource) -> Result<Arc<McpThread>> {
-        let api_key = config.provider.api_key()?;
-        let approval_policy = config.approval_policy;
-        let (session, events) = spawn_session(SessionOptions {
-            config,
-            api_key,
-            source,
-        })?;
-        let thread = McpThread::spawn(session, events, approval_policy);
+    fn add_thread(&self, opened: OpenedSession) -> Arc<McpThread> {
+        for warning in &opened.warnings {
+            tracing::warn!("{warning}");
+        }
+        // Calls read their own turns' events; the session-wide stream is
+        // dropped, so nothing is queued for it.
+        drop(opened.events);
+        let thread = McpThread::new(opened.handle, opened.config.approval_policy);
         self.threads()
             .insert(thread.id().to_string(), Arc::clone(&thread));
-        Ok(thread)
+        thread
     }
 
     /// A thread of this process, or a saved one resumed from its rollout.
@@ -131,7 +131,7 @@ impl TillerMcpServer {
             return Ok(Arc::clone(thread));
         }
         let _one_at_a_time = self.inner.resuming.lock().await;
-        // Finding, locking and reading the file is blocking work.
+        // Finding the file is blocking work.
         let home = self.home().clone();
         let path = tokio::task::spawn_blocking(move || {
             find_session(&home, &SessionQuery::Id(asked)).map_err(|e| e.to_string())
@@ -144,37 +144,13 @@ impl TillerMcpServer {
         {
             return Ok(Arc::clone(thread));
         }
-        let opened = tokio::task::spawn_blocking(move || {
-            rollout::open(&path, LockWait::No).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| McpServerError::Session(e.to_string()))?
-        .map_err(McpServerError::Session)?;
-        let loaded = &opened.loaded;
-        for warning in &loaded.warnings {
-            tracing::warn!("{warning}");
-        }
-        let cwd = std::path::Path::new(&loaded.meta.cwd)
-            .is_dir()
-            .then(|| PathBuf::from(&loaded.meta.cwd));
-        let config = load_config(
-            self.home(),
-            ConfigOverrides {
-                model: Some(loaded.meta.model.clone()),
-                cwd,
-                ..ConfigOverrides::default()
-            },
-        )?;
-        self.spawn_thread(config, SessionSource::Resume(Box::new(opened)))
+        let opened = SessionBuilder::new(self.home())
+            .resume(Resume::Path(path))
+            .spawn()
+            .await
+            .map_err(|e| McpServerError::Session(e.to_string()))?;
+        Ok(self.add_thread(opened))
     }
-}
-
-fn load_config(home: &std::path::Path, overrides: ConfigOverrides) -> Result<Config> {
-    let loaded = Config::load(home, overrides)?;
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
-    }
-    Ok(loaded.config)
 }
 
 #[tool_router]
@@ -193,7 +169,7 @@ impl TillerMcpServer {
         Parameters(params): Parameters<TillerParams>,
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let thread = match self.start_thread(&params) {
+        let thread = match self.start_thread(&params).await {
             Ok(thread) => thread,
             Err(e) => return error_result("", e.to_string()),
         };
@@ -249,7 +225,7 @@ impl TillerMcpServer {
             .ok();
             return result;
         };
-        let Some((turn_id, mut end)) = thread.running_turn() else {
+        let Some(mut watch) = thread.running_turn() else {
             return interrupt_result(InterruptResult {
                 thread_id,
                 turn_id: None,
@@ -263,13 +239,8 @@ impl TillerMcpServer {
         if let Err(e) = thread.session().submit(Op::Interrupt).await {
             tracing::warn!("interrupt not taken: {e}");
         }
-        let ended = end.wait_for(Option::is_some).await.map(|end| end.clone());
-        let ended = match ended {
-            Ok(Some(end)) => end,
-            Ok(None) | Err(_) => TurnEnd::Failed {
-                message: "the session has shut down".to_string(),
-            },
-        };
+        let turn_id = watch.id.clone();
+        let ended = watch.end().await;
         let (abort_reason, status, message) = match ended {
             TurnEnd::Aborted { reason } => {
                 let (abort, status) = match reason {

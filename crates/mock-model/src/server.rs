@@ -172,6 +172,18 @@ impl MockModel {
         self.shared.state().requests.clone()
     }
 
+    /// How many steps of the script requests have used (steps are used in
+    /// order; a request past the script's end uses none).
+    pub fn used_steps(&self) -> usize {
+        self.shared
+            .state()
+            .requests
+            .iter()
+            .filter_map(|r| r.step_index)
+            .max()
+            .map_or(0, |i| i + 1)
+    }
+
     /// Wait until at least `n` requests have been recorded, then return all of
     /// them. Wakes as soon as the `n`th request is recorded.
     pub async fn wait_for_requests(

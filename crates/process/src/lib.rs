@@ -744,6 +744,12 @@ impl ProcStat {
     }
 }
 
+/// Whether `pid` is a live process (a zombie is not: it has exited and
+/// closed its files, only its parent's wait is missing).
+pub fn is_alive(pid: i32) -> bool {
+    read_stat(pid).is_some_and(|stat| !stat.is_zombie())
+}
+
 fn read_stat(pid: i32) -> Option<ProcStat> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_stat(pid, &text)
@@ -867,6 +873,8 @@ mod tests {
     use std::path::PathBuf;
     use std::process::Stdio;
 
+    use tiller_test_support::read_pids;
+
     use super::*;
 
     thread_local! {
@@ -921,23 +929,6 @@ mod tests {
             .expect("tree")
             .with_cgroup(cgroup.path());
         (child, registration, tree)
-    }
-
-    /// Waits (with a deadline) until `path` holds whitespace-separated pids.
-    async fn read_pids(path: &Path) -> Vec<i32> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(text) = fs::read_to_string(path)
-                && text.ends_with('\n')
-            {
-                return text
-                    .split_ascii_whitespace()
-                    .map(|pid| pid.parse().expect("pid"))
-                    .collect();
-            }
-            assert!(Instant::now() < deadline, "no pids in {}", path.display());
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
     }
 
     /// Waits (with a deadline) until `check` holds.

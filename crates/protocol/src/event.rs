@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::UserInput;
+use crate::{TurnItem, UserInput};
 
 /// One event from a session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,39 +39,41 @@ pub enum EventMsg {
         /// On resume: a turn that tiller was killed during, now closed as interrupted.
         interrupted_turn_id: Option<String>,
     },
-    /// A turn started.
-    TurnStarted,
+    /// A turn started. Its input follows as user message items.
+    TurnStarted {
+        /// The client's id for the request that started it, if it gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_message_id: Option<String>,
+    },
+    /// An item of the turn started (see [`TurnItem`]).
+    ItemStarted {
+        /// The item as it starts.
+        item: TurnItem,
+    },
+    /// An item of the turn is complete. Every started item completes, also
+    /// when the turn is aborted.
+    ItemCompleted {
+        /// The item as it ended.
+        item: TurnItem,
+    },
     /// A piece of the assistant's answer.
     AgentMessageDelta {
+        /// The agent message item it belongs to.
+        item_id: String,
         /// The new text.
         delta: String,
-    },
-    /// The assistant's complete message (after its deltas).
-    AgentMessage {
-        /// The whole text.
-        text: String,
     },
     /// A piece of the model's reasoning summary.
     ReasoningDelta {
+        /// The reasoning item it belongs to.
+        item_id: String,
         /// The new text.
         delta: String,
     },
-    /// The model's complete reasoning summary.
-    Reasoning {
-        /// The whole text.
-        text: String,
-    },
-    /// A command is about to run.
-    ExecCommandBegin {
-        /// The tool call.
-        call_id: String,
-        /// The argv.
-        command: Vec<String>,
-        /// The folder it runs in.
-        cwd: String,
-    },
     /// Output from a running command.
     ExecCommandOutputDelta {
+        /// The command execution item it belongs to.
+        item_id: String,
         /// The tool call.
         call_id: String,
         /// Which stream it came from.
@@ -79,25 +81,12 @@ pub enum EventMsg {
         /// The bytes, lossily decoded.
         chunk: String,
     },
-    /// A command ended (or never ran: denied, aborted).
-    ExecCommandEnd {
-        /// The tool call.
-        call_id: String,
-        /// The argv.
-        command: Vec<String>,
-        /// Its exit code, when it exited.
-        exit_code: Option<i32>,
-        /// Wall time.
-        duration_ms: u64,
-        /// Everything it printed, stdout and stderr interleaved, capped.
-        aggregated_output: String,
-        /// How it ended.
-        status: ExecEndStatus,
-    },
     /// The engine waits for a person to allow a command.
     ExecApprovalRequest {
         /// The tool call; answer with `Op::Approval` for it.
         call_id: String,
+        /// The command execution item the command will be.
+        item_id: String,
         /// The argv.
         command: Vec<String>,
         /// The folder it would run in.
@@ -119,8 +108,11 @@ pub enum EventMsg {
         /// The message.
         message: String,
     },
-    /// Steer input was delivered to the model in the running turn.
+    /// Steer input reached the model in the running turn. Its user message
+    /// item was shown when the steer was accepted.
     SteerDelivered {
+        /// The user message item that shows it.
+        item_id: String,
         /// The input.
         items: Vec<UserInput>,
     },
@@ -158,6 +150,14 @@ impl EventMsg {
                 | EventMsg::TurnAborted { .. }
                 | EventMsg::TurnFailed { .. }
         )
+    }
+
+    /// The item this event completes, if it completes one.
+    pub fn completed_item(&self) -> Option<&TurnItem> {
+        match self {
+            EventMsg::ItemCompleted { item } => Some(item),
+            _ => None,
+        }
     }
 }
 

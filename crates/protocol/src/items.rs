@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One piece of input from a person or a program.
+/// One piece of input from a person or a program, as they gave it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum UserInput {
@@ -10,6 +10,23 @@ pub enum UserInput {
     Text {
         /// The text.
         text: String,
+    },
+    /// A file or symbol the person pointed at.
+    Mention {
+        /// What they called it.
+        name: String,
+        /// Where it is.
+        path: String,
+    },
+    /// An image by URL (kept in the transcript; not sent to the model yet).
+    Image {
+        /// The URL.
+        url: String,
+    },
+    /// An image on disk (kept in the transcript; not sent to the model yet).
+    LocalImage {
+        /// The file.
+        path: String,
     },
 }
 
@@ -19,10 +36,17 @@ impl UserInput {
         UserInput::Text { text: text.into() }
     }
 
-    /// The text of this input.
-    pub fn as_text(&self) -> &str {
+    /// What the model reads of this input: the text; a mention as
+    /// `@name (path)`; nothing for an image.
+    pub fn model_text(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            UserInput::Text { text } => text,
+            UserInput::Text { text } => std::borrow::Cow::Borrowed(text),
+            UserInput::Mention { name, path } => {
+                std::borrow::Cow::Owned(format!("@{name} ({path})"))
+            }
+            UserInput::Image { .. } | UserInput::LocalImage { .. } => {
+                std::borrow::Cow::Borrowed("")
+            }
         }
     }
 }

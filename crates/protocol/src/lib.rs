@@ -7,21 +7,27 @@
 //! [`ResponseItem`] is the conversation history in the shape the OpenAI Responses
 //! API takes as `input`; the engine sends it as is.
 //!
+//! [`TurnItem`]s are what a turn shows a person (messages, reasoning,
+//! commands), emitted and recorded with stable ids.
+//!
 //! This crate holds types only: serde and nothing heavier, no logic beyond
-//! constructors and small accessors.
+//! constructors, small accessors, and [`display_command`] (how every front end
+//! shows an argv).
 #![deny(missing_docs)]
 
 mod event;
 mod items;
 mod op;
 mod rollout;
+mod turn_item;
 
 pub use event::{
     ErrorInfo, Event, EventMsg, ExecEndStatus, ExecOutputStream, TokenUsage, TurnAbortReason,
 };
 pub use items::{ContentItem, ResponseItem, UserInput};
-pub use op::{Op, OpError, Reply, ReviewDecision};
+pub use op::{Op, OpError, Reply, ReviewDecision, UserMessage};
 pub use rollout::{
-    LifecycleEvent, QueueSnapshot, QueuedInput, RolloutItem, RolloutLine, SessionMeta,
-    TurnContextLine,
+    ItemPhase, LifecycleEvent, QueueSnapshot, QueuedInput, RecordedItem, RolloutItem, RolloutLine,
+    SessionMeta, TurnContextLine,
 };
+pub use turn_item::{TurnItem, TurnItemKind, display_command, hidden};

@@ -11,8 +11,9 @@ pub enum Op {
     /// Start a turn. If a turn is running, it ends with
     /// `TurnAborted { reason: Replaced }` first.
     StartTurn {
-        /// The input that starts the turn.
-        items: Vec<UserInput>,
+        /// The input that starts the turn: one message, or several (a queue
+        /// drained into one turn), each a user message item of its own.
+        input: Vec<UserMessage>,
         /// Makes the request idempotent: the same id again is answered with the
         /// same turn id and starts nothing.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,6 +46,58 @@ pub enum Op {
     },
     /// End the session: abort any running turn, then stop.
     Shutdown,
+}
+
+impl Op {
+    /// `StartTurn` with one message of `items`, no client ids.
+    pub fn start_turn(items: Vec<UserInput>) -> Op {
+        Op::StartTurn {
+            input: vec![UserMessage::new(items)],
+            client_message_id: None,
+        }
+    }
+
+    /// `StartTurn` with one message of `items`, the request and the message
+    /// both under the client's id `client_message_id`.
+    pub fn start_turn_with_id(items: Vec<UserInput>, client_message_id: String) -> Op {
+        Op::StartTurn {
+            input: vec![UserMessage {
+                items,
+                client_message_id: Some(client_message_id.clone()),
+            }],
+            client_message_id: Some(client_message_id),
+        }
+    }
+}
+
+/// One message of a turn's input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserMessage {
+    /// What it says.
+    pub items: Vec<UserInput>,
+    /// The client's id for it, shown with its user message item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_message_id: Option<String>,
+}
+
+impl UserMessage {
+    /// A message of `items` with no client id.
+    pub fn new(items: Vec<UserInput>) -> UserMessage {
+        UserMessage {
+            items,
+            client_message_id: None,
+        }
+    }
+
+    /// What the model reads of it: its items' text, a line each.
+    pub fn model_text(&self) -> String {
+        self.items
+            .iter()
+            .map(|item| item.model_text())
+            .filter(|text| !text.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }
 
 /// A person's answer to an approval request.

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorInfo, ResponseItem, TokenUsage, TurnAbortReason, UserInput};
+use crate::{ErrorInfo, ResponseItem, TokenUsage, TurnAbortReason, TurnItem, UserInput};
 
 /// One line of a rollout file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +29,29 @@ pub enum RolloutItem {
     /// The whole queue of messages waiting for the next turn (app-server), as
     /// it stands after a change. The last such line is the queue on resume.
     Queue(QueueSnapshot),
+    /// A transcript item as it started or completed.
+    Item(RecordedItem),
+}
+
+/// A transcript item in the rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedItem {
+    /// The turn it belongs to.
+    pub turn_id: String,
+    /// Started or completed.
+    pub phase: ItemPhase,
+    /// The item.
+    pub item: TurnItem,
+}
+
+/// When an item was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemPhase {
+    /// It started.
+    Started,
+    /// It is complete.
+    Completed,
 }
 
 /// Messages queued for the next turn.

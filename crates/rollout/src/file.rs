@@ -122,7 +122,8 @@ pub(crate) fn lock(file: File, wait: LockWait) -> Result<LockedFile, OpenError> 
             Err((back, Errno::EINTR)) => file = back,
             Err((back, Errno::EWOULDBLOCK)) => {
                 let pid = holder(&back);
-                let holder_alive = pid.is_some_and(alive);
+                let holder_alive =
+                    pid.is_some_and(|pid| i32::try_from(pid).is_ok_and(tiller_process::is_alive));
                 if holder_alive || Instant::now() >= deadline {
                     return Err(OpenError::InUse { pid });
                 }
@@ -134,15 +135,6 @@ pub(crate) fn lock(file: File, wait: LockWait) -> Result<LockedFile, OpenError> 
             Err((_, errno)) => return Err(OpenError::Io(io::Error::from(errno))),
         }
     }
-}
-
-/// Whether `pid` is a live process (a zombie has closed its files).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rfind(')')
-            .and_then(|at| stat[at + 1..].split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X")
-    })
 }
 
 /// The pid holding a `flock` on `file`, from `/proc/locks`.

@@ -11,6 +11,7 @@
 //! files only). The format is documented in `docs/rollout.md`.
 
 mod file;
+mod legacy;
 mod reader;
 mod recorder;
 pub mod store;

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use crate::file::{LockWait, LockedFile, OpenError, open_locked, open_regular, read_all};
 use tiller_protocol::{
-    ErrorInfo, LifecycleEvent, QueueSnapshot, QueuedInput, ResponseItem, RolloutItem, RolloutLine,
-    SessionMeta, TurnAbortReason,
+    ErrorInfo, ItemPhase, LifecycleEvent, QueueSnapshot, QueuedInput, ResponseItem, RolloutItem,
+    RolloutLine, SessionMeta, TurnAbortReason, TurnItem,
 };
 
 /// How the last turn in a rollout ended.
@@ -71,12 +71,52 @@ pub struct LoadedTurn {
     pub id: String,
     /// How it ended; `CutOff` if it has no terminal line.
     pub status: LastTurn,
-    /// The items recorded between its start and its end.
-    pub items: Vec<ResponseItem>,
+    /// The history items recorded between its start and its end.
+    pub history: Vec<ResponseItem>,
+    /// What the turn showed, in order, each as it last was (completed, or as
+    /// it started when it never completed). A rollout written before items were
+    /// recorded gets them derived from its history.
+    pub items: Vec<TurnItem>,
+    /// The items that started and never completed (a turn cut off by a crash).
+    pub open_items: Vec<TurnItem>,
     /// The error of a failed turn.
     pub error: Option<ErrorInfo>,
     /// The client's id for the request that started it.
     pub client_message_id: Option<String>,
+}
+
+/// A turn's recorded items while the file is read.
+#[derive(Debug, Default)]
+struct ShownItems {
+    order: Vec<TurnItem>,
+    at: std::collections::HashMap<String, usize>,
+    completed: HashSet<String>,
+}
+
+impl ShownItems {
+    fn record(&mut self, phase: ItemPhase, item: TurnItem) {
+        if phase == ItemPhase::Completed {
+            self.completed.insert(item.id.clone());
+        }
+        match self.at.get(&item.id) {
+            Some(&at) => self.order[at] = item,
+            None => {
+                self.at.insert(item.id.clone(), self.order.len());
+                self.order.push(item);
+            }
+        }
+    }
+
+    /// Every item, and those never completed.
+    fn finish(self) -> (Vec<TurnItem>, Vec<TurnItem>) {
+        let open = self
+            .order
+            .iter()
+            .filter(|item| !self.completed.contains(&item.id))
+            .cloned()
+            .collect();
+        (self.order, open)
+    }
 }
 
 /// Why a rollout could not be read.
@@ -195,6 +235,8 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
     let mut last_turn = None;
     let mut warnings = Vec::new();
     let mut turns: Vec<LoadedTurn> = Vec::new();
+    // The items of each turn, by position in `turns`.
+    let mut shown: Vec<ShownItems> = Vec::new();
     let mut queue = QueueSnapshot::default();
     let mut queued_ever: Vec<QueuedInput> = Vec::new();
     let mut queued_ids: HashSet<String> = HashSet::new();
@@ -241,9 +283,14 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
                 if open_turn.is_some()
                     && let Some(turn) = turns.last_mut()
                 {
-                    turn.items.push(item.clone());
+                    turn.history.push(item.clone());
                 }
                 items.push(item);
+            }
+            RolloutItem::Item(recorded) => {
+                if let Some(at) = turns.iter().rposition(|t| t.id == recorded.turn_id) {
+                    shown[at].record(recorded.phase, recorded.item);
+                }
             }
             RolloutItem::Event(event) => {
                 let ended = match &event {
@@ -255,10 +302,13 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
                         turns.push(LoadedTurn {
                             id: turn_id.clone(),
                             status: LastTurn::CutOff,
+                            history: Vec::new(),
                             items: Vec::new(),
+                            open_items: Vec::new(),
                             error: None,
                             client_message_id: client_message_id.clone(),
                         });
+                        shown.push(ShownItems::default());
                         last_turn = Some(LastTurn::CutOff);
                         None
                     }
@@ -287,6 +337,13 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
     let meta = meta.ok_or_else(|| RolloutError::NoMeta {
         path: path.to_path_buf(),
     })?;
+    for (turn, shown) in turns.iter_mut().zip(shown) {
+        if shown.order.is_empty() {
+            turn.items = crate::legacy::items_from_history(&turn.id, &turn.history);
+        } else {
+            (turn.items, turn.open_items) = shown.finish();
+        }
+    }
     let first_prompt = items.iter().find_map(|item| match item {
         ResponseItem::Message { role, content } if role == "user" => {
             content.first().map(|c| c.text().to_string())

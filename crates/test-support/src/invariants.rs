@@ -23,7 +23,7 @@ pub fn assert_one_terminal_per_turn(events: &[Event]) {
         .filter_map(|event| {
             let id = event.turn_id.clone()?;
             Some(match event.msg {
-                EventMsg::TurnStarted => TurnMark::Started(id),
+                EventMsg::TurnStarted { .. } => TurnMark::Started(id),
                 _ if event.is_terminal() => TurnMark::Terminal(id),
                 _ => TurnMark::Other(id),
             })

@@ -11,8 +11,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod invariants;
+mod line_child;
 mod processes;
 mod pty;
+pub mod schedules;
 
 use std::path::Path;
 use std::time::Duration;
@@ -24,8 +26,29 @@ use tiller_mock_model::{MockModel, RecordedRequest, Script, Step};
 use tiller_protocol::{Event, EventMsg, Op, Reply, ResponseItem, UserInput};
 
 pub use invariants::{TurnMark, assert_marks_one_terminal_per_turn, assert_one_terminal_per_turn};
-pub use processes::{pid_alive, read_pids_when_ready};
+pub use line_child::LineChild;
+pub use processes::{pid_alive, read_pids, read_pids_when_ready};
 pub use pty::PtyChild;
+
+/// `config.toml` text that makes the model server at `base_url` the provider
+/// (named `mock`), with `extra` lines (`key = value\n`) in its table.
+pub fn mock_provider_config(base_url: &str, extra: &str) -> String {
+    format!(
+        "model_provider = \"mock\"\n\n[model_providers.mock]\nbase_url = \"{base_url}\"\n{extra}"
+    )
+}
+
+/// A `$TILLER_HOME` in a temporary folder whose `config.toml` makes the
+/// model server at `base_url` the provider.
+pub fn mock_home(base_url: &str) -> TempDir {
+    let home = TempDir::new().expect("a temporary home");
+    std::fs::write(
+        home.path().join("config.toml"),
+        mock_provider_config(base_url, ""),
+    )
+    .expect("write config.toml");
+    home
+}
 
 /// The deadline for anything a test waits on, unless it says otherwise.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -164,10 +187,7 @@ impl TestEngine {
     pub async fn start_turn(&self, text: &str) -> String {
         match self
             .session
-            .submit(Op::StartTurn {
-                items: vec![UserInput::text(text)],
-                client_message_id: None,
-            })
+            .submit(Op::start_turn(vec![UserInput::text(text)]))
             .await
         {
             Ok(Reply::TurnStarted { turn_id }) => turn_id,

@@ -3,16 +3,30 @@
 use std::path::Path;
 use std::time::Duration;
 
-/// Whether `pid` is a live process (a zombie counts as dead).
-pub fn pid_alive(pid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // The state is the first field after the parenthesised command name.
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next());
-    !matches!(state, Some("Z" | "X") | None)
+pub use tiller_core::process_tree::is_alive as pid_alive;
+
+/// Wait until `path` holds a whole line of whitespace-separated pids (a
+/// script writes it to a temporary file and renames it), within
+/// [`DEADLINE`](crate::DEADLINE).
+pub async fn read_pids(path: &Path) -> Vec<i32> {
+    let deadline = tokio::time::Instant::now() + crate::DEADLINE;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text.ends_with('\n')
+        {
+            return text
+                .split_ascii_whitespace()
+                .map(|pid| pid.parse().expect("a pid"))
+                .collect();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no pids in {}",
+            path.display()
+        );
+        // Polling a file the tool writes: there is no event to wait on.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// Wait until `path` holds `count` whitespace-separated pids (a tool's script

@@ -80,11 +80,11 @@ impl Home {
         let work = tempfile::TempDir::new().unwrap();
         std::fs::write(
             home.path().join("config.toml"),
-            format!(
-                "model_provider = \"mock\"\n\n[model_providers.mock]\nbase_url = \"{}\"\n\n[model_providers.load]\nbase_url = \"{}\"\n",
-                models.mock.base_url(),
-                models.load.base_url()
-            ),
+            tiller_test_support::mock_provider_config(&models.mock.base_url(), "")
+                + &format!(
+                    "\n[model_providers.load]\nbase_url = \"{}\"\n",
+                    models.load.base_url()
+                ),
         )
         .unwrap();
         Home { home, work }

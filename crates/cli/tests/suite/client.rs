@@ -42,10 +42,7 @@ impl Harness {
     ) -> Harness {
         let scratch = Scratch::new();
         let mock = MockModel::start(Script::new(steps)).await.unwrap();
-        scratch.config(&format!(
-            "model_provider = \"mock\"\n\n[model_providers.mock]\nbase_url = \"{}\"\n",
-            mock.base_url()
-        ));
+        scratch.mock_config(&mock.base_url(), "");
         let home = scratch.home();
         let options = ClientOptions::new(TILLER)
             .cwd(scratch.work())

@@ -50,10 +50,7 @@ async fn official_codex_typescript_sdk_drives_tiller() {
         .unwrap_or_else(|e| panic!("the mock script is not JSON ({e}):\n{}", printed.stdout));
     let script = scratch.script(steps);
     let mock = MockModelProcess::start(&scratch, &script).await;
-    scratch.config(&format!(
-        "model_provider = \"mock\"\n\n[model_providers.mock]\nbase_url = \"{}\"\n",
-        mock.url
-    ));
+    scratch.mock_config(&mock.url, "");
 
     let home = scratch.home();
     let work = scratch.work();

@@ -23,10 +23,7 @@ async fn mock_model_subcommand_prints_its_url_and_serves() {
         mock.url
     );
 
-    scratch.config(&format!(
-        "model_provider = \"mock\"\n\n[model_providers.mock]\nbase_url = \"{}\"\n",
-        mock.url
-    ));
+    scratch.mock_config(&mock.url, "");
     let work = scratch.work();
     let finished =
         run(&mut scratch.tiller(&["exec", "--json", "--cd", work.to_str().unwrap(), "hi"])).await;

@@ -9,6 +9,7 @@ mod crash;
 pub(super) mod durability;
 mod exec_runs;
 mod exec_terminal;
+mod gone_folder;
 mod hostile_lines;
 mod interrupts;
 mod mcp_python;

@@ -8,7 +8,7 @@ use nix::sys::signal::Signal;
 use serde_json::json;
 
 use super::support::{
-    DEADLINE, PROMPT_EXIT, Running, Scratch, completed_items, parse_killed_exec_json,
+    DEADLINE, PROMPT_EXIT, Running, Scratch, completed_items, parse_killed_exec_json, pid_alive,
     read_pids_when_ready, shell_step, text_step, wait_gone,
 };
 
@@ -48,14 +48,6 @@ async fn sigkill_of_tiller_leaves_no_tool_process_alive() {
     scratch.wait_no_process_left().await;
 }
 
-/// Whether `pid` is alive (a zombie is not).
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        let state = stat[stat.rfind(')').unwrap() + 2..].chars().next().unwrap();
-        state != 'Z' && state != 'X'
-    })
-}
-
 /// `setsid env -i sleep 600 &` and the shell exits at once: the sleep has no
 /// group, no marker and no parent tied to the call. It does not outlive it.
 #[tokio::test]
@@ -77,7 +69,10 @@ async fn a_daemon_that_cleared_group_and_environment_does_not_outlive_its_call()
         .trim()
         .parse()
         .unwrap();
-    assert!(!alive(pid), "the daemon {pid} outlived its call and tiller");
+    assert!(
+        !pid_alive(pid),
+        "the daemon {pid} outlived its call and tiller"
+    );
     scratch.wait_no_process_left().await;
 }
 
@@ -98,7 +93,7 @@ async fn sigkill_of_tiller_kills_a_daemon_that_cleared_group_and_environment() {
     exec.signal(Signal::SIGKILL);
     exec.finish(PROMPT_EXIT).await;
     let deadline = tokio::time::Instant::now() + DEADLINE;
-    while alive(pids[0]) {
+    while pid_alive(pids[0]) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the daemon {} outlived the killed tiller",

@@ -52,10 +52,7 @@ async fn api_key_never_reaches_the_rollout_or_the_log() {
         text_step("the tool said hello"),
     ]));
     let mock = MockModelProcess::start(&scratch, &script).await;
-    scratch.config(&format!(
-        "model_provider = \"mock\"\n\n[model_providers.mock]\nbase_url = \"{}\"\nenv_key = \"TILLER_TEST_KEY\"\n",
-        mock.url
-    ));
+    scratch.mock_config(&mock.url, "env_key = \"TILLER_TEST_KEY\"\n");
     let work = scratch.work();
     // The provider really takes its key from the variable: without it, no run.
     let keyless = run(&mut scratch.tiller(&[
@@ -124,10 +121,7 @@ async fn tools_do_not_see_the_api_key() {
         text_step("that is the environment"),
     ]));
     let mock = MockModelProcess::start(&scratch, &script).await;
-    scratch.config(&format!(
-        "model_provider = \"mock\"\n\n[model_providers.mock]\nbase_url = \"{}\"\nenv_key = \"TILLER_TEST_KEY\"\n",
-        mock.url
-    ));
+    scratch.mock_config(&mock.url, "env_key = \"TILLER_TEST_KEY\"\n");
     let work = scratch.work();
     let mut exec = scratch.tiller(&[
         "exec",
@@ -184,10 +178,7 @@ async fn a_tool_cannot_read_the_key_from_tillers_process_or_its_helpers() {
         [shell_step("call_hunt", &hunt), text_step("hunted"),]
     ));
     let mock = MockModelProcess::start(&scratch, &script).await;
-    scratch.config(&format!(
-        "model_provider = \"mock\"\n\n[model_providers.mock]\nbase_url = \"{}\"\nenv_key = \"TILLER_TEST_KEY\"\n",
-        mock.url
-    ));
+    scratch.mock_config(&mock.url, "env_key = \"TILLER_TEST_KEY\"\n");
     let work = scratch.work();
     let mut exec = scratch.tiller(&[
         "exec",
@@ -235,10 +226,7 @@ async fn a_key_echoed_by_a_gateway_is_redacted_from_output_and_rollout() {
     let step = json!({"type": "http_error", "status": 401, "body": body});
     let script = scratch.script(json!([step.clone(), step]));
     let mock = MockModelProcess::start(&scratch, &script).await;
-    scratch.config(&format!(
-        "model_provider = \"mock\"\n\n[model_providers.mock]\nbase_url = \"{}\"\nenv_key = \"TILLER_TEST_KEY\"\n",
-        mock.url
-    ));
+    scratch.mock_config(&mock.url, "env_key = \"TILLER_TEST_KEY\"\n");
     let work = scratch.work();
     for json in [true, false] {
         let mut args = vec!["exec", "--cd", work.to_str().unwrap()];

@@ -11,13 +11,13 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 use tempfile::TempDir;
-use tiller_test_support::{TurnMark, assert_marks_one_terminal_per_turn, pid_alive};
+use tiller_test_support::{TurnMark, assert_marks_one_terminal_per_turn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-pub use tiller_test_support::{DEADLINE, read_pids_when_ready};
+pub use tiller_test_support::{DEADLINE, pid_alive, read_pids_when_ready};
 
 /// The binary under test.
 pub const TILLER: &str = env!("CARGO_BIN_EXE_tiller");
@@ -79,6 +79,12 @@ impl Scratch {
         let path = self.home().join("config.toml");
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    /// Write a `config.toml` that makes the model server at `base_url` the
+    /// provider, with `extra` lines in its table; returns its path.
+    pub fn mock_config(&self, base_url: &str, extra: &str) -> PathBuf {
+        self.config(&tiller_test_support::mock_provider_config(base_url, extra))
     }
 
     /// `tiller ARGS` with this scratch home, no stdin, and stdout and stderr

@@ -1,3 +1,219 @@
-//! Tools the model can call.
+//! Tools the model can call, behind one trait.
+//!
+//! A [`Tool`] has a name, a JSON-schema spec the model is offered, and
+//! [`Tool::run`], which gets the call ([`ToolCall`]) and a [`ToolContext`]: the
+//! call's cancellation token, the session's folder and settings, a way to show
+//! items (what runs, its output, how it ended) and a way to ask a person for
+//! approval. A tool returns what the model reads ([`ToolOutput::Output`]) or, when
+//! its token fired, an aborted output ([`ToolOutput::Aborted`]) once everything it
+//! started is stopped: invariant I3 holds because the turn waits for `run` to
+//! return before it ends.
+//!
+//! The [`ToolRegistry`] holds a session's tools by name; [`shell`] runs
+//! commands and [`ShellTool`] is the first tool. To add one: implement [`Tool`],
+//! show what it does as items through the context, honour the token, and
+//! register it.
 
 pub mod shell;
+mod shell_tool;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tiller_config::ApprovalPolicy;
+use tiller_protocol::{EventMsg, ExecOutputStream, ReviewDecision, TurnItem};
+use tokio_util::sync::CancellationToken;
+
+pub use shell_tool::ShellTool;
+
+use crate::conversation::Conversation;
+use crate::events::TurnEmitter;
+pub use crate::inbox::Cancelled;
+use crate::inbox::TurnInbox;
+use crate::items::TurnItems;
+
+/// A call the model made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    /// The tool's name.
+    pub name: String,
+    /// The id that pairs the call with its output.
+    pub call_id: String,
+    /// The arguments as the model wrote them (a JSON document as a string).
+    pub arguments: String,
+}
+
+/// What a tool call gives the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolOutput {
+    /// The call ran (or could not); this is what the model reads.
+    Output(String),
+    /// The call's token fired: it stopped what it started, and this is what
+    /// the model reads about how far it got.
+    Aborted(String),
+}
+
+/// A future a tool returns.
+pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = ToolOutput> + Send + 'a>>;
+
+/// A tool the model can call.
+pub trait Tool: Send + Sync {
+    /// The name the model calls it by.
+    fn name(&self) -> &str;
+    /// Its definition as the model API takes it.
+    fn spec(&self) -> serde_json::Value;
+    /// Run `call`. Returns once everything the call started has stopped.
+    fn run<'a>(&'a self, call: &'a ToolCall, ctx: &'a ToolContext<'a>) -> ToolFuture<'a>;
+}
+
+/// The tools of a session, by name.
+#[derive(Clone, Default)]
+pub struct ToolRegistry {
+    tools: BTreeMap<String, Arc<dyn Tool>>,
+}
+
+impl std::fmt::Debug for ToolRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.tools.keys()).finish()
+    }
+}
+
+impl ToolRegistry {
+    /// The tools every session has: `shell`.
+    pub fn standard() -> ToolRegistry {
+        let mut registry = ToolRegistry::default();
+        registry.register(Arc::new(ShellTool));
+        registry
+    }
+
+    /// Add `tool` (replacing one of the same name).
+    pub fn register(&mut self, tool: Arc<dyn Tool>) {
+        self.tools.insert(tool.name().to_string(), tool);
+    }
+
+    /// The tool named `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
+        self.tools.get(name)
+    }
+
+    /// The specs of every tool, for a model request.
+    pub fn specs(&self) -> Vec<serde_json::Value> {
+        self.tools.values().map(|tool| tool.spec()).collect()
+    }
+
+    /// The names of every tool.
+    pub fn names(&self) -> Vec<&str> {
+        self.tools.keys().map(String::as_str).collect()
+    }
+}
+
+/// What a tool call can use of its turn and session.
+pub struct ToolContext<'a> {
+    pub(crate) conversation: &'a Conversation,
+    pub(crate) inbox: &'a TurnInbox,
+    pub(crate) items: &'a TurnItems,
+    pub(crate) emitter: &'a TurnEmitter,
+    pub(crate) cancel: &'a CancellationToken,
+    pub(crate) call_id: &'a str,
+}
+
+impl ToolContext<'_> {
+    /// The call's id.
+    pub fn call_id(&self) -> &str {
+        self.call_id
+    }
+
+    /// Fires when the turn is aborted: stop, then return [`ToolOutput::Aborted`].
+    pub fn cancel(&self) -> &CancellationToken {
+        self.cancel
+    }
+
+    /// The session's folder.
+    pub fn cwd(&self) -> &Path {
+        &self.conversation.config.cwd
+    }
+
+    /// How long a command may run when the model gives no timeout.
+    pub fn default_timeout(&self) -> Duration {
+        crate::DEFAULT_TOOL_TIMEOUT
+    }
+
+    /// Environment variables a spawned process must not see (the provider's key).
+    pub fn hidden_env(&self) -> Vec<String> {
+        self.conversation
+            .config
+            .provider
+            .env_key
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// When the person is asked before something runs.
+    pub fn approval_policy(&self) -> ApprovalPolicy {
+        self.conversation.config.approval_policy
+    }
+
+    /// A new item id, unique in the session.
+    pub fn new_item_id(&self) -> String {
+        self.items.new_id()
+    }
+
+    /// Show `item` as started (and record it).
+    pub fn item_started(&self, item: TurnItem) {
+        self.items.started(item);
+    }
+
+    /// Show `item` as complete (and record it).
+    pub fn item_completed(&self, item: TurnItem) {
+        self.items.completed(item);
+    }
+
+    /// Output of a running command item.
+    pub fn output_delta(&self, item_id: &str, stream: ExecOutputStream, chunk: &str) {
+        self.emitter.emit(EventMsg::ExecCommandOutputDelta {
+            item_id: item_id.to_string(),
+            call_id: self.call_id.to_string(),
+            stream,
+            chunk: chunk.to_string(),
+        });
+    }
+
+    /// Whether `key` (a command, say) was approved for the rest of the session.
+    pub fn approved_for_session(&self, key: &[String]) -> bool {
+        self.conversation.is_approved(key)
+    }
+
+    /// Ask the person whether `command` may run in `cwd` (as item `item_id`).
+    /// `ApprovedForSession` is remembered for `command`. `Err` when the turn is
+    /// aborted meanwhile (also by an `Abort` answer).
+    pub async fn ask_exec_approval(
+        &self,
+        item_id: &str,
+        command: &[String],
+        cwd: &Path,
+    ) -> Result<ReviewDecision, Cancelled> {
+        let decision = self
+            .inbox
+            .ask_approval(
+                self.call_id,
+                EventMsg::ExecApprovalRequest {
+                    call_id: self.call_id.to_string(),
+                    item_id: item_id.to_string(),
+                    command: command.to_vec(),
+                    cwd: cwd.display().to_string(),
+                },
+                self.emitter,
+                self.cancel,
+            )
+            .await?;
+        if decision == ReviewDecision::ApprovedForSession {
+            self.conversation.approve_for_session(command.to_vec());
+        }
+        Ok(decision)
+    }
+}

@@ -110,59 +110,6 @@ pub fn shell_tool_spec() -> serde_json::Value {
     })
 }
 
-/// argv as a shell would read it back: `bash -lc 'echo hi; exit 3'` (how front
-/// ends show a command, and how a person is asked to approve one). Pasted into
-/// bash it gives exactly this argv. A word with control characters (a carriage
-/// return, an escape sequence) or invisible formatting characters (bidi
-/// overrides, zero-width spaces) is written in `$'…'` form with those
-/// characters escaped, so what a terminal shows is what runs: nothing in the
-/// text can move the cursor, recolour it or reorder it.
-pub fn display_command(argv: &[String]) -> String {
-    argv.iter()
-        .map(|word| quote_word(word))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn quote_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
-    if plain {
-        return word.to_string();
-    }
-    if !word.chars().any(hidden) {
-        return format!("'{}'", word.replace('\'', r"'\''"));
-    }
-    let mut out = String::from("$'");
-    for c in word.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if hidden(c) && (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if hidden(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
-}
-
-/// A character a terminal does not show as itself: a control character, or a
-/// formatting one that changes how the text around it looks.
-fn hidden(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
-                | '\u{2066}'..='\u{2069}' | '\u{feff}'
-        )
-}
-
 /// The arguments the model passes to the shell tool.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ShellArgs {
@@ -837,48 +784,12 @@ fn ceil_char_boundary(text: &str, index: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-
-    /// What bash makes of `display_command(argv)` is `argv`, and the text
-    /// holds no character a terminal would act on.
-    #[test]
-    fn a_displayed_command_is_exactly_what_runs_and_hides_nothing() {
-        let argv: Vec<String> = [
-            "bash",
-            "-lc",
-            "rm -rf 'x y'; echo \"$HOME\"",
-            "it's",
-            "line\nbreak",
-            "safe\r\u{1b}[2Krm -rf /",
-            "\u{202e}txt.exe",
-            "tab\there",
-            "back\\slash",
-            "",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let shown = display_command(&argv);
-        assert!(
-            !shown.chars().any(hidden),
-            "the display holds a control character: {shown:?}"
-        );
-        let out = std::process::Command::new("bash")
-            .arg("-c")
-            .arg(format!("printf '%s\\0' {shown}"))
-            .output()
-            .unwrap();
-        let words: Vec<String> = out
-            .stdout
-            .split(|b| *b == 0)
-            .map(|w| String::from_utf8(w.to_vec()).unwrap())
-            .collect();
-        assert_eq!(&words[..argv.len()], &argv[..], "{shown}");
-    }
     use std::fs;
     use std::sync::Mutex;
 
     use super::*;
     use tiller_process::become_subreaper;
+    use tiller_test_support::read_pids;
 
     fn bash(script: &str) -> ShellRequest {
         ShellRequest {
@@ -893,23 +804,6 @@ mod tests {
 
     async fn run(req: ShellRequest) -> ShellOutcome {
         run_shell(req, CancellationToken::new(), &ignore_output).await
-    }
-
-    /// Waits (with a deadline) until `path` holds whitespace-separated pids.
-    async fn read_pids(path: &Path) -> Vec<i32> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(text) = fs::read_to_string(path)
-                && text.ends_with('\n')
-            {
-                return text
-                    .split_ascii_whitespace()
-                    .map(|pid| pid.parse().expect("pid"))
-                    .collect();
-            }
-            assert!(Instant::now() < deadline, "no pids in {}", path.display());
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
     }
 
     /// Shell snippet that writes `pids` to `path` atomically.

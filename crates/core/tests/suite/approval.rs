@@ -2,7 +2,9 @@
 
 use tiller_core::config::ApprovalPolicy;
 use tiller_mock_model::Step;
-use tiller_protocol::{EventMsg, ExecEndStatus, Op, OpError, ReviewDecision, TurnAbortReason};
+use tiller_protocol::{
+    EventMsg, ExecEndStatus, Op, OpError, ReviewDecision, TurnAbortReason, TurnItemKind,
+};
 use tiller_test_support::{EngineSettings, TestEngine, input_summary};
 
 use super::shell_call;
@@ -89,11 +91,11 @@ async fn denied_command_does_not_run_and_the_model_is_told() {
     ));
     assert!(!engine.dir().join("made").exists());
     assert!(engine.log.iter().any(|e| matches!(
-        e.msg,
-        EventMsg::ExecCommandEnd {
-            status: ExecEndStatus::Denied,
+        e.msg.completed_item().map(|item| &item.kind),
+        Some(TurnItemKind::CommandExecution {
+            status: Some(ExecEndStatus::Denied),
             ..
-        }
+        })
     )));
     let requests = engine.wait_requests(2).await;
     assert!(

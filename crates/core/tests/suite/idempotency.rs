@@ -1,7 +1,7 @@
 //! `client_message_id`: the same request twice is accepted once.
 
 use tiller_mock_model::{Item, Step};
-use tiller_protocol::{EventMsg, Op, Reply, UserInput};
+use tiller_protocol::{EventMsg, Op, Reply, UserInput, UserMessage};
 use tiller_test_support::{TestEngine, input_summary};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -10,7 +10,7 @@ async fn repeated_client_message_id_starts_one_turn_and_steers_once() {
     let slow = Step::response(vec![Item::text_deltas(deltas)]).with_delta_delay(10);
     let mut engine = TestEngine::start(vec![slow, Step::text("ok")]).await;
     let start = || Op::StartTurn {
-        items: vec![UserInput::text("hello")],
+        input: vec![UserMessage::new(vec![UserInput::text("hello")])],
         client_message_id: Some("m1".into()),
     };
     let first = engine.submit(start()).await.unwrap();
@@ -37,7 +37,7 @@ async fn repeated_client_message_id_starts_one_turn_and_steers_once() {
     let started = engine
         .log
         .iter()
-        .filter(|e| matches!(e.msg, EventMsg::TurnStarted))
+        .filter(|e| matches!(e.msg, EventMsg::TurnStarted { .. }))
         .count();
     assert_eq!(started, 1);
     let requests = engine.wait_requests(2).await;
@@ -57,7 +57,7 @@ async fn a_client_message_id_is_idempotent_per_op_not_across_ops() {
     let mut engine = TestEngine::start(vec![slow, Step::text("ok")]).await;
     let started = engine
         .submit(Op::StartTurn {
-            items: vec![UserInput::text("hello")],
+            input: vec![UserMessage::new(vec![UserInput::text("hello")])],
             client_message_id: Some("same".into()),
         })
         .await

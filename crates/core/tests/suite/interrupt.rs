@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use tiller_core::{INTERRUPTED_MARKER, REPLACED_MARKER};
 use tiller_mock_model::Step;
-use tiller_protocol::{EventMsg, ExecEndStatus, Op, Reply, TurnAbortReason};
+use tiller_protocol::{
+    EventMsg, ExecEndStatus, Op, Reply, TurnAbortReason, TurnItem, TurnItemKind,
+};
 use tiller_test_support::{TestEngine, input_summary, pid_alive, read_pids_when_ready};
 
 use super::shell_call;
@@ -36,10 +38,16 @@ async fn interrupt_during_a_sleep_tool_kills_the_tree_before_the_terminal_event(
         .log
         .iter()
         .find_map(|e| match &e.msg {
-            EventMsg::ExecCommandEnd { status, .. } => Some(*status),
+            EventMsg::ItemCompleted {
+                item:
+                    TurnItem {
+                        kind: TurnItemKind::CommandExecution { status, .. },
+                        ..
+                    },
+            } => *status,
             _ => None,
         })
-        .expect("an ExecCommandEnd");
+        .expect("a completed command item");
     assert_eq!(end, ExecEndStatus::Aborted);
 
     // The next request carries the aborted output and the marker, and passes the contract.
@@ -87,7 +95,7 @@ async fn interrupt_while_text_streams_records_the_partial_text() {
         .log
         .iter()
         .filter_map(|e| match &e.msg {
-            EventMsg::AgentMessageDelta { delta } => Some(delta.as_str()),
+            EventMsg::AgentMessageDelta { delta, .. } => Some(delta.as_str()),
             _ => None,
         })
         .collect();
@@ -187,7 +195,7 @@ async fn start_turn_while_running_replaces_the_old_turn() {
     let order: Vec<(Option<String>, bool)> = engine
         .log
         .iter()
-        .filter(|e| e.is_terminal() || matches!(e.msg, EventMsg::TurnStarted))
+        .filter(|e| e.is_terminal() || matches!(e.msg, EventMsg::TurnStarted { .. }))
         .map(|e| (e.turn_id.clone(), e.is_terminal()))
         .collect();
     assert_eq!(

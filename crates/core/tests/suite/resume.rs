@@ -229,7 +229,9 @@ fn lines_lossy(text: &str) -> Vec<Value> {
 async fn client_message_id_stays_idempotent_across_a_restart() {
     let mut live = TestEngine::start_with(vec![Step::text("once")], saved()).await;
     let start = || Op::StartTurn {
-        items: vec![tiller_protocol::UserInput::text("hello")],
+        input: vec![tiller_protocol::UserMessage::new(vec![
+            tiller_protocol::UserInput::text("hello"),
+        ])],
         client_message_id: Some("m-restart".into()),
     };
     let first = live.submit(start()).await.unwrap();
@@ -261,7 +263,7 @@ async fn client_message_id_stays_idempotent_across_a_restart() {
         !resumed
             .log
             .iter()
-            .any(|e| matches!(e.msg, EventMsg::TurnStarted))
+            .any(|e| matches!(e.msg, EventMsg::TurnStarted { .. }))
     );
     assert!(resumed.requests().is_empty(), "nothing reached the model");
     resumed.finish().await;

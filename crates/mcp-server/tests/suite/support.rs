@@ -17,10 +17,53 @@ use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 use tiller_mcp_server::{McpServerOptions, TillerMcpServer, serve_mcp_server};
 use tiller_mock_model::{MockModel, Script, Step};
+use tokio::io::DuplexStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use tiller_test_support::{DEADLINE, pid_alive, read_pids_when_ready};
+
+/// An in-process server on one end of a duplex pipe, answering from a mock
+/// model that a fresh home's config names, with a work folder.
+pub struct Served {
+    pub mock: MockModel,
+    pub server: TillerMcpServer,
+    /// The client's end of the pipe.
+    pub client_io: DuplexStream,
+    /// The serving task; it ends when the client closes its end.
+    pub serving: JoinHandle<()>,
+    pub work: TempDir,
+    pub home: TempDir,
+}
+
+/// Start a [`Served`] server whose model answers from `steps`.
+pub async fn serve(steps: Vec<Step>) -> Served {
+    tiller_core::process_tree::become_subreaper().unwrap();
+    let mock = MockModel::start(Script::new(steps)).await.unwrap();
+    let home = tiller_test_support::mock_home(&mock.base_url());
+    let work = TempDir::new().unwrap();
+    let server = TillerMcpServer::new(McpServerOptions {
+        tiller_home: home.path().to_path_buf(),
+    });
+    let (client_io, server_io) = tokio::io::duplex(1 << 20);
+    let (server_read, server_write) = tokio::io::split(server_io);
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move {
+            serve_mcp_server(server, server_read, server_write)
+                .await
+                .unwrap();
+        }
+    });
+    Served {
+        mock,
+        server,
+        client_io,
+        serving,
+        work,
+        home,
+    }
+}
 
 /// What the test client saw besides responses.
 #[derive(Debug, Clone)]
@@ -119,31 +162,14 @@ impl Harness {
     }
 
     pub async fn start_with(steps: Vec<Step>, options: HarnessOptions) -> Harness {
-        tiller_core::process_tree::become_subreaper().unwrap();
-        let mock = MockModel::start(Script::new(steps)).await.unwrap();
-        let home = TempDir::new().unwrap();
-        let work = TempDir::new().unwrap();
-        std::fs::write(
-            home.path().join("config.toml"),
-            format!(
-                "model_provider = \"mock\"\n\n[model_providers.mock]\nbase_url = \"{}\"\n",
-                mock.base_url()
-            ),
-        )
-        .unwrap();
-        let server = TillerMcpServer::new(McpServerOptions {
-            tiller_home: home.path().to_path_buf(),
-        });
-        let (client_io, server_io) = tokio::io::duplex(1 << 20);
-        let (server_read, server_write) = tokio::io::split(server_io);
-        let serving = tokio::spawn({
-            let server = server.clone();
-            async move {
-                serve_mcp_server(server, server_read, server_write)
-                    .await
-                    .unwrap();
-            }
-        });
+        let Served {
+            mock,
+            server,
+            client_io,
+            serving,
+            work,
+            home,
+        } = serve(steps).await;
         let (tx, seen) = mpsc::unbounded_channel();
         let client = TestClient {
             seen: tx,

@@ -4,13 +4,12 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tiller_mcp_server::{McpServerOptions, TillerMcpServer, serve_mcp_server};
-use tiller_mock_model::{MockModel, Script, Step};
+use tiller_mock_model::{MockModel, Step};
 use tokio::io::{
     AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines, ReadHalf, WriteHalf,
 };
 
-use super::support::{DEADLINE, read_pids_when_ready, sleep_call, wait_gone};
+use super::support::{DEADLINE, Served, read_pids_when_ready, serve, sleep_call, wait_gone};
 
 struct Wire {
     mock: MockModel,
@@ -25,28 +24,14 @@ struct Wire {
 
 impl Wire {
     async fn start(steps: Vec<Step>) -> Wire {
-        tiller_core::process_tree::become_subreaper().unwrap();
-        let mock = MockModel::start(Script::new(steps)).await.unwrap();
-        let home = TempDir::new().unwrap();
-        let work = TempDir::new().unwrap();
-        std::fs::write(
-            home.path().join("config.toml"),
-            format!(
-                "model_provider = \"mock\"\n\n[model_providers.mock]\nbase_url = \"{}\"\n",
-                mock.base_url()
-            ),
-        )
-        .unwrap();
-        let server = TillerMcpServer::new(McpServerOptions {
-            tiller_home: home.path().to_path_buf(),
-        });
-        let (client_io, server_io) = tokio::io::duplex(1 << 20);
-        let (server_read, server_write) = tokio::io::split(server_io);
-        let serving = tokio::spawn(async move {
-            serve_mcp_server(server, server_read, server_write)
-                .await
-                .unwrap();
-        });
+        let Served {
+            mock,
+            client_io,
+            serving,
+            work,
+            home,
+            ..
+        } = serve(steps).await;
         let (read, writer) = tokio::io::split(client_io);
         let mut wire = Wire {
             mock,

@@ -2,9 +2,9 @@
 //! resumed thread goes on (the model gets a history it accepts).
 
 use serde_json::{Value, json};
-use tiller_mock_model::Step;
+use tiller_mock_model::{Item, Step};
 
-use super::support::{Fixture, shell, texts_seen};
+use super::support::{Fixture, shell, text_input, texts_seen, turn_of};
 
 /// The items of `turn` of type `kind`.
 fn items_of<'a>(turn: &'a Value, kind: &str) -> Vec<&'a Value> {
@@ -170,5 +170,188 @@ async fn a_fifo_named_like_a_rollout_is_refused_and_the_server_still_stops_on_si
         .wait_exit(super::support::EXIT_LIMIT)
         .await
         .assert_success();
+    fixture.finish().await;
+}
+
+/// What the live server showed of `turn`: every item as its `item/completed`
+/// gave it, in the order the items started.
+fn live_items(log: &[Value], turn: &str) -> Vec<Value> {
+    let of_turn = |method: &str| {
+        log.iter()
+            .filter(move |l| l["method"] == method && turn_of(l) == Some(turn))
+            .map(|l| l["params"]["item"].clone())
+            .collect::<Vec<Value>>()
+    };
+    let completed = of_turn("item/completed");
+    of_turn("item/started")
+        .iter()
+        .map(|started| {
+            completed
+                .iter()
+                .find(|done| done["id"] == started["id"])
+                .unwrap_or_else(|| panic!("item {} never completed", started["id"]))
+                .clone()
+        })
+        .collect()
+}
+
+/// `thread/resume` in a new server shows every turn exactly as the live
+/// server did: the same items, in the same order, with the same ids and text,
+/// also for turns cut short: a steered and then interrupted stream (its two
+/// partial messages and the steer), and a command killed by an interrupt. The
+/// marker the model reads after an interrupt is never shown as a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_thread_shows_the_same_items_ids_and_text_as_the_live_one() {
+    let slow = |prefix: &str| {
+        let deltas: Vec<String> = (0..400).map(|i| format!("{prefix}{i} ")).collect();
+        Step::response(vec![Item::text_deltas(deltas)]).with_delta_delay(10)
+    };
+    let fixture = Fixture::new(vec![
+        Step::response(vec![
+            Item::reasoning("thinking it over"),
+            Item::text("the first answer"),
+        ]),
+        shell("call_echo", "echo from-the-tool"),
+        Step::text("ran it"),
+        slow("a"),
+        slow("b"),
+        shell("call_sleep", "sleep 60"),
+    ])
+    .await;
+    let (mut server, thread) = fixture.started().await;
+    let mut turns = Vec::new();
+
+    let first = server
+        .start_turn(&thread, "the first question", Some("client-1"))
+        .await;
+    server.wait_completed(&first).await;
+    turns.push(first);
+
+    let second = server.start_turn(&thread, "run a command", None).await;
+    server.wait_completed(&second).await;
+    turns.push(second);
+
+    // Steered while it streams, then interrupted while the second stream runs.
+    let third = server.start_turn(&thread, "write a lot", None).await;
+    let at = server
+        .wait_turn_event("item/agentMessage/delta", &third)
+        .await;
+    let cut_item = server.log[at]["params"]["itemId"].clone();
+    server
+        .call(
+            "turn/steer",
+            json!({"threadId": thread, "expectedTurnId": third,
+                   "input": [text_input("be brief")], "clientUserMessageId": "steer-1"}),
+        )
+        .await;
+    let turn = third.clone();
+    server
+        .wait_for("a delta of the steered stream", move |l| {
+            l["method"] == "item/agentMessage/delta"
+                && turn_of(l) == Some(turn.as_str())
+                && l["params"]["itemId"] != cut_item
+        })
+        .await;
+    server
+        .call(
+            "turn/interrupt",
+            json!({"threadId": thread, "turnId": third}),
+        )
+        .await;
+    server.wait_completed(&third).await;
+    turns.push(third);
+
+    // A command killed by the interrupt.
+    let fourth = server.start_turn(&thread, "sleep a while", None).await;
+    let turn = fourth.clone();
+    server
+        .wait_for("the command to start", move |l| {
+            l["method"] == "item/started"
+                && turn_of(l) == Some(turn.as_str())
+                && l["params"]["item"]["type"] == "commandExecution"
+        })
+        .await;
+    server
+        .call(
+            "turn/interrupt",
+            json!({"threadId": thread, "turnId": fourth}),
+        )
+        .await;
+    server.wait_completed(&fourth).await;
+    turns.push(fourth);
+    let live_log = server.close().await.log;
+
+    let mut server = fixture.spawn();
+    server.initialize().await;
+    let resumed = server
+        .call("thread/resume", json!({"threadId": thread}))
+        .await;
+    let resumed_turns = resumed["thread"]["turns"].as_array().unwrap();
+    let ids: Vec<&str> = resumed_turns
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, turns, "{resumed:#}");
+    let statuses: Vec<&str> = resumed_turns
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["completed", "completed", "interrupted", "interrupted"]
+    );
+    for (turn, saved) in turns.iter().zip(resumed_turns) {
+        let live = live_items(&live_log, turn);
+        assert!(!live.is_empty(), "turn {turn} showed no items");
+        assert_eq!(
+            saved["items"].as_array().unwrap(),
+            &live,
+            "turn {turn}: the resumed items differ from the live ones"
+        );
+    }
+
+    // What the cut-short turns hold, as a person saw it.
+    let kinds = |turn: &Value| -> Vec<String> {
+        turn["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        kinds(&resumed_turns[0]),
+        ["userMessage", "reasoning", "agentMessage"]
+    );
+    assert_eq!(resumed_turns[0]["items"][0]["clientId"], "client-1");
+    assert_eq!(
+        kinds(&resumed_turns[2]),
+        ["userMessage", "agentMessage", "userMessage", "agentMessage"]
+    );
+    let steered = &resumed_turns[2]["items"];
+    assert_eq!(steered[2]["content"][0]["text"], "be brief");
+    assert_eq!(steered[2]["clientId"], "steer-1");
+    for partial in [&steered[1], &steered[3]] {
+        let text = partial["text"].as_str().unwrap();
+        assert!(!text.is_empty(), "a partial message lost its text");
+    }
+    let killed = items_of(&resumed_turns[3], "commandExecution");
+    assert_eq!(killed.len(), 1, "{resumed:#}");
+    assert_ne!(killed[0]["status"], "inProgress", "{resumed:#}");
+    // Only what a person sent is shown as a user message.
+    let sent = [
+        "the first question",
+        "run a command",
+        "write a lot",
+        "be brief",
+        "sleep a while",
+    ];
+    for turn in resumed_turns {
+        for user in items_of(turn, "userMessage") {
+            let text = user["content"][0]["text"].as_str().unwrap();
+            assert!(sent.contains(&text), "shown as a user message: {text:?}");
+        }
+    }
+    server.close().await.assert_success();
     fixture.finish().await;
 }

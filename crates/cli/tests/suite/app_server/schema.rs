@@ -45,6 +45,7 @@ pub fn notification_schema(method: &str) -> Option<&'static str> {
         "item/agentMessage/delta" => "v2/AgentMessageDeltaNotification",
         "item/commandExecution/outputDelta" => "v2/CommandExecutionOutputDeltaNotification",
         "error" => "v2/ErrorNotification",
+        "warning" => "v2/WarningNotification",
         _ => return None,
     })
 }
@@ -77,6 +78,7 @@ fn validator(name: &str) -> &'static Validator {
                 "item/agentMessage/delta",
                 "item/commandExecution/outputDelta",
                 "error",
+                "warning",
             ]
             .into_iter()
             .filter_map(notification_schema),

@@ -12,10 +12,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
 use tiller_mock_model::{MockModel, RecordedRequest, Script, Step};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tiller_test_support::LineChild;
+use tokio::io::AsyncWriteExt;
 
 use super::schema::{Kind, check_line};
 use crate::suite::support::{DEADLINE, Scratch};
@@ -36,11 +34,10 @@ impl Fixture {
     pub async fn new(steps: Vec<Step>) -> Fixture {
         let mock = MockModel::start(Script::new(steps)).await.unwrap();
         let scratch = Scratch::new();
-        scratch.config(&format!(
-            "model_provider = \"mock\"\n\n[model_providers.mock]\nbase_url = \"{}\"\n\
-             request_max_retries = 0\nstream_max_retries = 1\n",
-            mock.base_url()
-        ));
+        scratch.mock_config(
+            &mock.base_url(),
+            "request_max_retries = 0\nstream_max_retries = 1\n",
+        );
         Fixture { scratch, mock }
     }
 
@@ -111,11 +108,7 @@ pub fn times_seen(request: &RecordedRequest, text: &str) -> usize {
 
 /// A running `tiller app-server`.
 pub struct AppServer {
-    child: Child,
-    pid: i32,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::UnboundedReceiver<String>,
-    stderr: Option<JoinHandle<String>>,
+    io: LineChild,
     next_id: i64,
     /// Methods of the requests sent, by id.
     sent: HashMap<i64, String>,
@@ -130,31 +123,9 @@ pub struct AppServer {
 
 impl AppServer {
     fn spawn(mut command: tokio::process::Command) -> AppServer {
-        let mut child = command.spawn().unwrap();
-        let pid = i32::try_from(child.id().unwrap()).unwrap();
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = tokio::spawn(async move {
-            let mut text = Vec::new();
-            let _ = err.read_to_end(&mut text).await;
-            String::from_utf8_lossy(&text).into_owned()
-        });
+        let io = LineChild::spawn(&mut command);
         AppServer {
-            child,
-            pid,
-            stdin,
-            lines,
-            stderr: Some(stderr),
+            io,
             next_id: 1,
             sent: HashMap::new(),
             log: Vec::new(),
@@ -166,7 +137,7 @@ impl AppServer {
 
     /// The server's pid.
     pub fn pid(&self) -> i32 {
-        self.pid
+        self.io.pid
     }
 
     /// Write `bytes` to the server's stdin as they are.
@@ -181,7 +152,7 @@ impl AppServer {
 
     /// Write `bytes` to the server's stdin; an error if it stopped reading.
     pub async fn try_write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        let stdin = self.io.stdin.as_mut().expect("stdin already closed");
         stdin.write_all(bytes).await?;
         stdin.flush().await
     }
@@ -208,7 +179,7 @@ impl AppServer {
         if self.eof {
             return false;
         }
-        let line = match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+        let line = match tokio::time::timeout_at(deadline, self.io.lines.recv()).await {
             Ok(Some(line)) => line,
             Ok(None) => {
                 self.eof = true;
@@ -408,7 +379,7 @@ impl AppServer {
 
     /// Send `signal` to the server (only to it).
     pub fn signal(&self, signal: Signal) {
-        kill(Pid::from_raw(self.pid), signal).unwrap();
+        kill(Pid::from_raw(self.io.pid), signal).unwrap();
     }
 
     /// Close stdin and let the server end; see [`AppServer::wait_exit`].
@@ -418,7 +389,7 @@ impl AppServer {
 
     /// Close stdin and wait, within `limit`, for the server to exit.
     pub async fn close_within(mut self, limit: Duration) -> Ended {
-        self.stdin = None;
+        self.io.stdin = None;
         self.wait_exit(limit).await
     }
 
@@ -426,7 +397,7 @@ impl AppServer {
     /// of a run (a turn may lack its `turn/completed`).
     pub async fn kill(mut self) -> Vec<Value> {
         self.signal(Signal::SIGKILL);
-        let status = tokio::time::timeout(DEADLINE, self.child.wait())
+        let status = tokio::time::timeout(DEADLINE, self.io.child.wait())
             .await
             .expect("a SIGKILLed server did not die")
             .unwrap();
@@ -440,10 +411,10 @@ impl AppServer {
     /// output and check the protocol invariants on everything it printed.
     pub async fn wait_exit(mut self, limit: Duration) -> Ended {
         let started = Instant::now();
-        let status = match tokio::time::timeout(limit, self.child.wait()).await {
+        let status = match tokio::time::timeout(limit, self.io.child.wait()).await {
             Ok(status) => status.unwrap(),
             Err(_) => {
-                let _ = self.child.kill().await;
+                let _ = self.io.child.kill().await;
                 panic!(
                     "the server did not exit within {limit:?}; read so far:\n{}",
                     self.dump()
@@ -452,13 +423,10 @@ impl AppServer {
         };
         let took = started.elapsed();
         self.drain().await;
-        let stderr = match self.stderr.take() {
-            Some(task) => tokio::time::timeout(DEADLINE, task)
-                .await
-                .expect("stderr still open after the server exited")
-                .unwrap(),
-            None => String::new(),
-        };
+        let stderr = tokio::time::timeout(DEADLINE, &mut self.io.stderr)
+            .await
+            .expect("stderr still open after the server exited")
+            .unwrap();
         check_protocol(&self.log, &self.sent, true);
         Ended {
             status,

@@ -12,7 +12,7 @@ use tiller_mock_model::{MockModel, Script};
 
 use super::checks::{Start, check_server};
 use super::ledger::Ledger;
-use super::model::{Feeder, PID_FILE, STEPS_AHEAD, used_steps, wait_no_tool_left};
+use super::model::{Feeder, PID_FILE, STEPS_AHEAD, wait_no_tool_left};
 use super::plan::Action;
 use super::server::{Ended, Sent, Server, excerpt};
 use crate::suite::support::Scratch;
@@ -45,11 +45,10 @@ impl Schedule {
         let mock = Arc::new(MockModel::start(Script::new(Vec::new())).await.unwrap());
         let feeder = Feeder::start(&mock, seed);
         // One retry of each kind: 503s and drops are retried, then fail the turn.
-        scratch.config(&format!(
-            "model_provider = \"mock\"\n\n[model_providers.mock]\nbase_url = \"{}\"\n\
-             request_max_retries = 1\nstream_max_retries = 1\n",
-            mock.base_url()
-        ));
+        scratch.mock_config(
+            &mock.base_url(),
+            "request_max_retries = 1\nstream_max_retries = 1\n",
+        );
         let tag = format!("{seed}-{}", std::process::id());
         let mut server = Server::spawn(&scratch, &tag);
         server.initialize().await;
@@ -302,7 +301,7 @@ impl Schedule {
                 .await;
             let queued = self.server().result(id).await["queuedSubmissions"].clone();
             let idle = !self.server().turn_running();
-            if idle && queued == json!([]) && used_steps(&self.mock) >= random_steps {
+            if idle && queued == json!([]) && self.mock.used_steps() >= random_steps {
                 break;
             }
             assert!(drain <= 3 * STEPS_AHEAD + 8, "the drain does not end");

@@ -40,67 +40,33 @@ mod regressions;
 mod server;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tiller_test_support::schedules::Schedules;
 
 use driver::Schedule;
 
-/// Replays one schedule.
-const SEED_ENV: &str = "TILLER_SCHEDULE_SEED";
-/// How many schedules to run.
-const COUNT_ENV: &str = "TILLER_SCHEDULES";
 /// Tags the server and, through inheritance, every tool it runs.
 const TAG_ENV: &str = "TILLER_SCHEDULE";
 /// The engine's marker on every tool process (not on the orphan watchdog).
 const TOOL_MARKER_ENV: &str = "TILLER_TOOL_MARKER";
-/// About 0.45 s each in a debug build on 2 cores: under 20 s in all.
-const DEFAULT_SCHEDULES: u64 = 40;
 /// The deadline for anything the schedule waits on that should be prompt.
 const WAIT: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_lifecycle_schedules_keep_the_protocol_invariants() {
-    let seeds: Vec<u64> = match std::env::var(SEED_ENV) {
-        Ok(seed) => vec![
-            seed.trim()
-                .parse()
-                .unwrap_or_else(|e| panic!("{SEED_ENV}={seed}: {e}")),
-        ],
-        Err(_) => {
-            let count = std::env::var(COUNT_ENV)
-                .ok()
-                .and_then(|n| n.trim().parse().ok())
-                .unwrap_or(DEFAULT_SCHEDULES);
-            let base = fastrand::u64(..u64::MAX / 2);
-            (base..base + count).collect()
-        }
+    let schedules = Schedules {
+        seed_env: "TILLER_SCHEDULE_SEED",
+        count_env: "TILLER_SCHEDULES",
+        // About 0.45 s each in a debug build on 2 cores: under 20 s in all.
+        default_count: 40,
+        // One at a time: each schedule is a server and its tools.
+        parallel: 1,
+        replay: "cargo test -p tiller-cli --test all app_server_schedules::random -- --nocapture",
     };
-    let started = Instant::now();
-    let mut exercised: BTreeMap<String, usize> = BTreeMap::new();
-    for seed in &seeds {
-        let seed = *seed;
-        // A task of its own, so a failed assertion is caught here and the seed
-        // printed with it.
-        match tokio::spawn(run_schedule(seed)).await {
-            Ok(tally) => {
-                for (what, n) in tally {
-                    *exercised.entry(what).or_default() += n;
-                }
-            }
-            Err(error) => panic!(
-                "schedule {seed} failed: {error}\nreplay it with:\n  \
-                 {SEED_ENV}={seed} cargo test -p tiller-cli --test all app_server_schedules::random -- --nocapture"
-            ),
-        }
-    }
-    println!(
-        "{} schedules passed in {:.1?} (seeds {}..={})",
-        seeds.len(),
-        started.elapsed(),
-        seeds.first().copied().unwrap_or_default(),
-        seeds.last().copied().unwrap_or_default()
-    );
-    for (what, n) in &exercised {
-        println!("  {n:6}  {what}");
+    match schedules.run(run_schedule).await {
+        Ok(passed) => passed.print(),
+        Err(failure) => panic!("{failure}"),
     }
 }
 

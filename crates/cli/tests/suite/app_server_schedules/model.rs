@@ -133,15 +133,6 @@ fn random_step(state: &mut FeedState) -> Step {
     }
 }
 
-/// How many steps of the script the mock has played.
-pub fn used_steps(mock: &MockModel) -> usize {
-    mock.requests()
-        .iter()
-        .filter_map(|r| r.step_index)
-        .max()
-        .map_or(0, |i| i + 1)
-}
-
 /// Live tool processes (and their descendants) of the schedule tagged `tag`:
 /// every process in `/proc` carrying the tag and the engine's tool marker, and
 /// every pid the tools wrote to `pid_file` that is still alive and tagged (a

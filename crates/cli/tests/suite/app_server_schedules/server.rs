@@ -9,10 +9,8 @@ use std::process::Stdio;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tiller_test_support::LineChild;
+use tokio::io::AsyncWriteExt;
 
 use super::{TAG_ENV, WAIT};
 use crate::suite::app_server::schema::check_line;
@@ -46,11 +44,7 @@ pub struct Ended {
 
 /// A running `tiller app-server`.
 pub struct Server {
-    child: Child,
-    pid: i32,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::UnboundedReceiver<String>,
-    stderr: JoinHandle<String>,
+    io: LineChild,
     next_id: i64,
     pub sent: HashMap<i64, Sent>,
     /// Every line printed, parsed, in order.
@@ -66,31 +60,9 @@ impl Server {
     pub fn spawn(scratch: &Scratch, tag: &str) -> Server {
         let mut command = scratch.tiller(&["app-server"]);
         command.env(TAG_ENV, tag).stdin(Stdio::piped());
-        let mut child = command.spawn().unwrap();
-        let pid = i32::try_from(child.id().unwrap()).unwrap();
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = tokio::spawn(async move {
-            let mut text = Vec::new();
-            let _ = err.read_to_end(&mut text).await;
-            String::from_utf8_lossy(&text).into_owned()
-        });
+        let io = LineChild::spawn(&mut command);
         Server {
-            child,
-            pid,
-            stdin,
-            lines,
-            stderr,
+            io,
             next_id: 0,
             sent: HashMap::new(),
             log: Vec::new(),
@@ -136,13 +108,13 @@ impl Server {
     async fn write(&mut self, line: &Value) {
         let mut bytes = serde_json::to_vec(line).unwrap();
         bytes.push(b'\n');
-        let stdin = self.stdin.as_mut().unwrap();
+        let stdin = self.io.stdin.as_mut().unwrap();
         stdin.write_all(&bytes).await.unwrap();
     }
 
     /// Read whatever the server has printed already.
     pub fn pump(&mut self) {
-        while let Ok(line) = self.lines.try_recv() {
+        while let Ok(line) = self.io.lines.try_recv() {
             self.record(&line);
         }
     }
@@ -191,7 +163,7 @@ impl Server {
 
     /// The next line, within `deadline`; `false` when it passed.
     async fn next_line(&mut self, deadline: tokio::time::Instant) -> bool {
-        match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+        match tokio::time::timeout_at(deadline, self.io.lines.recv()).await {
             Ok(Some(line)) => {
                 self.record(&line);
                 true
@@ -288,8 +260,8 @@ impl Server {
     /// SIGKILL the server (only it, by its pid) and reap it; what it printed
     /// must be a valid prefix of a run.
     pub async fn kill(mut self) -> Ended {
-        kill(Pid::from_raw(self.pid), Signal::SIGKILL).unwrap();
-        let status = tokio::time::timeout(WAIT, self.child.wait())
+        kill(Pid::from_raw(self.io.pid), Signal::SIGKILL).unwrap();
+        let status = tokio::time::timeout(WAIT, self.io.child.wait())
             .await
             .expect("a SIGKILLed server did not die")
             .unwrap();
@@ -300,13 +272,13 @@ impl Server {
 
     /// Close stdin; the server must exit 0 promptly, every request answered.
     pub async fn close(mut self) -> Ended {
-        drop(self.stdin.take());
-        let status = tokio::time::timeout(WAIT, self.child.wait())
+        drop(self.io.stdin.take());
+        let status = tokio::time::timeout(WAIT, self.io.child.wait())
             .await
             .unwrap_or_else(|_| panic!("the server did not exit on EOF{}", self.dump()))
             .unwrap();
         self.drain().await;
-        let stderr = tokio::time::timeout(WAIT, &mut self.stderr)
+        let stderr = tokio::time::timeout(WAIT, &mut self.io.stderr)
             .await
             .map(Result::unwrap_or_default)
             .unwrap_or_default();
@@ -322,7 +294,7 @@ impl Server {
     async fn drain(&mut self) {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+            match tokio::time::timeout_at(deadline, self.io.lines.recv()).await {
                 Ok(Some(line)) => self.record(&line),
                 Ok(None) => return,
                 Err(_) => panic!("stdout still open after the server died"),

@@ -4,20 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use tiller_mock_model::{MockModel, RecordedRequest};
-use tiller_protocol::{Event, EventMsg, UserInput};
+use tiller_mock_model::RecordedRequest;
+use tiller_protocol::{Event, EventMsg};
 use tiller_test_support::pid_alive;
 
 use super::feeder::TAG_ENV;
-
-/// How many script steps requests have used (steps are used in order).
-pub fn used_steps(mock: &MockModel) -> usize {
-    mock.requests()
-        .iter()
-        .filter_map(|r| r.step_index)
-        .max()
-        .map_or(0, |i| i + 1)
-}
 
 /// I1: every `function_call` has exactly one output after it, and every
 /// output an earlier call.
@@ -99,22 +90,22 @@ pub fn check_nothing_lost(
     starts: &[(String, String, String)],
     steers: &[(String, String, bool)],
 ) {
-    let unsent: Vec<&str> = log
+    let unsent: Vec<String> = log
         .iter()
         .flat_map(|e| match &e.msg {
             EventMsg::TurnAborted { unsent_input, .. }
             | EventMsg::TurnFailed { unsent_input, .. } => unsent_input.as_slice(),
             _ => &[],
         })
-        .map(UserInput::as_text)
+        .map(|input| input.model_text().into_owned())
         .collect();
-    let delivered: Vec<&str> = log
+    let delivered: Vec<String> = log
         .iter()
         .flat_map(|e| match &e.msg {
-            EventMsg::SteerDelivered { items } => items.as_slice(),
+            EventMsg::SteerDelivered { items, .. } => items.as_slice(),
             _ => &[],
         })
-        .map(UserInput::as_text)
+        .map(|input| input.model_text().into_owned())
         .collect();
     let last = requests.last().expect("the final turn's request").input();
     let mut texts: Vec<(&str, bool, bool)> = starts

@@ -32,23 +32,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use tiller_core::config::ApprovalPolicy;
-use tiller_protocol::{Event, EventMsg, Op, OpError, Reply, ReviewDecision, UserInput};
+use tiller_protocol::{
+    Event, EventMsg, Op, OpError, Reply, ReviewDecision, TurnItem, TurnItemKind, UserInput,
+};
+use tiller_test_support::schedules::Schedules;
 use tiller_test_support::{EngineSettings, TestEngine, assert_one_terminal_per_turn};
-use tokio::task::JoinSet;
 
 mod checks;
 mod feeder;
 
-use checks::{check_nothing_lost, check_pairing, describe, tagged_alive, used_steps};
+use checks::{check_nothing_lost, check_pairing, describe, tagged_alive};
 use feeder::Feeder;
 
-/// Replays one schedule.
-const SEED_ENV: &str = "TILLER_TORTURE_SEED";
-/// How many schedules to run.
-const COUNT_ENV: &str = "TILLER_TORTURE_SCHEDULES";
-const DEFAULT_SCHEDULES: u64 = 500;
-/// Schedules run at the same time.
-const PARALLEL: usize = 8;
 /// The deadline for anything a schedule waits on.
 const WAIT: Duration = Duration::from_secs(15);
 /// How long after the end an escaped process may take to die.
@@ -58,72 +53,17 @@ const AWAIT_END: Duration = Duration::from_millis(400);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_schedules_keep_the_lifecycle_invariants() {
-    let seeds: Vec<u64> = match std::env::var(SEED_ENV) {
-        Ok(seed) => vec![
-            seed.trim()
-                .parse()
-                .unwrap_or_else(|e| panic!("{SEED_ENV}={seed}: {e}")),
-        ],
-        Err(_) => {
-            let count = std::env::var(COUNT_ENV)
-                .ok()
-                .and_then(|n| n.trim().parse().ok())
-                .unwrap_or(DEFAULT_SCHEDULES);
-            let base = fastrand::u64(..u64::MAX / 2);
-            (base..base + count).collect()
-        }
+    let schedules = Schedules {
+        seed_env: "TILLER_TORTURE_SEED",
+        count_env: "TILLER_TORTURE_SCHEDULES",
+        default_count: 500,
+        parallel: 8,
+        replay: "cargo test -p tiller-core --test all torture -- --nocapture",
     };
-    let started = Instant::now();
-    let mut tally: BTreeMap<String, usize> = BTreeMap::new();
-    let mut running = JoinSet::new();
-    let mut next = seeds.iter().copied();
-    let mut failures = Vec::new();
-    loop {
-        while running.len() < PARALLEL && failures.is_empty() {
-            let Some(seed) = next.next() else { break };
-            // A task of its own per schedule, so a failed assertion comes back
-            // here as a `JoinError` and is reported with its seed.
-            running.spawn(async move { (seed, tokio::spawn(run_schedule(seed)).await) });
-        }
-        let Some(done) = running.join_next().await else {
-            break;
-        };
-        let (seed, outcome) = done.expect("the schedule wrapper");
-        match outcome {
-            Ok(seen) => {
-                for (what, n) in seen {
-                    *tally.entry(what).or_default() += n;
-                }
-            }
-            Err(error) => {
-                let why = match error.try_into_panic() {
-                    Ok(panic) => panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                        .unwrap_or_else(|| "a panic".to_owned()),
-                    Err(error) => error.to_string(),
-                };
-                // No new schedule starts; the running ones finish.
-                failures.push((seed, why));
-            }
-        }
+    match schedules.run(run_schedule).await {
+        Ok(passed) => passed.print(),
+        Err(failure) => panic!("{failure}"),
     }
-    if let Some((seed, why)) = failures.first() {
-        panic!(
-            "schedule {seed} failed ({} failed in all): {why}\nreplay it with:\n  \
-             {SEED_ENV}={seed} cargo test -p tiller-core --test all torture -- --nocapture",
-            failures.len()
-        );
-    }
-    println!(
-        "{} schedules passed in {:.1?} (seeds {}..={})",
-        seeds.len(),
-        started.elapsed(),
-        seeds.first().copied().unwrap_or_default(),
-        seeds.last().copied().unwrap_or_default()
-    );
-    println!("exercised: {tally:?}");
 }
 
 /// One client op of a schedule.
@@ -299,8 +239,14 @@ impl Schedule {
     async fn on_event(&mut self, event: Event) {
         let turn = event.turn_id.clone().unwrap_or_default();
         match &event.msg {
-            EventMsg::TurnStarted => self.running = Some(turn),
-            EventMsg::ExecCommandBegin { call_id, .. } => {
+            EventMsg::TurnStarted { .. } => self.running = Some(turn),
+            EventMsg::ItemStarted {
+                item:
+                    TurnItem {
+                        kind: TurnItemKind::CommandExecution { call_id, .. },
+                        ..
+                    },
+            } => {
                 self.call_turn.insert(call_id.clone(), turn);
             }
             EventMsg::ExecApprovalRequest { call_id, .. } => {
@@ -328,8 +274,17 @@ impl Schedule {
                     "approval {decision:?} for {call_id}: {reply:?}"
                 );
             }
-            EventMsg::ExecCommandEnd {
-                call_id, status, ..
+            EventMsg::ItemCompleted {
+                item:
+                    TurnItem {
+                        kind:
+                            TurnItemKind::CommandExecution {
+                                call_id,
+                                status: Some(status),
+                                ..
+                            },
+                        ..
+                    },
             } => {
                 let kind = self.feeder.call_kind.get(call_id).copied().unwrap_or("?");
                 self.count(&format!("tool {kind} {status:?}"));
@@ -400,10 +355,10 @@ impl Schedule {
                 };
                 let reply = self
                     .engine
-                    .submit(Op::StartTurn {
-                        items: vec![UserInput::text(&text)],
-                        client_message_id: Some(id.clone()),
-                    })
+                    .submit(Op::start_turn_with_id(
+                        vec![UserInput::text(&text)],
+                        id.clone(),
+                    ))
                     .await;
                 let Ok(Reply::TurnStarted { turn_id }) = reply else {
                     panic!("StartTurn {id} was answered {reply:?}");
@@ -576,7 +531,7 @@ impl Schedule {
         self.feeder.random = false;
         let random = self.feeder.random_pushed;
         let mut drains = 0;
-        while used_steps(&self.engine.mock) < random {
+        while self.engine.mock.used_steps() < random {
             drains += 1;
             assert!(drains <= random + 2, "the drain does not use up the steps");
             let before = self.engine.mock.requests().len();
@@ -628,10 +583,7 @@ impl Schedule {
         let text = format!("{text} {}", self.seed);
         let reply = self
             .engine
-            .submit(Op::StartTurn {
-                items: vec![UserInput::text(&text)],
-                client_message_id: None,
-            })
+            .submit(Op::start_turn(vec![UserInput::text(&text)]))
             .await;
         let Ok(Reply::TurnStarted { turn_id }) = reply else {
             panic!("I6: StartTurn after the schedule was answered {reply:?}");

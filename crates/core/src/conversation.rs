@@ -1,0 +1,160 @@
+//! What a session and its turns share: the settings, the model client, the
+//! tools, the history and the rollout it is saved in.
+//!
+//! The session actor (`session.rs`) and a running turn (`turn.rs`) both work on
+//! a [`Conversation`]; neither imports the other's internals.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tiller_config::Config;
+use tiller_model::{ModelClient, ModelRequest};
+use tiller_protocol::{ItemPhase, RecordedItem, ResponseItem, RolloutItem, TurnItem};
+use tiller_rollout::RolloutRecorder;
+
+use crate::history::History;
+use crate::tools::ToolRegistry;
+
+/// The state of one session's conversation.
+#[derive(Debug)]
+pub(crate) struct Conversation {
+    pub(crate) config: Config,
+    pub(crate) client: Arc<dyn ModelClient>,
+    pub(crate) tools: ToolRegistry,
+    pub(crate) item_ids: ItemIds,
+    history: Mutex<History>,
+    rollout: Option<RolloutRecorder>,
+    approved_for_session: Mutex<HashSet<Vec<String>>>,
+}
+
+impl Conversation {
+    pub(crate) fn new(
+        config: Config,
+        client: Arc<dyn ModelClient>,
+        tools: ToolRegistry,
+        history: Vec<ResponseItem>,
+        rollout: Option<RolloutRecorder>,
+    ) -> Conversation {
+        Conversation {
+            config,
+            client,
+            tools,
+            item_ids: ItemIds::default(),
+            history: Mutex::new(History::from_items(history)),
+            rollout,
+            approved_for_session: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub(crate) fn history(&self) -> MutexGuard<'_, History> {
+        // Plain data: a panic elsewhere must not wedge the session.
+        self.history.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn rollout(&self) -> Option<&RolloutRecorder> {
+        self.rollout.as_ref()
+    }
+
+    /// Append `item` to the history and the rollout, in the same order in both.
+    /// (Repairs are not recorded: `History::repair` is positional, so a resumed
+    /// history repairs to the same items.)
+    pub(crate) fn record_item(&self, item: ResponseItem) {
+        let mut history = self.history();
+        if let Some(rollout) = &self.rollout {
+            rollout.record(RolloutItem::ResponseItem(item.clone()));
+        }
+        history.push(item);
+    }
+
+    /// Queue a line for the rollout.
+    pub(crate) fn record_line(&self, item: RolloutItem) {
+        if let Some(rollout) = &self.rollout {
+            rollout.record(item);
+        }
+    }
+
+    /// Record a transcript item of `turn_id` as started or completed.
+    pub(crate) fn record_turn_item(&self, turn_id: &str, phase: ItemPhase, item: &TurnItem) {
+        self.record_line(RolloutItem::Item(RecordedItem {
+            turn_id: turn_id.to_string(),
+            phase,
+            item: item.clone(),
+        }));
+    }
+
+    /// Write `lines` after everything recorded so far (and fsync if `sync`),
+    /// or write none of them and say why, in words.
+    pub(crate) async fn commit(&self, lines: Vec<RolloutItem>, sync: bool) -> Result<(), String> {
+        let Some(rollout) = &self.rollout else {
+            return Ok(());
+        };
+        rollout.commit(lines, sync).await.map_err(|e| {
+            tracing::error!(path = %rollout.path().display(), "could not save the session: {e}");
+            format!(
+                "could not save the session to {}: {e}",
+                rollout.path().display()
+            )
+        })
+    }
+
+    pub(crate) fn is_approved(&self, command: &[String]) -> bool {
+        self.approved_for_session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(command)
+    }
+
+    pub(crate) fn approve_for_session(&self, command: Vec<String>) {
+        self.approved_for_session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(command);
+    }
+
+    /// The next request: the history checked for I1 first (a repair is
+    /// returned, to be reported: aborts close the history as they happen, so a
+    /// gap here is a bug in tiller), the instructions and the tools.
+    pub(crate) fn prepare_request(&self) -> (ModelRequest, crate::history::Repair) {
+        let (repair, input) = {
+            let mut history = self.history();
+            let repair = history.repair();
+            (repair, history.items().to_vec())
+        };
+        let request = ModelRequest {
+            model: self.config.model.clone(),
+            instructions: instructions(&self.config),
+            input,
+            tools: self.tools.specs(),
+        };
+        (request, repair)
+    }
+}
+
+fn instructions(config: &Config) -> String {
+    let base = config.base_instructions.clone().unwrap_or_else(|| {
+        format!(
+            "You are tiller, a coding agent working in the user's workspace at {}. \
+             Use the `shell` tool to inspect files and run commands; pass the command as an argv array, \
+             for example [\"bash\", \"-lc\", \"ls -la\"]. Keep answers short and say what you did.",
+            config.cwd.display()
+        )
+    });
+    match &config.developer_instructions {
+        Some(extra) => format!("{base}\n\n{extra}"),
+        None => base,
+    }
+}
+
+/// Item ids of one session: `<turn id>-item-<n>`, stable on disk and on every wire.
+#[derive(Debug, Default)]
+pub(crate) struct ItemIds {
+    next: AtomicU64,
+}
+
+impl ItemIds {
+    pub(crate) fn next(&self, turn_id: &str) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("{turn_id}-item-{n}")
+    }
+}

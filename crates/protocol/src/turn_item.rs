@@ -1,0 +1,189 @@
+//! What a turn shows a person: the items of a transcript.
+//!
+//! The engine emits every item with a stable id when it starts
+//! ([`EventMsg::ItemStarted`](crate::EventMsg::ItemStarted)) and when it is
+//! complete ([`EventMsg::ItemCompleted`](crate::EventMsg::ItemCompleted)), with
+//! deltas naming the item in between, and records both in the rollout, so a
+//! live turn and the same turn read back from disk show the same items, ids and
+//! text. Every started item is completed, also when its turn is aborted. What
+//! the model reads but a person never typed (the marker after an interrupted
+//! turn) is history, not an item.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ExecEndStatus, UserInput};
+
+/// One item of a turn's transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnItem {
+    /// Stable for the life of the session, on disk and on every wire.
+    pub id: String,
+    /// What the item is.
+    #[serde(flatten)]
+    pub kind: TurnItemKind,
+}
+
+/// The kinds of items.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TurnItemKind {
+    /// What a person sent: a turn's input, a steer, a queued message.
+    UserMessage {
+        /// The input as it was given.
+        content: Vec<UserInput>,
+        /// The client's id for the message, if it gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_message_id: Option<String>,
+    },
+    /// The model's answer (as far as it got, when cut short).
+    AgentMessage {
+        /// The text.
+        text: String,
+    },
+    /// The model's reasoning summary.
+    Reasoning {
+        /// The text.
+        text: String,
+    },
+    /// A command the model ran (or asked to run).
+    CommandExecution {
+        /// The tool call it answers.
+        call_id: String,
+        /// The argv.
+        command: Vec<String>,
+        /// The folder it runs in.
+        cwd: String,
+        /// How it ended; `None` while it runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<ExecEndStatus>,
+        /// Its exit code, when it exited.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        /// Wall time, once it ended.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u64>,
+        /// Stdout and stderr interleaved, head and tail kept, once it ended.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        aggregated_output: Option<String>,
+    },
+}
+
+impl TurnItem {
+    /// An item with `id`.
+    pub fn new(id: impl Into<String>, kind: TurnItemKind) -> TurnItem {
+        TurnItem {
+            id: id.into(),
+            kind,
+        }
+    }
+
+    /// A user message's text as the model reads it; `None` for other items.
+    pub fn user_text(&self) -> Option<String> {
+        match &self.kind {
+            TurnItemKind::UserMessage { content, .. } => {
+                Some(crate::UserMessage::new(content.clone()).model_text())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// argv as a shell would read it back: `bash -lc 'echo hi; exit 3'` (how front
+/// ends show a command, and how a person is asked to approve one). Pasted into
+/// bash it gives exactly this argv. A word with control characters (a carriage
+/// return, an escape sequence) or invisible formatting characters (bidi
+/// overrides, zero-width spaces) is written in `$'…'` form with those
+/// characters escaped, so what a terminal shows is what runs: nothing in the
+/// text can move the cursor, recolour it or reorder it.
+pub fn display_command(argv: &[String]) -> String {
+    argv.iter()
+        .map(|word| quote_word(word))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn quote_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        return word.to_string();
+    }
+    if !word.chars().any(hidden) {
+        return format!("'{}'", word.replace('\'', r"'\''"));
+    }
+    let mut out = String::from("$'");
+    for c in word.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if hidden(c) && (c as u32) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if hidden(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// A character a terminal does not show as itself: a control character, or a
+/// formatting one that changes how the text around it looks.
+pub fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{feff}'
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What bash makes of `display_command(argv)` is `argv`, and the text
+    /// holds no character a terminal would act on.
+    #[test]
+    fn a_displayed_command_is_exactly_what_runs_and_hides_nothing() {
+        let argv: Vec<String> = [
+            "bash",
+            "-lc",
+            "rm -rf 'x y'; echo \"$HOME\"",
+            "it's",
+            "line\nbreak",
+            "safe\r\u{1b}[2Krm -rf /",
+            "\u{202e}txt.exe",
+            "tab\there",
+            "back\\slash",
+            "",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let shown = display_command(&argv);
+        assert!(
+            !shown.chars().any(hidden),
+            "the display holds a control character: {shown:?}"
+        );
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("printf '%s\\0' {shown}"))
+            .output()
+            .unwrap();
+        let words: Vec<String> = out
+            .stdout
+            .split(|b| *b == 0)
+            .map(|w| String::from_utf8(w.to_vec()).unwrap())
+            .collect();
+        assert_eq!(&words[..argv.len()], &argv[..], "{shown}");
+    }
+}

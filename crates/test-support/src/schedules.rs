@@ -1,0 +1,141 @@
+//! Seeded schedule suites: run many randomized schedules, each from its own
+//! seed, a few at a time; on a failure, name the seed and the command that
+//! replays it.
+//!
+//! A suite is a function from a seed to a tally of what the schedule
+//! exercised (`"op steer accepted" → 3`). The seeds come from the
+//! environment: `<seed_env>=<seed>` replays one schedule, `<count_env>=<n>`
+//! sets how many run, else `default_count` from a random base.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+/// What the schedules of one run exercised, summed.
+pub type Tally = BTreeMap<String, usize>;
+
+/// How a suite's schedules are chosen and run.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedules {
+    /// The variable that replays one seed.
+    pub seed_env: &'static str,
+    /// The variable that sets how many schedules run.
+    pub count_env: &'static str,
+    /// How many run by default.
+    pub default_count: u64,
+    /// How many run at the same time.
+    pub parallel: usize,
+    /// The command that runs the suite (the seed variable is put before it).
+    pub replay: &'static str,
+}
+
+/// A run that passed.
+#[derive(Debug)]
+pub struct Passed {
+    /// The seeds that ran, in order.
+    pub seeds: Vec<u64>,
+    /// What they exercised.
+    pub tally: Tally,
+    /// How long the run took.
+    pub elapsed: Duration,
+}
+
+impl Passed {
+    /// Print the summary: how many schedules, the seeds, what they exercised.
+    pub fn print(&self) {
+        println!(
+            "{} schedules passed in {:.1?} (seeds {}..={})",
+            self.seeds.len(),
+            self.elapsed,
+            self.seeds.first().copied().unwrap_or_default(),
+            self.seeds.last().copied().unwrap_or_default()
+        );
+        for (what, n) in &self.tally {
+            println!("  {n:6}  {what}");
+        }
+    }
+}
+
+impl Schedules {
+    /// The seeds this run takes from the environment.
+    pub fn seeds(&self) -> Vec<u64> {
+        let seed_env = self.seed_env;
+        match std::env::var(seed_env) {
+            Ok(seed) => vec![
+                seed.trim()
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{seed_env}={seed}: {e}")),
+            ],
+            Err(_) => {
+                let count = std::env::var(self.count_env)
+                    .ok()
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(self.default_count);
+                let base = fastrand::u64(..u64::MAX / 2);
+                (base..base + count).collect()
+            }
+        }
+    }
+
+    /// Run `schedule` for every seed, [`Schedules::parallel`] at a time, each
+    /// in a task of its own so a failed assertion comes back with its seed.
+    /// After a failure no new schedule starts; the running ones finish. The
+    /// error is the first failure, with the command that replays it.
+    pub async fn run<F, Fut>(&self, schedule: F) -> Result<Passed, String>
+    where
+        F: Fn(u64) -> Fut,
+        Fut: Future<Output = Tally> + Send + 'static,
+    {
+        let seeds = self.seeds();
+        let started = Instant::now();
+        let mut tally = Tally::new();
+        let mut running = JoinSet::new();
+        let mut next = seeds.iter().copied();
+        let mut failures = Vec::new();
+        loop {
+            while running.len() < self.parallel.max(1) && failures.is_empty() {
+                let Some(seed) = next.next() else { break };
+                let handle = tokio::spawn(schedule(seed));
+                running.spawn(async move { (seed, handle.await) });
+            }
+            let Some(done) = running.join_next().await else {
+                break;
+            };
+            let (seed, outcome) = done.expect("the schedule wrapper");
+            match outcome {
+                Ok(seen) => {
+                    for (what, n) in seen {
+                        *tally.entry(what).or_default() += n;
+                    }
+                }
+                Err(error) => failures.push((seed, panic_message(error))),
+            }
+        }
+        if let Some((seed, why)) = failures.first() {
+            return Err(format!(
+                "schedule {seed} failed ({} failed in all): {why}\nreplay it with:\n  {}={seed} {}",
+                failures.len(),
+                self.seed_env,
+                self.replay
+            ));
+        }
+        Ok(Passed {
+            seeds,
+            tally,
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+fn panic_message(error: tokio::task::JoinError) -> String {
+    match error.try_into_panic() {
+        Ok(panic) => panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "a panic".to_owned()),
+        Err(error) => error.to_string(),
+    }
+}
