@@ -50,9 +50,6 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    if let Err(e) = tiller_core::process_tree::become_subreaper() {
-        tracing::warn!("could not become a child subreaper: {e}");
-    }
     let (out, writer) = Outgoing::new(output);
     let writer = tokio::spawn(writer);
     let mut server = Server {

@@ -248,7 +248,7 @@ impl ThreadDriver {
     }
 
     fn event(&mut self, event: Event) -> FollowUp {
-        let Some(turn_id) = event.turn_id else {
+        let Some(turn_id) = event.turn_id.as_deref().map(str::to_string) else {
             return FollowUp::Nothing;
         };
         if let EventMsg::ExecApprovalRequest { call_id, .. } = &event.msg {

@@ -114,7 +114,7 @@ pub(crate) fn notifications(
                 AgentMessageDeltaNotification {
                     thread_id: thread(),
                     turn_id: turn(),
-                    item_id,
+                    item_id: item_id.to_string(),
                     delta,
                 },
             )],

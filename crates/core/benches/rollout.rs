@@ -88,7 +88,9 @@ fn main() {
     report.finish();
 }
 
-/// Write a rollout of `items` response items (user, assistant, call, output in turn).
+/// Write a rollout of `items` response items (user, call, output, assistant
+/// in turn), with the `item` lines tiller writes beside them (each shown item
+/// started and completed), as a session of today's tiller is saved.
 fn write_rollout(dir: &std::path::Path, items: usize) -> std::path::PathBuf {
     let path = dir.join(format!("rollout-2026-01-01T00-00-00-{SESSION}.jsonl"));
     let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
@@ -115,10 +117,40 @@ fn write_rollout(dir: &std::path::Path, items: usize) -> std::path::PathBuf {
             json!({"type": "function_call_output", "call_id": call, "output": "Exit code: 0\nWall time: 1.2 seconds\nOutput:\ntest result: ok. 12 passed; 0 failed"}),
             json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "The test passes now: the off-by-one in the parser was the cause."}]}),
         ];
-        for item in batch {
-            if n < items {
-                writeln!(out, "{}", line("response_item", item)).unwrap();
-                n += 1;
+        let shown = [
+            json!({"type": "user_message", "content": [{"type": "text", "text": "please look at the failing test in src/lib.rs and fix it"}]}),
+            json!({"type": "command_execution", "call_id": call, "command": ["bash", "-lc", "cargo test 2>&1 | tail -20"], "cwd": "/tmp"}),
+            json!({"type": "command_execution", "call_id": call, "command": ["bash", "-lc", "cargo test 2>&1 | tail -20"], "cwd": "/tmp", "status": "completed", "exit_code": 0, "duration_ms": 1200, "aggregated_output": "test result: ok. 12 passed; 0 failed"}),
+            json!({"type": "agent_message", "text": "The test passes now: the off-by-one in the parser was the cause."}),
+        ];
+        let item_line = |n: usize, phase: &str, item: &serde_json::Value| {
+            let mut item = item.clone();
+            item["id"] = json!(format!("{turn_id}-item-{n}"));
+            line(
+                "item",
+                json!({"turn_id": turn_id, "phase": phase, "item": item}),
+            )
+        };
+        for (i, item) in batch.into_iter().enumerate() {
+            if n >= items {
+                break;
+            }
+            writeln!(out, "{}", line("response_item", item)).unwrap();
+            n += 1;
+            // What the turn showed of it: the input (one line: complete at
+            // once), the command (started with the call, completed with its
+            // output), the answer.
+            let lines = match i {
+                0 => vec![item_line(1, "completed", &shown[0])],
+                1 => vec![item_line(2, "started", &shown[1])],
+                2 => vec![item_line(2, "completed", &shown[2])],
+                _ => vec![
+                    item_line(3, "started", &json!({"type": "agent_message", "text": ""})),
+                    item_line(3, "completed", &shown[3]),
+                ],
+            };
+            for l in lines {
+                writeln!(out, "{l}").unwrap();
             }
         }
         writeln!(out, "{}", line("event", json!({"type": "turn_completed", "turn_id": turn_id, "last_agent_message": null, "usage": {"input_tokens": 0, "cached_input_tokens": 0, "output_tokens": 0, "reasoning_output_tokens": 0}}))).unwrap();

@@ -115,7 +115,7 @@ impl EventSink {
     pub(crate) fn emit(&self, turn_id: Option<&str>, msg: EventMsg) {
         // A client that dropped its stream has gone away; the session carries on.
         let _ = self.tx.send(Event {
-            turn_id: turn_id.map(str::to_string),
+            turn_id: turn_id.map(Arc::from),
             msg,
         });
     }
@@ -126,7 +126,7 @@ impl EventSink {
         TurnEmitter {
             sink: self.clone(),
             turn_events,
-            turn_id: turn_id.to_string(),
+            turn_id: Arc::from(turn_id),
             open: Arc::new(AtomicBool::new(true)),
         }
     }
@@ -138,7 +138,7 @@ pub(crate) struct TurnEmitter {
     sink: EventSink,
     /// The turn's own stream, when its starter holds one.
     turn_events: Option<EventSender>,
-    turn_id: String,
+    turn_id: Arc<str>,
     open: Arc<AtomicBool>,
 }
 
@@ -161,7 +161,7 @@ impl TurnEmitter {
     /// are read.
     fn send(&self, msg: EventMsg) {
         let event = Event {
-            turn_id: Some(self.turn_id.clone()),
+            turn_id: Some(Arc::clone(&self.turn_id)),
             msg,
         };
         match &self.turn_events {

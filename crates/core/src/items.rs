@@ -56,7 +56,9 @@ impl TurnItems {
                 client_message_id: message.client_message_id.clone(),
             },
         );
-        self.started(item.clone());
+        // Complete at once: one line on disk says both.
+        self.emitter
+            .emit(EventMsg::ItemStarted { item: item.clone() });
         self.completed(item);
         id
     }

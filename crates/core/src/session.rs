@@ -703,13 +703,12 @@ impl SessionActor {
                     client_message_id: message.client_message_id.clone(),
                 },
             );
-            for phase in [ItemPhase::Started, ItemPhase::Completed] {
-                lines.push(RolloutItem::Item(RecordedItem {
-                    turn_id: turn_id.clone(),
-                    phase,
-                    item: item.clone(),
-                }));
-            }
+            // Complete at once: one line says both.
+            lines.push(RolloutItem::Item(RecordedItem {
+                turn_id: turn_id.clone(),
+                phase: ItemPhase::Completed,
+                item: item.clone(),
+            }));
             shown.push(item);
         }
         self.conversation

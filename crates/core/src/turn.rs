@@ -57,6 +57,8 @@ pub(crate) struct TurnRuntime {
 #[derive(Debug, Default)]
 struct OpenText {
     id: String,
+    /// The id again, shared by every delta event (no copy per delta).
+    shared_id: Arc<str>,
     text: String,
 }
 
@@ -260,7 +262,7 @@ impl TurnRuntime {
                         )
                     });
                     open.text.push_str(&delta);
-                    let item_id = open.id.clone();
+                    let item_id = Arc::clone(&open.shared_id);
                     self.emitter
                         .emit(EventMsg::AgentMessageDelta { item_id, delta });
                 }
@@ -274,7 +276,7 @@ impl TurnRuntime {
                         )
                     });
                     open.text.push_str(&delta);
-                    let item_id = open.id.clone();
+                    let item_id = Arc::clone(&open.shared_id);
                     self.emitter
                         .emit(EventMsg::ReasoningDelta { item_id, delta });
                 }
@@ -309,6 +311,7 @@ impl TurnRuntime {
             let id = self.items.new_id();
             self.items.started(start(id.clone()));
             OpenText {
+                shared_id: Arc::from(id.as_str()),
                 id,
                 text: String::new(),
             }

@@ -439,7 +439,7 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
 fn at_most_one_terminal_per_turn(events: &[Event]) {
     let mut ended = Vec::new();
     for event in events.iter().filter(|e| e.is_terminal()) {
-        let turn = event.turn_id.clone().unwrap_or_default();
+        let turn = event.turn_id.as_deref().unwrap_or_default().to_string();
         assert!(!ended.contains(&turn), "I2: turn {turn} ended twice");
         ended.push(turn);
     }

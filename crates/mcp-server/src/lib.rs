@@ -76,9 +76,6 @@ pub struct McpServerOptions {
 /// Serve MCP on stdin/stdout until EOF or SIGTERM, then interrupt every
 /// running turn (processes killed, rollouts flushed) and return.
 pub async fn run_mcp_server(options: McpServerOptions) -> Result<()> {
-    if let Err(e) = tiller_core::process_tree::become_subreaper() {
-        tracing::warn!("could not become a child subreaper: {e}");
-    }
     let server = TillerMcpServer::new(options);
     serve_mcp_server(server, tokio::io::stdin(), tokio::io::stdout()).await
 }

@@ -223,12 +223,14 @@ impl std::fmt::Debug for ResponseStream {
 }
 
 impl ResponseStream {
-    /// As a [`crate::ModelStream`]: one allocation for the whole response,
-    /// none per event.
+    /// As a [`crate::ModelStream`]: two allocations for the whole response,
+    /// none per event (the state moved from event to event is a box, not the
+    /// decoder and its buffers).
     pub fn into_stream(self) -> crate::ModelStream {
-        Box::pin(futures::stream::unfold(self, |mut stream| async move {
-            stream.next().await.map(|event| (event, stream))
-        }))
+        Box::pin(futures::stream::unfold(
+            Box::new(self),
+            |mut stream| async move { stream.next().await.map(|event| (event, stream)) },
+        ))
     }
 
     /// The next event; `None` after `Completed` or an error.

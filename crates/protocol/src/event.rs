@@ -8,7 +8,7 @@ use crate::{TurnItem, UserInput};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// The turn this event belongs to; `None` only for session-level events.
-    pub turn_id: Option<String>,
+    pub turn_id: Option<std::sync::Arc<str>>,
     /// What happened.
     pub msg: EventMsg,
 }
@@ -59,14 +59,14 @@ pub enum EventMsg {
     /// A piece of the assistant's answer.
     AgentMessageDelta {
         /// The agent message item it belongs to.
-        item_id: String,
+        item_id: std::sync::Arc<str>,
         /// The new text.
         delta: String,
     },
     /// A piece of the model's reasoning summary.
     ReasoningDelta {
         /// The reasoning item it belongs to.
-        item_id: String,
+        item_id: std::sync::Arc<str>,
         /// The new text.
         delta: String,
     },

@@ -216,6 +216,36 @@ pub fn open(path: &Path, wait: LockWait) -> Result<OpenRollout, RolloutError> {
     Ok(OpenRollout { loaded, file })
 }
 
+/// A line's envelope, with its payload left unparsed.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    #[serde(borrow)]
+    payload: &'a serde_json::value::RawValue,
+}
+
+/// What one line records. The lines a session writes most (`response_item`
+/// and `item`) are read straight into their payload's type; any other line,
+/// or one that does not read that way, goes through `RolloutLine` (and its
+/// error is the one reported).
+fn parse_line(line: &[u8]) -> Result<RolloutItem, serde_json::Error> {
+    if let Ok(envelope) = serde_json::from_slice::<Envelope>(line) {
+        let payload = envelope.payload.get();
+        let fast = match envelope.kind {
+            "response_item" => serde_json::from_str(payload)
+                .map(RolloutItem::ResponseItem)
+                .ok(),
+            "item" => serde_json::from_str(payload).map(RolloutItem::Item).ok(),
+            _ => None,
+        };
+        if let Some(item) = fast {
+            return Ok(item);
+        }
+    }
+    serde_json::from_slice::<RolloutLine>(line).map(|line| line.item)
+}
+
 /// The rollout in `bytes`, read from `path`.
 fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -244,7 +274,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let parsed = match serde_json::from_slice::<RolloutLine>(line) {
+        let parsed = match parse_line(line) {
             Ok(parsed) => parsed,
             Err(e) => {
                 let is_last = index + 1 == lines.len();
@@ -264,7 +294,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
                 continue;
             }
         };
-        match parsed.item {
+        match parsed {
             RolloutItem::SessionMeta(m) => {
                 if meta.is_none() {
                     meta = Some(m);

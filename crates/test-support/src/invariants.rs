@@ -21,7 +21,7 @@ pub fn assert_one_terminal_per_turn(events: &[Event]) {
     let marks: Vec<TurnMark> = events
         .iter()
         .filter_map(|event| {
-            let id = event.turn_id.clone()?;
+            let id = event.turn_id.as_deref()?.to_string();
             Some(match event.msg {
                 EventMsg::TurnStarted { .. } => TurnMark::Started(id),
                 _ if event.is_terminal() => TurnMark::Terminal(id),

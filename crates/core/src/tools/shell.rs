@@ -75,17 +75,21 @@ pub enum ShellError {
 
 /// The tool definition for the Responses API.
 pub fn shell_tool_spec() -> serde_json::Value {
-    serde_json::json!({
-        "type": "function",
-        "name": SHELL_TOOL_NAME,
-        "description": "Runs a command and returns its exit code and output. \
+    let description = format!(
+        "Runs a command and returns its exit code and output. \
             `command` is an argv array; for shell syntax use [\"bash\", \"-lc\", \"<script>\"]. \
             The output keeps the first and last 10 KiB. A command still running after \
-            `timeout_ms` (default 120000) is killed. When the call ends (the command exits, \
+            `timeout_ms` (default {}) is killed. When the call ends (the command exits, \
             times out or is interrupted) every process it started is killed: background \
             jobs too, and processes that left its process group or cleared their \
             environment. Nothing started here outlives the call; to keep a server \
             running, run it and use it within one call.",
+        DEFAULT_SHELL_TIMEOUT.as_millis()
+    );
+    serde_json::json!({
+        "type": "function",
+        "name": SHELL_TOOL_NAME,
+        "description": description,
         "strict": false,
         "parameters": {
             "type": "object",

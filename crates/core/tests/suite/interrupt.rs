@@ -196,7 +196,7 @@ async fn start_turn_while_running_replaces_the_old_turn() {
         .log
         .iter()
         .filter(|e| e.is_terminal() || matches!(e.msg, EventMsg::TurnStarted { .. }))
-        .map(|e| (e.turn_id.clone(), e.is_terminal()))
+        .map(|e| (e.turn_id.as_deref().map(str::to_string), e.is_terminal()))
         .collect();
     assert_eq!(
         order,

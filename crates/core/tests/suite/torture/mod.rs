@@ -237,7 +237,7 @@ impl Schedule {
     }
 
     async fn on_event(&mut self, event: Event) {
-        let turn = event.turn_id.clone().unwrap_or_default();
+        let turn = event.turn_id.as_deref().unwrap_or_default().to_string();
         match &event.msg {
             EventMsg::TurnStarted { .. } => self.running = Some(turn),
             EventMsg::ItemStarted {
