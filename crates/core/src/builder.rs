@@ -6,8 +6,10 @@
 //! session by id, prefix, path or `--last`, open its rollout with the session's
 //! lock, take the saved model and folder unless told otherwise (a folder that is
 //! gone falls back to the current one, with a warning), become the child
-//! subreaper tools need, and spawn the session. The blocking parts (files,
-//! locks) run on the blocking pool.
+//! subreaper tools need, and spawn the session. Finding, locking and reading
+//! a rollout (a file of any size, a lock that may be waited for) runs on the
+//! blocking pool; the config file (a regular file of at most 1 MiB) is read in
+//! place, so opening a new session starts no thread.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -214,10 +216,7 @@ impl SessionBuilder {
                 queued_ever: loaded.queued_ever.clone(),
             });
         }
-        let config_home = home.clone();
-        let loaded = tokio::task::spawn_blocking(move || Config::load(&config_home, overrides))
-            .await
-            .map_err(|e| CoreError::Rollout(std::io::Error::other(e)))??;
+        let loaded = Config::load(&home, overrides)?;
         warnings.extend(loaded.warnings);
         let mut config = loaded.config;
         config.base_instructions = base_instructions;

@@ -877,6 +877,11 @@ mod tests {
 
     use super::*;
 
+    /// Tests that start process trees run one at a time. Without a cgroup,
+    /// an orphan tiller adopts while a call runs is taken as that call's, so
+    /// one test's `kill_tree` would take another test's orphan.
+    static TREES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     thread_local! {
         /// Set by tests that exercise the full `/proc` scan. A
         /// `#[tokio::test]` runs on its test's own thread.
@@ -1016,6 +1021,7 @@ mod tests {
 
     #[tokio::test]
     async fn kill_tree_kills_and_reaps_every_member_of_the_group() {
+        let _trees = TREES.lock().await;
         become_subreaper().expect("subreaper");
         let dir = tempfile::tempdir().expect("tempdir");
         let path = pidfile(&dir);
@@ -1038,6 +1044,7 @@ mod tests {
 
     #[tokio::test]
     async fn grandchild_that_called_setsid_is_killed() {
+        let _trees = TREES.lock().await;
         become_subreaper().expect("subreaper");
         let dir = tempfile::tempdir().expect("tempdir");
         let path = pidfile(&dir);
@@ -1057,11 +1064,13 @@ mod tests {
 
     #[tokio::test]
     async fn escaped_grandchild_without_marker_is_found_through_its_live_parent() {
+        let _trees = TREES.lock().await;
         escaped_grandchild_without_marker_is_killed().await;
     }
 
     #[tokio::test]
     async fn escaped_grandchild_without_marker_is_found_by_a_full_proc_scan() {
+        let _trees = TREES.lock().await;
         FORCE_SCAN.set(true);
         escaped_grandchild_without_marker_is_killed().await;
     }
@@ -1091,11 +1100,13 @@ mod tests {
 
     #[tokio::test]
     async fn adopted_orphan_with_the_marker_is_killed_and_reaped() {
+        let _trees = TREES.lock().await;
         adopted_orphan_with_the_marker_is_killed().await;
     }
 
     #[tokio::test]
     async fn adopted_orphan_with_the_marker_is_found_by_a_full_proc_scan() {
+        let _trees = TREES.lock().await;
         FORCE_SCAN.set(true);
         adopted_orphan_with_the_marker_is_killed().await;
     }
@@ -1161,6 +1172,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_orphan_that_cleared_group_and_marker_is_killed_through_the_calls_cgroup() {
+        let _trees = TREES.lock().await;
         let cgroup = CallCgroup::create().expect("this machine lets tiller create cgroups");
         orphan_without_group_or_marker_is_killed(Some(&cgroup)).await;
         assert!(cgroup::pids(cgroup.path()).is_empty());
@@ -1168,11 +1180,13 @@ mod tests {
 
     #[tokio::test]
     async fn an_orphan_that_cleared_group_and_marker_is_killed_without_a_cgroup() {
+        let _trees = TREES.lock().await;
         orphan_without_group_or_marker_is_killed(None).await;
     }
 
     #[tokio::test]
     async fn process_that_ignores_sigterm_is_killed_after_the_grace() {
+        let _trees = TREES.lock().await;
         become_subreaper().expect("subreaper");
         let dir = tempfile::tempdir().expect("tempdir");
         let path = pidfile(&dir);
@@ -1202,6 +1216,7 @@ mod tests {
 
     #[tokio::test]
     async fn adopted_zombies_are_reaped_but_registered_children_are_left_to_tokio() {
+        let _trees = TREES.lock().await;
         become_subreaper().expect("subreaper");
         let dir = tempfile::tempdir().expect("tempdir");
         let path = pidfile(&dir);
