@@ -27,6 +27,8 @@ pub enum ErrorCode {
     InvalidParams,
     /// The server failed.
     InternalError,
+    /// The server cannot take the request now; retry later (Codex's -32001).
+    Overloaded,
 }
 
 impl ErrorCode {
@@ -38,6 +40,7 @@ impl ErrorCode {
             ErrorCode::MethodNotFound => -32601,
             ErrorCode::InvalidParams => -32602,
             ErrorCode::InternalError => -32603,
+            ErrorCode::Overloaded => -32001,
         }
     }
 }
@@ -182,6 +185,15 @@ pub enum OutgoingMessage {
     },
     /// `{method, params}`.
     Notification {
+        /// The method.
+        method: String,
+        /// The params.
+        params: Value,
+    },
+    /// `{id, method, params}`: a request of the server's (an approval).
+    Request {
+        /// Its id.
+        id: RequestId,
         /// The method.
         method: String,
         /// The params.

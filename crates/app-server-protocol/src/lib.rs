@@ -18,16 +18,21 @@ mod types;
 
 pub use jsonrpc::{ErrorCode, Incoming, JsonRpcError, OutgoingMessage, RequestId, parse_line};
 pub use requests::{
-    ClientRequest, InitializeParams, InitializeResponse, QueueAddParams, QueueAddResponse,
-    QueueDeleteParams, QueueDeleteResponse, QueueListParams, QueueListResponse,
-    ThreadInterruptParams, ThreadInterruptResponse, ThreadResumeParams, ThreadStartParams,
-    ThreadStartResponse, TurnInterruptParams, TurnInterruptResponse, TurnStartParams,
-    TurnStartResponse, TurnSteerParams, TurnSteerResponse,
+    ClientRequest, DEFAULT_PAGE, EmptyResponse, InitializeParams, InitializeResponse,
+    QueueAddParams, QueueAddResponse, QueueDeleteParams, QueueDeleteResponse, QueueListParams,
+    QueueListResponse, QueueReorderParams, QueueStartParams, QueueUpdateParams, SortDirection,
+    ThreadInterruptParams, ThreadInterruptResponse, ThreadListParams, ThreadListResponse,
+    ThreadLoadedListParams, ThreadLoadedListResponse, ThreadReadParams, ThreadReadResponse,
+    ThreadResumeParams, ThreadStartParams, ThreadStartResponse, ThreadTurnsListParams,
+    ThreadTurnsListResponse, ThreadUnsubscribeParams, ThreadUnsubscribeResponse,
+    TurnInterruptParams, TurnInterruptResponse, TurnStartParams, TurnStartResponse,
+    TurnSteerParams, TurnSteerResponse,
 };
 pub use types::{
     AgentMessageDeltaNotification, CommandExecutionOutputDeltaNotification, ErrorNotification,
-    ItemCompletedNotification, ItemStartedNotification, QueueChangedNotification, QueuedSubmission,
-    ServerNotification, Thread, ThreadItem, ThreadStartedNotification, ThreadStatus,
-    ThreadStatusChangedNotification, Turn, TurnCompletedNotification, TurnError,
+    ItemCompletedNotification, ItemStartedNotification, Metadata, QueueChangedNotification,
+    QueuedSubmission, ServerNotification, Thread, ThreadItem, ThreadStartedNotification,
+    ThreadStatus, ThreadStatusChangedNotification, ThreadTokenUsage, TokenUsageBreakdown,
+    TokenUsageUpdatedNotification, Turn, TurnCompletedNotification, TurnError,
     TurnStartedNotification, TurnStatus, UserInput, WarningNotification,
 };

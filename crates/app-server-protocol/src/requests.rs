@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::jsonrpc::{ErrorCode, JsonRpcError};
-use crate::types::{QueuedSubmission, Thread, Turn, UserInput};
+use crate::types::{Metadata, QueuedSubmission, Thread, Turn, UserInput};
 
 /// Every request a client can send, by method name.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,12 +23,28 @@ pub enum ClientRequest {
     TurnInterrupt(TurnInterruptParams),
     /// tiller: `thread/interrupt` → [`ThreadInterruptResponse`].
     ThreadInterrupt(ThreadInterruptParams),
-    /// tiller: `thread/queue/add` → [`QueueAddResponse`].
+    /// `thread/queue/add` → [`QueueAddResponse`].
     QueueAdd(QueueAddParams),
-    /// tiller: `thread/queue/list` → [`QueueListResponse`].
+    /// `thread/queue/list` → [`QueueListResponse`].
     QueueList(QueueListParams),
-    /// tiller: `thread/queue/delete` → [`QueueDeleteResponse`].
+    /// `thread/queue/update` → [`QueueAddResponse`].
+    QueueUpdate(QueueUpdateParams),
+    /// `thread/queue/delete` → [`QueueDeleteResponse`].
     QueueDelete(QueueDeleteParams),
+    /// `thread/queue/reorder` → [`EmptyResponse`].
+    QueueReorder(QueueReorderParams),
+    /// `thread/queue/start` → [`TurnStartResponse`].
+    QueueStart(QueueStartParams),
+    /// `thread/unsubscribe` → [`ThreadUnsubscribeResponse`].
+    ThreadUnsubscribe(ThreadUnsubscribeParams),
+    /// `thread/loaded/list` → [`ThreadLoadedListResponse`].
+    ThreadLoadedList(ThreadLoadedListParams),
+    /// `thread/read` → [`ThreadReadResponse`].
+    ThreadRead(ThreadReadParams),
+    /// `thread/turns/list` → [`ThreadTurnsListResponse`].
+    ThreadTurnsList(ThreadTurnsListParams),
+    /// `thread/list` → [`ThreadListResponse`].
+    ThreadList(ThreadListParams),
 }
 
 impl ClientRequest {
@@ -43,8 +59,40 @@ impl ClientRequest {
         "thread/interrupt",
         "thread/queue/add",
         "thread/queue/list",
+        "thread/queue/update",
         "thread/queue/delete",
+        "thread/queue/reorder",
+        "thread/queue/start",
+        "thread/unsubscribe",
+        "thread/loaded/list",
+        "thread/read",
+        "thread/turns/list",
+        "thread/list",
     ];
+
+    /// The thread a request is about, for those a thread's driver answers.
+    pub fn thread_id(&self) -> Option<&str> {
+        match self {
+            ClientRequest::TurnStart(p) => Some(&p.thread_id),
+            ClientRequest::TurnSteer(p) => Some(&p.thread_id),
+            ClientRequest::TurnInterrupt(p) => Some(&p.thread_id),
+            ClientRequest::ThreadInterrupt(p) => Some(&p.thread_id),
+            ClientRequest::QueueAdd(p) => Some(&p.thread_id),
+            ClientRequest::QueueList(p) => Some(&p.thread_id),
+            ClientRequest::QueueUpdate(p) => Some(&p.thread_id),
+            ClientRequest::QueueDelete(p) => Some(&p.thread_id),
+            ClientRequest::QueueReorder(p) => Some(&p.thread_id),
+            ClientRequest::QueueStart(p) => Some(&p.thread_id),
+            ClientRequest::Initialize(_)
+            | ClientRequest::ThreadStart(_)
+            | ClientRequest::ThreadResume(_)
+            | ClientRequest::ThreadUnsubscribe(_)
+            | ClientRequest::ThreadLoadedList(_)
+            | ClientRequest::ThreadRead(_)
+            | ClientRequest::ThreadTurnsList(_)
+            | ClientRequest::ThreadList(_) => None,
+        }
+    }
 
     /// Read `params` for `method`: -32601 for an unknown method, -32602 for
     /// params of the wrong shape.
@@ -75,11 +123,19 @@ impl ClientRequest {
             "thread/interrupt" => ClientRequest::ThreadInterrupt(typed(method, params)?),
             "thread/queue/add" => ClientRequest::QueueAdd(typed(method, params)?),
             "thread/queue/list" => ClientRequest::QueueList(typed(method, params)?),
+            "thread/queue/update" => ClientRequest::QueueUpdate(typed(method, params)?),
             "thread/queue/delete" => ClientRequest::QueueDelete(typed(method, params)?),
+            "thread/queue/reorder" => ClientRequest::QueueReorder(typed(method, params)?),
+            "thread/queue/start" => ClientRequest::QueueStart(typed(method, params)?),
+            "thread/unsubscribe" => ClientRequest::ThreadUnsubscribe(typed(method, params)?),
+            "thread/loaded/list" => ClientRequest::ThreadLoadedList(typed(method, params)?),
+            "thread/read" => ClientRequest::ThreadRead(typed(method, params)?),
+            "thread/turns/list" => ClientRequest::ThreadTurnsList(typed(method, params)?),
+            "thread/list" => ClientRequest::ThreadList(typed(method, params)?),
             other => {
                 return Err(JsonRpcError::new(
                     ErrorCode::MethodNotFound,
-                    format!("unknown method '{other}'"),
+                    format!("method not found: {other}"),
                 ));
             }
         })
@@ -137,6 +193,42 @@ pub struct ThreadStartParams {
     /// Added to tiller's system instructions.
     #[serde(default)]
     pub developer_instructions: Option<String>,
+    /// Config overrides, as `-c key=value` would give them (`{"model":
+    /// "gpt-5", "model_providers.local.base_url": "http://..."}`).
+    #[serde(default)]
+    pub config: Option<serde_json::Map<String, Value>>,
+}
+
+impl ThreadStartParams {
+    /// `config` as `-c` pairs: the key, and the value as TOML.
+    pub fn config_overrides(&self) -> Vec<(String, String)> {
+        self.config
+            .iter()
+            .flatten()
+            .map(|(key, value)| (key.clone(), toml_value(value)))
+            .collect()
+    }
+}
+
+/// A JSON value written as TOML: strings quoted, arrays and tables inline.
+fn toml_value(value: &Value) -> String {
+    match value {
+        Value::Null => "\"\"".to_string(),
+        Value::Bool(_) | Value::Number(_) => value.to_string(),
+        // A JSON string literal is a TOML basic string.
+        Value::String(_) => value.to_string(),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(toml_value).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{} = {}", Value::String(k.clone()), toml_value(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// `thread/resume` params.
@@ -239,20 +331,25 @@ pub struct ThreadInterruptParams {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ThreadInterruptResponse {}
 
-/// tiller: `thread/queue/add` params.
+/// `thread/queue/add` params.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueAddParams {
     /// The thread.
     pub thread_id: String,
-    /// The client's id for the message; a repeat is answered with the original entry.
-    #[serde(default)]
-    pub client_user_message_id: Option<String>,
     /// The input.
     pub input: Vec<UserInput>,
+    /// The client's id for the message. While an entry with this id is
+    /// queued, adding it again answers with that entry. Codex requires it;
+    /// tiller gives an entry without one its own id.
+    #[serde(default)]
+    pub client_user_message_id: Option<String>,
+    /// Kept with the entry, across restarts.
+    #[serde(default)]
+    pub responsesapi_client_metadata: Option<Metadata>,
 }
 
-/// tiller: `thread/queue/add` result.
+/// `thread/queue/add` and `thread/queue/update` result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueAddResponse {
@@ -260,35 +357,224 @@ pub struct QueueAddResponse {
     pub queued_submission: QueuedSubmission,
 }
 
-/// tiller: `thread/queue/list` params.
+/// `thread/queue/list` params.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueListParams {
     /// The thread.
     pub thread_id: String,
+    /// Where the previous page ended.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Page size; the whole queue if absent.
+    #[serde(default)]
+    pub limit: Option<u32>,
 }
 
-/// tiller: `thread/queue/list` result.
+/// `thread/queue/list` result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueListResponse {
-    /// The queue, in order.
-    pub queued_submissions: Vec<QueuedSubmission>,
+    /// The queue (or this page of it), in order.
+    pub data: Vec<QueuedSubmission>,
+    /// The cursor of the next page; `null` at the end.
+    pub next_cursor: Option<String>,
 }
 
-/// tiller: `thread/queue/delete` params.
+/// `thread/queue/update` params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueUpdateParams {
+    /// The thread.
+    pub thread_id: String,
+    /// The entry.
+    pub queued_submission_id: String,
+    /// Its new input.
+    pub input: Vec<UserInput>,
+    /// Replaces the entry's metadata if not empty.
+    #[serde(default)]
+    pub responsesapi_client_metadata: Option<Metadata>,
+}
+
+/// `thread/queue/delete` params.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueDeleteParams {
     /// The thread.
     pub thread_id: String,
-    /// The entry's id.
-    pub id: String,
+    /// The entry.
+    pub queued_submission_id: String,
 }
 
-/// tiller: `thread/queue/delete` result.
+/// `thread/queue/delete` result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueDeleteResponse {
     /// Whether the entry was there.
     pub deleted: bool,
+}
+
+/// `thread/queue/reorder` params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueReorderParams {
+    /// The thread.
+    pub thread_id: String,
+    /// Every queued entry's id, in the new order.
+    pub queued_submission_ids: Vec<String>,
+}
+
+/// `thread/queue/start` params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueStartParams {
+    /// The thread.
+    pub thread_id: String,
+    /// The entry to start now; the first one if absent.
+    #[serde(default)]
+    pub queued_submission_id: Option<String>,
+}
+
+/// `thread/unsubscribe` params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadUnsubscribeParams {
+    /// The thread.
+    pub thread_id: String,
+}
+
+/// `thread/unsubscribe` result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadUnsubscribeResponse {
+    /// `notLoaded`, `notSubscribed` or `unsubscribed`.
+    pub status: String,
+}
+
+/// `thread/loaded/list` params.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadLoadedListParams {
+    /// Where the previous page ended.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Page size; all if absent.
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// `thread/loaded/list` result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadLoadedListResponse {
+    /// The ids of the threads loaded in this process.
+    pub data: Vec<String>,
+    /// The cursor of the next page; `null` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// A `{}` result (`thread/queue/reorder`, `thread/archive`, …).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EmptyResponse {}
+
+/// `thread/read` params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadReadParams {
+    /// The thread.
+    pub thread_id: String,
+    /// Whether `thread.turns` is filled.
+    #[serde(default)]
+    pub include_turns: bool,
+}
+
+/// `thread/read` result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadReadResponse {
+    /// The thread.
+    pub thread: Thread,
+    /// Always `null`: tiller keeps no read receipts.
+    pub read_state: Option<Value>,
+}
+
+/// `thread/turns/list` params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadTurnsListParams {
+    /// The thread.
+    pub thread_id: String,
+    /// Where the previous page ended.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Page size (default [`DEFAULT_PAGE`]).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// `desc` (newest first, the default) or `asc`.
+    #[serde(default)]
+    pub sort_direction: Option<SortDirection>,
+}
+
+/// A page's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SortDirection {
+    /// Oldest first.
+    Asc,
+    /// Newest first.
+    Desc,
+}
+
+/// The page size when a request gives none.
+pub const DEFAULT_PAGE: u32 = 50;
+
+/// `thread/turns/list` result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadTurnsListResponse {
+    /// The turns of this page.
+    pub data: Vec<Turn>,
+    /// The cursor of the next page; `null` at the end.
+    pub next_cursor: Option<String>,
+    /// The cursor that lists back from this page's first turn, included.
+    pub backwards_cursor: Option<String>,
+}
+
+/// `thread/list` params (the filters tiller applies; others are accepted).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadListParams {
+    /// Where the previous page ended.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Page size (default [`DEFAULT_PAGE`]).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// `desc` (newest first, the default) or `asc`, by creation.
+    #[serde(default)]
+    pub sort_direction: Option<SortDirection>,
+    /// Archived threads only when true.
+    #[serde(default)]
+    pub archived: Option<bool>,
+    /// Only threads whose folder is this one (or one of these).
+    #[serde(default)]
+    pub cwd: Option<Value>,
+    /// Only threads whose first prompt contains this.
+    #[serde(default)]
+    pub search_term: Option<String>,
+    /// Only threads of these providers (all if empty).
+    #[serde(default)]
+    pub model_providers: Option<Vec<String>>,
+}
+
+/// `thread/list` result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadListResponse {
+    /// The threads of this page, without turns.
+    pub data: Vec<Thread>,
+    /// Always `null`: tiller keeps no read receipts.
+    pub read_states: Option<Value>,
+    /// The cursor of the next page; `null` at the end.
+    pub next_cursor: Option<String>,
+    /// The cursor that lists back from this page's first thread, included.
+    pub backwards_cursor: Option<String>,
 }

@@ -70,6 +70,8 @@ pub struct Thread {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum ThreadStatus {
+    /// Saved, not loaded in this process.
+    NotLoaded,
     /// No turn running.
     Idle,
     /// A turn is running.
@@ -199,11 +201,16 @@ impl ThreadItem {
 pub struct QueuedSubmission {
     /// The entry's id.
     pub id: String,
-    /// The client's id for it.
-    pub client_user_message_id: Option<String>,
     /// The input.
     pub input: Vec<UserInput>,
+    /// The client's id for it (the entry's own id if the client gave none).
+    pub client_user_message_id: String,
+    /// What the client sent with it.
+    pub responsesapi_client_metadata: Option<Metadata>,
 }
+
+/// `responsesapiClientMetadata`: string values by key.
+pub type Metadata = std::collections::BTreeMap<String, String>;
 
 /// `thread/started`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -334,6 +341,48 @@ pub struct QueueChangedNotification {
     pub thread_id: String,
 }
 
+/// `thread/tokenUsage/updated`: after each completed turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUsageUpdatedNotification {
+    /// The thread.
+    pub thread_id: String,
+    /// The turn that used them.
+    pub turn_id: String,
+    /// The counts.
+    pub token_usage: ThreadTokenUsage,
+}
+
+/// A thread's token counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadTokenUsage {
+    /// Since the thread was loaded in this process.
+    pub total: TokenUsageBreakdown,
+    /// The last turn's.
+    pub last: TokenUsageBreakdown,
+    /// Not known: `null`.
+    pub model_context_window: Option<u64>,
+}
+
+/// Token counts by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUsageBreakdown {
+    /// Input plus output.
+    pub total_tokens: u64,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Input tokens served from cache.
+    pub cached_input_tokens: u64,
+    /// Input tokens written to the cache (0: not reported).
+    pub cache_write_input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Output tokens spent reasoning.
+    pub reasoning_output_tokens: u64,
+}
+
 /// Every notification the server sends, with its method name.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerNotification {
@@ -357,8 +406,10 @@ pub enum ServerNotification {
     Error(ErrorNotification),
     /// `warning`.
     Warning(WarningNotification),
-    /// tiller: `thread/queue/changed`.
+    /// `thread/queue/changed`.
     QueueChanged(QueueChangedNotification),
+    /// `thread/tokenUsage/updated`.
+    TokenUsageUpdated(TokenUsageUpdatedNotification),
 }
 
 impl ServerNotification {
@@ -378,6 +429,7 @@ impl ServerNotification {
             ServerNotification::Error(_) => "error",
             ServerNotification::Warning(_) => "warning",
             ServerNotification::QueueChanged(_) => "thread/queue/changed",
+            ServerNotification::TokenUsageUpdated(_) => "thread/tokenUsage/updated",
         }
     }
 
@@ -395,6 +447,7 @@ impl ServerNotification {
             ServerNotification::Error(p) => serde_json::to_value(p),
             ServerNotification::Warning(p) => serde_json::to_value(p),
             ServerNotification::QueueChanged(p) => serde_json::to_value(p),
+            ServerNotification::TokenUsageUpdated(p) => serde_json::to_value(p),
         };
         // Plain structs of strings and numbers always serialize.
         value.unwrap_or(Value::Null)

@@ -1,4 +1,5 @@
-//! The one writer of stdout: lines go through a channel, in order.
+//! One connection's writer: messages go through a channel, in order, to the
+//! one task that writes them (lines on stdio, text frames on a WebSocket).
 //!
 //! # A client that stops reading
 //!
@@ -6,32 +7,62 @@
 //! `item/commandExecution/outputDelta` notifications are dropped: they are the
 //! one coalescible kind (a command's output is unbounded, and its
 //! `item/completed` carries the aggregated output whatever the deltas did).
-//! Nothing else is ever dropped, not a response, not a terminal notification;
-//! instead, past [`MAX_QUEUED_BYTES`] the server stops reading requests
-//! ([`Outgoing::room`]) until the client has read enough, so a client that
-//! sends without reading cannot grow the queue either. Agent message deltas are
-//! kept: they are bounded by what the model says, and clients build the answer
-//! from them.
+//! Nothing else is ever dropped silently. Past [`MAX_QUEUED_BYTES`]:
+//! - on stdio (the one client of the process) the server stops reading
+//!   requests ([`Outgoing::room`]) until the client has read enough, so a
+//!   client that sends without reading cannot grow the queue either;
+//! - on a socket (one client among many) the connection is closed with the
+//!   reason (WebSocket close code 1008), so it never holds up the others or
+//!   the engine; its threads run on, and a new connection can resume them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use futures::{Sink, SinkExt};
 use serde_json::Value;
 use tiller_app_server_protocol::{JsonRpcError, OutgoingMessage, RequestId, ServerNotification};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-/// Past this many bytes queued for the client, command output deltas are dropped.
+/// Past this many bytes queued for a client, command output deltas are dropped.
 pub(crate) const MAX_QUEUED_DELTA_BYTES: usize = 1024 * 1024;
 
-/// Past this many bytes queued for the client, requests are not read.
+/// Past this many bytes queued for a client, stdio stops reading and a socket
+/// connection is closed.
 pub(crate) const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 
-/// A cheap handle for writing protocol lines.
+/// What to do with a client that is [`MAX_QUEUED_BYTES`] behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WhenBehind {
+    /// Stop reading its requests until it catches up (stdio).
+    Wait,
+    /// Close the connection (sockets).
+    Close,
+}
+
+/// Which connection a message goes to.
+pub(crate) type ConnectionId = u64;
+
+/// A new connection's id.
+pub(crate) fn next_connection_id() -> ConnectionId {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// How long a connection closed for falling behind is given to take the
+/// close frame.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A cheap handle for writing to one connection.
 #[derive(Debug, Clone)]
 pub(crate) struct Outgoing {
+    id: ConnectionId,
     tx: mpsc::UnboundedSender<String>,
     queue: Arc<QueueSize>,
+    when_behind: WhenBehind,
 }
 
 /// Bytes queued and not yet written, and a wake-up when they shrink.
@@ -39,33 +70,101 @@ pub(crate) struct Outgoing {
 struct QueueSize {
     bytes: AtomicUsize,
     shrunk: Notify,
+    /// The connection is gone, or is being closed for falling behind.
+    dropped: AtomicBool,
+    /// Wakes the writer of a connection that fell behind.
+    kick: Notify,
 }
 
 impl Outgoing {
-    /// A handle and the task body that writes to `out` until every handle is gone.
-    pub(crate) fn new<W: AsyncWrite + Unpin + Send + 'static>(
-        out: W,
-    ) -> (Outgoing, impl std::future::Future<Output = ()> + Send) {
+    /// A handle and its channel's receiving end, for one of the write loops.
+    fn new(when_behind: WhenBehind) -> (Outgoing, mpsc::UnboundedReceiver<String>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let queue = Arc::new(QueueSize::default());
         (
             Outgoing {
+                id: next_connection_id(),
                 tx,
-                queue: Arc::clone(&queue),
+                queue: Arc::new(QueueSize::default()),
+                when_behind,
             },
-            write_loop(out, rx, queue),
+            rx,
         )
     }
 
+    /// A handle, and the task body writing lines to `out` until every handle
+    /// is gone.
+    pub(crate) fn lines<W: AsyncWrite + Unpin + Send + 'static>(
+        out: W,
+    ) -> (Outgoing, impl std::future::Future<Output = ()> + Send) {
+        let (outgoing, rx) = Outgoing::new(WhenBehind::Wait);
+        let queue = Arc::clone(&outgoing.queue);
+        (outgoing, write_lines(out, rx, queue))
+    }
+
+    /// A handle, and the task body writing text frames to `sink` until every
+    /// handle is gone or the connection is closed for falling behind.
+    pub(crate) fn frames<S>(sink: S) -> (Outgoing, impl std::future::Future<Output = ()> + Send)
+    where
+        S: Sink<Message> + Unpin + Send + 'static,
+    {
+        let (outgoing, rx) = Outgoing::new(WhenBehind::Close);
+        let queue = Arc::clone(&outgoing.queue);
+        (outgoing, write_frames(sink, rx, queue))
+    }
+
+    /// The connection's id.
+    pub(crate) fn id(&self) -> ConnectionId {
+        self.id
+    }
+
+    /// Whether the connection is gone (its writer stopped, or it was closed
+    /// for falling behind): nothing more is sent to it.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.is_closed() || self.queue.dropped.load(Ordering::Acquire)
+    }
+
     fn send(&self, message: &OutgoingMessage, coalescible: bool) {
-        let line = match serde_json::to_string(message) {
-            Ok(line) => line,
-            Err(e) => return tracing::error!("could not serialize an outgoing message: {e}"),
-        };
+        if self.queue.dropped.load(Ordering::Acquire) {
+            return;
+        }
+        match serde_json::to_string(message) {
+            Ok(line) => self.send_line(line, coalescible),
+            Err(e) => tracing::error!("could not serialize an outgoing message: {e}"),
+        }
+    }
+
+    /// Whether a coalescible notification would be sent now (the client is
+    /// not [`MAX_QUEUED_DELTA_BYTES`] behind): if no subscriber would take
+    /// it, it is not even serialized.
+    pub(crate) fn takes_deltas(&self) -> bool {
+        !self.queue.dropped.load(Ordering::Acquire)
+            && self.queue.bytes.load(Ordering::Acquire) < MAX_QUEUED_DELTA_BYTES
+    }
+
+    /// Send a notification serialized once for every subscriber.
+    pub(crate) fn send_prepared(&self, prepared: &Prepared) {
+        if !self.queue.dropped.load(Ordering::Acquire) {
+            self.send_line(prepared.line.clone(), prepared.coalescible);
+        }
+    }
+
+    fn send_line(&self, line: String, coalescible: bool) {
         let len = line.len() + 1;
         let before = self.queue.bytes.fetch_add(len, Ordering::AcqRel);
         if coalescible && before + len > MAX_QUEUED_DELTA_BYTES {
             self.queue.bytes.fetch_sub(len, Ordering::AcqRel);
+            return;
+        }
+        if self.when_behind == WhenBehind::Close && before + len > MAX_QUEUED_BYTES {
+            self.queue.bytes.fetch_sub(len, Ordering::AcqRel);
+            if !self.queue.dropped.swap(true, Ordering::AcqRel) {
+                tracing::warn!(
+                    connection = self.id,
+                    "closing a connection more than {MAX_QUEUED_BYTES} bytes behind"
+                );
+                self.queue.kick.notify_one();
+                self.queue.shrunk.notify_waiters();
+            }
             return;
         }
         // The writer lives until every handle is dropped.
@@ -75,11 +174,23 @@ impl Outgoing {
     }
 
     /// Wait until fewer than [`MAX_QUEUED_BYTES`] are queued: the reader of
-    /// requests waits here, so a client that does not read is not served more.
+    /// a stdio client's requests waits here, so a client that does not read is
+    /// not served more.
     pub(crate) async fn room(&self) {
         loop {
             let shrunk = self.queue.shrunk.notified();
             if self.queue.bytes.load(Ordering::Acquire) < MAX_QUEUED_BYTES {
+                return;
+            }
+            shrunk.await;
+        }
+    }
+
+    /// Wait until the connection is closed for falling behind.
+    pub(crate) async fn dropped(&self) {
+        loop {
+            let shrunk = self.queue.shrunk.notified();
+            if self.queue.dropped.load(Ordering::Acquire) {
                 return;
             }
             shrunk.await;
@@ -108,29 +219,57 @@ impl Outgoing {
     }
 
     pub(crate) fn notify(&self, notification: &ServerNotification) {
-        let coalescible = matches!(
-            notification,
-            ServerNotification::CommandExecutionOutputDelta(_)
-        );
-        self.send(
-            &OutgoingMessage::Notification {
-                method: notification.method().to_string(),
-                params: notification.params(),
-            },
-            coalescible,
-        );
+        if let Some(prepared) = Prepared::notification(notification) {
+            self.send_prepared(&prepared);
+        }
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(
+/// A notification serialized once, to be sent to several connections.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    line: String,
+    coalescible: bool,
+}
+
+impl Prepared {
+    /// Whether `notification` may be dropped for a client that is behind.
+    pub(crate) fn is_coalescible(notification: &ServerNotification) -> bool {
+        matches!(
+            notification,
+            ServerNotification::CommandExecutionOutputDelta(_)
+        )
+    }
+
+    pub(crate) fn notification(notification: &ServerNotification) -> Option<Prepared> {
+        let message = OutgoingMessage::Notification {
+            method: notification.method().to_string(),
+            params: notification.params(),
+        };
+        match serde_json::to_string(&message) {
+            Ok(line) => Some(Prepared {
+                line,
+                coalescible: Prepared::is_coalescible(notification),
+            }),
+            Err(e) => {
+                tracing::error!("could not serialize a notification: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// Count `bytes` as written and wake a waiting reader.
+fn written(queue: &QueueSize, bytes: usize) {
+    queue.bytes.fetch_sub(bytes, Ordering::AcqRel);
+    queue.shrunk.notify_waiters();
+}
+
+async fn write_lines<W: AsyncWrite + Unpin>(
     mut out: W,
     mut rx: mpsc::UnboundedReceiver<String>,
     queue: Arc<QueueSize>,
 ) {
-    let written = |bytes: usize| {
-        queue.bytes.fetch_sub(bytes, Ordering::AcqRel);
-        queue.shrunk.notify_waiters();
-    };
     let mut broken = false;
     while let Some(line) = rx.recv().await {
         let mut batch = line;
@@ -148,6 +287,53 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             // The client is gone; keep draining so senders never wait.
             broken = true;
         }
-        written(batch.len());
+        written(&queue, batch.len());
     }
+}
+
+async fn write_frames<S>(
+    mut sink: S,
+    mut rx: mpsc::UnboundedReceiver<String>,
+    queue: Arc<QueueSize>,
+) where
+    S: Sink<Message> + Unpin,
+{
+    // Frames in order until the connection ends; a connection that fell too
+    // far behind gets no more of them, only the close frame with the reason.
+    let behind = loop {
+        tokio::select! {
+            biased;
+            () = queue.kick.notified() => break true,
+            out = rx.recv() => match out {
+                Some(line) => {
+                    let len = line.len() + 1;
+                    let sent = tokio::select! {
+                        biased;
+                        () = queue.kick.notified() => break true,
+                        sent = sink.send(Message::text(line)) => sent,
+                    };
+                    written(&queue, len);
+                    if sent.is_err() {
+                        break false;
+                    }
+                }
+                None => break false,
+            },
+        }
+    };
+    if behind {
+        let frame = CloseFrame {
+            code: CloseCode::Policy,
+            reason: format!(
+                "too far behind: more than {} MiB unread",
+                MAX_QUEUED_BYTES / (1024 * 1024)
+            )
+            .into(),
+        };
+        let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
+    }
+    let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+    // Senders see the connection closed from now on.
+    queue.dropped.store(true, Ordering::Release);
+    queue.shrunk.notify_waiters();
 }

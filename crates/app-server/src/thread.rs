@@ -1,25 +1,27 @@
 //! One thread: its engine session, its requests, its notifications, its queue.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 use tiller_app_server_protocol::{
-    ClientRequest, ErrorCode, JsonRpcError, QueueAddResponse, QueueChangedNotification,
-    QueueDeleteResponse, QueueListResponse, QueuedSubmission, RequestId, ServerNotification,
-    Thread, ThreadInterruptResponse, ThreadStartResponse, ThreadStatus, Turn,
-    TurnInterruptResponse, TurnStartResponse, TurnStatus, TurnSteerResponse,
-    UserInput as WireInput,
+    ClientRequest, ErrorCode, JsonRpcError, QueuedSubmission, RequestId, ServerNotification,
+    Thread, ThreadInterruptResponse, ThreadStartResponse, ThreadStatus, ThreadTokenUsage,
+    TokenUsageBreakdown, TokenUsageUpdatedNotification, Turn, TurnInterruptResponse,
+    TurnStartResponse, TurnStatus, TurnSteerResponse, UserInput as WireInput,
 };
 use tiller_core::{EventStream, SessionHandle};
 use tiller_protocol::{
-    Event, EventMsg, Op, OpError, QueueSnapshot, QueuedInput, Reply, ReviewDecision, UserInput,
-    UserMessage,
+    Event, EventMsg, Op, OpError, Reply, ReviewDecision, TokenUsage, UserInput, UserMessage,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::convert::{engine_input, now_secs};
-use crate::outgoing::Outgoing;
+use crate::outgoing::{ConnectionId, Outgoing, Prepared};
+use crate::restore::saved_turns;
 use crate::translate::{TurnClock, notifications};
+
+mod queue;
 
 /// At most this many ready events are handled in one go, so a request is never
 /// starved by a fast stream.
@@ -52,35 +54,84 @@ pub(crate) enum Idempotent {
     TurnStart,
     /// `turn/steer`.
     TurnSteer,
-    /// `thread/queue/add`.
-    QueueAdd,
 }
 
 /// Answers already given, by method and `clientUserMessageId`.
 pub(crate) type Replies = HashMap<(Idempotent, String), Value>;
 
-/// What the main loop asks of a thread.
+/// What a connection asks of a thread.
 pub(crate) enum ThreadCommand {
-    /// A request for this thread (turn/*, thread/interrupt, thread/queue/*).
+    /// A request for this thread (turn/*, thread/interrupt, thread/queue/*),
+    /// answered to `from`.
     Request {
         id: RequestId,
         request: Box<ClientRequest>,
+        from: Outgoing,
     },
-    /// The thread's description, for `thread/resume` of a loaded thread.
-    Describe(oneshot::Sender<ThreadStartResponse>),
+    /// `thread/resume` of this (loaded) thread: answer `from` with the turns
+    /// so far, and send it the thread's notifications from then on.
+    Resume { id: RequestId, from: Outgoing },
+    /// Stop sending this connection anything; `done` learns whether it was
+    /// subscribed.
+    Unsubscribe {
+        connection: ConnectionId,
+        done: Option<oneshot::Sender<bool>>,
+    },
     /// Interrupt any running turn, flush, and stop.
     Shutdown(oneshot::Sender<()>),
 }
 
-/// The main loop's handle on a thread.
+/// The hub's handle on a thread: its driver's commands, and the session
+/// itself for what needs no driver (reading the thread).
 #[derive(Debug, Clone)]
 pub(crate) struct ThreadHandle {
     tx: mpsc::UnboundedSender<ThreadCommand>,
+    session: SessionHandle,
+    info: Arc<ThreadInfo>,
 }
 
 impl ThreadHandle {
     pub(crate) fn send(&self, command: ThreadCommand) -> bool {
         self.tx.send(command).is_ok()
+    }
+
+    /// The thread, with its turns as the rollout holds them (the running
+    /// one as it stands) if `turns`.
+    pub(crate) async fn read(&self, turns: bool) -> Result<Thread, JsonRpcError> {
+        let running = self.session.running_turn().map(|watch| watch.id);
+        let saved = if turns {
+            self.turns().await?
+        } else {
+            Vec::new()
+        };
+        Ok(self.info.thread(running.is_none(), saved))
+    }
+
+    /// Every turn so far, oldest first.
+    pub(crate) async fn turns(&self) -> Result<Vec<Turn>, JsonRpcError> {
+        let running = self.session.running_turn().map(|watch| watch.id);
+        let saved = self.session.saved_turns().await.map_err(|message| {
+            JsonRpcError::new(
+                ErrorCode::InternalError,
+                format!("could not read the thread: {message}"),
+            )
+        })?;
+        Ok(saved_turns(&saved, running.as_deref()))
+    }
+
+    /// Idle or active, as `thread/list` shows a loaded thread.
+    pub(crate) fn status(&self) -> ThreadStatus {
+        thread_status(self.session.running_turn().is_none())
+    }
+}
+
+fn thread_status(idle: bool) -> ThreadStatus {
+    if idle {
+        ThreadStatus::Idle
+    } else {
+        ThreadStatus::Active {
+            active_flags: Vec::new(),
+        }
     }
 }
 
@@ -99,30 +150,28 @@ pub(crate) struct ThreadInfo {
 }
 
 impl ThreadInfo {
-    pub(crate) fn response(&self, idle: bool) -> ThreadStartResponse {
+    pub(crate) fn thread(&self, idle: bool, turns: Vec<Turn>) -> Thread {
+        Thread {
+            id: self.id.clone(),
+            session_id: self.id.clone(),
+            preview: self.preview.clone(),
+            cli_version: env!("CARGO_PKG_VERSION").to_string(),
+            created_at: self.created_at,
+            updated_at: now_secs(),
+            cwd: self.cwd.clone(),
+            ephemeral: false,
+            model: Some(self.model.clone()),
+            model_provider: self.provider.clone(),
+            project_id: None,
+            source: "appServer".to_string(),
+            status: thread_status(idle),
+            turns,
+        }
+    }
+
+    pub(crate) fn response(&self, idle: bool, turns: Vec<Turn>) -> ThreadStartResponse {
         ThreadStartResponse {
-            thread: Thread {
-                id: self.id.clone(),
-                session_id: self.id.clone(),
-                preview: self.preview.clone(),
-                cli_version: env!("CARGO_PKG_VERSION").to_string(),
-                created_at: self.created_at,
-                updated_at: now_secs(),
-                cwd: self.cwd.clone(),
-                ephemeral: false,
-                model: Some(self.model.clone()),
-                model_provider: self.provider.clone(),
-                project_id: None,
-                source: "appServer".to_string(),
-                status: if idle {
-                    ThreadStatus::Idle
-                } else {
-                    ThreadStatus::Active {
-                        active_flags: Vec::new(),
-                    }
-                },
-                turns: self.turns.clone(),
-            },
+            thread: self.thread(idle, turns),
             model: self.model.clone(),
             model_provider: self.provider.clone(),
             cwd: self.cwd.clone(),
@@ -138,23 +187,29 @@ pub(crate) fn spawn_driver(
     info: ThreadInfo,
     session: SessionHandle,
     events: EventStream,
-    out: Outgoing,
+    first: Outgoing,
     queue: Vec<QueuedSubmission>,
     replies: Replies,
 ) -> ThreadHandle {
     let (tx, rx) = mpsc::unbounded_channel();
+    let handle = ThreadHandle {
+        tx,
+        session: session.clone(),
+        info: Arc::new(info.clone()),
+    };
     let driver = ThreadDriver {
         info,
         session,
         events,
-        out,
+        subscribers: vec![first],
         rx,
         clock: None,
         queue,
         replies,
+        usage: Usage::default(),
     };
     tokio::spawn(driver.run());
-    ThreadHandle { tx }
+    handle
 }
 
 /// What an event asks the driver to do next.
@@ -172,13 +227,56 @@ pub(crate) struct ThreadDriver {
     info: ThreadInfo,
     session: SessionHandle,
     events: EventStream,
-    out: Outgoing,
+    /// The connections that get this thread's notifications.
+    subscribers: Vec<Outgoing>,
     rx: mpsc::UnboundedReceiver<ThreadCommand>,
     /// The running turn's id and start time (for `turn/completed`'s times).
     clock: Option<(String, TurnClock)>,
     queue: Vec<QueuedSubmission>,
     /// Results already given, by method and `clientUserMessageId` (idempotency).
     replies: Replies,
+    /// Token counts since the thread was loaded.
+    usage: Usage,
+}
+
+/// A thread's token counts, for `thread/tokenUsage/updated`.
+#[derive(Debug, Default)]
+struct Usage {
+    total: TokenUsageBreakdown,
+}
+
+impl Usage {
+    /// Count a completed turn's usage; the notification that says so.
+    fn turn_completed(
+        &mut self,
+        thread_id: &str,
+        turn_id: &str,
+        usage: &TokenUsage,
+    ) -> ServerNotification {
+        let last = TokenUsageBreakdown {
+            total_tokens: usage.input_tokens + usage.output_tokens,
+            input_tokens: usage.input_tokens,
+            cached_input_tokens: usage.cached_input_tokens,
+            cache_write_input_tokens: 0,
+            output_tokens: usage.output_tokens,
+            reasoning_output_tokens: usage.reasoning_output_tokens,
+        };
+        let total = &mut self.total;
+        total.total_tokens += last.total_tokens;
+        total.input_tokens += last.input_tokens;
+        total.cached_input_tokens += last.cached_input_tokens;
+        total.output_tokens += last.output_tokens;
+        total.reasoning_output_tokens += last.reasoning_output_tokens;
+        ServerNotification::TokenUsageUpdated(TokenUsageUpdatedNotification {
+            thread_id: thread_id.to_string(),
+            turn_id: turn_id.to_string(),
+            token_usage: ThreadTokenUsage {
+                total: *total,
+                last,
+                model_context_window: None,
+            },
+        })
+    }
 }
 
 impl ThreadDriver {
@@ -186,10 +284,16 @@ impl ThreadDriver {
         loop {
             tokio::select! {
                 command = self.rx.recv() => match command {
-                    Some(ThreadCommand::Request { id, request }) => self.request(id, *request).await,
-                    Some(ThreadCommand::Describe(reply)) => {
-                        let idle = self.session.running_turn().is_none();
-                        let _ = reply.send(self.info.response(idle));
+                    Some(ThreadCommand::Request { id, request, from }) => {
+                        self.request(id, *request, &from).await;
+                    }
+                    Some(ThreadCommand::Resume { id, from }) => self.resume(id, from).await,
+                    Some(ThreadCommand::Unsubscribe { connection, done }) => {
+                        let before = self.subscribers.len();
+                        self.subscribers.retain(|s| s.id() != connection);
+                        if let Some(done) = done {
+                            let _ = done.send(self.subscribers.len() != before);
+                        }
                     }
                     Some(ThreadCommand::Shutdown(done)) => {
                         self.shutdown().await;
@@ -209,6 +313,49 @@ impl ThreadDriver {
                     None => return,
                 },
             }
+        }
+    }
+
+    /// Send `notification` to every subscribed connection (dropping those
+    /// that have gone).
+    fn broadcast(&mut self, notification: &ServerNotification) {
+        self.subscribers.retain(|s| !s.is_closed());
+        // Output deltas no subscriber would take now are not even serialized.
+        if Prepared::is_coalescible(notification)
+            && !self.subscribers.iter().any(Outgoing::takes_deltas)
+        {
+            return;
+        }
+        let Some(prepared) = Prepared::notification(notification) else {
+            return;
+        };
+        for subscriber in &self.subscribers {
+            subscriber.send_prepared(&prepared);
+        }
+    }
+
+    /// `thread/resume` of this loaded thread from `from`: everything already
+    /// emitted goes to the current subscribers first, then `from` gets the
+    /// turns as the rollout holds them (a running turn as it stands) and,
+    /// from then on, the notifications.
+    async fn resume(&mut self, id: RequestId, from: Outgoing) {
+        self.pump_ready().await;
+        let running = self.session.running_turn().map(|watch| watch.id);
+        let turns = match self.session.saved_turns().await {
+            Ok(turns) => saved_turns(&turns, running.as_deref()),
+            Err(message) => {
+                return from.error(
+                    Some(id),
+                    JsonRpcError::new(
+                        ErrorCode::InternalError,
+                        format!("could not read the thread: {message}"),
+                    ),
+                );
+            }
+        };
+        from.respond_with(id, &self.info.response(running.is_none(), turns));
+        if !self.subscribers.iter().any(|s| s.id() == from.id()) {
+            self.subscribers.push(from);
         }
     }
 
@@ -257,6 +404,10 @@ impl ThreadDriver {
         if matches!(event.msg, EventMsg::TurnStarted { .. }) {
             self.clock = Some((turn_id.clone(), TurnClock::start()));
         }
+        if let EventMsg::TurnCompleted { usage, .. } = &event.msg {
+            let notification = self.usage.turn_completed(&self.info.id, &turn_id, usage);
+            self.broadcast(&notification);
+        }
         let clock = match &self.clock {
             Some((id, clock)) if *id == turn_id => clock.clone(),
             // An event of a turn this driver never saw start (it cannot
@@ -265,7 +416,7 @@ impl ThreadDriver {
         };
         let (notifications, ended) = notifications(&self.info.id, &turn_id, &clock, event.msg);
         for notification in &notifications {
-            self.out.notify(notification);
+            self.broadcast(notification);
         }
         let Some(status) = ended else {
             return FollowUp::Nothing;
@@ -283,20 +434,43 @@ impl ThreadDriver {
         }
     }
 
-    /// Handle the events the engine emitted before the item `item_id`
-    /// started, and return that event, unhandled.
-    async fn pump_before_item(&mut self, item_id: &str) -> Option<Event> {
+    /// Handle the events the engine emitted before the steer's user message
+    /// `item_id` started, and return that item's events, unhandled: its
+    /// start and its completion first, then what other tasks of the turn
+    /// emitted between the two (the engine emits both before it answers the
+    /// steer, so they are ready; the item is shown whole, right after the
+    /// answer).
+    async fn pump_before_item(&mut self, item_id: &str) -> Vec<Event> {
+        let is_item = |event: &Event, started: bool| match &event.msg {
+            EventMsg::ItemStarted { item } => started && item.id == item_id,
+            EventMsg::ItemCompleted { item } => !started && item.id == item_id,
+            _ => false,
+        };
+        let mut held = Vec::new();
         while let Some(event) = self.events.try_recv() {
-            if matches!(&event.msg, EventMsg::ItemStarted { item } if item.id == item_id) {
-                return Some(event);
+            if is_item(&event, true) {
+                held.push(event);
+                break;
             }
             let follow_up = self.event(event);
             self.follow_up(follow_up).await;
         }
-        None
+        if held.is_empty() {
+            return held;
+        }
+        let mut between = Vec::new();
+        while let Some(event) = self.events.try_recv() {
+            if is_item(&event, false) {
+                held.push(event);
+                break;
+            }
+            between.push(event);
+        }
+        held.extend(between);
+        held
     }
 
-    async fn request(&mut self, id: RequestId, request: ClientRequest) {
+    async fn request(&mut self, id: RequestId, request: ClientRequest, from: &Outgoing) {
         // An accepted steer is shown right after its response: what the turn
         // did before it is written first.
         let mut shown_item = None;
@@ -318,30 +492,37 @@ impl ThreadDriver {
                 }),
             ClientRequest::TurnInterrupt(params) => self.interrupt(Some(params.turn_id)).await,
             ClientRequest::ThreadInterrupt(_) => self.interrupt(None).await,
-            ClientRequest::QueueAdd(params) => {
-                self.queue_add(params.input, params.client_user_message_id)
-                    .await
+            ClientRequest::QueueAdd(params) => self.queue_add(params).await,
+            ClientRequest::QueueList(params) => self.queue_list(&params),
+            ClientRequest::QueueUpdate(params) => self.queue_update(params).await,
+            ClientRequest::QueueDelete(params) => {
+                self.queue_delete(&params.queued_submission_id).await
             }
-            ClientRequest::QueueList(_) => to_value(&QueueListResponse {
-                queued_submissions: self.queue.clone(),
-            }),
-            ClientRequest::QueueDelete(params) => self.queue_delete(&params.id).await,
+            ClientRequest::QueueReorder(params) => self.queue_reorder(params).await,
+            ClientRequest::QueueStart(params) => {
+                self.queue_start(params.queued_submission_id).await
+            }
             ClientRequest::Initialize(_)
             | ClientRequest::ThreadStart(_)
-            | ClientRequest::ThreadResume(_) => Err(JsonRpcError::new(
+            | ClientRequest::ThreadResume(_)
+            | ClientRequest::ThreadUnsubscribe(_)
+            | ClientRequest::ThreadLoadedList(_)
+            | ClientRequest::ThreadRead(_)
+            | ClientRequest::ThreadTurnsList(_)
+            | ClientRequest::ThreadList(_) => Err(JsonRpcError::new(
                 ErrorCode::InternalError,
                 "this request is handled by the server, not a thread",
             )),
         };
         let held = match shown_item {
             Some(item_id) => self.pump_before_item(&item_id).await,
-            None => None,
+            None => Vec::new(),
         };
         match result {
-            Ok(result) => self.out.respond(id, result),
-            Err(error) => self.out.error(Some(id), error),
+            Ok(result) => from.respond(id, result),
+            Err(error) => from.error(Some(id), error),
         }
-        if let Some(event) = held {
+        for event in held {
             let follow_up = self.event(event);
             self.follow_up(follow_up).await;
         }
@@ -371,17 +552,7 @@ impl ThreadDriver {
         let Reply::TurnStarted { turn_id } = reply else {
             return Err(op_error(OpError::SessionClosed));
         };
-        let result = to_value(&TurnStartResponse {
-            turn: Turn {
-                id: turn_id,
-                items: Vec::new(),
-                status: TurnStatus::InProgress,
-                error: None,
-                started_at: Some(now_secs()),
-                completed_at: None,
-                duration_ms: None,
-            },
-        })?;
+        let result = to_value(&turn_started(turn_id))?;
         self.remember(Idempotent::TurnStart, client_id, &result);
         Ok(result)
     }
@@ -426,117 +597,6 @@ impl ThreadDriver {
         }
     }
 
-    async fn queue_add(
-        &mut self,
-        input: Vec<WireInput>,
-        client_id: Option<String>,
-    ) -> Result<Value, JsonRpcError> {
-        if let Some(cached) = self.repeated(Idempotent::QueueAdd, client_id.as_deref()) {
-            return Ok(cached.clone());
-        }
-        non_empty(engine_input(&input))?;
-        let entry = QueuedSubmission {
-            id: uuid::Uuid::now_v7().to_string(),
-            client_user_message_id: client_id.clone(),
-            input,
-        };
-        let result = to_value(&QueueAddResponse {
-            queued_submission: entry.clone(),
-        })?;
-        let idle = self.session.running_turn().is_none() && self.queue.is_empty();
-        // Saved as queued even when it starts at once, so that the answer is
-        // durable and a repeat after a restart finds this entry (not a turn).
-        self.queue.push(entry);
-        if let Err(error) = self.save_queue().await {
-            // Not saved, not queued: the client is told and can send it again.
-            self.queue.pop();
-            return Err(error);
-        }
-        self.notify_queue_changed();
-        if idle {
-            // Its turn's notifications follow the answer (see `request`).
-            self.start_queued().await;
-        }
-        self.remember(Idempotent::QueueAdd, client_id, &result);
-        Ok(result)
-    }
-
-    async fn queue_delete(&mut self, id: &str) -> Result<Value, JsonRpcError> {
-        let before = self.queue.clone();
-        self.queue.retain(|entry| entry.id != id);
-        let deleted = self.queue.len() != before.len();
-        if deleted {
-            if let Err(error) = self.save_queue().await {
-                // Not saved, not deleted.
-                self.queue = before;
-                return Err(error);
-            }
-            self.notify_queue_changed();
-        }
-        to_value(&QueueDeleteResponse { deleted })
-    }
-
-    /// The turn completed with messages queued: they start the next turn,
-    /// each its own user message.
-    async fn start_queued(&mut self) {
-        let entries = std::mem::take(&mut self.queue);
-        let input = entries
-            .iter()
-            .map(|e| UserMessage {
-                items: engine_input(&e.input),
-                client_message_id: e.client_user_message_id.clone(),
-            })
-            .collect();
-        let reply = self
-            .session
-            .submit(Op::StartTurn {
-                input,
-                client_message_id: Some(queued_turn_id(&entries)),
-            })
-            .await;
-        match reply {
-            Ok(_) => {
-                if let Err(e) = self.save_queue().await {
-                    tracing::error!("could not save the queue: {}", e.message);
-                }
-                self.notify_queue_changed();
-            }
-            Err(e) => {
-                tracing::error!("could not start the queued turn: {e}");
-                self.queue = entries;
-            }
-        }
-    }
-
-    /// Persist the queue before acknowledging a change to it.
-    async fn save_queue(&mut self) -> Result<(), JsonRpcError> {
-        let snapshot = QueueSnapshot {
-            items: self
-                .queue
-                .iter()
-                .map(|e| QueuedInput {
-                    id: e.id.clone(),
-                    client_message_id: e.client_user_message_id.clone(),
-                    items: engine_input(&e.input),
-                    original: serde_json::to_value(&e.input).ok(),
-                })
-                .collect(),
-        };
-        self.session
-            .submit(Op::SaveQueue { queue: snapshot })
-            .await
-            .map(|_| ())
-            .map_err(op_error)
-    }
-
-    fn notify_queue_changed(&self) {
-        self.out.notify(&ServerNotification::QueueChanged(
-            QueueChangedNotification {
-                thread_id: self.info.id.clone(),
-            },
-        ));
-    }
-
     fn repeated(&self, method: Idempotent, client_id: Option<&str>) -> Option<&Value> {
         self.replies.get(&(method, client_id?.to_string()))
     }
@@ -559,6 +619,21 @@ impl ThreadDriver {
                 break;
             }
         }
+    }
+}
+
+/// The answer to a request that started a turn.
+fn turn_started(turn_id: String) -> TurnStartResponse {
+    TurnStartResponse {
+        turn: Turn {
+            id: turn_id,
+            items: Vec::new(),
+            status: TurnStatus::InProgress,
+            error: None,
+            started_at: Some(now_secs()),
+            completed_at: None,
+            duration_ms: None,
+        },
     }
 }
 

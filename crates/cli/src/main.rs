@@ -33,8 +33,8 @@ enum Command {
         #[command(flatten)]
         resume: ResumeArgs,
     },
-    /// Serve the app-server protocol (JSON-RPC, one object per line) on stdin/stdout.
-    AppServer,
+    /// Serve Codex's app-server protocol: JSON lines on stdin/stdout, or WebSocket on a socket.
+    AppServer(AppServerArgs),
     /// Serve MCP on stdin/stdout: tools `tiller`, `tiller-reply`, `tiller-interrupt`.
     McpServer,
     /// List saved sessions, newest first.
@@ -49,6 +49,77 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         script: PathBuf,
     },
+}
+
+/// `tiller app-server` flags, as Codex 0.171's.
+#[derive(Debug, clap::Args)]
+struct AppServerArgs {
+    /// Where to listen: stdio:// (default), unix:// (the default socket),
+    /// unix://PATH, or ws://IP:PORT. Sockets speak WebSocket, to many clients.
+    #[arg(long, value_name = "URL", default_value = "stdio://")]
+    listen: String,
+    /// The same as --listen stdio://.
+    #[arg(long, conflicts_with = "listen")]
+    stdio: bool,
+    /// WebSocket authentication: capability-token (needs --ws-token-file).
+    /// A non-loopback ws:// address is refused without it.
+    #[arg(long = "ws-auth", value_name = "MODE")]
+    ws_auth: Option<String>,
+    /// The file holding the capability token clients present as `Authorization: Bearer TOKEN`.
+    #[arg(long = "ws-token-file", value_name = "PATH")]
+    ws_token_file: Option<PathBuf>,
+    /// Override a config value for every thread: `-c key=value` (dotted keys for tables).
+    #[arg(long = "config", short = 'c', value_name = "KEY=VALUE")]
+    config: Vec<String>,
+}
+
+/// The listen address, authentication and options `args` ask for, or why not.
+fn app_server_setup(
+    args: AppServerArgs,
+) -> anyhow::Result<(
+    tiller_app_server::Listen,
+    tiller_app_server::WsAuth,
+    tiller_app_server::AppServerOptions,
+)> {
+    let listen: tiller_app_server::Listen = if args.stdio {
+        tiller_app_server::Listen::Stdio
+    } else {
+        args.listen.parse().map_err(anyhow::Error::msg)?
+    };
+    let auth = match (args.ws_auth.as_deref(), &args.ws_token_file) {
+        (None, None) => tiller_app_server::WsAuth::none(),
+        (Some("capability-token"), Some(path)) => {
+            tiller_app_server::WsAuth::capability_token_file(path).map_err(anyhow::Error::msg)?
+        }
+        (Some("capability-token"), None) => {
+            anyhow::bail!("--ws-token-file is required with --ws-auth capability-token")
+        }
+        (Some(other), _) => {
+            anyhow::bail!("unsupported --ws-auth mode `{other}`: tiller supports capability-token")
+        }
+        (None, Some(_)) => anyhow::bail!("--ws-token-file needs --ws-auth capability-token"),
+    };
+    let tiller_home = tiller_core::config::default_tiller_home()?;
+    let cli_overrides = args
+        .config
+        .iter()
+        .map(|pair| tiller_core::config::parse_cli_override(pair))
+        .collect::<Result<Vec<_>, _>>()?;
+    // A bad config or override is reported now, naming file, line and key,
+    // not on the first thread.
+    let loaded = tiller_core::config::Config::load(
+        &tiller_home,
+        tiller_core::config::ConfigOverrides {
+            cli_overrides: cli_overrides.clone(),
+            ..tiller_core::config::ConfigOverrides::default()
+        },
+    )?;
+    for warning in &loaded.warnings {
+        let _ = writeln!(std::io::stderr(), "warning: {warning}");
+    }
+    let mut options = tiller_app_server::AppServerOptions::new(tiller_home);
+    options.cli_overrides = cli_overrides;
+    Ok((listen, auth, options))
 }
 
 #[allow(unsafe_code)]
@@ -92,14 +163,11 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(tiller_exec::run_resume(*flags, resume, setup).await?)
         }
         Command::Sessions { json } => sessions::print_sessions(json),
-        Command::AppServer => {
-            let options = tiller_app_server::AppServerOptions {
-                tiller_home: tiller_core::config::default_tiller_home()?,
-            };
-            Ok(
-                tiller_app_server::run_app_server(tokio::io::stdin(), tokio::io::stdout(), options)
-                    .await,
-            )
+        Command::AppServer(args) => {
+            let (listen, auth, options) = app_server_setup(args)?;
+            tiller_app_server::serve(listen, auth, options)
+                .await
+                .map_err(anyhow::Error::msg)
         }
         Command::McpServer => {
             let options = tiller_mcp_server::McpServerOptions {

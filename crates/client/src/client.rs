@@ -219,7 +219,7 @@ impl Client {
         self.request("thread/interrupt", &params).await
     }
 
-    /// tiller's `thread/queue/add`. Returns once the server has accepted (and
+    /// `thread/queue/add`. Returns once the server has accepted (and
     /// persisted) the entry, never before; when the thread is idle the entry
     /// starts a turn at once instead of waiting in the queue.
     pub async fn queue_add(
@@ -232,25 +232,36 @@ impl Client {
             thread_id: thread_id.to_owned(),
             client_user_message_id,
             input,
+            responsesapi_client_metadata: None,
         };
         let added: QueueAddResponse = self.request("thread/queue/add", &params).await?;
         Ok(added.queued_submission)
     }
 
-    /// tiller's `thread/queue/list`.
+    /// `thread/queue/list`: the whole queue, page after page.
     pub async fn queue_list(&self, thread_id: &str) -> Result<Vec<QueuedSubmission>, ClientError> {
-        let params = QueueListParams {
-            thread_id: thread_id.to_owned(),
-        };
-        let listed: QueueListResponse = self.request("thread/queue/list", &params).await?;
-        Ok(listed.queued_submissions)
+        let mut entries = Vec::new();
+        let mut cursor = None;
+        loop {
+            let params = QueueListParams {
+                thread_id: thread_id.to_owned(),
+                cursor: cursor.take(),
+                limit: None,
+            };
+            let listed: QueueListResponse = self.request("thread/queue/list", &params).await?;
+            entries.extend(listed.data);
+            match listed.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(entries),
+            }
+        }
     }
 
-    /// tiller's `thread/queue/delete`; whether the entry was there.
+    /// `thread/queue/delete`; whether the entry was there.
     pub async fn queue_delete(&self, thread_id: &str, id: &str) -> Result<bool, ClientError> {
         let params = QueueDeleteParams {
             thread_id: thread_id.to_owned(),
-            id: id.to_owned(),
+            queued_submission_id: id.to_owned(),
         };
         let deleted: QueueDeleteResponse = self.request("thread/queue/delete", &params).await?;
         Ok(deleted.deleted)

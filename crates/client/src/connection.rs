@@ -448,7 +448,8 @@ impl Actor {
             | ServerNotification::CommandExecutionOutputDelta(_)
             | ServerNotification::Error(_)
             | ServerNotification::Warning(_)
-            | ServerNotification::QueueChanged(_) => {}
+            | ServerNotification::QueueChanged(_)
+            | ServerNotification::TokenUsageUpdated(_) => {}
         }
     }
 

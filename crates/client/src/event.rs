@@ -65,6 +65,7 @@ pub fn parse_notification(
         "error" => serde_json::from_value(params).map(N::Error),
         "warning" => serde_json::from_value(params).map(N::Warning),
         "thread/queue/changed" => serde_json::from_value(params).map(N::QueueChanged),
+        "thread/tokenUsage/updated" => serde_json::from_value(params).map(N::TokenUsageUpdated),
         _ => return None,
     };
     Some(parsed)

@@ -174,6 +174,7 @@ pub struct SessionHandle {
     ops: mpsc::UnboundedSender<Submission>,
     session_id: Arc<str>,
     running: Arc<Mutex<Option<TurnWatch>>>,
+    conversation: Arc<Conversation>,
 }
 
 impl SessionHandle {
@@ -250,6 +251,23 @@ impl SessionHandle {
                 events: event_channel().1,
             }),
         }
+    }
+
+    /// Every turn of the session as its rollout holds it, up to now: the items
+    /// each showed (the same a resumed session reads back), how it ended, and
+    /// for the running turn (`LastTurn::CutOff`, last) what it showed so far.
+    /// Everything recorded is written first, so nothing shown is missing. An
+    /// ephemeral session has none.
+    pub async fn saved_turns(&self) -> Result<Vec<tiller_rollout::LoadedTurn>, String> {
+        let Some(path) = self.conversation.rollout().map(|r| r.path().to_path_buf()) else {
+            return Ok(Vec::new());
+        };
+        self.conversation.commit(Vec::new(), false).await?;
+        tokio::task::spawn_blocking(move || tiller_rollout::load(&path))
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|loaded| loaded.turns)
+            .map_err(|e| e.to_string())
     }
 
     /// The running turn, if one runs.
@@ -379,6 +397,7 @@ pub fn spawn_session_with(
         },
     );
     let running = Arc::new(Mutex::new(None));
+    let handle_conversation = Arc::clone(&conversation);
     let actor = SessionActor {
         conversation,
         ops: ops_rx,
@@ -393,6 +412,7 @@ pub fn spawn_session_with(
             ops: ops_tx,
             session_id,
             running,
+            conversation: handle_conversation,
         },
         stream,
     ))

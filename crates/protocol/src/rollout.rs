@@ -75,6 +75,10 @@ pub struct QueuedInput {
     /// app-server's wire input), so a restart restores it exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original: Option<serde_json::Value>,
+    /// What the front end keeps with the entry (the app-server's
+    /// `responsesapiClientMetadata`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// The first line of every rollout.

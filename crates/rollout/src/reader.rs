@@ -454,6 +454,7 @@ mod tests {
                     client_message_id: Some(format!("client-{id}")),
                     items: Vec::new(),
                     original: None,
+                    metadata: None,
                 })
                 .collect();
             let line = RolloutLine {

@@ -436,7 +436,7 @@ async fn queued_message_is_acknowledged_only_once_the_server_has_it_and_survives
         "{:#?}",
         h.log
     );
-    assert_eq!(entry.client_user_message_id.as_deref(), Some("q1"));
+    assert_eq!(entry.client_user_message_id, "q1");
     assert_eq!(
         h.client.queue_list(&thread).await.unwrap(),
         vec![entry.clone()]
@@ -461,7 +461,7 @@ async fn queued_message_is_acknowledged_only_once_the_server_has_it_and_survives
     let queue = h.client.queue_list(&thread).await.unwrap();
     assert_eq!(queue.len(), 1, "{queue:#?}");
     assert_eq!(queue[0].id, entry.id);
-    assert_eq!(queue[0].client_user_message_id.as_deref(), Some("q1"));
+    assert_eq!(queue[0].client_user_message_id, "q1");
     assert_eq!(queue[0].input, text("QUEUED-ONE"));
 
     // The next turn completes, and the queued message starts the one after it.

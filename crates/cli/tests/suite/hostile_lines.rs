@@ -135,7 +135,7 @@ proptest! {
             let home_path = home.path().to_path_buf();
             let seen = feed(
                 move |read, write| tokio::spawn(async move {
-                    tiller_app_server::run_app_server(read, write, tiller_app_server::AppServerOptions { tiller_home: home_path }).await;
+                    tiller_app_server::run_app_server(read, write, tiller_app_server::AppServerOptions::new(home_path)).await;
                 }),
                 &[json!({"id": "init", "method": "initialize", "params": {"clientInfo": {"name": "t", "version": "1"}}})],
                 &lines,

@@ -728,11 +728,16 @@ fn group_members(pgid: i32) -> Vec<i32> {
 /// Wait, within [`DEADLINE`], until `path` exists. Polls often: the test that
 /// uses it must act within a window of about 100 ms after the file appears.
 pub async fn wait_for_file(path: &Path) {
-    let deadline = Instant::now() + DEADLINE;
+    wait_for_file_within(path, DEADLINE).await;
+}
+
+/// [`wait_for_file`] with a deadline of its own, for a tool that does a lot.
+pub async fn wait_for_file_within(path: &Path, within: Duration) {
+    let deadline = Instant::now() + within;
     while !path.exists() {
         assert!(
             Instant::now() < deadline,
-            "{} did not appear within {DEADLINE:?}",
+            "{} did not appear within {within:?}",
             path.display()
         );
         // A file a tool writes: there is no event to wait on.

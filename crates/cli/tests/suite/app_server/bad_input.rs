@@ -86,7 +86,10 @@ async fn params_of_the_wrong_type_get_invalid_params() {
             "turn/interrupt",
             json!({"threadId": thread, "turnId": ["a"]}),
         ),
-        ("thread/queue/delete", json!({"threadId": thread, "id": {}})),
+        (
+            "thread/queue/delete",
+            json!({"threadId": thread, "queuedSubmissionId": {}}),
+        ),
     ];
     for (method, params) in cases {
         let error = server.call_err(method, params.clone()).await;

@@ -65,11 +65,7 @@ async fn a_full_disk_fails_the_turn_and_refuses_the_next_start_until_there_is_ro
     let listed = server
         .call("thread/queue/list", json!({"threadId": thread}))
         .await;
-    assert_eq!(
-        listed["queuedSubmissions"],
-        json!([]),
-        "a refused add was queued"
-    );
+    assert_eq!(listed["data"], json!([]), "a refused add was queued");
 
     // Room again: the thread goes on, and the file has every line, whole.
     let root = format!("/proc/{}/root", server.pid());

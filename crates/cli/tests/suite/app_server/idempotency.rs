@@ -110,10 +110,7 @@ async fn a_repeated_queue_add_gets_the_original_entry_and_queues_nothing() {
     let listed = server
         .call("thread/queue/list", json!({"threadId": thread}))
         .await;
-    assert_eq!(
-        listed["queuedSubmissions"],
-        json!([original["queuedSubmission"]])
-    );
+    assert_eq!(listed["data"], json!([original["queuedSubmission"]]));
     server.wait_completed(&first).await;
     while server.notifications("turn/started").len() < 2 {
         server

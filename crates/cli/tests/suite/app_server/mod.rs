@@ -8,6 +8,7 @@
 //! `item/started` completed.
 
 mod bad_input;
+mod codex_queue;
 mod compatibility;
 mod disk;
 mod idempotency;
@@ -16,4 +17,6 @@ mod queue;
 mod resume;
 pub(super) mod schema;
 mod shutdown;
+mod sockets;
 pub(super) mod support;
+mod threads;

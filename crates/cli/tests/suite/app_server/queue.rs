@@ -31,7 +31,7 @@ async fn queue_list(server: &mut AppServer, thread: &str) -> Vec<Value> {
     let result = server
         .call("thread/queue/list", json!({"threadId": thread}))
         .await;
-    result["queuedSubmissions"].as_array().unwrap().clone()
+    result["data"].as_array().unwrap().clone()
 }
 
 /// The ids of the turns started so far, in order.
@@ -119,9 +119,9 @@ async fn two_queued_messages_are_joined_into_one_turn() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_add_while_idle_starts_a_turn_now() {
-    let fixture = Fixture::new(vec![Step::text("at once")]).await;
+    let fixture = Fixture::new(vec![Step::text("at once"), Step::text("again")]).await;
     let (mut server, thread) = fixture.started().await;
-    queue_add(&mut server, &thread, "q-now", "right away").await;
+    let first = queue_add(&mut server, &thread, "q-now", "right away").await;
     let turn = wait_turn_started(&mut server, 1).await;
     let done = server.wait_completed(&turn).await;
     assert_eq!(done["turn"]["status"], "completed");
@@ -129,7 +129,8 @@ async fn queue_add_while_idle_starts_a_turn_now() {
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0]["clientId"], "q-now");
     assert!(queue_list(&mut server, &thread).await.is_empty());
-    // The same client id again is the same entry, and starts nothing.
+    // Its entry has started, so the id is free: the same client id again is
+    // a new entry (Codex's rule), and it starts its own turn.
     let again = server
         .call(
             "thread/queue/add",
@@ -138,10 +139,11 @@ async fn queue_add_while_idle_starts_a_turn_now() {
         )
         .await;
     assert_eq!(again["queuedSubmission"]["clientUserMessageId"], "q-now");
-    server.barrier(&thread).await;
-    assert_eq!(started_turns(&server).len(), 1, "{}", server.dump());
+    assert_ne!(again["queuedSubmission"]["id"], first["id"]);
+    let second = wait_turn_started(&mut server, 2).await;
+    server.wait_completed(&second).await;
     server.close().await.assert_success();
-    assert_eq!(fixture.requests().len(), 1);
+    assert_eq!(fixture.requests().len(), 2);
     fixture.finish().await;
 }
 
@@ -175,7 +177,7 @@ async fn an_interrupt_leaves_the_queue_as_it_is_and_nothing_starts_by_itself() {
     let deleted = server
         .call(
             "thread/queue/delete",
-            json!({"threadId": thread, "id": entry["id"]}),
+            json!({"threadId": thread, "queuedSubmissionId": entry["id"]}),
         )
         .await;
     assert_eq!(deleted, json!({"deleted": true}));
@@ -184,7 +186,7 @@ async fn an_interrupt_leaves_the_queue_as_it_is_and_nothing_starts_by_itself() {
     let again = server
         .call(
             "thread/queue/delete",
-            json!({"threadId": thread, "id": entry["id"]}),
+            json!({"threadId": thread, "queuedSubmissionId": entry["id"]}),
         )
         .await;
     assert_eq!(again, json!({"deleted": false}));

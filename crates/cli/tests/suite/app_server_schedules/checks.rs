@@ -21,7 +21,11 @@
 //! - `thread/queue/list` is the replayed queue; `thread/queue/delete` finds
 //!   exactly the entries that are queued;
 //! - a repeated `clientUserMessageId` gets the original answer and changes
-//!   nothing (across a restart: the same turn or entry).
+//!   nothing (across a restart: the same turn). A repeated `thread/queue/add`
+//!   gets its entry while the entry is queued; once the entry has started or
+//!   was deleted its id is free again (Codex's rule), so the schedules repeat
+//!   only `turn/start` and `turn/steer`, and the regression tests pin the
+//!   queue's rule.
 
 use std::collections::{HashMap, HashSet};
 
@@ -295,7 +299,7 @@ impl Walk<'_> {
             }
             "thread/queue/add" => self.queue_add(at, sent, result),
             "thread/queue/list" => {
-                let listed = result.map(|r| r["queuedSubmissions"].clone());
+                let listed = result.map(|r| r["data"].clone());
                 assert_eq!(
                     listed,
                     Some(Value::Array(self.queue.clone())),
@@ -304,7 +308,9 @@ impl Walk<'_> {
                 );
             }
             "thread/queue/delete" => {
-                let id = sent.params["id"].as_str().unwrap_or_default();
+                let id = sent.params["queuedSubmissionId"]
+                    .as_str()
+                    .unwrap_or_default();
                 let deleted = result.and_then(|r| r["deleted"].as_bool());
                 let position = self.queue.iter().position(|e| e["id"] == id);
                 assert_eq!(
@@ -557,7 +563,7 @@ impl Walk<'_> {
                         .extend(sent.client_id().map(str::to_owned));
                 }
                 "thread/queue/delete" => {
-                    deleting.extend(sent.params["id"].as_str());
+                    deleting.extend(sent.params["queuedSubmissionId"].as_str());
                 }
                 _ => {}
             }

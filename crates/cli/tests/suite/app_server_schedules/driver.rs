@@ -144,7 +144,8 @@ impl Schedule {
                 let text = format!("queue-{n}");
                 let params = json!({"threadId": thread, "clientUserMessageId": text,
                                     "input": [{"type": "text", "text": text}]});
-                self.send_idempotent(plain("thread/queue/add", params))
+                self.server()
+                    .send_as(plain("thread/queue/add", params))
                     .await
             }
             Action::QueueList => {
@@ -153,7 +154,7 @@ impl Schedule {
             }
             Action::QueueDelete => {
                 let entry = self.an_entry_id();
-                let params = json!({"threadId": thread, "id": entry});
+                let params = json!({"threadId": thread, "queuedSubmissionId": entry});
                 self.server().send("thread/queue/delete", params).await
             }
             Action::Repeat => {
@@ -247,7 +248,7 @@ impl Schedule {
         let id = server
             .send("thread/queue/list", json!({"threadId": self.thread}))
             .await;
-        let listed = server.result(id).await["queuedSubmissions"]
+        let listed = server.result(id).await["data"]
             .as_array()
             .cloned()
             .unwrap_or_default();
@@ -299,7 +300,7 @@ impl Schedule {
                 .server()
                 .send("thread/queue/list", json!({"threadId": thread}))
                 .await;
-            let queued = self.server().result(id).await["queuedSubmissions"].clone();
+            let queued = self.server().result(id).await["data"].clone();
             let idle = !self.server().turn_running();
             if idle && queued == json!([]) && self.mock.used_steps() >= random_steps {
                 break;
@@ -324,10 +325,7 @@ impl Schedule {
             .server()
             .send("thread/queue/list", json!({"threadId": thread}))
             .await;
-        assert_eq!(
-            self.server().result(id).await["queuedSubmissions"],
-            json!([])
-        );
+        assert_eq!(self.server().result(id).await["data"], json!([]));
 
         let ended = self.server.take().expect("a server runs").close().await;
         check_server(&ended, self.server_no, &self.start, &mut self.ledger);

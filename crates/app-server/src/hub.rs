@@ -1,0 +1,426 @@
+//! What every connection of one server shares: the loaded threads.
+//!
+//! A thread is loaded once per process, whichever connection starts or
+//! resumes it, and stays loaded when connections come and go: its turn runs
+//! on without any connection, and a later `thread/resume` (on any connection)
+//! subscribes that connection to its notifications. Opening is serialized
+//! ([`Hub::opening`]), so two connections resuming the same thread at once
+//! load it once.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde_json::Value;
+use tiller_app_server_protocol::{
+    ClientRequest, ErrorCode, JsonRpcError, RequestId, ServerNotification, ThreadListParams,
+    ThreadReadParams, ThreadReadResponse, ThreadResumeParams, ThreadStartParams,
+    ThreadStartedNotification, ThreadStatus, ThreadTurnsListParams, WarningNotification,
+};
+use tiller_core::config::{ApprovalPolicy, ConfigOverrides};
+use tiller_core::rollout::store::{SessionQuery, find_session, session_id_of};
+use tiller_core::{CoreError, OpenedSession, Resume, SessionBuilder};
+use tokio::sync::oneshot;
+
+use crate::convert::created_secs;
+use crate::outgoing::{ConnectionId, Outgoing};
+use crate::restore::{restored_queue, restored_replies, saved_turns};
+use crate::saved;
+use crate::thread::{Replies, ThreadCommand, ThreadHandle, ThreadInfo, spawn_driver};
+
+/// How long shutdown waits for running turns to be interrupted.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(900);
+
+/// Settings of one server process.
+#[derive(Debug, Clone)]
+pub struct AppServerOptions {
+    /// `$TILLER_HOME`: config and sessions.
+    pub tiller_home: PathBuf,
+    /// `-c key=value` overrides, applied to every thread.
+    pub cli_overrides: Vec<(String, String)>,
+}
+
+impl AppServerOptions {
+    /// Options for `tiller_home` with no overrides.
+    pub fn new(tiller_home: PathBuf) -> AppServerOptions {
+        AppServerOptions {
+            tiller_home,
+            cli_overrides: Vec::new(),
+        }
+    }
+}
+
+/// The loaded threads of one server process.
+pub(crate) struct Hub {
+    options: AppServerOptions,
+    threads: Mutex<HashMap<String, ThreadHandle>>,
+    /// Held while a thread is looked up and loaded.
+    opening: tokio::sync::Mutex<()>,
+}
+
+impl Hub {
+    pub(crate) fn new(options: AppServerOptions) -> Hub {
+        Hub {
+            options,
+            threads: Mutex::new(HashMap::new()),
+            opening: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn options(&self) -> &AppServerOptions {
+        &self.options
+    }
+
+    fn threads(&self) -> MutexGuard<'_, HashMap<String, ThreadHandle>> {
+        self.threads.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn thread(&self, thread_id: &str) -> Option<ThreadHandle> {
+        self.threads().get(thread_id).cloned()
+    }
+
+    /// The ids of the loaded threads.
+    pub(crate) fn loaded(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.threads().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Send `request` to its thread's driver, which answers `from`.
+    pub(crate) fn route(
+        &self,
+        id: RequestId,
+        thread_id: &str,
+        request: ClientRequest,
+        from: &Outgoing,
+    ) {
+        let thread_id = canonical_id(thread_id);
+        let Some(thread) = self.thread(&thread_id) else {
+            return from.error(Some(id), unknown_thread(&thread_id));
+        };
+        if !thread.send(ThreadCommand::Request {
+            id: id.clone(),
+            request: Box::new(request),
+            from: from.clone(),
+        }) {
+            self.threads().remove(&thread_id);
+            from.error(
+                Some(id),
+                JsonRpcError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("thread {thread_id} has shut down"),
+                ),
+            );
+        }
+    }
+
+    /// A session builder with the server's overrides and those of `params`.
+    fn builder(&self, params: &ThreadStartParams) -> SessionBuilder {
+        let approval_policy = params
+            .approval_policy
+            .as_ref()
+            .map(|value| match value.as_str() {
+                Some("never") => ApprovalPolicy::Never,
+                // `untrusted`, `on-request`, `on-failure`, granular: ask.
+                _ => ApprovalPolicy::Untrusted,
+            });
+        let mut cli_overrides = self.options.cli_overrides.clone();
+        cli_overrides.extend(params.config_overrides());
+        let overrides = ConfigOverrides {
+            model: params.model.clone(),
+            provider: params.model_provider.clone(),
+            approval_policy,
+            cwd: params.cwd.clone().map(PathBuf::from),
+            cli_overrides,
+            ..ConfigOverrides::default()
+        };
+        SessionBuilder::new(&self.options.tiller_home)
+            .overrides(overrides)
+            .base_instructions(params.base_instructions.clone())
+            .developer_instructions(params.developer_instructions.clone())
+    }
+
+    /// `thread/start`: a new session, its driver, `from` subscribed.
+    pub(crate) async fn thread_start(
+        &self,
+        id: RequestId,
+        params: ThreadStartParams,
+        from: &Outgoing,
+    ) {
+        match self.builder(&params).spawn().await {
+            Ok(mut opened) => {
+                let warnings = std::mem::take(&mut opened.warnings);
+                let (handle, info) = self.spawn_thread(opened, from);
+                let response = info.response(true, info.turns.clone());
+                let thread = response.thread.clone();
+                self.threads().insert(info.id.clone(), handle);
+                from.respond_with(id, &response);
+                from.notify(&ServerNotification::ThreadStarted(
+                    ThreadStartedNotification { thread },
+                ));
+                warn(from, &info.id, warnings);
+            }
+            Err(error) => from.error(Some(id), core_error(&error)),
+        }
+    }
+
+    /// `thread/resume`: the loaded thread if it is loaded (any spelling of
+    /// its id), else the saved one loaded; `from` is subscribed either way.
+    pub(crate) async fn thread_resume(
+        &self,
+        id: RequestId,
+        params: ThreadResumeParams,
+        from: &Outgoing,
+    ) {
+        let _opening = self.opening.lock().await;
+        let asked = canonical_id(&params.thread_id);
+        if let Some(thread) = self.thread(&asked) {
+            return self.rejoin(id, &asked, thread, from);
+        }
+        // Finding the file is blocking work: off the event loop.
+        let home = self.options.tiller_home.clone();
+        let query = asked.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            find_session(&home, &SessionQuery::Id(query)).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        let path = match found {
+            Ok(path) => path,
+            Err(message) => {
+                return from.error(
+                    Some(id),
+                    JsonRpcError::new(ErrorCode::InvalidRequest, message),
+                );
+            }
+        };
+        if let Some(canonical) = session_id_of(&path)
+            && let Some(thread) = self.thread(canonical)
+        {
+            return self.rejoin(id, canonical, thread, from);
+        }
+        let opened = self
+            .builder(&params.overrides)
+            .resume(Resume::Path(path))
+            .spawn()
+            .await;
+        match opened {
+            Ok(mut opened) => {
+                let warnings = std::mem::take(&mut opened.warnings);
+                let (handle, info) = self.spawn_thread(opened, from);
+                from.respond_with(id, &info.response(true, info.turns.clone()));
+                self.threads().insert(info.id.clone(), handle);
+                warn(from, &info.id, warnings);
+            }
+            Err(error) => from.error(Some(id), core_error(&error)),
+        }
+    }
+
+    /// `thread/resume` of a loaded thread: its driver answers with the turns
+    /// so far and subscribes `from`.
+    fn rejoin(&self, id: RequestId, thread_id: &str, thread: ThreadHandle, from: &Outgoing) {
+        if !thread.send(ThreadCommand::Resume {
+            id: id.clone(),
+            from: from.clone(),
+        }) {
+            self.threads().remove(thread_id);
+            from.error(Some(id), unknown_thread(thread_id));
+        }
+    }
+
+    /// A driver for an opened session, with `from` subscribed: its saved
+    /// turns, queue and answers restored.
+    fn spawn_thread(&self, opened: OpenedSession, from: &Outgoing) -> (ThreadHandle, ThreadInfo) {
+        let config = &opened.config;
+        let id = opened.handle.session_id().to_string();
+        let (preview, turns, queue, replies) = match &opened.resumed {
+            Some(resumed) => {
+                let turns = saved_turns(&resumed.turns, None);
+                let replies = restored_replies(resumed, &turns);
+                (
+                    resumed.first_prompt.clone().unwrap_or_default(),
+                    turns,
+                    restored_queue(resumed),
+                    replies,
+                )
+            }
+            None => (String::new(), Vec::new(), Vec::new(), Replies::new()),
+        };
+        let info = ThreadInfo {
+            created_at: created_secs(&id),
+            id,
+            model: config.model.clone(),
+            provider: config.provider.id.clone(),
+            cwd: config.cwd.display().to_string(),
+            approval_policy: config.approval_policy.to_string(),
+            preview,
+            turns,
+        };
+        let handle = spawn_driver(
+            info.clone(),
+            opened.handle,
+            opened.events,
+            from.clone(),
+            queue,
+            replies,
+        );
+        (handle, info)
+    }
+
+    /// `thread/unsubscribe`: `from` gets no more of `thread_id`'s
+    /// notifications. The thread stays loaded (its turn runs on, another
+    /// connection may be subscribed, and `thread/resume` subscribes again).
+    pub(crate) async fn unsubscribe(&self, thread_id: &str, from: &Outgoing) -> &'static str {
+        let Some(thread) = self.thread(&canonical_id(thread_id)) else {
+            return "notLoaded";
+        };
+        let (tx, rx) = oneshot::channel();
+        let sent = thread.send(ThreadCommand::Unsubscribe {
+            connection: from.id(),
+            done: Some(tx),
+        });
+        match (sent, rx.await) {
+            (true, Ok(true)) => "unsubscribed",
+            (true, Ok(false)) => "notSubscribed",
+            _ => "notLoaded",
+        }
+    }
+
+    /// `thread/read`: a loaded thread as it stands, else the saved one.
+    pub(crate) async fn thread_read(
+        &self,
+        params: ThreadReadParams,
+    ) -> Result<Value, JsonRpcError> {
+        let thread = match self.thread(&canonical_id(&params.thread_id)) {
+            Some(loaded) => loaded.read(params.include_turns).await?,
+            None => {
+                let rollout = saved::load(&self.options.tiller_home, &params.thread_id).await?;
+                match self.thread(&rollout.meta.id) {
+                    Some(loaded) => loaded.read(params.include_turns).await?,
+                    None => {
+                        saved::thread_of(&rollout, ThreadStatus::NotLoaded, params.include_turns)
+                    }
+                }
+            }
+        };
+        to_value(&ThreadReadResponse {
+            thread,
+            read_state: None,
+        })
+    }
+
+    /// `thread/turns/list`: a page of a thread's turns, newest first by default.
+    pub(crate) async fn turns_list(
+        &self,
+        params: ThreadTurnsListParams,
+    ) -> Result<Value, JsonRpcError> {
+        let turns = match self.thread(&canonical_id(&params.thread_id)) {
+            Some(loaded) => loaded.turns().await?,
+            None => {
+                let rollout = saved::load(&self.options.tiller_home, &params.thread_id).await?;
+                match self.thread(&rollout.meta.id) {
+                    Some(loaded) => loaded.turns().await?,
+                    None => saved_turns(&rollout.turns, None),
+                }
+            }
+        };
+        to_value(&saved::turns_page(
+            turns,
+            params.cursor.as_deref(),
+            params.limit,
+            params.sort_direction,
+        )?)
+    }
+
+    /// `thread/list`: the saved threads; a loaded one shows its status.
+    pub(crate) async fn thread_list(
+        &self,
+        params: ThreadListParams,
+    ) -> Result<Value, JsonRpcError> {
+        let loaded: HashMap<String, ThreadStatus> = self
+            .threads()
+            .iter()
+            .map(|(id, thread)| (id.clone(), thread.status()))
+            .collect();
+        let listed = saved::list(&self.options.tiller_home, params, |id| {
+            loaded.get(id).cloned().unwrap_or(ThreadStatus::NotLoaded)
+        })
+        .await?;
+        to_value(&listed)
+    }
+
+    /// A connection is gone: no thread sends it anything more (they run on).
+    pub(crate) fn connection_closed(&self, connection: ConnectionId) {
+        for thread in self.threads().values() {
+            thread.send(ThreadCommand::Unsubscribe {
+                connection,
+                done: None,
+            });
+        }
+    }
+
+    /// Interrupt every running turn (processes killed, rollouts flushed), within a deadline.
+    pub(crate) async fn shutdown(&self) {
+        let threads: Vec<ThreadHandle> = self.threads().drain().map(|(_, t)| t).collect();
+        let mut waits = Vec::new();
+        for thread in threads {
+            let (tx, rx) = oneshot::channel();
+            if thread.send(ThreadCommand::Shutdown(tx)) {
+                waits.push(rx);
+            }
+        }
+        let all = async {
+            for wait in waits {
+                let _ = wait.await;
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, all).await.is_err() {
+            tracing::warn!("some threads did not shut down in time");
+        }
+    }
+}
+
+/// What opening a thread warned about (its config, a folder that is gone),
+/// as `warning` notifications after the response, and in the log.
+fn warn(to: &Outgoing, thread_id: &str, warnings: Vec<String>) {
+    for message in warnings {
+        tracing::warn!("{message}");
+        to.notify(&ServerNotification::Warning(WarningNotification {
+            thread_id: Some(thread_id.to_string()),
+            message,
+        }));
+    }
+}
+
+fn to_value<T: serde::Serialize>(value: &T) -> Result<Value, JsonRpcError> {
+    serde_json::to_value(value)
+        .map_err(|e| JsonRpcError::new(ErrorCode::InternalError, e.to_string()))
+}
+
+/// A thread id as the server keys its threads: session ids are lowercase
+/// UUIDs, and a client may send one in upper case.
+pub(crate) fn canonical_id(thread_id: &str) -> String {
+    thread_id.trim().to_ascii_lowercase()
+}
+
+pub(crate) fn unknown_thread(thread_id: &str) -> JsonRpcError {
+    JsonRpcError::new(
+        ErrorCode::InvalidRequest,
+        format!("unknown thread {thread_id}"),
+    )
+}
+
+/// A core error as the client reads it: a config that does not load or a
+/// session that cannot be saved is the server's failure (-32603, naming the
+/// file, line and key); a session that is not there, is in use or cannot
+/// be read is what the request asked for (-32600).
+pub(crate) fn core_error(error: &CoreError) -> JsonRpcError {
+    let code = match error {
+        CoreError::Rollout(_) | CoreError::Config(_) | CoreError::ModelClient(_) => {
+            ErrorCode::InternalError
+        }
+        CoreError::RolloutRead(_) | CoreError::Lookup(_) => ErrorCode::InvalidRequest,
+    };
+    JsonRpcError::new(code, error.to_string())
+}

@@ -1,0 +1,194 @@
+//! Reading threads: `thread/read` (with and without turns), `thread/turns/list`
+//! (pages, both orders) and `thread/list` (pages, filters), for a thread this
+//! server has loaded and for one only its rollout holds; their errors.
+//! Every line is checked against the 0.171 schema by the support code.
+
+use serde_json::{Value, json};
+use tiller_mock_model::Step;
+
+use super::support::{Fixture, text_input};
+
+fn ids_of(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_are_read_paged_and_listed_loaded_or_saved() {
+    let fixture = Fixture::new(vec![
+        Step::text("one"),
+        Step::text("two"),
+        Step::text("three"),
+        Step::text("other"),
+    ])
+    .await;
+    let (mut server, thread) = fixture.started().await;
+    let mut turns = Vec::new();
+    for prompt in ["first prompt", "second", "third"] {
+        let turn = server.start_turn(&thread, prompt, None).await;
+        server.wait_completed(&turn).await;
+        turns.push(turn);
+    }
+    let other = server.start_thread(&fixture.scratch).await;
+    let turn = server.start_turn(&other, "needle in the other", None).await;
+    server.wait_completed(&turn).await;
+
+    // Loaded: read with and without turns.
+    let read = server
+        .call(
+            "thread/read",
+            json!({"threadId": thread, "includeTurns": true}),
+        )
+        .await;
+    assert_eq!(read["thread"]["id"], thread.as_str());
+    assert_eq!(read["thread"]["status"], json!({"type": "idle"}));
+    assert_eq!(read["readState"], Value::Null);
+    let read_turns: Vec<&str> = read["thread"]["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(read_turns, turns);
+    let bare = server
+        .call("thread/read", json!({"threadId": thread}))
+        .await;
+    assert_eq!(bare["thread"]["turns"], json!([]));
+
+    // Turns, newest first by default, two per page; then back.
+    let page = server
+        .call("thread/turns/list", json!({"threadId": thread, "limit": 2}))
+        .await;
+    assert_eq!(ids_of(&page), [turns[2].clone(), turns[1].clone()]);
+    let rest = server
+        .call(
+            "thread/turns/list",
+            json!({"threadId": thread, "limit": 2, "cursor": page["nextCursor"]}),
+        )
+        .await;
+    assert_eq!(ids_of(&rest), [turns[0].clone()]);
+    assert_eq!(rest["nextCursor"], Value::Null);
+    let forward = server
+        .call(
+            "thread/turns/list",
+            json!({"threadId": thread, "sortDirection": "asc", "cursor": rest["backwardsCursor"]}),
+        )
+        .await;
+    assert_eq!(ids_of(&forward), turns);
+    assert_eq!(
+        forward["data"][0]["items"][0]["content"],
+        json!([text_input("first prompt")])
+    );
+
+    // Listed, newest first, and filtered.
+    let listed = server.call("thread/list", json!({})).await;
+    let ids = ids_of(&listed);
+    assert_eq!(ids, [other.as_str(), thread.as_str()]);
+    assert_eq!(listed["data"][1]["preview"], "first prompt");
+    let first_page = server.call("thread/list", json!({"limit": 1})).await;
+    assert_eq!(ids_of(&first_page), [other.as_str()]);
+    let second_page = server
+        .call(
+            "thread/list",
+            json!({"limit": 1, "cursor": first_page["nextCursor"]}),
+        )
+        .await;
+    assert_eq!(ids_of(&second_page), [thread.as_str()]);
+    let searched = server
+        .call("thread/list", json!({"searchTerm": "NEEDLE"}))
+        .await;
+    assert_eq!(ids_of(&searched), [other.as_str()]);
+    let elsewhere = server.call("thread/list", json!({"cwd": "/nowhere"})).await;
+    assert_eq!(ids_of(&elsewhere), Vec::<String>::new());
+    let archived = server.call("thread/list", json!({"archived": true})).await;
+    assert_eq!(ids_of(&archived), Vec::<String>::new());
+    server.close().await.assert_success();
+
+    // Saved only: a new server reads it without loading it.
+    let mut server = fixture.spawn();
+    server.initialize().await;
+    let saved = server
+        .call(
+            "thread/read",
+            json!({"threadId": thread, "includeTurns": true}),
+        )
+        .await;
+    assert_eq!(saved["thread"]["status"], json!({"type": "notLoaded"}));
+    assert_eq!(saved["thread"]["turns"], read["thread"]["turns"]);
+    let page = server
+        .call("thread/turns/list", json!({"threadId": thread, "limit": 1}))
+        .await;
+    assert_eq!(ids_of(&page), [turns[2].clone()]);
+    let listed = server.call("thread/list", json!({})).await;
+    assert_eq!(listed["data"][0]["status"], json!({"type": "notLoaded"}));
+    let loaded = server.call("thread/loaded/list", json!({})).await;
+    assert_eq!(loaded["data"], json!([]), "reading loads nothing");
+
+    // Errors: an unknown thread, a cursor that names nothing, a bad shape.
+    for (method, params, code) in [
+        (
+            "thread/read",
+            json!({"threadId": "ffffffff-0000-0000-0000-000000000000"}),
+            -32600,
+        ),
+        (
+            "thread/turns/list",
+            json!({"threadId": thread, "cursor": "no-such-turn"}),
+            -32602,
+        ),
+        ("thread/list", json!({"cursor": "no-such-thread"}), -32602),
+        ("thread/list", json!({"cwd": 7}), -32602),
+        ("thread/read", json!({}), -32602),
+    ] {
+        let error = server.call_err(method, params.clone()).await;
+        assert_eq!(error["code"], code, "{method} {params}: {error}");
+    }
+    server.close().await.assert_success();
+    fixture.finish().await;
+}
+
+/// `thread/tokenUsage/updated` after each completed turn, before its
+/// `turn/completed`: that turn's counts as the model reported them, and the
+/// thread's running total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_usage_is_reported_after_each_completed_turn() {
+    let fixture = Fixture::new(vec![
+        Step::text("one").with_usage(100, 7),
+        Step::text("two").with_usage(250, 11),
+    ])
+    .await;
+    let (mut server, thread) = fixture.started().await;
+    let mut lasts = Vec::new();
+    for prompt in ["first", "second"] {
+        let turn = server.start_turn(&thread, prompt, None).await;
+        server.wait_completed(&turn).await;
+        let usage: Vec<&Value> = server
+            .notifications("thread/tokenUsage/updated")
+            .into_iter()
+            .filter(|l| l["params"]["turnId"] == turn.as_str())
+            .collect();
+        assert_eq!(usage.len(), 1, "{}", server.dump());
+        let at = server.log.iter().position(|l| l == usage[0]).unwrap();
+        let completed = server
+            .log
+            .iter()
+            .position(|l| {
+                l["method"] == "turn/completed" && l["params"]["turn"]["id"] == turn.as_str()
+            })
+            .unwrap();
+        assert!(at < completed, "{}", server.dump());
+        lasts.push(usage[0]["params"]["tokenUsage"].clone());
+    }
+    assert_eq!(lasts[0]["last"]["inputTokens"], 100);
+    assert_eq!(lasts[0]["last"]["outputTokens"], 7);
+    assert_eq!(lasts[0]["last"]["totalTokens"], 107);
+    assert_eq!(lasts[1]["last"]["inputTokens"], 250);
+    assert_eq!(lasts[1]["total"]["inputTokens"], 350);
+    assert_eq!(lasts[1]["total"]["totalTokens"], 368);
+    server.close().await.assert_success();
+    fixture.finish().await;
+}
