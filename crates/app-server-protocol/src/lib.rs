@@ -29,10 +29,11 @@ pub use requests::{
     TurnSteerParams, TurnSteerResponse,
 };
 pub use types::{
-    AgentMessageDeltaNotification, CommandExecutionOutputDeltaNotification, ErrorNotification,
-    ItemCompletedNotification, ItemStartedNotification, Metadata, QueueChangedNotification,
-    QueuedSubmission, ServerNotification, Thread, ThreadItem, ThreadStartedNotification,
-    ThreadStatus, ThreadStatusChangedNotification, ThreadTokenUsage, TokenUsageBreakdown,
+    AgentMessageDeltaNotification, CommandApprovalParams, CommandExecutionOutputDeltaNotification,
+    ErrorNotification, ItemCompletedNotification, ItemStartedNotification, Metadata,
+    QueueChangedNotification, QueuedSubmission, ServerNotification,
+    ServerRequestResolvedNotification, Thread, ThreadItem, ThreadStartedNotification, ThreadStatus,
+    ThreadStatusChangedNotification, ThreadTokenUsage, TokenUsageBreakdown,
     TokenUsageUpdatedNotification, Turn, TurnCompletedNotification, TurnError,
     TurnStartedNotification, TurnStatus, UserInput, WarningNotification,
 };

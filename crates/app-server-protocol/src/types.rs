@@ -383,6 +383,45 @@ pub struct TokenUsageBreakdown {
     pub reasoning_output_tokens: u64,
 }
 
+/// `serverRequest/resolved`: a request of the server's is answered or no
+/// longer needs an answer (its turn ended).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerRequestResolvedNotification {
+    /// The thread.
+    pub thread_id: String,
+    /// The server request's id.
+    pub request_id: crate::RequestId,
+}
+
+/// `item/commandExecution/requestApproval` params: a server request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandApprovalParams {
+    /// Always `command`.
+    pub kind: String,
+    /// The thread.
+    pub thread_id: String,
+    /// The turn.
+    pub turn_id: String,
+    /// The command execution item the command will be.
+    pub item_id: String,
+    /// When the request was made (Unix milliseconds).
+    pub started_at_ms: i64,
+    /// Always `null`.
+    pub approval_id: Option<String>,
+    /// Always `null`.
+    pub environment_id: Option<String>,
+    /// Why the server asks.
+    pub reason: Option<String>,
+    /// The command, as a shell would read it.
+    pub command: Option<String>,
+    /// The folder it would run in.
+    pub cwd: Option<String>,
+    /// What the client may answer.
+    pub available_decisions: Vec<String>,
+}
+
 /// Every notification the server sends, with its method name.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerNotification {
@@ -410,6 +449,8 @@ pub enum ServerNotification {
     QueueChanged(QueueChangedNotification),
     /// `thread/tokenUsage/updated`.
     TokenUsageUpdated(TokenUsageUpdatedNotification),
+    /// `serverRequest/resolved`.
+    ServerRequestResolved(ServerRequestResolvedNotification),
 }
 
 impl ServerNotification {
@@ -430,6 +471,7 @@ impl ServerNotification {
             ServerNotification::Warning(_) => "warning",
             ServerNotification::QueueChanged(_) => "thread/queue/changed",
             ServerNotification::TokenUsageUpdated(_) => "thread/tokenUsage/updated",
+            ServerNotification::ServerRequestResolved(_) => "serverRequest/resolved",
         }
     }
 
@@ -448,6 +490,7 @@ impl ServerNotification {
             ServerNotification::Warning(p) => serde_json::to_value(p),
             ServerNotification::QueueChanged(p) => serde_json::to_value(p),
             ServerNotification::TokenUsageUpdated(p) => serde_json::to_value(p),
+            ServerNotification::ServerRequestResolved(p) => serde_json::to_value(p),
         };
         // Plain structs of strings and numbers always serialize.
         value.unwrap_or(Value::Null)

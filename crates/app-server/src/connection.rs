@@ -74,12 +74,8 @@ impl Connection {
                 }
                 return;
             }
-            Ok(Incoming::Response { id, .. }) => {
-                tracing::warn!(
-                    ?id,
-                    "ignoring a response to a request the server never sent"
-                );
-                return;
+            Ok(Incoming::Response { id, result }) => {
+                return self.hub.answer(id, result, &self.out);
             }
             Ok(Incoming::Request { id, method, params }) => (id, method, params),
         };

@@ -350,6 +350,31 @@ impl Hub {
         to_value(&listed)
     }
 
+    /// A client's answer to a server request: to the thread that asked (its
+    /// id says which). An answer to nothing the server asked is ignored.
+    pub(crate) fn answer(&self, id: RequestId, result: Result<Value, Value>, from: &Outgoing) {
+        let thread = match &id {
+            RequestId::String(s) => s
+                .strip_prefix("approval:")
+                .and_then(|rest| rest.rsplit_once(':'))
+                .map(|(thread, _)| thread.to_string()),
+            RequestId::Integer(_) => None,
+        };
+        match thread.and_then(|t| self.thread(&t)) {
+            Some(thread) => {
+                thread.send(ThreadCommand::Answer {
+                    id,
+                    result,
+                    from: from.id(),
+                });
+            }
+            None => tracing::warn!(
+                ?id,
+                "ignoring a response to a request the server never sent"
+            ),
+        }
+    }
+
     /// A connection is gone: no thread sends it anything more (they run on).
     pub(crate) fn connection_closed(&self, connection: ConnectionId) {
         for thread in self.threads().values() {

@@ -218,6 +218,18 @@ impl Outgoing {
         self.send(&OutgoingMessage::Error { id, error }, false);
     }
 
+    /// A request of the server's (an approval).
+    pub(crate) fn request(&self, id: RequestId, method: &str, params: Value) {
+        self.send(
+            &OutgoingMessage::Request {
+                id,
+                method: method.to_string(),
+                params,
+            },
+            false,
+        );
+    }
+
     pub(crate) fn notify(&self, notification: &ServerNotification) {
         if let Some(prepared) = Prepared::notification(notification) {
             self.send_prepared(&prepared);

@@ -11,9 +11,7 @@ use tiller_app_server_protocol::{
     TurnStartResponse, TurnStatus, TurnSteerResponse, UserInput as WireInput,
 };
 use tiller_core::{EventStream, SessionHandle};
-use tiller_protocol::{
-    Event, EventMsg, Op, OpError, Reply, ReviewDecision, TokenUsage, UserInput, UserMessage,
-};
+use tiller_protocol::{Event, EventMsg, Op, OpError, Reply, TokenUsage, UserInput, UserMessage};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::convert::{engine_input, now_secs};
@@ -21,7 +19,10 @@ use crate::outgoing::{ConnectionId, Outgoing, Prepared};
 use crate::restore::saved_turns;
 use crate::translate::{TurnClock, notifications};
 
+mod approvals;
 mod queue;
+
+use approvals::{Approvals, Asked};
 
 /// At most this many ready events are handled in one go, so a request is never
 /// starved by a fast stream.
@@ -71,6 +72,12 @@ pub(crate) enum ThreadCommand {
     /// `thread/resume` of this (loaded) thread: answer `from` with the turns
     /// so far, and send it the thread's notifications from then on.
     Resume { id: RequestId, from: Outgoing },
+    /// A client's answer to a server request (an approval) of this thread.
+    Answer {
+        id: RequestId,
+        result: Result<Value, Value>,
+        from: ConnectionId,
+    },
     /// Stop sending this connection anything; `done` learns whether it was
     /// subscribed.
     Unsubscribe {
@@ -207,6 +214,7 @@ pub(crate) fn spawn_driver(
         queue,
         replies,
         usage: Usage::default(),
+        approvals: Approvals::default(),
     };
     tokio::spawn(driver.run());
     handle
@@ -216,7 +224,6 @@ pub(crate) fn spawn_driver(
 enum FollowUp {
     Nothing,
     StartQueued,
-    Deny(String),
 }
 
 /// Drives one thread: its requests, and its engine events as notifications.
@@ -237,6 +244,8 @@ pub(crate) struct ThreadDriver {
     replies: Replies,
     /// Token counts since the thread was loaded.
     usage: Usage,
+    /// Approvals waiting for a client's answer.
+    approvals: Approvals,
 }
 
 /// A thread's token counts, for `thread/tokenUsage/updated`.
@@ -288,6 +297,10 @@ impl ThreadDriver {
                         self.request(id, *request, &from).await;
                     }
                     Some(ThreadCommand::Resume { id, from }) => self.resume(id, from).await,
+                    Some(ThreadCommand::Answer { id, result, from }) => {
+                        self.approval_answer(&id, result, from).await;
+                        self.pump_ready().await;
+                    }
                     Some(ThreadCommand::Unsubscribe { connection, done }) => {
                         let before = self.subscribers.len();
                         self.subscribers.retain(|s| s.id() != connection);
@@ -354,6 +367,7 @@ impl ThreadDriver {
             }
         };
         from.respond_with(id, &self.info.response(running.is_none(), turns));
+        self.ask_again(&from);
         if !self.subscribers.iter().any(|s| s.id() == from.id()) {
             self.subscribers.push(from);
         }
@@ -381,16 +395,6 @@ impl ThreadDriver {
                 // `turn/start`.
                 Box::pin(self.pump_ready()).await;
             }
-            FollowUp::Deny(call_id) => {
-                tracing::warn!(thread = %self.info.id, call_id, "approvals are not supported over the app-server yet; denying");
-                let _ = self
-                    .session
-                    .submit(Op::Approval {
-                        call_id,
-                        decision: ReviewDecision::Denied,
-                    })
-                    .await;
-            }
         }
     }
 
@@ -398,8 +402,24 @@ impl ThreadDriver {
         let Some(turn_id) = event.turn_id.as_deref().map(str::to_string) else {
             return FollowUp::Nothing;
         };
-        if let EventMsg::ExecApprovalRequest { call_id, .. } = &event.msg {
-            return FollowUp::Deny(call_id.clone());
+        if let EventMsg::ExecApprovalRequest {
+            call_id,
+            item_id,
+            command,
+            cwd,
+        } = event.msg
+        {
+            self.ask_approval(Asked {
+                turn_id,
+                call_id,
+                item_id,
+                command,
+                cwd,
+            });
+            return FollowUp::Nothing;
+        }
+        if event.msg.is_terminal() {
+            self.turn_ended(&turn_id);
         }
         if matches!(event.msg, EventMsg::TurnStarted { .. }) {
             self.clock = Some((turn_id.clone(), TurnClock::start()));

@@ -449,7 +449,8 @@ impl Actor {
             | ServerNotification::Error(_)
             | ServerNotification::Warning(_)
             | ServerNotification::QueueChanged(_)
-            | ServerNotification::TokenUsageUpdated(_) => {}
+            | ServerNotification::TokenUsageUpdated(_)
+            | ServerNotification::ServerRequestResolved(_) => {}
         }
     }
 

@@ -7,6 +7,7 @@
 //! `turn/completed` per `turn/started` and nothing of a turn after it, every
 //! `item/started` completed.
 
+mod approvals;
 mod bad_input;
 mod codex_queue;
 mod compatibility;

@@ -58,6 +58,7 @@ pub fn notification_schema(method: &str) -> Option<&'static str> {
         "warning" => "v2/WarningNotification",
         "thread/queue/changed" => "v2/ThreadQueueChangedNotification",
         "thread/tokenUsage/updated" => "v2/ThreadTokenUsageUpdatedNotification",
+        "serverRequest/resolved" => "v2/ServerRequestResolvedNotification",
         _ => return None,
     })
 }
@@ -97,10 +98,14 @@ const NOTIFICATIONS: &[&str] = &[
     "warning",
     "thread/queue/changed",
     "thread/tokenUsage/updated",
+    "serverRequest/resolved",
 ];
 
 /// The schema of an error response.
 const ERROR_SCHEMA: &str = "JSONRPCError";
+
+/// The schema of a request of the server's (an approval).
+const SERVER_REQUEST_SCHEMA: &str = "ServerRequest";
 
 /// Every schema a test may need, compiled on first use and shared by all tests.
 fn validator(name: &str) -> &'static Validator {
@@ -116,7 +121,7 @@ fn validator(name: &str) -> &'static Validator {
                     .copied()
                     .filter_map(notification_schema),
             )
-            .chain([ERROR_SCHEMA]);
+            .chain([ERROR_SCHEMA, SERVER_REQUEST_SCHEMA]);
         let text = std::fs::read_to_string(SCHEMA_BUNDLE)
             .unwrap_or_else(|e| panic!("cannot read the schema bundle {SCHEMA_BUNDLE}: {e}"));
         let bundle: Value = serde_json::from_str(&text).unwrap();
@@ -175,7 +180,10 @@ pub fn check_line(line: &Value, sent_method: Option<&str>) -> Kind {
     );
     let has = |key: &str| object.contains_key(key);
     match (has("id"), has("method")) {
-        (true, true) => panic!("tiller sent a request, it never should: {line}"),
+        (true, true) => {
+            assert_valid(SERVER_REQUEST_SCHEMA, line, line);
+            SERVER_REQUEST_SCHEMA.to_string()
+        }
         (false, true) => check_notification(line),
         (true, false) if has("error") => {
             assert!(!has("result"), "both `result` and `error`: {line}");

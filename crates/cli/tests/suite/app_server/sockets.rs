@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::schema::check_line;
-use super::support::{Fixture, check_protocol, is_response_to, text_input, turn_of};
+use super::support::{Fixture, check_protocol, is_response_to, shell, text_input, turn_of};
 use crate::suite::support::DEADLINE;
 
 /// A `tiller app-server` listening on a socket.
@@ -147,6 +147,12 @@ impl Client {
         let line = json!({"id": id, "method": method, "params": params});
         self.out.send(Message::text(line.to_string())).unwrap();
         id
+    }
+
+    /// Answer a request of the server's.
+    fn answer(&mut self, id: &Value, result: Value) {
+        let line = json!({"id": id, "result": result});
+        self.out.send(Message::text(line.to_string())).unwrap();
     }
 
     /// Read one more message within `deadline`, schema-check it, log it.
@@ -673,6 +679,84 @@ async fn an_unsubscribed_connection_hears_nothing_until_it_resumes() {
         })
         .await;
     assert_eq!(first.count("turn/started", &heard), 1);
+    let status = server.stop().await;
+    assert!(status.success(), "{status:?}");
+    fixture.finish().await;
+}
+
+/// An approval goes only to the connections subscribed to its thread; an
+/// answer from another connection is ignored, the subscriber's is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_is_asked_of_subscribers_only() {
+    let fixture = Fixture::new(vec![
+        shell("call_make", "touch approved-file"),
+        Step::text("done"),
+    ])
+    .await;
+    let server = Listening::start(&fixture, &["--listen", "ws://127.0.0.1:0"]).await;
+    let mut owner = Client::tcp("owner", &server.url, None).await.unwrap();
+    let mut stranger = Client::tcp("stranger", &server.url, None).await.unwrap();
+    owner.initialize().await;
+    stranger.initialize().await;
+    let work = fixture.scratch.work();
+    let thread = owner
+        .call(
+            "thread/start",
+            json!({"cwd": work.to_str().unwrap(), "approvalPolicy": "untrusted"}),
+        )
+        .await["thread"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let turn = owner
+        .call(
+            "turn/start",
+            json!({"threadId": thread, "input": [text_input("make it")]}),
+        )
+        .await["turn"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let at = owner
+        .wait_for("the approval request", |l| {
+            l["method"] == "item/commandExecution/requestApproval"
+        })
+        .await;
+    let id = owner.log[at]["id"].clone();
+    // The stranger answers a request it was never sent: ignored.
+    stranger.answer(&id, json!({"decision": "accept"}));
+    stranger.call("thread/loaded/list", json!({})).await;
+    assert!(
+        stranger.log.iter().all(|l| l.get("method").is_none()),
+        "the stranger was told something: {}",
+        stranger.dump()
+    );
+    owner.call("thread/loaded/list", json!({})).await;
+    assert!(!work.join("approved-file").exists());
+    assert!(
+        owner
+            .log
+            .iter()
+            .all(|l| l["method"] != "serverRequest/resolved"),
+        "{}",
+        owner.dump()
+    );
+    owner.answer(&id, json!({"decision": "accept"}));
+    let turn_id = turn.clone();
+    owner
+        .wait_for("turn/completed", move |l| {
+            l["method"] == "turn/completed" && l["params"]["turn"]["id"] == turn_id.as_str()
+        })
+        .await;
+    assert!(work.join("approved-file").exists());
+    assert_eq!(
+        owner
+            .log
+            .iter()
+            .filter(|l| l["method"] == "serverRequest/resolved")
+            .count(),
+        1
+    );
     let status = server.stop().await;
     assert!(status.success(), "{status:?}");
     fixture.finish().await;
