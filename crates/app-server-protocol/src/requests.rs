@@ -45,6 +45,8 @@ pub enum ClientRequest {
     ThreadTurnsList(ThreadTurnsListParams),
     /// `thread/list` → [`ThreadListResponse`].
     ThreadList(ThreadListParams),
+    /// `thread/settings/update` → [`EmptyResponse`].
+    ThreadSettingsUpdate(ThreadSettingsUpdateParams),
 }
 
 impl ClientRequest {
@@ -68,6 +70,7 @@ impl ClientRequest {
         "thread/read",
         "thread/turns/list",
         "thread/list",
+        "thread/settings/update",
     ];
 
     /// The thread a request is about, for those a thread's driver answers.
@@ -83,6 +86,7 @@ impl ClientRequest {
             ClientRequest::QueueDelete(p) => Some(&p.thread_id),
             ClientRequest::QueueReorder(p) => Some(&p.thread_id),
             ClientRequest::QueueStart(p) => Some(&p.thread_id),
+            ClientRequest::ThreadSettingsUpdate(p) => Some(&p.thread_id),
             ClientRequest::Initialize(_)
             | ClientRequest::ThreadStart(_)
             | ClientRequest::ThreadResume(_)
@@ -132,6 +136,7 @@ impl ClientRequest {
             "thread/read" => ClientRequest::ThreadRead(typed(method, params)?),
             "thread/turns/list" => ClientRequest::ThreadTurnsList(typed(method, params)?),
             "thread/list" => ClientRequest::ThreadList(typed(method, params)?),
+            "thread/settings/update" => ClientRequest::ThreadSettingsUpdate(typed(method, params)?),
             other => {
                 return Err(JsonRpcError::new(
                     ErrorCode::MethodNotFound,
@@ -273,6 +278,47 @@ pub struct TurnStartParams {
     /// tiller: makes the request idempotent on this thread.
     #[serde(default)]
     pub client_user_message_id: Option<String>,
+    /// Settings for this turn and the next ones.
+    #[serde(flatten)]
+    pub settings: SettingsParams,
+}
+
+/// The settings `turn/start` and `thread/settings/update` may change: those
+/// tiller applies, and every other field, which the server refuses or
+/// warns about by name ([`SettingsParams::other`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsParams {
+    /// The model.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The folder tools run in (absolute, existing).
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// `never`, `untrusted`, `on-request`, `on-failure` or `{granular}`
+    /// (all but `never` ask).
+    #[serde(default)]
+    pub approval_policy: Option<Value>,
+    /// The reasoning effort sent to the model.
+    #[serde(default)]
+    pub effort: Option<String>,
+    /// The reasoning summary asked of the model.
+    #[serde(default)]
+    pub summary: Option<String>,
+    /// Every other field, by name.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
+}
+
+/// `thread/settings/update` params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadSettingsUpdateParams {
+    /// The thread.
+    pub thread_id: String,
+    /// What changes for the next turns.
+    #[serde(flatten)]
+    pub settings: SettingsParams,
 }
 
 /// `turn/start` result.

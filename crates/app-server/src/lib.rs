@@ -30,6 +30,7 @@ mod pages;
 mod restore;
 mod saved;
 pub mod server;
+mod settings;
 mod thread;
 mod translate;
 pub mod transport;

@@ -7,13 +7,19 @@
 //! `item/commandExecution/outputDelta` notifications are dropped: they are the
 //! one coalescible kind (a command's output is unbounded, and its
 //! `item/completed` carries the aggregated output whatever the deltas did).
-//! Nothing else is ever dropped silently. Past [`MAX_QUEUED_BYTES`]:
-//! - on stdio (the one client of the process) the server stops reading
-//!   requests ([`Outgoing::room`]) until the client has read enough, so a
-//!   client that sends without reading cannot grow the queue either;
-//! - on a socket (one client among many) the connection is closed with the
+//! Nothing else is ever dropped silently. Then:
+//! - on stdio (the one client of the process), past [`MAX_QUEUED_BYTES`] the
+//!   server stops reading requests ([`Outgoing::room`]) until the client has
+//!   read enough, so a client that sends without reading cannot grow the
+//!   queue either;
+//! - on a socket (one client among many), a message that finds more than
+//!   [`MAX_BEHIND_BYTES`] already queued closes the connection with the
 //!   reason (WebSocket close code 1008), so it never holds up the others or
 //!   the engine; its threads run on, and a new connection can resume them.
+//!   The limit is four times the largest event a model may send, and it is
+//!   the backlog *before* a message that counts: a client that reads is
+//!   never closed because one message (a long agent message, a long
+//!   thread's `thread/resume`) is large.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -30,11 +36,15 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 /// Past this many bytes queued for a client, command output deltas are dropped.
 pub(crate) const MAX_QUEUED_DELTA_BYTES: usize = 1024 * 1024;
 
-/// Past this many bytes queued for a client, stdio stops reading and a socket
-/// connection is closed.
+/// Past this many bytes queued for the stdio client, the server stops
+/// reading its requests.
 pub(crate) const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 
-/// What to do with a client that is [`MAX_QUEUED_BYTES`] behind.
+/// A socket connection with more than this many bytes queued when another
+/// message comes is closed.
+pub(crate) const MAX_BEHIND_BYTES: usize = 64 * 1024 * 1024;
+
+/// What to do with a client that falls behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WhenBehind {
     /// Stop reading its requests until it catches up (stdio).
@@ -155,12 +165,12 @@ impl Outgoing {
             self.queue.bytes.fetch_sub(len, Ordering::AcqRel);
             return;
         }
-        if self.when_behind == WhenBehind::Close && before + len > MAX_QUEUED_BYTES {
+        if self.when_behind == WhenBehind::Close && before > MAX_BEHIND_BYTES {
             self.queue.bytes.fetch_sub(len, Ordering::AcqRel);
             if !self.queue.dropped.swap(true, Ordering::AcqRel) {
                 tracing::warn!(
                     connection = self.id,
-                    "closing a connection more than {MAX_QUEUED_BYTES} bytes behind"
+                    "closing a connection more than {MAX_BEHIND_BYTES} bytes behind"
                 );
                 self.queue.kick.notify_one();
                 self.queue.shrunk.notify_waiters();
@@ -338,7 +348,7 @@ async fn write_frames<S>(
             code: CloseCode::Policy,
             reason: format!(
                 "too far behind: more than {} MiB unread",
-                MAX_QUEUED_BYTES / (1024 * 1024)
+                MAX_BEHIND_BYTES / (1024 * 1024)
             )
             .into(),
         };

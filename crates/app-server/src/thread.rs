@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use tiller_app_server_protocol::{
-    ClientRequest, ErrorCode, JsonRpcError, QueuedSubmission, RequestId, ServerNotification,
-    Thread, ThreadInterruptResponse, ThreadStartResponse, ThreadStatus, ThreadTokenUsage,
-    TokenUsageBreakdown, TokenUsageUpdatedNotification, Turn, TurnInterruptResponse,
-    TurnStartResponse, TurnStatus, TurnSteerResponse, UserInput as WireInput,
+    ClientRequest, EmptyResponse, ErrorCode, JsonRpcError, QueuedSubmission, RequestId,
+    ServerNotification, SettingsParams, Thread, ThreadInterruptResponse, ThreadStartResponse,
+    ThreadStatus, ThreadTokenUsage, TokenUsageBreakdown, TokenUsageUpdatedNotification, Turn,
+    TurnInterruptResponse, TurnStartResponse, TurnStatus, TurnSteerResponse,
+    UserInput as WireInput, WarningNotification,
 };
 use tiller_core::{EventStream, SessionHandle};
 use tiller_protocol::{Event, EventMsg, Op, OpError, Reply, TokenUsage, UserInput, UserMessage};
@@ -17,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::convert::{engine_input, now_secs};
 use crate::outgoing::{ConnectionId, Outgoing, Prepared};
 use crate::restore::saved_turns;
+use crate::settings;
 use crate::translate::{TurnClock, notifications};
 
 mod approvals;
@@ -111,7 +113,11 @@ impl ThreadHandle {
         } else {
             Vec::new()
         };
-        Ok(self.info.thread(running.is_none(), saved))
+        let mut info = (*self.info).clone();
+        let current = self.session.settings();
+        info.model = current.model;
+        info.cwd = current.cwd.display().to_string();
+        Ok(info.thread(running.is_none(), saved))
     }
 
     /// Every turn so far, oldest first.
@@ -215,6 +221,7 @@ pub(crate) fn spawn_driver(
         replies,
         usage: Usage::default(),
         approvals: Approvals::default(),
+        warnings: Vec::new(),
     };
     tokio::spawn(driver.run());
     handle
@@ -246,6 +253,8 @@ pub(crate) struct ThreadDriver {
     usage: Usage,
     /// Approvals waiting for a client's answer.
     approvals: Approvals,
+    /// What the current request warns about, sent after its answer.
+    warnings: Vec<String>,
 }
 
 /// A thread's token counts, for `thread/tokenUsage/updated`.
@@ -496,9 +505,13 @@ impl ThreadDriver {
         let mut shown_item = None;
         let result = match request {
             ClientRequest::TurnStart(params) => {
-                self.turn_start(params.input, params.client_user_message_id)
+                self.turn_start(params.input, params.client_user_message_id, params.settings)
                     .await
             }
+            ClientRequest::ThreadSettingsUpdate(params) => self
+                .update_settings("thread/settings/update", params.settings)
+                .await
+                .and_then(|()| to_value(&EmptyResponse {})),
             ClientRequest::TurnSteer(params) => self
                 .turn_steer(
                     params.expected_turn_id,
@@ -542,6 +555,13 @@ impl ThreadDriver {
             Ok(result) => from.respond(id, result),
             Err(error) => from.error(Some(id), error),
         }
+        for message in std::mem::take(&mut self.warnings) {
+            let warning = ServerNotification::Warning(WarningNotification {
+                thread_id: Some(self.info.id.clone()),
+                message,
+            });
+            self.broadcast(&warning);
+        }
         for event in held {
             let follow_up = self.event(event);
             self.follow_up(follow_up).await;
@@ -553,11 +573,14 @@ impl ThreadDriver {
         &mut self,
         input: Vec<WireInput>,
         client_id: Option<String>,
+        settings: SettingsParams,
     ) -> Result<Value, JsonRpcError> {
         if let Some(cached) = self.repeated(Idempotent::TurnStart, client_id.as_deref()) {
             return Ok(cached.clone());
         }
         let items = non_empty(engine_input(&input))?;
+        // From this turn on, as Codex applies them.
+        self.update_settings("turn/start", settings).await?;
         let reply = self
             .session
             .submit(Op::StartTurn {
@@ -575,6 +598,36 @@ impl ThreadDriver {
         let result = to_value(&turn_started(turn_id))?;
         self.remember(Idempotent::TurnStart, client_id, &result);
         Ok(result)
+    }
+
+    /// Apply a settings change to the next turn (refused by name if tiller
+    /// cannot apply one of them; warned about if it is not enforced).
+    async fn update_settings(
+        &mut self,
+        method: &str,
+        settings: SettingsParams,
+    ) -> Result<(), JsonRpcError> {
+        let checked = settings::check(method, settings)?;
+        if checked.changes_anything() {
+            self.session
+                .submit(Op::UpdateSettings {
+                    settings: checked.update.clone(),
+                })
+                .await
+                .map_err(op_error)?;
+            let update = checked.update;
+            if let Some(model) = update.model {
+                self.info.model = model;
+            }
+            if let Some(cwd) = update.cwd {
+                self.info.cwd = cwd;
+            }
+            if let Some(policy) = update.approval_policy {
+                self.info.approval_policy = policy;
+            }
+        }
+        self.warnings.extend(checked.warnings);
+        Ok(())
     }
 
     async fn turn_steer(
@@ -674,7 +727,7 @@ fn non_empty(items: Vec<UserInput>) -> Result<Vec<UserInput>, JsonRpcError> {
 
 fn op_error(error: OpError) -> JsonRpcError {
     let code = match error {
-        OpError::EmptyInput => ErrorCode::InvalidParams,
+        OpError::EmptyInput | OpError::InvalidSettings { .. } => ErrorCode::InvalidParams,
         OpError::NotSaved { .. } => ErrorCode::InternalError,
         OpError::NoActiveTurn
         | OpError::TurnMismatch { .. }
@@ -689,7 +742,8 @@ fn op_error(error: OpError) -> JsonRpcError {
         OpError::EmptyInput
         | OpError::UnknownApproval { .. }
         | OpError::SessionClosed
-        | OpError::NotSaved { .. } => error.to_string(),
+        | OpError::NotSaved { .. }
+        | OpError::InvalidSettings { .. } => error.to_string(),
     };
     JsonRpcError::new(code, message)
 }

@@ -164,6 +164,7 @@ impl Client {
             thread_id: thread_id.to_owned(),
             input,
             client_user_message_id,
+            settings: Default::default(),
         };
         self.request("turn/start", &params).await
     }

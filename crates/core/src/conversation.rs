@@ -5,21 +5,35 @@
 //! a [`Conversation`]; neither imports the other's internals.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tiller_config::Config;
-use tiller_model::{ModelClient, ModelRequest};
+use tiller_config::{ApprovalPolicy, Config};
+use tiller_model::{ModelClient, ModelRequest, Reasoning};
 use tiller_protocol::{ItemPhase, RecordedItem, ResponseItem, RolloutItem, TurnItem};
 use tiller_rollout::RolloutRecorder;
 
 use crate::history::History;
 use crate::tools::ToolRegistry;
 
+/// What a turn runs with, from the config at first and then as the client
+/// changes it (`Op::UpdateSettings`) for the next turns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TurnSettings {
+    pub(crate) model: String,
+    pub(crate) cwd: PathBuf,
+    pub(crate) approval_policy: ApprovalPolicy,
+    /// The reasoning settings sent with each request (`None`: the provider's).
+    pub(crate) reasoning: Option<Reasoning>,
+}
+
 /// The state of one session's conversation.
 #[derive(Debug)]
 pub(crate) struct Conversation {
     pub(crate) config: Config,
+    /// The running turn's settings (swapped only when a turn starts).
+    settings: Mutex<TurnSettings>,
     pub(crate) client: Arc<dyn ModelClient>,
     pub(crate) tools: ToolRegistry,
     pub(crate) item_ids: ItemIds,
@@ -36,8 +50,15 @@ impl Conversation {
         history: Vec<ResponseItem>,
         rollout: Option<RolloutRecorder>,
     ) -> Conversation {
+        let settings = Mutex::new(TurnSettings {
+            model: config.model.clone(),
+            cwd: config.cwd.clone(),
+            approval_policy: config.approval_policy,
+            reasoning: None,
+        });
         Conversation {
             config,
+            settings,
             client,
             tools,
             item_ids: ItemIds::default(),
@@ -45,6 +66,19 @@ impl Conversation {
             rollout,
             approved_for_session: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// The settings of the running turn (or of the next, when idle).
+    pub(crate) fn settings(&self) -> TurnSettings {
+        self.settings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Use `settings` from now on: only when no turn runs, or as one starts.
+    pub(crate) fn set_settings(&self, settings: TurnSettings) {
+        *self.settings.lock().unwrap_or_else(PoisonError::into_inner) = settings;
     }
 
     pub(crate) fn history(&self) -> MutexGuard<'_, History> {
@@ -121,23 +155,25 @@ impl Conversation {
             let repair = history.repair();
             (repair, history.items().to_vec())
         };
+        let settings = self.settings();
         let request = ModelRequest {
-            model: self.config.model.clone(),
-            instructions: instructions(&self.config),
+            model: settings.model,
+            instructions: instructions(&self.config, &settings.cwd),
             input,
             tools: self.tools.specs(),
+            reasoning: settings.reasoning,
         };
         (request, repair)
     }
 }
 
-fn instructions(config: &Config) -> String {
+fn instructions(config: &Config, cwd: &Path) -> String {
     let base = config.base_instructions.clone().unwrap_or_else(|| {
         format!(
             "You are tiller, a coding agent working in the user's workspace at {}. \
              Use the `shell` tool to inspect files and run commands; pass the command as an argv array, \
              for example [\"bash\", \"-lc\", \"ls -la\"]. Keep answers short and say what you did.",
-            config.cwd.display()
+            cwd.display()
         )
     });
     match &config.developer_instructions {

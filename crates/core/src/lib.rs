@@ -24,8 +24,9 @@ pub use builder::{OpenedSession, Resume, Resumed, SessionBuilder};
 pub use error::{CoreError, Result};
 pub use events::{EventSender, EventStream, MAX_QUEUED_OUTPUT_BYTES, event_channel};
 pub use session::{
-    DEFAULT_TOOL_TIMEOUT, INTERRUPTED_MARKER, REPLACED_MARKER, SessionHandle, SessionOptions,
-    SessionSource, Steered, TurnEnd, TurnHandle, TurnWatch, spawn_session, spawn_session_with,
+    CurrentSettings, DEFAULT_TOOL_TIMEOUT, INTERRUPTED_MARKER, REPLACED_MARKER, SessionHandle,
+    SessionOptions, SessionSource, Steered, TurnEnd, TurnHandle, TurnWatch, spawn_session,
+    spawn_session_with,
 };
 pub use tiller_config as config;
 pub use tiller_model as client;

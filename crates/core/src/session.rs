@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tiller_config::Config;
+use tiller_config::{ApprovalPolicy, Config};
 use tiller_model::ModelClient;
 use tiller_protocol::{
     ErrorInfo, EventMsg, ItemPhase, LifecycleEvent, Op, OpError, RecordedItem, Reply, ResponseItem,
@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::conversation::Conversation;
+use crate::conversation::{Conversation, TurnSettings};
 use crate::error::CoreError;
 use crate::events::{EventSink, EventStream, TurnEmitter, event_channel};
 use crate::history::{ABORTED_BEFORE_OUTPUT, History};
@@ -168,6 +168,17 @@ impl TurnHandle {
     }
 }
 
+/// A session's settings as they stand ([`SessionHandle::settings`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentSettings {
+    /// The model.
+    pub model: String,
+    /// The folder tools run in.
+    pub cwd: std::path::PathBuf,
+    /// When the person is asked.
+    pub approval_policy: ApprovalPolicy,
+}
+
 /// A client's handle on a session. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
@@ -250,6 +261,17 @@ impl SessionHandle {
                 },
                 events: event_channel().1,
             }),
+        }
+    }
+
+    /// What the running turn (or, when idle, the next) runs with: the
+    /// model, the folder and the approval policy.
+    pub fn settings(&self) -> CurrentSettings {
+        let settings = self.conversation.settings();
+        CurrentSettings {
+            model: settings.model,
+            cwd: settings.cwd,
+            approval_policy: settings.approval_policy,
         }
     }
 
@@ -405,6 +427,7 @@ pub fn spawn_session_with(
         lifecycle: Lifecycle::Idle,
         replies,
         running: Arc::clone(&running),
+        next_settings: None,
     };
     tokio::spawn(actor.run());
     Ok((
@@ -523,6 +546,8 @@ struct SessionActor {
     replies: HashMap<(MessageKind, String), Reply>,
     /// The running turn, for [`SessionHandle::running_turn`].
     running: Arc<Mutex<Option<TurnWatch>>>,
+    /// Settings changed while a turn ran: for the next turn.
+    next_settings: Option<TurnSettings>,
 }
 
 impl SessionActor {
@@ -653,6 +678,18 @@ impl SessionActor {
                     .map_err(|message| OpError::NotSaved { message })?;
                 Ok(Reply::Done)
             }
+            Op::UpdateSettings { settings } => {
+                let current = self
+                    .next_settings
+                    .clone()
+                    .unwrap_or_else(|| self.conversation.settings());
+                let updated = updated_settings(current, settings)?;
+                match self.lifecycle {
+                    Lifecycle::Idle => self.conversation.set_settings(updated),
+                    Lifecycle::Running(_) => self.next_settings = Some(updated),
+                }
+                Ok(Reply::Done)
+            }
             Op::Shutdown => {
                 self.abort(TurnAbortReason::Interrupted).await;
                 // The file is closed (and its lock released) before the
@@ -697,13 +734,16 @@ impl SessionActor {
         turn_handle: Option<oneshot::Sender<TurnHandle>>,
     ) -> Result<String, OpError> {
         let turn_id = uuid::Uuid::now_v7().to_string();
-        let config = &self.conversation.config;
+        let settings = self
+            .next_settings
+            .clone()
+            .unwrap_or_else(|| self.conversation.settings());
         let mut lines = vec![
             RolloutItem::TurnContext(TurnContextLine {
                 turn_id: turn_id.clone(),
-                cwd: config.cwd.display().to_string(),
-                model: config.model.clone(),
-                approval_policy: config.approval_policy.to_string(),
+                cwd: settings.cwd.display().to_string(),
+                model: settings.model.clone(),
+                approval_policy: settings.approval_policy.to_string(),
             }),
             RolloutItem::Event(LifecycleEvent::TurnStarted {
                 turn_id: turn_id.clone(),
@@ -737,6 +777,9 @@ impl SessionActor {
             .map_err(|message| OpError::NotSaved {
                 message: format!("{message}; the turn was not started"),
             })?;
+        // No turn runs now: the new turn's settings take effect.
+        self.conversation.set_settings(settings);
+        self.next_settings = None;
         // Idle: nothing else records, so the history's order is the file's.
         for item in history {
             self.conversation.history().push(item);
@@ -916,6 +959,54 @@ fn non_empty(items: Vec<UserInput>) -> Result<Vec<UserInput>, OpError> {
         return Err(OpError::EmptyInput);
     }
     Ok(items)
+}
+
+/// `current` with `update` applied, or why it cannot apply.
+fn updated_settings(
+    mut current: TurnSettings,
+    update: tiller_protocol::SettingsUpdate,
+) -> Result<TurnSettings, OpError> {
+    let invalid = |message: String| OpError::InvalidSettings { message };
+    if let Some(model) = update.model {
+        if model.trim().is_empty() {
+            return Err(invalid("the model name is empty".to_string()));
+        }
+        current.model = model;
+    }
+    if let Some(cwd) = update.cwd {
+        let path = std::path::PathBuf::from(&cwd);
+        if !path.is_absolute() {
+            return Err(invalid(format!("cwd {cwd} is not an absolute path")));
+        }
+        if !path.is_dir() {
+            return Err(invalid(format!("cwd {cwd} is not a folder")));
+        }
+        current.cwd = path;
+    }
+    if let Some(policy) = update.approval_policy {
+        let (policy, _) = ApprovalPolicy::from_name(&policy)
+            .map_err(|e| invalid(format!("approval policy: {e}")))?;
+        current.approval_policy = policy;
+    }
+    if update.effort.is_some() || update.summary.is_some() {
+        let mut reasoning = current.reasoning.take().unwrap_or_default();
+        if let Some(effort) = update.effort {
+            if effort.trim().is_empty() {
+                return Err(invalid("the reasoning effort is empty".to_string()));
+            }
+            reasoning.effort = Some(effort);
+        }
+        if let Some(summary) = update.summary {
+            if !["auto", "concise", "detailed", "none"].contains(&summary.as_str()) {
+                return Err(invalid(format!(
+                    "reasoning summary {summary:?} is not one of auto, concise, detailed, none"
+                )));
+            }
+            reasoning.summary = Some(summary);
+        }
+        current.reasoning = Some(reasoning);
+    }
+    Ok(current)
 }
 
 fn non_empty_messages(input: Vec<UserMessage>) -> Result<Vec<UserMessage>, OpError> {

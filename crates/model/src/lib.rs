@@ -29,7 +29,9 @@ use futures::stream::BoxStream;
 use tiller_config::{ProviderConfig, WireApi};
 
 pub use error::{ClientBuildError, ModelError};
-pub use responses::{ModelRequest, OutputItem, ResponseEvent, ResponseStream, ResponsesClient};
+pub use responses::{
+    ModelRequest, OutputItem, Reasoning, ResponseEvent, ResponseStream, ResponsesClient,
+};
 
 /// The events of one model response, in order; it ends after
 /// [`ResponseEvent::Completed`] or an error.

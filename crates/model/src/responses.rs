@@ -23,11 +23,25 @@ pub struct ModelRequest {
     pub input: Vec<ResponseItem>,
     /// Tool definitions.
     pub tools: Vec<Value>,
+    /// How hard the model reasons, and how it summarizes its reasoning
+    /// (`reasoning` in the body; absent: the provider's default).
+    pub reasoning: Option<Reasoning>,
+}
+
+/// The Responses API's `reasoning` settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Reasoning {
+    /// `low`, `medium`, `high`, … as the model accepts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effort: Option<String>,
+    /// `auto`, `concise`, `detailed` or `none`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
 }
 
 impl ModelRequest {
     fn body(&self) -> Value {
-        json!({
+        let mut body = json!({
             "model": self.model,
             "instructions": self.instructions,
             "input": self.input,
@@ -36,7 +50,11 @@ impl ModelRequest {
             "parallel_tool_calls": false,
             "store": false,
             "stream": true,
-        })
+        });
+        if let Some(reasoning) = &self.reasoning {
+            body["reasoning"] = json!(reasoning);
+        }
+        body
     }
 }
 

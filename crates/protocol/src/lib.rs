@@ -25,7 +25,7 @@ pub use event::{
     ErrorInfo, Event, EventMsg, ExecEndStatus, ExecOutputStream, TokenUsage, TurnAbortReason,
 };
 pub use items::{ContentItem, ResponseItem, UserInput};
-pub use op::{Op, OpError, Reply, ReviewDecision, UserMessage};
+pub use op::{Op, OpError, Reply, ReviewDecision, SettingsUpdate, UserMessage};
 pub use rollout::{
     ItemPhase, LifecycleEvent, QueueSnapshot, QueuedInput, RecordedItem, RolloutItem, RolloutLine,
     SessionMeta, TurnContextLine,

@@ -44,8 +44,36 @@ pub enum Op {
         /// The whole queue as it stands now.
         queue: QueueSnapshot,
     },
+    /// Change what the next turns use. A running turn keeps what it
+    /// started with; the change applies from the next turn on.
+    UpdateSettings {
+        /// What changes; an absent field stays as it is.
+        settings: SettingsUpdate,
+    },
     /// End the session: abort any running turn, then stop.
     Shutdown,
+}
+
+/// A change of a session's settings for its next turns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsUpdate {
+    /// The model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The folder tools run in (an existing folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// `never` or `untrusted` (`on-request` and `on-failure` are read as
+    /// `untrusted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_policy: Option<String>,
+    /// The reasoning effort sent to the model (`low`, `medium`, `high`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<String>,
+    /// The reasoning summary asked of the model: `auto`, `concise`,
+    /// `detailed` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
 }
 
 impl Op {
@@ -160,6 +188,12 @@ pub enum OpError {
         /// The file and the error, in words.
         message: String,
     },
+    /// A settings change that cannot apply (a folder that is not there, an
+    /// unknown approval policy). Nothing changed.
+    InvalidSettings {
+        /// What is wrong, in words.
+        message: String,
+    },
 }
 
 impl std::fmt::Display for OpError {
@@ -174,7 +208,9 @@ impl std::fmt::Display for OpError {
                 write!(f, "no approval is pending for call {call_id}")
             }
             OpError::SessionClosed => write!(f, "the session has shut down"),
-            OpError::NotSaved { message } => write!(f, "{message}"),
+            OpError::NotSaved { message } | OpError::InvalidSettings { message } => {
+                write!(f, "{message}")
+            }
         }
     }
 }

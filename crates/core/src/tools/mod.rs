@@ -19,7 +19,7 @@ mod shell_tool;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,9 +132,9 @@ impl ToolContext<'_> {
         self.cancel
     }
 
-    /// The session's folder.
-    pub fn cwd(&self) -> &Path {
-        &self.conversation.config.cwd
+    /// The folder the turn works in.
+    pub fn cwd(&self) -> PathBuf {
+        self.conversation.settings().cwd
     }
 
     /// How long a command may run when the model gives no timeout.
@@ -155,7 +155,7 @@ impl ToolContext<'_> {
 
     /// When the person is asked before something runs.
     pub fn approval_policy(&self) -> ApprovalPolicy {
-        self.conversation.config.approval_policy
+        self.conversation.settings().approval_policy
     }
 
     /// A new item id, unique in the session.

@@ -33,7 +33,7 @@ async fn run_call(call: &ToolCall, ctx: &ToolContext<'_>) -> ToolOutput {
             return ToolOutput::Output(format!("invalid arguments for {SHELL_TOOL_NAME}: {error}"));
         }
     };
-    let mut request = args.into_request(ctx.cwd(), ctx.default_timeout());
+    let mut request = args.into_request(&ctx.cwd(), ctx.default_timeout());
     // The model's commands never see the provider's key: their output goes to
     // the model and into the rollout.
     request.hidden_env.extend(ctx.hidden_env());

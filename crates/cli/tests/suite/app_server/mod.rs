@@ -17,6 +17,7 @@ mod ordering;
 mod queue;
 mod resume;
 pub(super) mod schema;
+mod settings;
 mod shutdown;
 mod sockets;
 pub(super) mod support;

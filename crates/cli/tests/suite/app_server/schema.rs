@@ -39,6 +39,7 @@ pub fn response_schema(method: &str) -> Option<&'static str> {
         "thread/read" => "v2/ThreadReadResponse",
         "thread/turns/list" => "v2/ThreadTurnsListResponse",
         "thread/list" => "v2/ThreadListResponse",
+        "thread/settings/update" => "v2/ThreadSettingsUpdateResponse",
         _ => return None,
     })
 }
@@ -82,6 +83,7 @@ const METHODS: &[&str] = &[
     "thread/read",
     "thread/turns/list",
     "thread/list",
+    "thread/settings/update",
 ];
 
 /// Every notification the server sends.
