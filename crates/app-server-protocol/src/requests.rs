@@ -47,6 +47,10 @@ pub enum ClientRequest {
     ThreadList(ThreadListParams),
     /// `thread/settings/update` → [`EmptyResponse`].
     ThreadSettingsUpdate(ThreadSettingsUpdateParams),
+    /// `thread/fork` → [`ThreadForkResponse`].
+    ThreadFork(ThreadForkParams),
+    /// `thread/metadata/update` → `{thread}`.
+    ThreadMetadataUpdate(ThreadMetadataUpdateParams),
 }
 
 impl ClientRequest {
@@ -71,6 +75,8 @@ impl ClientRequest {
         "thread/turns/list",
         "thread/list",
         "thread/settings/update",
+        "thread/fork",
+        "thread/metadata/update",
     ];
 
     /// The thread a request is about, for those a thread's driver answers.
@@ -94,7 +100,9 @@ impl ClientRequest {
             | ClientRequest::ThreadLoadedList(_)
             | ClientRequest::ThreadRead(_)
             | ClientRequest::ThreadTurnsList(_)
-            | ClientRequest::ThreadList(_) => None,
+            | ClientRequest::ThreadList(_)
+            | ClientRequest::ThreadFork(_)
+            | ClientRequest::ThreadMetadataUpdate(_) => None,
         }
     }
 
@@ -137,6 +145,8 @@ impl ClientRequest {
             "thread/turns/list" => ClientRequest::ThreadTurnsList(typed(method, params)?),
             "thread/list" => ClientRequest::ThreadList(typed(method, params)?),
             "thread/settings/update" => ClientRequest::ThreadSettingsUpdate(typed(method, params)?),
+            "thread/fork" => ClientRequest::ThreadFork(typed(method, params)?),
+            "thread/metadata/update" => ClientRequest::ThreadMetadataUpdate(typed(method, params)?),
             other => {
                 return Err(JsonRpcError::new(
                     ErrorCode::MethodNotFound,
@@ -623,4 +633,66 @@ pub struct ThreadListResponse {
     pub next_cursor: Option<String>,
     /// The cursor that lists back from this page's first thread, included.
     pub backwards_cursor: Option<String>,
+}
+
+/// `thread/fork` params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadForkParams {
+    /// The thread to fork.
+    pub thread_id: String,
+    /// Fork through this turn (inclusive).
+    #[serde(default)]
+    pub last_turn_id: Option<String>,
+    /// Fork the turns before this one.
+    #[serde(default)]
+    pub before_turn_id: Option<String>,
+    /// Not supported: tiller forks by thread id.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Not supported: tiller's threads are saved.
+    #[serde(default)]
+    pub ephemeral: bool,
+    /// Leave `thread.turns` empty in the answer.
+    #[serde(default)]
+    pub exclude_turns: bool,
+    /// The same overrides as `thread/start`, for the new thread.
+    #[serde(flatten)]
+    pub overrides: ThreadStartParams,
+}
+
+/// `thread/fork` result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadForkResponse {
+    /// What `thread/start` answers for the new thread.
+    #[serde(flatten)]
+    pub started: ThreadStartResponse,
+    /// Always `null`.
+    pub service_tier: Option<String>,
+    /// Always empty.
+    pub disabled_plugin_ids: Vec<String>,
+    /// Always empty.
+    pub runtime_workspace_roots: Vec<String>,
+    /// Always empty.
+    pub instruction_sources: Vec<String>,
+    /// Always `null`.
+    pub active_permission_profile: Option<Value>,
+    /// Always `null`.
+    pub reasoning_effort: Option<String>,
+    /// Always `explicitRequestOnly`.
+    pub multi_agent_mode: String,
+}
+
+/// `thread/metadata/update` params. tiller keeps no project or git
+/// metadata: a request that sets any is refused, one that sets none answers
+/// with the thread.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadMetadataUpdateParams {
+    /// The thread.
+    pub thread_id: String,
+    /// Every other field, by name.
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, Value>,
 }

@@ -118,6 +118,11 @@ impl Connection {
                 Ok(response) => self.out.respond_with(id, &response),
                 Err(error) => self.out.error(Some(id), error),
             },
+            ClientRequest::ThreadFork(params) => hub.thread_fork(id, params, &self.out).await,
+            ClientRequest::ThreadMetadataUpdate(params) => {
+                let result = hub.metadata_update(params).await;
+                self.answer(id, result);
+            }
             ClientRequest::ThreadRead(params) => {
                 let result = hub.thread_read(params).await;
                 self.answer(id, result);

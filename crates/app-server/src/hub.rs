@@ -14,12 +14,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tiller_app_server_protocol::{
-    ClientRequest, ErrorCode, JsonRpcError, RequestId, ServerNotification, ThreadListParams,
-    ThreadReadParams, ThreadReadResponse, ThreadResumeParams, ThreadStartParams,
-    ThreadStartedNotification, ThreadStatus, ThreadTurnsListParams, WarningNotification,
+    ClientRequest, ErrorCode, JsonRpcError, RequestId, ServerNotification, ThreadForkParams,
+    ThreadForkResponse, ThreadListParams, ThreadMetadataUpdateParams, ThreadReadParams,
+    ThreadReadResponse, ThreadResumeParams, ThreadStartParams, ThreadStartedNotification,
+    ThreadStatus, ThreadTurnsListParams, TurnStatus, WarningNotification,
 };
 use tiller_core::config::{ApprovalPolicy, ConfigOverrides};
 use tiller_core::rollout::store::{SessionQuery, find_session, session_id_of};
+use tiller_core::rollout::{ForkEnd, fork};
 use tiller_core::{CoreError, OpenedSession, Resume, SessionBuilder};
 use tokio::sync::oneshot;
 
@@ -217,6 +219,127 @@ impl Hub {
         }
     }
 
+    /// `thread/fork`: a new thread with the history of another (up to a
+    /// turn), loaded, and `from` subscribed; then `thread/started`.
+    pub(crate) async fn thread_fork(
+        &self,
+        id: RequestId,
+        params: ThreadForkParams,
+        from: &Outgoing,
+    ) {
+        let forked = match self.fork_file(&params).await {
+            Ok(path) => path,
+            Err(error) => return from.error(Some(id), error),
+        };
+        let opened = self
+            .builder(&params.overrides)
+            .resume(Resume::Path(forked))
+            .spawn()
+            .await;
+        match opened {
+            Ok(mut opened) => {
+                let warnings = std::mem::take(&mut opened.warnings);
+                let (handle, info) = self.spawn_thread(opened, from);
+                let turns = if params.exclude_turns {
+                    Vec::new()
+                } else {
+                    info.turns.clone()
+                };
+                let started = info.response(true, turns);
+                let thread = started.thread.clone();
+                self.threads().insert(info.id.clone(), handle);
+                from.respond_with(
+                    id,
+                    &ThreadForkResponse {
+                        started,
+                        service_tier: None,
+                        disabled_plugin_ids: Vec::new(),
+                        runtime_workspace_roots: Vec::new(),
+                        instruction_sources: Vec::new(),
+                        active_permission_profile: None,
+                        reasoning_effort: None,
+                        multi_agent_mode: "explicitRequestOnly".to_string(),
+                    },
+                );
+                from.notify(&ServerNotification::ThreadStarted(
+                    ThreadStartedNotification { thread },
+                ));
+                warn(from, &info.id, warnings);
+            }
+            Err(error) => from.error(Some(id), core_error(&error)),
+        }
+    }
+
+    /// The fork's rollout: the source's lines up to the turn the params
+    /// name (a running turn is never carried: it has not ended).
+    async fn fork_file(&self, params: &ThreadForkParams) -> Result<PathBuf, JsonRpcError> {
+        let invalid = |message: String| JsonRpcError::new(ErrorCode::InvalidParams, message);
+        if params.path.as_deref().is_some_and(|p| !p.is_empty()) {
+            return Err(invalid(
+                "thread/fork by path is not supported; fork by threadId".to_string(),
+            ));
+        }
+        if params.ephemeral {
+            return Err(invalid(
+                "tiller has no ephemeral threads: every thread is saved".to_string(),
+            ));
+        }
+        if params.last_turn_id.is_some() && params.before_turn_id.is_some() {
+            return Err(invalid(
+                "lastTurnId and beforeTurnId cannot be combined".to_string(),
+            ));
+        }
+        let rollout = saved::load(&self.options.tiller_home, &params.thread_id).await?;
+        // A loaded thread is flushed first, and may be running a turn.
+        let (turns, running) = match self.thread(&rollout.meta.id) {
+            Some(loaded) => {
+                let turns = loaded.turns().await?;
+                let running = turns
+                    .iter()
+                    .find(|t| t.status == TurnStatus::InProgress)
+                    .map(|t| t.id.clone());
+                (turns.into_iter().map(|t| t.id).collect::<Vec<_>>(), running)
+            }
+            None => (rollout.turns.iter().map(|t| t.id.clone()).collect(), None),
+        };
+        let position = |turn: &str| {
+            turns.iter().position(|t| t == turn).ok_or_else(|| {
+                JsonRpcError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("no turn {turn} in thread {}", rollout.meta.id),
+                )
+            })
+        };
+        let end = match (&params.last_turn_id, &params.before_turn_id) {
+            (Some(last), _) => {
+                if running.as_deref() == Some(last.as_str()) {
+                    return Err(JsonRpcError::new(
+                        ErrorCode::InvalidRequest,
+                        format!("turn {last} is in progress; fork before it or wait for its end"),
+                    ));
+                }
+                match turns.get(position(last)? + 1) {
+                    Some(next) => ForkEnd::Before(next.clone()),
+                    None => ForkEnd::All,
+                }
+            }
+            (None, Some(before)) => {
+                position(before)?;
+                ForkEnd::Before(before.to_string())
+            }
+            (None, None) => running.map_or(ForkEnd::All, ForkEnd::Before),
+        };
+        let home = self.options.tiller_home.clone();
+        let source = rollout.path.clone();
+        let new_id = uuid::Uuid::now_v7().to_string();
+        tokio::task::spawn_blocking(move || fork(&home, &source, &new_id, &end))
+            .await
+            .map_err(|e| JsonRpcError::new(ErrorCode::InternalError, e.to_string()))?
+            .map_err(|e| {
+                JsonRpcError::new(ErrorCode::InternalError, format!("could not fork: {e}"))
+            })
+    }
+
     /// `thread/resume` of a loaded thread: its driver answers with the turns
     /// so far and subscribes `from`.
     fn rejoin(&self, id: RequestId, thread_id: &str, thread: ThreadHandle, from: &Outgoing) {
@@ -308,6 +431,31 @@ impl Hub {
             thread,
             read_state: None,
         })
+    }
+
+    /// `thread/metadata/update`: tiller keeps no project or git metadata, so
+    /// a request that would set some is refused by name (clearing is a
+    /// no-op); the answer is the thread.
+    pub(crate) async fn metadata_update(
+        &self,
+        params: ThreadMetadataUpdateParams,
+    ) -> Result<Value, JsonRpcError> {
+        for (key, value) in &params.fields {
+            let clears = value.is_null() || value.as_str() == Some("");
+            if !clears {
+                return Err(JsonRpcError::new(
+                    ErrorCode::InvalidParams,
+                    format!("thread/metadata/update: tiller keeps no `{key}` for a thread yet"),
+                ));
+            }
+        }
+        let read = self
+            .thread_read(ThreadReadParams {
+                thread_id: params.thread_id,
+                include_turns: false,
+            })
+            .await?;
+        Ok(serde_json::json!({ "thread": read["thread"] }))
     }
 
     /// `thread/turns/list`: a page of a thread's turns, newest first by default.

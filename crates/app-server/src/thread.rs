@@ -542,7 +542,9 @@ impl ThreadDriver {
             | ClientRequest::ThreadLoadedList(_)
             | ClientRequest::ThreadRead(_)
             | ClientRequest::ThreadTurnsList(_)
-            | ClientRequest::ThreadList(_) => Err(JsonRpcError::new(
+            | ClientRequest::ThreadList(_)
+            | ClientRequest::ThreadFork(_)
+            | ClientRequest::ThreadMetadataUpdate(_) => Err(JsonRpcError::new(
                 ErrorCode::InternalError,
                 "this request is handled by the server, not a thread",
             )),

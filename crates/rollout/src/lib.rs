@@ -11,6 +11,7 @@
 //! files only). The format is documented in `docs/rollout.md`.
 
 mod file;
+mod fork;
 mod legacy;
 mod reader;
 mod recorder;
@@ -18,5 +19,6 @@ pub mod store;
 pub mod timestamp;
 
 pub use file::{LockWait, LockedFile};
+pub use fork::{ForkEnd, ForkError, fork};
 pub use reader::{LastTurn, LoadedRollout, LoadedTurn, OpenRollout, RolloutError, load, open};
 pub use recorder::RolloutRecorder;

@@ -40,6 +40,8 @@ pub fn response_schema(method: &str) -> Option<&'static str> {
         "thread/turns/list" => "v2/ThreadTurnsListResponse",
         "thread/list" => "v2/ThreadListResponse",
         "thread/settings/update" => "v2/ThreadSettingsUpdateResponse",
+        "thread/fork" => "v2/ThreadForkResponse",
+        "thread/metadata/update" => "v2/ThreadMetadataUpdateResponse",
         _ => return None,
     })
 }
@@ -84,6 +86,8 @@ const METHODS: &[&str] = &[
     "thread/turns/list",
     "thread/list",
     "thread/settings/update",
+    "thread/fork",
+    "thread/metadata/update",
 ];
 
 /// Every notification the server sends.

@@ -192,3 +192,113 @@ async fn token_usage_is_reported_after_each_completed_turn() {
     server.close().await.assert_success();
     fixture.finish().await;
 }
+
+/// `thread/fork`: a new thread with the history up to a turn (all of it,
+/// through one, or before one); the source is untouched; the fork's next
+/// turn sends the model only the history it carries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fork_carries_the_history_up_to_a_turn_and_goes_on_alone() {
+    let fixture = Fixture::new(vec![
+        Step::text("one"),
+        Step::text("two"),
+        Step::text("three"),
+        Step::text("forked on"),
+    ])
+    .await;
+    let (mut server, thread) = fixture.started().await;
+    let mut turns = Vec::new();
+    for prompt in ["alpha", "beta", "gamma"] {
+        let turn = server.start_turn(&thread, prompt, None).await;
+        server.wait_completed(&turn).await;
+        turns.push(turn);
+    }
+    let count = |v: &Value| v["thread"]["turns"].as_array().unwrap().len();
+    let all = server
+        .call("thread/fork", json!({"threadId": thread}))
+        .await;
+    assert_ne!(all["thread"]["id"], thread.as_str());
+    assert_eq!(count(&all), 3);
+    assert_eq!(all["multiAgentMode"], "explicitRequestOnly");
+    let before = server
+        .call(
+            "thread/fork",
+            json!({"threadId": thread, "beforeTurnId": turns[1]}),
+        )
+        .await;
+    assert_eq!(count(&before), 1);
+    let through = server
+        .call(
+            "thread/fork",
+            json!({"threadId": thread, "lastTurnId": turns[1], "excludeTurns": true}),
+        )
+        .await;
+    assert_eq!(count(&through), 0, "excludeTurns");
+    let fork = through["thread"]["id"].as_str().unwrap().to_owned();
+    let id = fork.clone();
+    server
+        .wait_for("the fork's thread/started", move |l| {
+            l["method"] == "thread/started" && l["params"]["thread"]["id"] == id.as_str()
+        })
+        .await;
+    let read = server
+        .call(
+            "thread/read",
+            json!({"threadId": fork, "includeTurns": true}),
+        )
+        .await;
+    assert_eq!(count(&read), 2);
+
+    // The fork goes on with its own history; the source is untouched.
+    let turn = server.start_turn(&fork, "delta", None).await;
+    server.wait_completed(&turn).await;
+    let source = server
+        .call(
+            "thread/read",
+            json!({"threadId": thread, "includeTurns": true}),
+        )
+        .await;
+    assert_eq!(count(&source), 3);
+
+    // Metadata: nothing to keep, so setting any is refused; clearing answers
+    // with the thread.
+    let kept = server
+        .call(
+            "thread/metadata/update",
+            json!({"threadId": thread, "projectId": ""}),
+        )
+        .await;
+    assert_eq!(kept["thread"]["id"], thread.as_str());
+    let refused = server
+        .call_err(
+            "thread/metadata/update",
+            json!({"threadId": thread, "gitInfo": {"branch": "main"}}),
+        )
+        .await;
+    assert_eq!(refused["code"], -32602);
+    assert!(refused["message"].as_str().unwrap().contains("gitInfo"));
+
+    for (params, code) in [
+        (json!({"threadId": thread, "beforeTurnId": "nope"}), -32600),
+        (
+            json!({"threadId": thread, "beforeTurnId": turns[0], "lastTurnId": turns[1]}),
+            -32602,
+        ),
+        (json!({"threadId": thread, "path": "/tmp/x.jsonl"}), -32602),
+        (json!({"threadId": thread, "ephemeral": true}), -32602),
+        (
+            json!({"threadId": "ffffffff-0000-0000-0000-000000000000"}),
+            -32600,
+        ),
+    ] {
+        let error = server.call_err("thread/fork", params.clone()).await;
+        assert_eq!(error["code"], code, "{params}: {error}");
+    }
+    server.close().await.assert_success();
+    let requests = fixture.requests();
+    let last = requests.last().unwrap();
+    assert_eq!(super::support::times_seen(last, "alpha"), 1);
+    assert_eq!(super::support::times_seen(last, "beta"), 1);
+    assert_eq!(super::support::times_seen(last, "gamma"), 0);
+    assert_eq!(super::support::times_seen(last, "delta"), 1);
+    fixture.finish().await;
+}
