@@ -23,6 +23,10 @@
 //! - steer: while text streams, the time from just before `turn/steer` is
 //!   written to the mock's recorded arrival `Instant` of the next request.
 //!
+//! Then over WebSocket (`--listen ws://127.0.0.1:0`), two connections
+//! subscribed to the measured thread: interrupt and steer as above, read on
+//! both connections, and the memory of an idle connection ([`ws`]).
+//!
 //! Then, in a fresh server per run, N threads stream 1,000 deltas each at
 //! once: the server's peak RSS (`VmHWM`) over its idle baseline, per thread,
 //! and its CPU time (`utime + stime`) per 1,000 deltas.
@@ -36,6 +40,7 @@ use tiller_mock_model::{Item, Step};
 use tiller_test_support::{pid_alive, read_pids_when_ready};
 
 mod server;
+mod ws;
 
 use server::{DEADLINE, Server, cpu_time, status_kib, threads_text};
 
@@ -59,6 +64,7 @@ async fn bench(report: &mut Report) {
     for threads in LEVELS {
         latency_at(threads, report).await;
     }
+    websocket(report).await;
     let runs = samples(3, 1);
     for threads in LEVELS {
         let mut rss = Vec::with_capacity(runs);
@@ -102,6 +108,42 @@ async fn bench(report: &mut Report) {
             &cpu,
         );
     }
+}
+
+/// Over WebSocket, two connections subscribed to the measured thread.
+async fn websocket(report: &mut Report) {
+    let server = ws::WsServer::start().await;
+    let interrupt = ws::interrupt(&server).await;
+    report.durations(
+        Figure::new(
+            "app-server/ws/interrupt",
+            "over ws, 2 connections subscribed: `turn/interrupt` → `turn/completed` read on both, sleep dead",
+        )
+        .at_most(5.0, "≤ 5 ms p99"),
+        &interrupt,
+    );
+    let steer = ws::steer(&server).await;
+    report.durations(
+        Figure::new(
+            "app-server/ws/steer",
+            "over ws, 2 connections subscribed: `turn/steer` from the second → next model request",
+        )
+        .at_most(5.0, "≤ 5 ms p99"),
+        &steer,
+    );
+    let kib = ws::idle_connection_kib(&server).await;
+    report.values(
+        Figure::new(
+            "app-server/ws/idle-connection",
+            format!(
+                "memory per idle WebSocket connection (VmRSS over {} initialized connections)",
+                ws::IDLE_CONNECTIONS
+            ),
+        ),
+        Unit::KiB,
+        &[kib],
+    );
+    server.stop().await;
 }
 
 fn streaming(threads: usize) -> String {

@@ -29,14 +29,14 @@ pub(super) const LOAD_DELTA_MS: u64 = 10;
 /// neither the load's streams nor this bench's reading of them delays the
 /// arrival `Instant` the measured mock records. Fresh for each server: the
 /// mock keeps every request it received, and the steer samples read them.
-struct Models {
-    mock: Arc<MockModel>,
+pub(super) struct Models {
+    pub(super) mock: Arc<MockModel>,
     load: Arc<MockModel>,
     runtimes: Vec<Runtime>,
 }
 
 impl Models {
-    async fn start() -> Models {
+    pub(super) async fn start() -> Models {
         let mut runtimes = Vec::new();
         let mut models = Vec::new();
         for name in ["mock-model", "load-model"] {
@@ -69,13 +69,13 @@ impl Drop for Models {
 }
 
 /// A temp `TILLER_HOME` whose config names both models, and a work folder.
-struct Home {
-    home: tempfile::TempDir,
-    work: tempfile::TempDir,
+pub(super) struct Home {
+    pub(super) home: tempfile::TempDir,
+    pub(super) work: tempfile::TempDir,
 }
 
 impl Home {
-    fn new(models: &Models) -> Home {
+    pub(super) fn new(models: &Models) -> Home {
         let home = tempfile::TempDir::new().unwrap();
         let work = tempfile::TempDir::new().unwrap();
         std::fs::write(
