@@ -51,6 +51,12 @@ pub enum ClientRequest {
     ThreadFork(ThreadForkParams),
     /// `thread/metadata/update` → `{thread}`.
     ThreadMetadataUpdate(ThreadMetadataUpdateParams),
+    /// `thread/archive` → [`EmptyResponse`].
+    ThreadArchive(ThreadIdParams),
+    /// `thread/unarchive` → `{thread}`.
+    ThreadUnarchive(ThreadIdParams),
+    /// `thread/delete` → [`EmptyResponse`].
+    ThreadDelete(ThreadIdParams),
 }
 
 impl ClientRequest {
@@ -77,6 +83,9 @@ impl ClientRequest {
         "thread/settings/update",
         "thread/fork",
         "thread/metadata/update",
+        "thread/archive",
+        "thread/unarchive",
+        "thread/delete",
     ];
 
     /// The thread a request is about, for those a thread's driver answers.
@@ -102,7 +111,10 @@ impl ClientRequest {
             | ClientRequest::ThreadTurnsList(_)
             | ClientRequest::ThreadList(_)
             | ClientRequest::ThreadFork(_)
-            | ClientRequest::ThreadMetadataUpdate(_) => None,
+            | ClientRequest::ThreadMetadataUpdate(_)
+            | ClientRequest::ThreadArchive(_)
+            | ClientRequest::ThreadUnarchive(_)
+            | ClientRequest::ThreadDelete(_) => None,
         }
     }
 
@@ -147,6 +159,9 @@ impl ClientRequest {
             "thread/settings/update" => ClientRequest::ThreadSettingsUpdate(typed(method, params)?),
             "thread/fork" => ClientRequest::ThreadFork(typed(method, params)?),
             "thread/metadata/update" => ClientRequest::ThreadMetadataUpdate(typed(method, params)?),
+            "thread/archive" => ClientRequest::ThreadArchive(typed(method, params)?),
+            "thread/unarchive" => ClientRequest::ThreadUnarchive(typed(method, params)?),
+            "thread/delete" => ClientRequest::ThreadDelete(typed(method, params)?),
             other => {
                 return Err(JsonRpcError::new(
                     ErrorCode::MethodNotFound,
@@ -695,4 +710,33 @@ pub struct ThreadMetadataUpdateParams {
     /// Every other field, by name.
     #[serde(flatten)]
     pub fields: serde_json::Map<String, Value>,
+}
+
+/// Params of the methods that name only a thread (`thread/archive`,
+/// `thread/unarchive`, `thread/delete`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadIdParams {
+    /// The thread.
+    pub thread_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_in_the_table_is_parsed_and_no_other() {
+        for method in ClientRequest::METHODS {
+            // Empty params are the wrong shape for most: -32602, never -32601.
+            if let Err(error) = ClientRequest::parse(method, Value::Null) {
+                assert_ne!(error.code, -32601, "{method} is in the table but not parsed");
+            }
+        }
+        let unknown = ClientRequest::parse("thread/frobnicate", Value::Null)
+            .err()
+            .unwrap();
+        assert_eq!(unknown.code, -32601);
+        assert_eq!(unknown.message, "method not found: thread/frobnicate");
+    }
 }

@@ -422,6 +422,15 @@ pub struct CommandApprovalParams {
     pub available_decisions: Vec<String>,
 }
 
+/// `thread/archived`, `thread/unarchived`, `thread/deleted`, `thread/closed`:
+/// what happened to a thread.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadIdNotification {
+    /// The thread.
+    pub thread_id: String,
+}
+
 /// Every notification the server sends, with its method name.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerNotification {
@@ -451,6 +460,14 @@ pub enum ServerNotification {
     TokenUsageUpdated(TokenUsageUpdatedNotification),
     /// `serverRequest/resolved`.
     ServerRequestResolved(ServerRequestResolvedNotification),
+    /// `thread/archived`.
+    ThreadArchived(ThreadIdNotification),
+    /// `thread/unarchived`.
+    ThreadUnarchived(ThreadIdNotification),
+    /// `thread/deleted`.
+    ThreadDeleted(ThreadIdNotification),
+    /// `thread/closed`: the thread is no longer loaded in this process.
+    ThreadClosed(ThreadIdNotification),
 }
 
 impl ServerNotification {
@@ -472,6 +489,10 @@ impl ServerNotification {
             ServerNotification::QueueChanged(_) => "thread/queue/changed",
             ServerNotification::TokenUsageUpdated(_) => "thread/tokenUsage/updated",
             ServerNotification::ServerRequestResolved(_) => "serverRequest/resolved",
+            ServerNotification::ThreadArchived(_) => "thread/archived",
+            ServerNotification::ThreadUnarchived(_) => "thread/unarchived",
+            ServerNotification::ThreadDeleted(_) => "thread/deleted",
+            ServerNotification::ThreadClosed(_) => "thread/closed",
         }
     }
 
@@ -491,6 +512,10 @@ impl ServerNotification {
             ServerNotification::QueueChanged(p) => serde_json::to_value(p),
             ServerNotification::TokenUsageUpdated(p) => serde_json::to_value(p),
             ServerNotification::ServerRequestResolved(p) => serde_json::to_value(p),
+            ServerNotification::ThreadArchived(p)
+            | ServerNotification::ThreadUnarchived(p)
+            | ServerNotification::ThreadDeleted(p)
+            | ServerNotification::ThreadClosed(p) => serde_json::to_value(p),
         };
         // Plain structs of strings and numbers always serialize.
         value.unwrap_or(Value::Null)

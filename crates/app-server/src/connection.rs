@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use tiller_app_server_protocol::{
     ClientRequest, ErrorCode, Incoming, InitializeResponse, JsonRpcError, RequestId,
-    ThreadLoadedListParams, ThreadLoadedListResponse, ThreadUnsubscribeResponse, parse_line,
+    ServerNotification, ThreadLoadedListParams, ThreadLoadedListResponse,
+    ThreadUnsubscribeResponse, parse_line,
 };
 use tiller_jsonl::Frame;
 
@@ -119,6 +120,18 @@ impl Connection {
                 Err(error) => self.out.error(Some(id), error),
             },
             ClientRequest::ThreadFork(params) => hub.thread_fork(id, params, &self.out).await,
+            ClientRequest::ThreadArchive(params) => {
+                let result = hub.thread_archive(params).await;
+                self.answer_then(id, result);
+            }
+            ClientRequest::ThreadUnarchive(params) => {
+                let result = hub.thread_unarchive(params).await;
+                self.answer_then(id, result);
+            }
+            ClientRequest::ThreadDelete(params) => {
+                let result = hub.thread_delete(params).await;
+                self.answer_then(id, result);
+            }
             ClientRequest::ThreadMetadataUpdate(params) => {
                 let result = hub.metadata_update(params).await;
                 self.answer(id, result);
@@ -143,6 +156,21 @@ impl Connection {
     fn answer(&self, id: RequestId, result: Result<serde_json::Value, JsonRpcError>) {
         match result {
             Ok(result) => self.out.respond(id, result),
+            Err(error) => self.out.error(Some(id), error),
+        }
+    }
+
+    /// The answer, then the notification that says what it did.
+    fn answer_then(
+        &self,
+        id: RequestId,
+        result: Result<(serde_json::Value, ServerNotification), JsonRpcError>,
+    ) {
+        match result {
+            Ok((result, notification)) => {
+                self.out.respond(id, result);
+                self.out.notify(&notification);
+            }
             Err(error) => self.out.error(Some(id), error),
         }
     }

@@ -29,6 +29,8 @@ use crate::convert::created_secs;
 use crate::outgoing::{ConnectionId, Outgoing};
 use crate::restore::{restored_queue, restored_replies, saved_turns};
 use crate::saved;
+
+mod archive;
 use crate::thread::{Replies, ThreadCommand, ThreadHandle, ThreadInfo, spawn_driver};
 
 /// How long shutdown waits for running turns to be interrupted.

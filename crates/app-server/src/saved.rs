@@ -10,6 +10,7 @@ use tiller_app_server_protocol::{
     ThreadListResponse, ThreadStatus, ThreadTurnsListResponse, Turn,
 };
 use tiller_core::rollout::LoadedRollout;
+use tiller_core::rollout::archive::archived_files;
 use tiller_core::rollout::store::{SessionQuery, find_session, rollout_files};
 
 use crate::convert::created_secs;
@@ -74,15 +75,16 @@ pub(crate) fn turns_page(
 }
 
 /// `thread/list`: the saved threads, filtered, newest first unless asked
-/// otherwise. `status` gives a loaded thread's status. tiller archives
-/// nothing yet, so `archived: true` lists none.
+/// otherwise; with `archived: true`, the archived ones instead. `status`
+/// gives a loaded thread's status.
 pub(crate) async fn list(
     home: &Path,
     params: ThreadListParams,
     status: impl Fn(&str) -> ThreadStatus,
 ) -> Result<ThreadListResponse, JsonRpcError> {
     let home = home.to_path_buf();
-    let rollouts = blocking(move || Ok(read_all(&home))).await?;
+    let archived = params.archived == Some(true);
+    let rollouts = blocking(move || Ok(read_all(&home, archived))).await?;
     let cwds: Option<Vec<String>> = match &params.cwd {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(cwd)) => Some(vec![cwd.clone()]),
@@ -97,7 +99,6 @@ pub(crate) async fn list(
     let term = params.search_term.as_deref().map(str::to_lowercase);
     let mut threads: Vec<Thread> = rollouts
         .iter()
-        .filter(|_| params.archived != Some(true))
         .filter(|r| cwds.as_ref().is_none_or(|c| c.contains(&r.meta.cwd)))
         .filter(|r| providers.is_empty() || providers.contains(&r.meta.provider))
         .filter(|r| {
@@ -124,9 +125,15 @@ pub(crate) async fn list(
     })
 }
 
-/// Every rollout that reads (one that does not is left out, and logged).
-fn read_all(home: &Path) -> Vec<LoadedRollout> {
-    rollout_files(home)
+/// Every rollout that reads, archived or not (one that does not read is
+/// left out, and logged).
+fn read_all(home: &Path, archived: bool) -> Vec<LoadedRollout> {
+    let files = if archived {
+        archived_files(home)
+    } else {
+        rollout_files(home)
+    };
+    files
         .into_iter()
         .filter_map(|path: PathBuf| match tiller_core::rollout::load(&path) {
             Ok(rollout) => Some(rollout),

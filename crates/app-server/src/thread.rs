@@ -6,10 +6,10 @@ use std::sync::Arc;
 use serde_json::Value;
 use tiller_app_server_protocol::{
     ClientRequest, EmptyResponse, ErrorCode, JsonRpcError, QueuedSubmission, RequestId,
-    ServerNotification, SettingsParams, Thread, ThreadInterruptResponse, ThreadStartResponse,
-    ThreadStatus, ThreadTokenUsage, TokenUsageBreakdown, TokenUsageUpdatedNotification, Turn,
-    TurnInterruptResponse, TurnStartResponse, TurnStatus, TurnSteerResponse,
-    UserInput as WireInput, WarningNotification,
+    ServerNotification, SettingsParams, Thread, ThreadIdNotification, ThreadInterruptResponse,
+    ThreadStartResponse, ThreadStatus, ThreadTokenUsage, TokenUsageBreakdown,
+    TokenUsageUpdatedNotification, Turn, TurnInterruptResponse, TurnStartResponse, TurnStatus,
+    TurnSteerResponse, UserInput as WireInput, WarningNotification,
 };
 use tiller_core::{EventStream, SessionHandle};
 use tiller_protocol::{Event, EventMsg, Op, OpError, Reply, TokenUsage, UserInput, UserMessage};
@@ -88,6 +88,10 @@ pub(crate) enum ThreadCommand {
     },
     /// Interrupt any running turn, flush, and stop.
     Shutdown(oneshot::Sender<()>),
+    /// Unload an idle thread: stop its session (its file closed and
+    /// unlocked), tell the subscribers `thread/closed`, and stop. `done`
+    /// learns whether it was closed (no turn was running).
+    Close(oneshot::Sender<bool>),
 }
 
 /// The hub's handle on a thread: its driver's commands, and the session
@@ -317,6 +321,20 @@ impl ThreadDriver {
                             let _ = done.send(self.subscribers.len() != before);
                         }
                     }
+                    Some(ThreadCommand::Close(done)) => {
+                        self.pump_ready().await;
+                        if self.session.running_turn().is_some() {
+                            let _ = done.send(false);
+                            continue;
+                        }
+                        self.shutdown().await;
+                        let closed = ServerNotification::ThreadClosed(ThreadIdNotification {
+                            thread_id: self.info.id.clone(),
+                        });
+                        self.broadcast(&closed);
+                        let _ = done.send(true);
+                        return;
+                    }
                     Some(ThreadCommand::Shutdown(done)) => {
                         self.shutdown().await;
                         let _ = done.send(());
@@ -544,7 +562,10 @@ impl ThreadDriver {
             | ClientRequest::ThreadTurnsList(_)
             | ClientRequest::ThreadList(_)
             | ClientRequest::ThreadFork(_)
-            | ClientRequest::ThreadMetadataUpdate(_) => Err(JsonRpcError::new(
+            | ClientRequest::ThreadMetadataUpdate(_)
+            | ClientRequest::ThreadArchive(_)
+            | ClientRequest::ThreadUnarchive(_)
+            | ClientRequest::ThreadDelete(_) => Err(JsonRpcError::new(
                 ErrorCode::InternalError,
                 "this request is handled by the server, not a thread",
             )),

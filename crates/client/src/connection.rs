@@ -450,7 +450,11 @@ impl Actor {
             | ServerNotification::Warning(_)
             | ServerNotification::QueueChanged(_)
             | ServerNotification::TokenUsageUpdated(_)
-            | ServerNotification::ServerRequestResolved(_) => {}
+            | ServerNotification::ServerRequestResolved(_)
+            | ServerNotification::ThreadArchived(_)
+            | ServerNotification::ThreadUnarchived(_)
+            | ServerNotification::ThreadDeleted(_)
+            | ServerNotification::ThreadClosed(_) => {}
         }
     }
 

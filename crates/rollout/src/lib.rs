@@ -10,6 +10,7 @@
 //! session can write it; [`store`] names, lists and finds session files (regular
 //! files only). The format is documented in `docs/rollout.md`.
 
+pub mod archive;
 mod file;
 mod fork;
 mod legacy;

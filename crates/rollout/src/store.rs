@@ -40,8 +40,13 @@ pub fn session_id_of(path: &Path) -> Option<&str> {
 /// file (a FIFO, a socket, a device) is passed over, since reading it could
 /// block forever.
 pub fn rollout_files(tiller_home: &Path) -> Vec<PathBuf> {
+    files_under(&sessions_dir(tiller_home))
+}
+
+/// The rollout files under `root` (see [`rollout_files`]).
+pub(crate) fn files_under(root: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    let mut dirs = vec![sessions_dir(tiller_home)];
+    let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;

@@ -42,6 +42,9 @@ pub fn response_schema(method: &str) -> Option<&'static str> {
         "thread/settings/update" => "v2/ThreadSettingsUpdateResponse",
         "thread/fork" => "v2/ThreadForkResponse",
         "thread/metadata/update" => "v2/ThreadMetadataUpdateResponse",
+        "thread/archive" => "v2/ThreadArchiveResponse",
+        "thread/unarchive" => "v2/ThreadUnarchiveResponse",
+        "thread/delete" => "v2/ThreadDeleteResponse",
         _ => return None,
     })
 }
@@ -62,6 +65,10 @@ pub fn notification_schema(method: &str) -> Option<&'static str> {
         "thread/queue/changed" => "v2/ThreadQueueChangedNotification",
         "thread/tokenUsage/updated" => "v2/ThreadTokenUsageUpdatedNotification",
         "serverRequest/resolved" => "v2/ServerRequestResolvedNotification",
+        "thread/archived" => "v2/ThreadArchivedNotification",
+        "thread/unarchived" => "v2/ThreadUnarchivedNotification",
+        "thread/deleted" => "v2/ThreadDeletedNotification",
+        "thread/closed" => "v2/ThreadClosedNotification",
         _ => return None,
     })
 }
@@ -88,6 +95,9 @@ const METHODS: &[&str] = &[
     "thread/settings/update",
     "thread/fork",
     "thread/metadata/update",
+    "thread/archive",
+    "thread/unarchive",
+    "thread/delete",
 ];
 
 /// Every notification the server sends.
@@ -105,6 +115,10 @@ const NOTIFICATIONS: &[&str] = &[
     "thread/queue/changed",
     "thread/tokenUsage/updated",
     "serverRequest/resolved",
+    "thread/archived",
+    "thread/unarchived",
+    "thread/deleted",
+    "thread/closed",
 ];
 
 /// The schema of an error response.

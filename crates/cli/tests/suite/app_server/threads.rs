@@ -302,3 +302,103 @@ async fn a_fork_carries_the_history_up_to_a_turn_and_goes_on_alone() {
     assert_eq!(super::support::times_seen(last, "delta"), 1);
     fixture.finish().await;
 }
+
+/// `thread/archive` unloads an idle thread (`thread/closed` to its
+/// subscribers) and hides it from the list, from `thread/read` and from
+/// `thread/resume` until `thread/unarchive`; `thread/delete` removes it. A
+/// thread running a turn is not archived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_unarchive_and_delete() {
+    let fixture = Fixture::new(vec![
+        Step::text("one"),
+        super::support::shell("call_sleep", "sleep 60"),
+        Step::text("back"),
+    ])
+    .await;
+    let (mut server, thread) = fixture.started().await;
+    let other = server.start_thread(&fixture.scratch).await;
+    let turn = server.start_turn(&thread, "first", None).await;
+    server.wait_completed(&turn).await;
+
+    // Not while a turn runs.
+    let running = server.start_turn(&thread, "sleep", None).await;
+    let busy = server
+        .call_err("thread/archive", json!({"threadId": thread}))
+        .await;
+    assert_eq!(busy["code"], -32600, "{busy}");
+    assert!(
+        busy["message"].as_str().unwrap().contains("interrupt"),
+        "{busy}"
+    );
+    server
+        .call(
+            "turn/interrupt",
+            json!({"threadId": thread, "turnId": running}),
+        )
+        .await;
+    server.wait_completed(&running).await;
+
+    let archived = server
+        .call("thread/archive", json!({"threadId": thread}))
+        .await;
+    assert_eq!(archived, json!({}));
+    let id = thread.clone();
+    server
+        .wait_for("thread/archived", move |l| {
+            l["method"] == "thread/archived" && l["params"]["threadId"] == id.as_str()
+        })
+        .await;
+    assert!(
+        server
+            .notifications("thread/closed")
+            .iter()
+            .any(|l| l["params"]["threadId"] == thread.as_str()),
+        "{}",
+        server.dump()
+    );
+    let loaded = server.call("thread/loaded/list", json!({})).await;
+    assert_eq!(loaded["data"], json!([other]));
+    let listed = server.call("thread/list", json!({})).await;
+    assert_eq!(ids_of(&listed), [other.as_str()]);
+    let listed = server.call("thread/list", json!({"archived": true})).await;
+    assert_eq!(ids_of(&listed), [thread.as_str()]);
+    for method in ["thread/read", "thread/resume"] {
+        let error = server.call_err(method, json!({"threadId": thread})).await;
+        assert_eq!(error["code"], -32600, "{method}: {error}");
+    }
+
+    let unarchived = server
+        .call("thread/unarchive", json!({"threadId": thread}))
+        .await;
+    assert_eq!(unarchived["thread"]["id"], thread.as_str());
+    assert_eq!(unarchived["thread"]["status"], json!({"type": "notLoaded"}));
+    let again = server
+        .call_err("thread/unarchive", json!({"threadId": thread}))
+        .await;
+    assert_eq!(again["code"], -32600);
+    let resumed = server
+        .call("thread/resume", json!({"threadId": thread}))
+        .await;
+    assert_eq!(resumed["thread"]["turns"].as_array().unwrap().len(), 2);
+    let turn = server.start_turn(&thread, "back again", None).await;
+    let done = server.wait_completed(&turn).await;
+    assert_eq!(done["turn"]["status"], "completed");
+
+    let deleted = server
+        .call("thread/delete", json!({"threadId": other}))
+        .await;
+    assert_eq!(deleted, json!({}));
+    let error = server
+        .call_err("thread/read", json!({"threadId": other}))
+        .await;
+    assert_eq!(error["code"], -32600);
+    let unknown = server
+        .call_err(
+            "thread/archive",
+            json!({"threadId": "ffffffff-0000-0000-0000-000000000000"}),
+        )
+        .await;
+    assert_eq!(unknown["code"], -32600);
+    server.close().await.assert_success();
+    fixture.finish().await;
+}
