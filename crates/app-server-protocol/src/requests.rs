@@ -57,6 +57,8 @@ pub enum ClientRequest {
     ThreadUnarchive(ThreadIdParams),
     /// `thread/delete` → [`EmptyResponse`].
     ThreadDelete(ThreadIdParams),
+    /// `thread/items/list` → [`ThreadItemsListResponse`].
+    ThreadItemsList(ThreadItemsListParams),
 }
 
 impl ClientRequest {
@@ -86,6 +88,7 @@ impl ClientRequest {
         "thread/archive",
         "thread/unarchive",
         "thread/delete",
+        "thread/items/list",
     ];
 
     /// The thread a request is about, for those a thread's driver answers.
@@ -114,7 +117,8 @@ impl ClientRequest {
             | ClientRequest::ThreadMetadataUpdate(_)
             | ClientRequest::ThreadArchive(_)
             | ClientRequest::ThreadUnarchive(_)
-            | ClientRequest::ThreadDelete(_) => None,
+            | ClientRequest::ThreadDelete(_)
+            | ClientRequest::ThreadItemsList(_) => None,
         }
     }
 
@@ -162,6 +166,7 @@ impl ClientRequest {
             "thread/archive" => ClientRequest::ThreadArchive(typed(method, params)?),
             "thread/unarchive" => ClientRequest::ThreadUnarchive(typed(method, params)?),
             "thread/delete" => ClientRequest::ThreadDelete(typed(method, params)?),
+            "thread/items/list" => ClientRequest::ThreadItemsList(typed(method, params)?),
             other => {
                 return Err(JsonRpcError::new(
                     ErrorCode::MethodNotFound,
@@ -730,7 +735,10 @@ mod tests {
         for method in ClientRequest::METHODS {
             // Empty params are the wrong shape for most: -32602, never -32601.
             if let Err(error) = ClientRequest::parse(method, Value::Null) {
-                assert_ne!(error.code, -32601, "{method} is in the table but not parsed");
+                assert_ne!(
+                    error.code, -32601,
+                    "{method} is in the table but not parsed"
+                );
             }
         }
         let unknown = ClientRequest::parse("thread/frobnicate", Value::Null)
@@ -739,4 +747,51 @@ mod tests {
         assert_eq!(unknown.code, -32601);
         assert_eq!(unknown.message, "method not found: thread/frobnicate");
     }
+}
+
+/// `thread/items/list` params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadItemsListParams {
+    /// The thread.
+    pub thread_id: String,
+    /// Only this turn's items.
+    #[serde(default)]
+    pub turn_id: Option<String>,
+    /// Where the previous page ended: a cursor string, or `{type: "item",
+    /// itemId}` to start after that item.
+    #[serde(default)]
+    pub cursor: Option<Value>,
+    /// Page size (default [`DEFAULT_PAGE`]).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// `desc` (newest first, the default) or `asc`.
+    #[serde(default)]
+    pub sort_direction: Option<SortDirection>,
+}
+
+/// One item of `thread/items/list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadItemEntry {
+    /// The turn it belongs to.
+    pub turn_id: String,
+    /// The item.
+    pub item: crate::ThreadItem,
+    /// Not recorded: `null`.
+    pub started_at_ms: Option<i64>,
+    /// Not recorded: `null`.
+    pub completed_at_ms: Option<i64>,
+}
+
+/// `thread/items/list` result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadItemsListResponse {
+    /// The items of this page.
+    pub data: Vec<ThreadItemEntry>,
+    /// The cursor of the next page; `null` at the end.
+    pub next_cursor: Option<String>,
+    /// The cursor that lists back from this page's first item, included.
+    pub backwards_cursor: Option<String>,
 }

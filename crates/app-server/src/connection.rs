@@ -136,6 +136,10 @@ impl Connection {
                 let result = hub.metadata_update(params).await;
                 self.answer(id, result);
             }
+            ClientRequest::ThreadItemsList(params) => {
+                let result = hub.items_list(params).await;
+                self.answer(id, result);
+            }
             ClientRequest::ThreadRead(params) => {
                 let result = hub.thread_read(params).await;
                 self.answer(id, result);

@@ -15,9 +15,10 @@ use std::time::Duration;
 use serde_json::Value;
 use tiller_app_server_protocol::{
     ClientRequest, ErrorCode, JsonRpcError, RequestId, ServerNotification, ThreadForkParams,
-    ThreadForkResponse, ThreadListParams, ThreadMetadataUpdateParams, ThreadReadParams,
-    ThreadReadResponse, ThreadResumeParams, ThreadStartParams, ThreadStartedNotification,
-    ThreadStatus, ThreadTurnsListParams, TurnStatus, WarningNotification,
+    ThreadForkResponse, ThreadItemsListParams, ThreadListParams, ThreadMetadataUpdateParams,
+    ThreadReadParams, ThreadReadResponse, ThreadResumeParams, ThreadStartParams,
+    ThreadStartedNotification, ThreadStatus, ThreadTurnsListParams, Turn, TurnStatus,
+    WarningNotification,
 };
 use tiller_core::config::{ApprovalPolicy, ConfigOverrides};
 use tiller_core::rollout::store::{SessionQuery, find_session, session_id_of};
@@ -460,21 +461,36 @@ impl Hub {
         Ok(serde_json::json!({ "thread": read["thread"] }))
     }
 
-    /// `thread/turns/list`: a page of a thread's turns, newest first by default.
-    pub(crate) async fn turns_list(
-        &self,
-        params: ThreadTurnsListParams,
-    ) -> Result<Value, JsonRpcError> {
-        let turns = match self.thread(&canonical_id(&params.thread_id)) {
+    /// Every turn of a thread so far, oldest first: a loaded thread's as it
+    /// stands, else the saved one's.
+    async fn all_turns(&self, thread_id: &str) -> Result<Vec<Turn>, JsonRpcError> {
+        Ok(match self.thread(&canonical_id(thread_id)) {
             Some(loaded) => loaded.turns().await?,
             None => {
-                let rollout = saved::load(&self.options.tiller_home, &params.thread_id).await?;
+                let rollout = saved::load(&self.options.tiller_home, thread_id).await?;
                 match self.thread(&rollout.meta.id) {
                     Some(loaded) => loaded.turns().await?,
                     None => saved_turns(&rollout.turns, None),
                 }
             }
-        };
+        })
+    }
+
+    /// `thread/items/list`: a page of a thread's items, newest first by default.
+    pub(crate) async fn items_list(
+        &self,
+        params: ThreadItemsListParams,
+    ) -> Result<Value, JsonRpcError> {
+        let turns = self.all_turns(&params.thread_id).await?;
+        to_value(&saved::items_page(turns, &params)?)
+    }
+
+    /// `thread/turns/list`: a page of a thread's turns, newest first by default.
+    pub(crate) async fn turns_list(
+        &self,
+        params: ThreadTurnsListParams,
+    ) -> Result<Value, JsonRpcError> {
+        let turns = self.all_turns(&params.thread_id).await?;
         to_value(&saved::turns_page(
             turns,
             params.cursor.as_deref(),

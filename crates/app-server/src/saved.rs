@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use tiller_app_server_protocol::{
-    DEFAULT_PAGE, ErrorCode, JsonRpcError, SortDirection, Thread, ThreadListParams,
-    ThreadListResponse, ThreadStatus, ThreadTurnsListResponse, Turn,
+    DEFAULT_PAGE, ErrorCode, JsonRpcError, SortDirection, Thread, ThreadItemEntry,
+    ThreadItemsListParams, ThreadItemsListResponse, ThreadListParams, ThreadListResponse,
+    ThreadStatus, ThreadTurnsListResponse, Turn,
 };
 use tiller_core::rollout::LoadedRollout;
 use tiller_core::rollout::archive::archived_files;
@@ -68,6 +69,58 @@ pub(crate) fn turns_page(
     let limit = limit.unwrap_or(DEFAULT_PAGE) as usize;
     let page = page(&turns, |t| t.id.as_str(), cursor, limit)?;
     Ok(ThreadTurnsListResponse {
+        data: page.items,
+        next_cursor: page.next,
+        backwards_cursor: page.back,
+    })
+}
+
+/// A page of the items of `turns` (oldest first), in the asked order, of one
+/// turn if `turn_id` is given.
+pub(crate) fn items_page(
+    turns: Vec<Turn>,
+    params: &ThreadItemsListParams,
+) -> Result<ThreadItemsListResponse, JsonRpcError> {
+    if let Some(turn) = &params.turn_id
+        && !turns.iter().any(|t| &t.id == turn)
+    {
+        return Err(JsonRpcError::new(
+            ErrorCode::InvalidRequest,
+            format!("no turn {turn} in thread {}", params.thread_id),
+        ));
+    }
+    let mut entries: Vec<ThreadItemEntry> = turns
+        .into_iter()
+        .filter(|t| params.turn_id.as_ref().is_none_or(|id| &t.id == id))
+        .flat_map(|turn| {
+            let turn_id = turn.id;
+            turn.items.into_iter().map(move |item| ThreadItemEntry {
+                turn_id: turn_id.clone(),
+                item,
+                started_at_ms: None,
+                completed_at_ms: None,
+            })
+        })
+        .collect();
+    if params.sort_direction != Some(SortDirection::Asc) {
+        entries.reverse();
+    }
+    let cursor = match &params.cursor {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(cursor)) => Some(cursor.clone()),
+        Some(anchor) => match anchor["itemId"].as_str() {
+            Some(item) if anchor["type"] == "item" => Some(item.to_string()),
+            _ => {
+                return Err(JsonRpcError::new(
+                    ErrorCode::InvalidParams,
+                    format!("cursor {anchor} is neither a cursor nor {{type: \"item\", itemId}}"),
+                ));
+            }
+        },
+    };
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE) as usize;
+    let page = page(&entries, |e| e.item.id(), cursor.as_deref(), limit)?;
+    Ok(ThreadItemsListResponse {
         data: page.items,
         next_cursor: page.next,
         backwards_cursor: page.back,

@@ -565,7 +565,8 @@ impl ThreadDriver {
             | ClientRequest::ThreadMetadataUpdate(_)
             | ClientRequest::ThreadArchive(_)
             | ClientRequest::ThreadUnarchive(_)
-            | ClientRequest::ThreadDelete(_) => Err(JsonRpcError::new(
+            | ClientRequest::ThreadDelete(_)
+            | ClientRequest::ThreadItemsList(_) => Err(JsonRpcError::new(
                 ErrorCode::InternalError,
                 "this request is handled by the server, not a thread",
             )),

@@ -45,6 +45,7 @@ pub fn response_schema(method: &str) -> Option<&'static str> {
         "thread/archive" => "v2/ThreadArchiveResponse",
         "thread/unarchive" => "v2/ThreadUnarchiveResponse",
         "thread/delete" => "v2/ThreadDeleteResponse",
+        "thread/items/list" => "v2/ThreadItemsListResponse",
         _ => return None,
     })
 }
@@ -98,6 +99,7 @@ const METHODS: &[&str] = &[
     "thread/archive",
     "thread/unarchive",
     "thread/delete",
+    "thread/items/list",
 ];
 
 /// Every notification the server sends.

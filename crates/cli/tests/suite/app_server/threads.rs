@@ -84,6 +84,52 @@ async fn threads_are_read_paged_and_listed_loaded_or_saved() {
         json!([text_input("first prompt")])
     );
 
+    // Items: each turn's user message and answer, newest first by default.
+    let items = server
+        .call("thread/items/list", json!({"threadId": thread, "limit": 4}))
+        .await;
+    let entries = items["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 4);
+    assert_eq!(entries[0]["turnId"], turns[2].as_str());
+    assert_eq!(entries[0]["item"]["type"], "agentMessage");
+    assert_eq!(entries[1]["item"]["type"], "userMessage");
+    let rest = server
+        .call(
+            "thread/items/list",
+            json!({"threadId": thread, "cursor": items["nextCursor"]}),
+        )
+        .await;
+    assert_eq!(rest["data"].as_array().unwrap().len(), 2);
+    assert_eq!(rest["nextCursor"], Value::Null);
+    let one_turn = server
+        .call(
+            "thread/items/list",
+            json!({"threadId": thread, "turnId": turns[0], "sortDirection": "asc"}),
+        )
+        .await;
+    let first_items: Vec<&str> = one_turn["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["item"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(first_items, ["userMessage", "agentMessage"]);
+    let anchored = server
+        .call(
+            "thread/items/list",
+            json!({"threadId": thread, "sortDirection": "asc",
+                   "cursor": {"type": "item", "itemId": one_turn["data"][0]["item"]["id"]}}),
+        )
+        .await;
+    assert_eq!(anchored["data"][0]["item"], one_turn["data"][1]["item"]);
+    let no_turn = server
+        .call_err(
+            "thread/items/list",
+            json!({"threadId": thread, "turnId": "nope"}),
+        )
+        .await;
+    assert_eq!(no_turn["code"], -32600);
+
     // Listed, newest first, and filtered.
     let listed = server.call("thread/list", json!({})).await;
     let ids = ids_of(&listed);
