@@ -59,6 +59,8 @@ pub enum ClientRequest {
     ThreadDelete(ThreadIdParams),
     /// `thread/items/list` → [`ThreadItemsListResponse`].
     ThreadItemsList(ThreadItemsListParams),
+    /// `thread/name/set` → [`EmptyResponse`].
+    ThreadSetName(ThreadSetNameParams),
 }
 
 impl ClientRequest {
@@ -89,6 +91,7 @@ impl ClientRequest {
         "thread/unarchive",
         "thread/delete",
         "thread/items/list",
+        "thread/name/set",
     ];
 
     /// The thread a request is about, for those a thread's driver answers.
@@ -118,7 +121,8 @@ impl ClientRequest {
             | ClientRequest::ThreadArchive(_)
             | ClientRequest::ThreadUnarchive(_)
             | ClientRequest::ThreadDelete(_)
-            | ClientRequest::ThreadItemsList(_) => None,
+            | ClientRequest::ThreadItemsList(_)
+            | ClientRequest::ThreadSetName(_) => None,
         }
     }
 
@@ -167,6 +171,7 @@ impl ClientRequest {
             "thread/unarchive" => ClientRequest::ThreadUnarchive(typed(method, params)?),
             "thread/delete" => ClientRequest::ThreadDelete(typed(method, params)?),
             "thread/items/list" => ClientRequest::ThreadItemsList(typed(method, params)?),
+            "thread/name/set" => ClientRequest::ThreadSetName(typed(method, params)?),
             other => {
                 return Err(JsonRpcError::new(
                     ErrorCode::MethodNotFound,
@@ -794,4 +799,14 @@ pub struct ThreadItemsListResponse {
     pub next_cursor: Option<String>,
     /// The cursor that lists back from this page's first item, included.
     pub backwards_cursor: Option<String>,
+}
+
+/// `thread/name/set` params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadSetNameParams {
+    /// The thread.
+    pub thread_id: String,
+    /// Its new name; empty clears it.
+    pub name: String,
 }

@@ -38,6 +38,8 @@ pub enum UserInput {
 pub struct Thread {
     /// The session id.
     pub id: String,
+    /// The name a client gave it (`thread/name/set`), if any.
+    pub name: Option<String>,
     /// The same as `id` (tiller has no session trees).
     pub session_id: String,
     /// The first user message, or "".
@@ -431,6 +433,17 @@ pub struct ThreadIdNotification {
     pub thread_id: String,
 }
 
+/// `thread/name/updated`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadNameUpdatedNotification {
+    /// The thread.
+    pub thread_id: String,
+    /// Its name; absent once cleared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_name: Option<String>,
+}
+
 /// Every notification the server sends, with its method name.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerNotification {
@@ -468,6 +481,8 @@ pub enum ServerNotification {
     ThreadDeleted(ThreadIdNotification),
     /// `thread/closed`: the thread is no longer loaded in this process.
     ThreadClosed(ThreadIdNotification),
+    /// `thread/name/updated`.
+    ThreadNameUpdated(ThreadNameUpdatedNotification),
 }
 
 impl ServerNotification {
@@ -493,6 +508,7 @@ impl ServerNotification {
             ServerNotification::ThreadUnarchived(_) => "thread/unarchived",
             ServerNotification::ThreadDeleted(_) => "thread/deleted",
             ServerNotification::ThreadClosed(_) => "thread/closed",
+            ServerNotification::ThreadNameUpdated(_) => "thread/name/updated",
         }
     }
 
@@ -516,6 +532,7 @@ impl ServerNotification {
             | ServerNotification::ThreadUnarchived(p)
             | ServerNotification::ThreadDeleted(p)
             | ServerNotification::ThreadClosed(p) => serde_json::to_value(p),
+            ServerNotification::ThreadNameUpdated(p) => serde_json::to_value(p),
         };
         // Plain structs of strings and numbers always serialize.
         value.unwrap_or(Value::Null)

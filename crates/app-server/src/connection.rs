@@ -136,6 +136,15 @@ impl Connection {
                 let result = hub.metadata_update(params).await;
                 self.answer(id, result);
             }
+            ClientRequest::ThreadSetName(params) => match hub.set_name(params).await {
+                Ok((result, notification)) => {
+                    self.out.respond(id, result);
+                    if let Some(notification) = notification {
+                        self.out.notify(&notification);
+                    }
+                }
+                Err(error) => self.out.error(Some(id), error),
+            },
             ClientRequest::ThreadItemsList(params) => {
                 let result = hub.items_list(params).await;
                 self.answer(id, result);

@@ -16,9 +16,9 @@ use serde_json::Value;
 use tiller_app_server_protocol::{
     ClientRequest, ErrorCode, JsonRpcError, RequestId, ServerNotification, ThreadForkParams,
     ThreadForkResponse, ThreadItemsListParams, ThreadListParams, ThreadMetadataUpdateParams,
-    ThreadReadParams, ThreadReadResponse, ThreadResumeParams, ThreadStartParams,
-    ThreadStartedNotification, ThreadStatus, ThreadTurnsListParams, Turn, TurnStatus,
-    WarningNotification,
+    ThreadNameUpdatedNotification, ThreadReadParams, ThreadReadResponse, ThreadResumeParams,
+    ThreadSetNameParams, ThreadStartParams, ThreadStartedNotification, ThreadStatus,
+    ThreadTurnsListParams, Turn, TurnStatus, WarningNotification,
 };
 use tiller_core::config::{ApprovalPolicy, ConfigOverrides};
 use tiller_core::rollout::store::{SessionQuery, find_session, session_id_of};
@@ -27,6 +27,7 @@ use tiller_core::{CoreError, OpenedSession, Resume, SessionBuilder};
 use tokio::sync::oneshot;
 
 use crate::convert::created_secs;
+use crate::names::{MAX_NAME_BYTES, Names};
 use crate::outgoing::{ConnectionId, Outgoing};
 use crate::restore::{restored_queue, restored_replies, saved_turns};
 use crate::saved;
@@ -59,6 +60,7 @@ impl AppServerOptions {
 /// The loaded threads of one server process.
 pub(crate) struct Hub {
     options: AppServerOptions,
+    names: Names,
     threads: Mutex<HashMap<String, ThreadHandle>>,
     /// Held while a thread is looked up and loaded.
     opening: tokio::sync::Mutex<()>,
@@ -67,6 +69,7 @@ pub(crate) struct Hub {
 impl Hub {
     pub(crate) fn new(options: AppServerOptions) -> Hub {
         Hub {
+            names: Names::new(&options.tiller_home),
             options,
             threads: Mutex::new(HashMap::new()),
             opening: tokio::sync::Mutex::new(()),
@@ -375,6 +378,7 @@ impl Hub {
         };
         let info = ThreadInfo {
             created_at: created_secs(&id),
+            name: self.names.get(&id),
             id,
             model: config.model.clone(),
             provider: config.provider.id.clone(),
@@ -430,6 +434,8 @@ impl Hub {
                 }
             }
         };
+        let mut thread = thread;
+        thread.name = self.names.get(&thread.id);
         to_value(&ThreadReadResponse {
             thread,
             read_state: None,
@@ -509,10 +515,13 @@ impl Hub {
             .iter()
             .map(|(id, thread)| (id.clone(), thread.status()))
             .collect();
-        let listed = saved::list(&self.options.tiller_home, params, |id| {
+        let mut listed = saved::list(&self.options.tiller_home, params, |id| {
             loaded.get(id).cloned().unwrap_or(ThreadStatus::NotLoaded)
         })
         .await?;
+        for thread in &mut listed.data {
+            thread.name = self.names.get(&thread.id);
+        }
         to_value(&listed)
     }
 
@@ -538,6 +547,54 @@ impl Hub {
                 ?id,
                 "ignoring a response to a request the server never sent"
             ),
+        }
+    }
+
+    /// `thread/name/set`: kept (durably) and shown from now on; `{}`, then
+    /// `thread/name/updated` to the thread's subscribers (or to `from`, when
+    /// the thread is not loaded).
+    pub(crate) async fn set_name(
+        &self,
+        params: ThreadSetNameParams,
+    ) -> Result<(Value, Option<ServerNotification>), JsonRpcError> {
+        let name = params.name.trim().to_string();
+        if name.len() > MAX_NAME_BYTES {
+            return Err(JsonRpcError::new(
+                ErrorCode::InvalidParams,
+                format!("a thread name is at most {MAX_NAME_BYTES} bytes"),
+            ));
+        }
+        let id = canonical_id(&params.thread_id);
+        let id = match self.thread(&id) {
+            Some(_) => id,
+            None => {
+                match tiller_core::rollout::archive::find_archived(&self.options.tiller_home, &id) {
+                    Some(_) => id,
+                    None => saved::load(&self.options.tiller_home, &id).await?.meta.id,
+                }
+            }
+        };
+        self.names.set(&id, &name).map_err(|e| {
+            JsonRpcError::new(
+                ErrorCode::InternalError,
+                format!("could not save the name: {e}"),
+            )
+        })?;
+        let name = (!name.is_empty()).then_some(name);
+        match self.thread(&id) {
+            Some(loaded) => {
+                loaded.send(ThreadCommand::Renamed(name));
+                Ok((serde_json::json!({}), None))
+            }
+            None => Ok((
+                serde_json::json!({}),
+                Some(ServerNotification::ThreadNameUpdated(
+                    ThreadNameUpdatedNotification {
+                        thread_id: id,
+                        thread_name: name,
+                    },
+                )),
+            )),
         }
     }
 

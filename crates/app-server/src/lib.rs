@@ -25,6 +25,7 @@
 mod connection;
 mod convert;
 mod hub;
+mod names;
 mod outgoing;
 mod pages;
 mod restore;

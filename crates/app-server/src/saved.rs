@@ -23,6 +23,7 @@ pub(crate) fn thread_of(rollout: &LoadedRollout, status: ThreadStatus, turns: bo
     let meta = &rollout.meta;
     Thread {
         id: meta.id.clone(),
+        name: None,
         session_id: meta.id.clone(),
         preview: rollout.first_prompt.clone().unwrap_or_default(),
         cli_version: meta.tiller_version.clone(),

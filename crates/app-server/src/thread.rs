@@ -7,9 +7,9 @@ use serde_json::Value;
 use tiller_app_server_protocol::{
     ClientRequest, EmptyResponse, ErrorCode, JsonRpcError, QueuedSubmission, RequestId,
     ServerNotification, SettingsParams, Thread, ThreadIdNotification, ThreadInterruptResponse,
-    ThreadStartResponse, ThreadStatus, ThreadTokenUsage, TokenUsageBreakdown,
-    TokenUsageUpdatedNotification, Turn, TurnInterruptResponse, TurnStartResponse, TurnStatus,
-    TurnSteerResponse, UserInput as WireInput, WarningNotification,
+    ThreadNameUpdatedNotification, ThreadStartResponse, ThreadStatus, ThreadTokenUsage,
+    TokenUsageBreakdown, TokenUsageUpdatedNotification, Turn, TurnInterruptResponse,
+    TurnStartResponse, TurnStatus, TurnSteerResponse, UserInput as WireInput, WarningNotification,
 };
 use tiller_core::{EventStream, SessionHandle};
 use tiller_protocol::{Event, EventMsg, Op, OpError, Reply, TokenUsage, UserInput, UserMessage};
@@ -88,6 +88,9 @@ pub(crate) enum ThreadCommand {
     },
     /// Interrupt any running turn, flush, and stop.
     Shutdown(oneshot::Sender<()>),
+    /// The thread was renamed: its answers show the name, and its
+    /// subscribers get `thread/name/updated`.
+    Renamed(Option<String>),
     /// Unload an idle thread: stop its session (its file closed and
     /// unlocked), tell the subscribers `thread/closed`, and stop. `done`
     /// learns whether it was closed (no turn was running).
@@ -161,6 +164,8 @@ pub(crate) struct ThreadInfo {
     pub(crate) cwd: String,
     pub(crate) approval_policy: String,
     pub(crate) preview: String,
+    /// Its name (`thread/name/set`), if any.
+    pub(crate) name: Option<String>,
     pub(crate) created_at: i64,
     /// Turns read from the rollout (resumed threads).
     pub(crate) turns: Vec<Turn>,
@@ -170,6 +175,7 @@ impl ThreadInfo {
     pub(crate) fn thread(&self, idle: bool, turns: Vec<Turn>) -> Thread {
         Thread {
             id: self.id.clone(),
+            name: self.name.clone(),
             session_id: self.id.clone(),
             preview: self.preview.clone(),
             cli_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -320,6 +326,15 @@ impl ThreadDriver {
                         if let Some(done) = done {
                             let _ = done.send(self.subscribers.len() != before);
                         }
+                    }
+                    Some(ThreadCommand::Renamed(name)) => {
+                        self.info.name = name.clone();
+                        let renamed =
+                            ServerNotification::ThreadNameUpdated(ThreadNameUpdatedNotification {
+                                thread_id: self.info.id.clone(),
+                                thread_name: name,
+                            });
+                        self.broadcast(&renamed);
                     }
                     Some(ThreadCommand::Close(done)) => {
                         self.pump_ready().await;
@@ -566,7 +581,8 @@ impl ThreadDriver {
             | ClientRequest::ThreadArchive(_)
             | ClientRequest::ThreadUnarchive(_)
             | ClientRequest::ThreadDelete(_)
-            | ClientRequest::ThreadItemsList(_) => Err(JsonRpcError::new(
+            | ClientRequest::ThreadItemsList(_)
+            | ClientRequest::ThreadSetName(_) => Err(JsonRpcError::new(
                 ErrorCode::InternalError,
                 "this request is handled by the server, not a thread",
             )),

@@ -454,7 +454,8 @@ impl Actor {
             | ServerNotification::ThreadArchived(_)
             | ServerNotification::ThreadUnarchived(_)
             | ServerNotification::ThreadDeleted(_)
-            | ServerNotification::ThreadClosed(_) => {}
+            | ServerNotification::ThreadClosed(_)
+            | ServerNotification::ThreadNameUpdated(_) => {}
         }
     }
 

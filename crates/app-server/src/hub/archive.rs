@@ -51,7 +51,8 @@ impl Hub {
         };
         blocking(move || unarchive(&home, &path).map(|_| ())).await?;
         let rollout = saved::load(&self.options.tiller_home, &id).await?;
-        let thread = saved::thread_of(&rollout, ThreadStatus::NotLoaded, false);
+        let mut thread = saved::thread_of(&rollout, ThreadStatus::NotLoaded, false);
+        thread.name = self.names.get(&thread.id);
         let unarchived =
             ServerNotification::ThreadUnarchived(ThreadIdNotification { thread_id: id });
         Ok((json!({ "thread": thread }), unarchived))

@@ -46,6 +46,7 @@ pub fn response_schema(method: &str) -> Option<&'static str> {
         "thread/unarchive" => "v2/ThreadUnarchiveResponse",
         "thread/delete" => "v2/ThreadDeleteResponse",
         "thread/items/list" => "v2/ThreadItemsListResponse",
+        "thread/name/set" => "v2/ThreadSetNameResponse",
         _ => return None,
     })
 }
@@ -70,6 +71,7 @@ pub fn notification_schema(method: &str) -> Option<&'static str> {
         "thread/unarchived" => "v2/ThreadUnarchivedNotification",
         "thread/deleted" => "v2/ThreadDeletedNotification",
         "thread/closed" => "v2/ThreadClosedNotification",
+        "thread/name/updated" => "v2/ThreadNameUpdatedNotification",
         _ => return None,
     })
 }
@@ -100,6 +102,7 @@ const METHODS: &[&str] = &[
     "thread/unarchive",
     "thread/delete",
     "thread/items/list",
+    "thread/name/set",
 ];
 
 /// Every notification the server sends.
@@ -121,6 +124,7 @@ const NOTIFICATIONS: &[&str] = &[
     "thread/unarchived",
     "thread/deleted",
     "thread/closed",
+    "thread/name/updated",
 ];
 
 /// The schema of an error response.

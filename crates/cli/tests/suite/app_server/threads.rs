@@ -448,3 +448,68 @@ async fn archive_unarchive_and_delete() {
     server.close().await.assert_success();
     fixture.finish().await;
 }
+
+/// `thread/name/set`: the name is kept across restarts and shown by
+/// `thread/read` and `thread/list`; `thread/name/updated` follows; an empty
+/// name clears it; an over-long one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_is_named_renamed_and_cleared() {
+    let fixture = Fixture::new(vec![]).await;
+    let (mut server, thread) = fixture.started().await;
+    let named = server
+        .call(
+            "thread/name/set",
+            json!({"threadId": thread, "name": "  fix the flaky test  "}),
+        )
+        .await;
+    assert_eq!(named, json!({}));
+    let id = thread.clone();
+    let at = server
+        .wait_for("thread/name/updated", move |l| {
+            l["method"] == "thread/name/updated" && l["params"]["threadId"] == id.as_str()
+        })
+        .await;
+    assert_eq!(server.log[at]["params"]["threadName"], "fix the flaky test");
+    let read = server
+        .call("thread/read", json!({"threadId": thread}))
+        .await;
+    assert_eq!(read["thread"]["name"], "fix the flaky test");
+    let too_long = server
+        .call_err(
+            "thread/name/set",
+            json!({"threadId": thread, "name": "x".repeat(2000)}),
+        )
+        .await;
+    assert_eq!(too_long["code"], -32602);
+    let unknown = server
+        .call_err(
+            "thread/name/set",
+            json!({"threadId": "ffffffff-0000-0000-0000-000000000000", "name": "n"}),
+        )
+        .await;
+    assert_eq!(unknown["code"], -32600);
+    server.close().await.assert_success();
+
+    // A new server: the name is there, and a thread it has not loaded is
+    // renamed and cleared too.
+    let mut server = fixture.spawn();
+    server.initialize().await;
+    let listed = server.call("thread/list", json!({})).await;
+    assert_eq!(listed["data"][0]["name"], "fix the flaky test");
+    server
+        .call("thread/name/set", json!({"threadId": thread, "name": ""}))
+        .await;
+    let id = thread.clone();
+    let at = server
+        .wait_for("thread/name/updated", move |l| {
+            l["method"] == "thread/name/updated" && l["params"]["threadId"] == id.as_str()
+        })
+        .await;
+    assert!(server.log[at]["params"].get("threadName").is_none());
+    let read = server
+        .call("thread/read", json!({"threadId": thread}))
+        .await;
+    assert_eq!(read["thread"]["name"], Value::Null);
+    server.close().await.assert_success();
+    fixture.finish().await;
+}
