@@ -19,14 +19,14 @@ mod types;
 pub use jsonrpc::{ErrorCode, Incoming, JsonRpcError, OutgoingMessage, RequestId, parse_line};
 pub use requests::{
     ClientRequest, DEFAULT_PAGE, EmptyResponse, InitializeParams, InitializeResponse,
-    QueueAddParams, QueueAddResponse, QueueDeleteParams, QueueDeleteResponse, QueueListParams,
-    QueueListResponse, QueueReorderParams, QueueStartParams, QueueUpdateParams, SettingsParams,
-    SortDirection, ThreadForkParams, ThreadForkResponse, ThreadIdParams, ThreadInterruptParams,
-    ThreadInterruptResponse, ThreadItemEntry, ThreadItemsListParams, ThreadItemsListResponse,
-    ThreadListParams, ThreadListResponse, ThreadLoadedListParams, ThreadLoadedListResponse,
-    ThreadMetadataUpdateParams, ThreadReadParams, ThreadReadResponse, ThreadResumeParams,
-    ThreadSetNameParams, ThreadSettingsUpdateParams, ThreadStartParams, ThreadStartResponse,
-    ThreadTurnsListParams, ThreadTurnsListResponse, ThreadUnsubscribeParams,
+    ModelListParams, QueueAddParams, QueueAddResponse, QueueDeleteParams, QueueDeleteResponse,
+    QueueListParams, QueueListResponse, QueueReorderParams, QueueStartParams, QueueUpdateParams,
+    SettingsParams, SortDirection, ThreadForkParams, ThreadForkResponse, ThreadIdParams,
+    ThreadInterruptParams, ThreadInterruptResponse, ThreadItemEntry, ThreadItemsListParams,
+    ThreadItemsListResponse, ThreadListParams, ThreadListResponse, ThreadLoadedListParams,
+    ThreadLoadedListResponse, ThreadMetadataUpdateParams, ThreadReadParams, ThreadReadResponse,
+    ThreadResumeParams, ThreadSetNameParams, ThreadSettingsUpdateParams, ThreadStartParams,
+    ThreadStartResponse, ThreadTurnsListParams, ThreadTurnsListResponse, ThreadUnsubscribeParams,
     ThreadUnsubscribeResponse, TurnInterruptParams, TurnInterruptResponse, TurnStartParams,
     TurnStartResponse, TurnSteerParams, TurnSteerResponse,
 };

@@ -61,6 +61,8 @@ pub enum ClientRequest {
     ThreadItemsList(ThreadItemsListParams),
     /// `thread/name/set` → [`EmptyResponse`].
     ThreadSetName(ThreadSetNameParams),
+    /// `model/list` → `{data: [Model], nextCursor}`.
+    ModelList(ModelListParams),
 }
 
 impl ClientRequest {
@@ -92,6 +94,7 @@ impl ClientRequest {
         "thread/delete",
         "thread/items/list",
         "thread/name/set",
+        "model/list",
     ];
 
     /// The thread a request is about, for those a thread's driver answers.
@@ -122,7 +125,8 @@ impl ClientRequest {
             | ClientRequest::ThreadUnarchive(_)
             | ClientRequest::ThreadDelete(_)
             | ClientRequest::ThreadItemsList(_)
-            | ClientRequest::ThreadSetName(_) => None,
+            | ClientRequest::ThreadSetName(_)
+            | ClientRequest::ModelList(_) => None,
         }
     }
 
@@ -172,6 +176,7 @@ impl ClientRequest {
             "thread/delete" => ClientRequest::ThreadDelete(typed(method, params)?),
             "thread/items/list" => ClientRequest::ThreadItemsList(typed(method, params)?),
             "thread/name/set" => ClientRequest::ThreadSetName(typed(method, params)?),
+            "model/list" => ClientRequest::ModelList(typed(method, params)?),
             other => {
                 return Err(JsonRpcError::new(
                     ErrorCode::MethodNotFound,
@@ -809,4 +814,19 @@ pub struct ThreadSetNameParams {
     pub thread_id: String,
     /// Its new name; empty clears it.
     pub name: String,
+}
+
+/// `model/list` params (the ones tiller reads).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelListParams {
+    /// The provider to list (the configured one if absent).
+    #[serde(default)]
+    pub model_provider: Option<String>,
+    /// Where the previous page ended.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Page size; all if absent.
+    #[serde(default)]
+    pub limit: Option<u32>,
 }

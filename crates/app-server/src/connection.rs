@@ -145,6 +145,10 @@ impl Connection {
                 }
                 Err(error) => self.out.error(Some(id), error),
             },
+            ClientRequest::ModelList(params) => {
+                let result = crate::models::list(hub.options(), params).await;
+                self.answer(id, result);
+            }
             ClientRequest::ThreadItemsList(params) => {
                 let result = hub.items_list(params).await;
                 self.answer(id, result);

@@ -25,6 +25,7 @@
 mod connection;
 mod convert;
 mod hub;
+mod models;
 mod names;
 mod outgoing;
 mod pages;

@@ -582,7 +582,8 @@ impl ThreadDriver {
             | ClientRequest::ThreadUnarchive(_)
             | ClientRequest::ThreadDelete(_)
             | ClientRequest::ThreadItemsList(_)
-            | ClientRequest::ThreadSetName(_) => Err(JsonRpcError::new(
+            | ClientRequest::ThreadSetName(_)
+            | ClientRequest::ModelList(_) => Err(JsonRpcError::new(
                 ErrorCode::InternalError,
                 "this request is handled by the server, not a thread",
             )),

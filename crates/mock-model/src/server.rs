@@ -47,6 +47,9 @@ pub struct MockModel {
 #[derive(Debug)]
 struct Shared {
     started: Instant,
+    /// What `GET …/models` lists; empty: that path is unknown, as on a
+    /// server without a model list.
+    models: Mutex<Vec<String>>,
     state: Mutex<State>,
     /// How many requests have been recorded; bumped while `state` is locked,
     /// after the request was pushed, so a woken waiter always finds it.
@@ -128,6 +131,7 @@ impl MockModel {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             started: Instant::now(),
+            models: Mutex::new(Vec::new()),
             state: Mutex::new(State {
                 steps: script.steps,
                 next_step: 0,
@@ -144,6 +148,17 @@ impl MockModel {
             stop: Some(stop),
             task: Some(task),
         })
+    }
+
+    /// List `models` at `GET {base_url}/models` from now on (until then,
+    /// that path is a 404). A request for the list is not recorded as a
+    /// model request.
+    pub fn serve_models(&self, models: Vec<String>) {
+        *self
+            .shared
+            .models
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = models;
     }
 
     /// The base URL clients use: `http://127.0.0.1:PORT/v1`.
@@ -276,6 +291,27 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<MockBody>, Infallible> {
     let (parts, body) = request.into_parts();
+    if parts.method == Method::GET && parts.uri.path().ends_with("/models") {
+        let models = shared
+            .models
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if models.is_empty() {
+            // As a server without a model list answers.
+            let message = format!("Invalid URL (GET {})", parts.uri.path());
+            let body = error_body(&message, "invalid_request_error", None, None);
+            return Ok(json_response(StatusCode::NOT_FOUND, body));
+        }
+        let data: Vec<Value> = models
+            .iter()
+            .map(|id| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "tiller-mock-model"}))
+            .collect();
+        return Ok(json_response(
+            StatusCode::OK,
+            serde_json::json!({"object": "list", "data": data}).to_string(),
+        ));
+    }
     let raw = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) => {

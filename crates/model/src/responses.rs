@@ -129,6 +129,63 @@ impl ResponsesClient {
         })
     }
 
+    /// The ids of the models the provider lists (`GET {base_url}/models`,
+    /// OpenAI's shape: `{"data": [{"id": …}, …]}`), within the idle timeout
+    /// and at most [`MAX_MODELS_BODY_BYTES`] of body.
+    pub async fn list_models(&self) -> Result<Vec<String>, ModelError> {
+        let url = format!("{}/models", self.url.trim_end_matches("/responses"));
+        let mut builder = self.http.get(&url);
+        if let Some(key) = &self.api_key {
+            builder = builder.bearer_auth(key);
+        }
+        let answered = tokio::time::timeout(self.idle_timeout, async {
+            let response = builder.send().await.map_err(|e| classify_send_error(&e))?;
+            let status = response.status();
+            if !status.is_success() {
+                let body = read_error_body(response, self.idle_timeout).await;
+                return Err(classify_status(status.as_u16(), &body, None));
+            }
+            let mut body = Vec::new();
+            let mut stream = response.bytes_stream();
+            while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+                let chunk = chunk.map_err(|e| classify_send_error(&e))?;
+                if body.len() + chunk.len() > MAX_MODELS_BODY_BYTES {
+                    return Err(ModelError::Fatal {
+                        message: format!(
+                            "the model list is longer than {MAX_MODELS_BODY_BYTES} bytes"
+                        ),
+                        status: None,
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(body)
+        })
+        .await
+        .map_err(|_| ModelError::Fatal {
+            message: format!(
+                "no model list from the server in {}",
+                human_duration(self.idle_timeout)
+            ),
+            status: None,
+        })??;
+        let list: serde_json::Value =
+            serde_json::from_slice(&answered).map_err(|e| ModelError::Fatal {
+                message: format!("the model list is not JSON: {e}"),
+                status: None,
+            })?;
+        let ids = list["data"]
+            .as_array()
+            .ok_or_else(|| ModelError::Fatal {
+                message: "the model list has no `data` array".to_string(),
+                status: None,
+            })?
+            .iter()
+            .filter_map(|m| m["id"].as_str().map(str::to_string))
+            .collect();
+        Ok(ids)
+    }
+
     /// Send `request` and return the response stream once the server has answered 200.
     pub async fn stream(&self, request: &ModelRequest) -> Result<ResponseStream, ModelError> {
         let mut builder = self
@@ -167,6 +224,9 @@ impl ResponsesClient {
         })
     }
 }
+
+/// The most of a model list read (`GET /models`).
+pub const MAX_MODELS_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// How much of an error body is read; the rest is never downloaded.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;

@@ -47,6 +47,7 @@ pub fn response_schema(method: &str) -> Option<&'static str> {
         "thread/delete" => "v2/ThreadDeleteResponse",
         "thread/items/list" => "v2/ThreadItemsListResponse",
         "thread/name/set" => "v2/ThreadSetNameResponse",
+        "model/list" => "v2/ModelListResponse",
         _ => return None,
     })
 }
@@ -103,6 +104,7 @@ const METHODS: &[&str] = &[
     "thread/delete",
     "thread/items/list",
     "thread/name/set",
+    "model/list",
 ];
 
 /// Every notification the server sends.

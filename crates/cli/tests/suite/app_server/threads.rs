@@ -513,3 +513,64 @@ async fn a_thread_is_named_renamed_and_cleared() {
     server.close().await.assert_success();
     fixture.finish().await;
 }
+
+/// `model/list`: the provider's list (`GET /models`), the configured model
+/// first and the default; with no list at the provider, the configured
+/// model alone. Nothing is sent to the model's `/responses`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_are_listed_from_the_provider_or_the_config() {
+    let fixture = Fixture::new(vec![]).await;
+    let mut server = fixture.spawn();
+    server.initialize().await;
+    let ids = |v: &Value| -> Vec<String> {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // No list at the provider: the configured model.
+    let alone = server.call("model/list", json!({})).await;
+    assert_eq!(alone["data"].as_array().unwrap().len(), 1, "{alone}");
+    let configured = ids(&alone)[0].clone();
+    assert_eq!(alone["data"][0]["isDefault"], true);
+
+    fixture.mock.serve_models(vec![
+        "other-model".to_string(),
+        configured.clone(),
+        "third-model".to_string(),
+    ]);
+    let listed = server.call("model/list", json!({})).await;
+    assert_eq!(
+        ids(&listed),
+        [configured.as_str(), "other-model", "third-model"]
+    );
+    let defaults: Vec<bool> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["isDefault"].as_bool().unwrap())
+        .collect();
+    assert_eq!(defaults, [true, false, false]);
+    let page = server.call("model/list", json!({"limit": 2})).await;
+    assert_eq!(ids(&page), [configured.as_str(), "other-model"]);
+    let rest = server
+        .call(
+            "model/list",
+            json!({"limit": 2, "cursor": page["nextCursor"]}),
+        )
+        .await;
+    assert_eq!(ids(&rest), ["third-model"]);
+    let unknown = server
+        .call_err("model/list", json!({"modelProvider": "nope"}))
+        .await;
+    assert_eq!(unknown["code"], -32603, "{unknown}");
+    assert!(
+        unknown["message"].as_str().unwrap().contains("nope"),
+        "{unknown}"
+    );
+    server.close().await.assert_success();
+    assert!(fixture.requests().is_empty());
+    fixture.finish().await;
+}
