@@ -63,6 +63,8 @@ pub enum ClientRequest {
     ThreadSetName(ThreadSetNameParams),
     /// `model/list` → `{data: [Model], nextCursor}`.
     ModelList(ModelListParams),
+    /// `thread/revert` → `{thread, turnsBackwardsCursor, itemsBackwardsCursor}`.
+    ThreadRevert(ThreadRevertParams),
 }
 
 impl ClientRequest {
@@ -95,6 +97,7 @@ impl ClientRequest {
         "thread/items/list",
         "thread/name/set",
         "model/list",
+        "thread/revert",
     ];
 
     /// The thread a request is about, for those a thread's driver answers.
@@ -111,6 +114,7 @@ impl ClientRequest {
             ClientRequest::QueueReorder(p) => Some(&p.thread_id),
             ClientRequest::QueueStart(p) => Some(&p.thread_id),
             ClientRequest::ThreadSettingsUpdate(p) => Some(&p.thread_id),
+            ClientRequest::ThreadRevert(p) => Some(&p.thread_id),
             ClientRequest::Initialize(_)
             | ClientRequest::ThreadStart(_)
             | ClientRequest::ThreadResume(_)
@@ -177,6 +181,7 @@ impl ClientRequest {
             "thread/items/list" => ClientRequest::ThreadItemsList(typed(method, params)?),
             "thread/name/set" => ClientRequest::ThreadSetName(typed(method, params)?),
             "model/list" => ClientRequest::ModelList(typed(method, params)?),
+            "thread/revert" => ClientRequest::ThreadRevert(typed(method, params)?),
             other => {
                 return Err(JsonRpcError::new(
                     ErrorCode::MethodNotFound,
@@ -829,4 +834,14 @@ pub struct ModelListParams {
     /// Page size; all if absent.
     #[serde(default)]
     pub limit: Option<u32>,
+}
+
+/// `thread/revert` params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadRevertParams {
+    /// The thread.
+    pub thread_id: String,
+    /// The first turn taken back.
+    pub before_turn_id: String,
 }

@@ -483,6 +483,8 @@ pub enum ServerNotification {
     ThreadClosed(ThreadIdNotification),
     /// `thread/name/updated`.
     ThreadNameUpdated(ThreadNameUpdatedNotification),
+    /// `thread/reverted`.
+    ThreadReverted(ThreadIdNotification),
 }
 
 impl ServerNotification {
@@ -509,6 +511,7 @@ impl ServerNotification {
             ServerNotification::ThreadDeleted(_) => "thread/deleted",
             ServerNotification::ThreadClosed(_) => "thread/closed",
             ServerNotification::ThreadNameUpdated(_) => "thread/name/updated",
+            ServerNotification::ThreadReverted(_) => "thread/reverted",
         }
     }
 
@@ -531,7 +534,8 @@ impl ServerNotification {
             ServerNotification::ThreadArchived(p)
             | ServerNotification::ThreadUnarchived(p)
             | ServerNotification::ThreadDeleted(p)
-            | ServerNotification::ThreadClosed(p) => serde_json::to_value(p),
+            | ServerNotification::ThreadClosed(p)
+            | ServerNotification::ThreadReverted(p) => serde_json::to_value(p),
             ServerNotification::ThreadNameUpdated(p) => serde_json::to_value(p),
         };
         // Plain structs of strings and numbers always serialize.

@@ -232,6 +232,7 @@ pub(crate) fn spawn_driver(
         usage: Usage::default(),
         approvals: Approvals::default(),
         warnings: Vec::new(),
+        notify_after: Vec::new(),
     };
     tokio::spawn(driver.run());
     handle
@@ -265,6 +266,8 @@ pub(crate) struct ThreadDriver {
     approvals: Approvals,
     /// What the current request warns about, sent after its answer.
     warnings: Vec<String>,
+    /// Other notifications the current request causes, sent after its answer.
+    notify_after: Vec<ServerNotification>,
 }
 
 /// A thread's token counts, for `thread/tokenUsage/updated`.
@@ -541,6 +544,7 @@ impl ThreadDriver {
                 self.turn_start(params.input, params.client_user_message_id, params.settings)
                     .await
             }
+            ClientRequest::ThreadRevert(params) => self.revert(params.before_turn_id).await,
             ClientRequest::ThreadSettingsUpdate(params) => self
                 .update_settings("thread/settings/update", params.settings)
                 .await
@@ -603,6 +607,9 @@ impl ThreadDriver {
             });
             self.broadcast(&warning);
         }
+        for notification in std::mem::take(&mut self.notify_after) {
+            self.broadcast(&notification);
+        }
         for event in held {
             let follow_up = self.event(event);
             self.follow_up(follow_up).await;
@@ -639,6 +646,31 @@ impl ThreadDriver {
         let result = to_value(&turn_started(turn_id))?;
         self.remember(Idempotent::TurnStart, client_id, &result);
         Ok(result)
+    }
+
+    /// `thread/revert`: the engine takes the history back; the answer is the
+    /// thread as it now stands, then `thread/reverted`.
+    async fn revert(&mut self, before_turn_id: String) -> Result<Value, JsonRpcError> {
+        self.session
+            .submit(Op::Revert { before_turn_id })
+            .await
+            .map_err(op_error)?;
+        let turns = self.session.saved_turns().await.map_err(|message| {
+            JsonRpcError::new(
+                ErrorCode::InternalError,
+                format!("could not read the thread: {message}"),
+            )
+        })?;
+        let thread = self.info.thread(true, saved_turns(&turns, None));
+        self.notify_after
+            .push(ServerNotification::ThreadReverted(ThreadIdNotification {
+                thread_id: self.info.id.clone(),
+            }));
+        Ok(serde_json::json!({
+            "thread": thread,
+            "turnsBackwardsCursor": null,
+            "itemsBackwardsCursor": null,
+        }))
     }
 
     /// Apply a settings change to the next turn (refused by name if tiller
@@ -773,6 +805,7 @@ fn op_error(error: OpError) -> JsonRpcError {
         OpError::NoActiveTurn
         | OpError::TurnMismatch { .. }
         | OpError::UnknownApproval { .. }
+        | OpError::Refused { .. }
         | OpError::SessionClosed => ErrorCode::InvalidRequest,
     };
     let message = match &error {
@@ -784,6 +817,7 @@ fn op_error(error: OpError) -> JsonRpcError {
         | OpError::UnknownApproval { .. }
         | OpError::SessionClosed
         | OpError::NotSaved { .. }
+        | OpError::Refused { .. }
         | OpError::InvalidSettings { .. } => error.to_string(),
     };
     JsonRpcError::new(code, message)

@@ -455,7 +455,8 @@ impl Actor {
             | ServerNotification::ThreadUnarchived(_)
             | ServerNotification::ThreadDeleted(_)
             | ServerNotification::ThreadClosed(_)
-            | ServerNotification::ThreadNameUpdated(_) => {}
+            | ServerNotification::ThreadNameUpdated(_)
+            | ServerNotification::ThreadReverted(_) => {}
         }
     }
 

@@ -18,8 +18,8 @@ use tiller_config::{ApprovalPolicy, Config};
 use tiller_model::ModelClient;
 use tiller_protocol::{
     ErrorInfo, EventMsg, ItemPhase, LifecycleEvent, Op, OpError, RecordedItem, Reply, ResponseItem,
-    ReviewDecision, RolloutItem, SessionMeta, TurnAbortReason, TurnContextLine, TurnItem,
-    TurnItemKind, UserInput, UserMessage,
+    RevertLine, ReviewDecision, RolloutItem, SessionMeta, TurnAbortReason, TurnContextLine,
+    TurnItem, TurnItemKind, UserInput, UserMessage,
 };
 use tiller_rollout::timestamp::UtcTime;
 use tiller_rollout::{LoadedRollout, OpenRollout, RolloutRecorder};
@@ -690,6 +690,7 @@ impl SessionActor {
                 }
                 Ok(Reply::Done)
             }
+            Op::Revert { before_turn_id } => self.revert(before_turn_id).await,
             Op::Shutdown => {
                 self.abort(TurnAbortReason::Interrupted).await;
                 // The file is closed (and its lock released) before the
@@ -703,6 +704,55 @@ impl SessionActor {
                 Ok(Reply::Done)
             }
         }
+    }
+
+    /// Take the history back to before `before_turn_id`: the `revert` line
+    /// is written (and synced) first, then the history is read back from
+    /// the file, as a resume would read it.
+    async fn revert(&mut self, before_turn_id: String) -> Result<Reply, OpError> {
+        let refused = |message: String| OpError::Refused { message };
+        if let Lifecycle::Running(turn) = &self.lifecycle {
+            return Err(refused(format!(
+                "turn {} is running; interrupt it before reverting",
+                turn.id
+            )));
+        }
+        let Some(path) = self.conversation.rollout().map(|r| r.path().to_path_buf()) else {
+            return Err(refused(
+                "an ephemeral session keeps no turns to revert".to_string(),
+            ));
+        };
+        let read = |path: std::path::PathBuf| async move {
+            tokio::task::spawn_blocking(move || tiller_rollout::load(&path))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        };
+        // Everything recorded so far is in the file before it is read.
+        self.conversation
+            .commit(Vec::new(), false)
+            .await
+            .map_err(|message| OpError::NotSaved { message })?;
+        let loaded = read(path.clone())
+            .await
+            .map_err(|message| OpError::NotSaved { message })?;
+        if !loaded.turns.iter().any(|t| t.id == before_turn_id) {
+            return Err(refused(format!("no turn {before_turn_id} in this session")));
+        }
+        self.conversation
+            .commit(
+                vec![RolloutItem::Revert(RevertLine {
+                    before_turn_id: before_turn_id.clone(),
+                })],
+                true,
+            )
+            .await
+            .map_err(|message| OpError::NotSaved { message })?;
+        let loaded = read(path)
+            .await
+            .map_err(|message| OpError::NotSaved { message })?;
+        *self.conversation.history() = History::from_items(loaded.items);
+        Ok(Reply::Done)
     }
 
     fn repeated(&self, kind: MessageKind, client_message_id: Option<&str>) -> Option<Reply> {

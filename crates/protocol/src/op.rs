@@ -50,6 +50,13 @@ pub enum Op {
         /// What changes; an absent field stays as it is.
         settings: SettingsUpdate,
     },
+    /// Take the conversation back to before a turn (no turn may run): that
+    /// turn and every later one leave the history the model is sent, durably
+    /// (a `revert` line). Files the turns changed are not touched.
+    Revert {
+        /// The first turn taken back.
+        before_turn_id: String,
+    },
     /// End the session: abort any running turn, then stop.
     Shutdown,
 }
@@ -188,6 +195,12 @@ pub enum OpError {
         /// The file and the error, in words.
         message: String,
     },
+    /// What was asked cannot be done in the session's state (a revert
+    /// while a turn runs, of a turn that is not there). Nothing changed.
+    Refused {
+        /// Why, in words.
+        message: String,
+    },
     /// A settings change that cannot apply (a folder that is not there, an
     /// unknown approval policy). Nothing changed.
     InvalidSettings {
@@ -208,7 +221,9 @@ impl std::fmt::Display for OpError {
                 write!(f, "no approval is pending for call {call_id}")
             }
             OpError::SessionClosed => write!(f, "the session has shut down"),
-            OpError::NotSaved { message } | OpError::InvalidSettings { message } => {
+            OpError::NotSaved { message }
+            | OpError::InvalidSettings { message }
+            | OpError::Refused { message } => {
                 write!(f, "{message}")
             }
         }

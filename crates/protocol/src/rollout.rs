@@ -31,6 +31,17 @@ pub enum RolloutItem {
     Queue(QueueSnapshot),
     /// A transcript item as it started or completed.
     Item(RecordedItem),
+    /// The history was taken back to before a turn: that turn and every
+    /// later one are gone from the conversation (the lines stay, for the
+    /// record; the reader drops them).
+    Revert(RevertLine),
+}
+
+/// A `revert` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevertLine {
+    /// The first turn taken back.
+    pub before_turn_id: String,
 }
 
 /// A transcript item in the rollout.

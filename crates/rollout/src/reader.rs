@@ -270,6 +270,8 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
     let mut queue = QueueSnapshot::default();
     let mut queued_ever: Vec<QueuedInput> = Vec::new();
     let mut queued_ids: HashSet<String> = HashSet::new();
+    // Where each turn's history begins in `items`, by position in `turns`.
+    let mut history_starts: Vec<usize> = Vec::new();
     for (index, line) in lines.iter().enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -301,6 +303,23 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
                 }
             }
             RolloutItem::TurnContext(_) => {}
+            RolloutItem::Revert(revert) => {
+                if let Some(at) = turns.iter().position(|t| t.id == revert.before_turn_id) {
+                    items.truncate(history_starts[at]);
+                    turns.truncate(at);
+                    shown.truncate(at);
+                    history_starts.truncate(at);
+                    open_turn = None;
+                    last_turn = turns.last().map(|t| t.status);
+                } else {
+                    warnings.push(format!(
+                        "{}:{}: a revert to before turn {}, which is not in the file; skipped",
+                        path.display(),
+                        index + 1,
+                        revert.before_turn_id
+                    ));
+                }
+            }
             RolloutItem::Queue(snapshot) => {
                 for entry in &snapshot.items {
                     if queued_ids.insert(entry.id.clone()) {
@@ -329,6 +348,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
                         client_message_id,
                     } => {
                         open_turn = Some(turn_id.clone());
+                        history_starts.push(items.len());
                         turns.push(LoadedTurn {
                             id: turn_id.clone(),
                             status: LastTurn::CutOff,
@@ -411,6 +431,26 @@ mod tests {
         let path = dir.path().join("rollout.jsonl");
         std::fs::write(&path, text).unwrap();
         (dir, path)
+    }
+
+    #[test]
+    fn a_revert_drops_the_turns_from_the_one_it_names() {
+        let second = |line: &str| line.replace("t1", "t2").replace("hello", "again");
+        let revert = r#"{"timestamp":"t","type":"revert","payload":{"before_turn_id":"t2"}}"#;
+        let unknown = r#"{"timestamp":"t","type":"revert","payload":{"before_turn_id":"t9"}}"#;
+        let (_dir, path) = write(&format!(
+            "{META}\n{STARTED}\n{USER}\n{DONE}\n{}\n{}\n{}\n{revert}\n{unknown}\n",
+            second(STARTED),
+            second(USER),
+            second(DONE)
+        ));
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.turns.len(), 1);
+        assert_eq!(loaded.turns[0].id, "t1");
+        assert_eq!(loaded.items.len(), 1, "{:?}", loaded.items);
+        assert_eq!(loaded.last_turn, Some(LastTurn::Completed));
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        assert!(loaded.warnings[0].contains("t9"));
     }
 
     #[test]

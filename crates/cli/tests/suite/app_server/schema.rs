@@ -48,6 +48,7 @@ pub fn response_schema(method: &str) -> Option<&'static str> {
         "thread/items/list" => "v2/ThreadItemsListResponse",
         "thread/name/set" => "v2/ThreadSetNameResponse",
         "model/list" => "v2/ModelListResponse",
+        "thread/revert" => "v2/ThreadRevertResponse",
         _ => return None,
     })
 }
@@ -73,6 +74,7 @@ pub fn notification_schema(method: &str) -> Option<&'static str> {
         "thread/deleted" => "v2/ThreadDeletedNotification",
         "thread/closed" => "v2/ThreadClosedNotification",
         "thread/name/updated" => "v2/ThreadNameUpdatedNotification",
+        "thread/reverted" => "v2/ThreadRevertedNotification",
         _ => return None,
     })
 }
@@ -105,6 +107,7 @@ const METHODS: &[&str] = &[
     "thread/items/list",
     "thread/name/set",
     "model/list",
+    "thread/revert",
 ];
 
 /// Every notification the server sends.
@@ -127,6 +130,7 @@ const NOTIFICATIONS: &[&str] = &[
     "thread/deleted",
     "thread/closed",
     "thread/name/updated",
+    "thread/reverted",
 ];
 
 /// The schema of an error response.

@@ -574,3 +574,97 @@ async fn models_are_listed_from_the_provider_or_the_config() {
     assert!(fixture.requests().is_empty());
     fixture.finish().await;
 }
+
+/// `thread/revert`: the history goes back to before a turn (persisted: a new
+/// server reads it so); the next turn's model request carries only what is
+/// left; refused while a turn runs, and for a turn that is not there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revert_takes_the_history_back_to_before_a_turn() {
+    let fixture = Fixture::new(vec![
+        Step::text("one"),
+        Step::text("two"),
+        Step::text("three"),
+        Step::text("after the revert"),
+        super::support::shell("call_sleep", "sleep 60"),
+    ])
+    .await;
+    let (mut server, thread) = fixture.started().await;
+    let mut turns = Vec::new();
+    for prompt in ["alpha", "beta", "gamma"] {
+        let turn = server.start_turn(&thread, prompt, None).await;
+        server.wait_completed(&turn).await;
+        turns.push(turn);
+    }
+    let reverted = server
+        .call(
+            "thread/revert",
+            json!({"threadId": thread, "beforeTurnId": turns[1]}),
+        )
+        .await;
+    let kept: Vec<&str> = reverted["thread"]["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept, [turns[0].as_str()]);
+    let id = thread.clone();
+    server
+        .wait_for("thread/reverted", move |l| {
+            l["method"] == "thread/reverted" && l["params"]["threadId"] == id.as_str()
+        })
+        .await;
+    let turn = server.start_turn(&thread, "delta", None).await;
+    server.wait_completed(&turn).await;
+
+    let unknown = server
+        .call_err(
+            "thread/revert",
+            json!({"threadId": thread, "beforeTurnId": turns[2]}),
+        )
+        .await;
+    assert_eq!(unknown["code"], -32600, "{unknown}");
+    let running = server.start_turn(&thread, "sleep", None).await;
+    let busy = server
+        .call_err(
+            "thread/revert",
+            json!({"threadId": thread, "beforeTurnId": turns[0]}),
+        )
+        .await;
+    assert_eq!(busy["code"], -32600, "{busy}");
+    assert!(
+        busy["message"].as_str().unwrap().contains("interrupt"),
+        "{busy}"
+    );
+    server
+        .call(
+            "turn/interrupt",
+            json!({"threadId": thread, "turnId": running}),
+        )
+        .await;
+    server.wait_completed(&running).await;
+    server.close().await.assert_success();
+
+    let requests = fixture.requests();
+    let after = &requests[3];
+    assert_eq!(super::support::times_seen(after, "alpha"), 1);
+    assert_eq!(super::support::times_seen(after, "beta"), 0);
+    assert_eq!(super::support::times_seen(after, "gamma"), 0);
+    assert_eq!(super::support::times_seen(after, "delta"), 1);
+
+    // A new server reads the thread as reverted.
+    let mut server = fixture.spawn();
+    server.initialize().await;
+    let resumed = server
+        .call("thread/resume", json!({"threadId": thread}))
+        .await;
+    let ids: Vec<&str> = resumed["thread"]["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [turns[0].as_str(), turn.as_str(), running.as_str()]);
+    server.close().await.assert_success();
+    fixture.finish().await;
+}
