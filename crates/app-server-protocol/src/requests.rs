@@ -65,6 +65,8 @@ pub enum ClientRequest {
     ModelList(ModelListParams),
     /// `thread/revert` → `{thread, turnsBackwardsCursor, itemsBackwardsCursor}`.
     ThreadRevert(ThreadRevertParams),
+    /// `thread/compact/start` → [`EmptyResponse`].
+    ThreadCompactStart(ThreadIdParams),
 }
 
 impl ClientRequest {
@@ -98,6 +100,7 @@ impl ClientRequest {
         "thread/name/set",
         "model/list",
         "thread/revert",
+        "thread/compact/start",
     ];
 
     /// The thread a request is about, for those a thread's driver answers.
@@ -115,6 +118,7 @@ impl ClientRequest {
             ClientRequest::QueueStart(p) => Some(&p.thread_id),
             ClientRequest::ThreadSettingsUpdate(p) => Some(&p.thread_id),
             ClientRequest::ThreadRevert(p) => Some(&p.thread_id),
+            ClientRequest::ThreadCompactStart(p) => Some(&p.thread_id),
             ClientRequest::Initialize(_)
             | ClientRequest::ThreadStart(_)
             | ClientRequest::ThreadResume(_)
@@ -182,6 +186,7 @@ impl ClientRequest {
             "thread/name/set" => ClientRequest::ThreadSetName(typed(method, params)?),
             "model/list" => ClientRequest::ModelList(typed(method, params)?),
             "thread/revert" => ClientRequest::ThreadRevert(typed(method, params)?),
+            "thread/compact/start" => ClientRequest::ThreadCompactStart(typed(method, params)?),
             other => {
                 return Err(JsonRpcError::new(
                     ErrorCode::MethodNotFound,

@@ -545,6 +545,12 @@ impl ThreadDriver {
                     .await
             }
             ClientRequest::ThreadRevert(params) => self.revert(params.before_turn_id).await,
+            ClientRequest::ThreadCompactStart(_) => self
+                .session
+                .submit(Op::Compact)
+                .await
+                .map_err(op_error)
+                .and_then(|_| to_value(&EmptyResponse {})),
             ClientRequest::ThreadSettingsUpdate(params) => self
                 .update_settings("thread/settings/update", params.settings)
                 .await
@@ -799,6 +805,14 @@ fn non_empty(items: Vec<UserInput>) -> Result<Vec<UserInput>, JsonRpcError> {
 }
 
 fn op_error(error: OpError) -> JsonRpcError {
+    if let OpError::NotSteerable { kind, .. } = &error {
+        // Codex's structured error, so a client can tell why.
+        let mut refused = JsonRpcError::new(ErrorCode::InvalidRequest, error.to_string());
+        refused.data = Some(serde_json::json!({
+            "codexErrorInfo": {"activeTurnNotSteerable": {"turnKind": kind}}
+        }));
+        return refused;
+    }
     let code = match error {
         OpError::EmptyInput | OpError::InvalidSettings { .. } => ErrorCode::InvalidParams,
         OpError::NotSaved { .. } => ErrorCode::InternalError,
@@ -806,6 +820,7 @@ fn op_error(error: OpError) -> JsonRpcError {
         | OpError::TurnMismatch { .. }
         | OpError::UnknownApproval { .. }
         | OpError::Refused { .. }
+        | OpError::NotSteerable { .. }
         | OpError::SessionClosed => ErrorCode::InvalidRequest,
     };
     let message = match &error {
@@ -818,6 +833,7 @@ fn op_error(error: OpError) -> JsonRpcError {
         | OpError::SessionClosed
         | OpError::NotSaved { .. }
         | OpError::Refused { .. }
+        | OpError::NotSteerable { .. }
         | OpError::InvalidSettings { .. } => error.to_string(),
     };
     JsonRpcError::new(code, message)

@@ -17,9 +17,9 @@ use std::time::Duration;
 use tiller_config::{ApprovalPolicy, Config};
 use tiller_model::ModelClient;
 use tiller_protocol::{
-    ErrorInfo, EventMsg, ItemPhase, LifecycleEvent, Op, OpError, RecordedItem, Reply, ResponseItem,
-    RevertLine, ReviewDecision, RolloutItem, SessionMeta, TurnAbortReason, TurnContextLine,
-    TurnItem, TurnItemKind, UserInput, UserMessage,
+    CompactedLine, ErrorInfo, EventMsg, ItemPhase, LifecycleEvent, Op, OpError, RecordedItem,
+    Reply, ResponseItem, RevertLine, ReviewDecision, RolloutItem, SessionMeta, TurnAbortReason,
+    TurnContextLine, TurnItem, TurnItemKind, UserInput, UserMessage,
 };
 use tiller_rollout::timestamp::UtcTime;
 use tiller_rollout::{LoadedRollout, OpenRollout, RolloutRecorder};
@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::conversation::{Conversation, TurnSettings};
+use crate::conversation::{COMPACT_PREFIX, Conversation, TurnSettings};
 use crate::error::CoreError;
 use crate::events::{EventSink, EventStream, TurnEmitter, event_channel};
 use crate::history::{ABORTED_BEFORE_OUTPUT, History};
@@ -515,6 +515,8 @@ enum Lifecycle {
 
 struct RunningTurn {
     id: String,
+    /// A compaction turn: not steerable; its summary replaces the history.
+    compact: bool,
     cancel: CancellationToken,
     task: JoinHandle<TurnOutcome>,
     inbox: Arc<TurnInbox>,
@@ -609,6 +611,7 @@ impl SessionActor {
                             Some(Shown::Turn(tx)) => Some(tx),
                             _ => None,
                         },
+                        false,
                     )
                     .await?;
                 Ok(self.remember(kind, client_message_id, Reply::TurnStarted { turn_id }))
@@ -629,6 +632,12 @@ impl SessionActor {
                     return Err(OpError::TurnMismatch {
                         expected: expected_turn_id,
                         actual: turn.id.clone(),
+                    });
+                }
+                if turn.compact {
+                    return Err(OpError::NotSteerable {
+                        turn_id: turn.id.clone(),
+                        kind: "compact".to_string(),
                     });
                 }
                 let items = non_empty(items)?;
@@ -691,6 +700,15 @@ impl SessionActor {
                 Ok(Reply::Done)
             }
             Op::Revert { before_turn_id } => self.revert(before_turn_id).await,
+            Op::Compact => {
+                if let Lifecycle::Running(turn) = &self.lifecycle {
+                    return Err(OpError::Refused {
+                        message: format!("turn {} is running; compact when it has ended", turn.id),
+                    });
+                }
+                let turn_id = self.start_turn(Vec::new(), None, None, true).await?;
+                Ok(Reply::TurnStarted { turn_id })
+            }
             Op::Shutdown => {
                 self.abort(TurnAbortReason::Interrupted).await;
                 // The file is closed (and its lock released) before the
@@ -782,6 +800,7 @@ impl SessionActor {
         input: Vec<UserMessage>,
         client_message_id: Option<String>,
         turn_handle: Option<oneshot::Sender<TurnHandle>>,
+        compact: bool,
     ) -> Result<String, OpError> {
         let turn_id = uuid::Uuid::now_v7().to_string();
         let settings = self
@@ -863,9 +882,11 @@ impl SessionActor {
             cancel: cancel.clone(),
             emitter: emitter.clone(),
             items: items.clone(),
+            compact,
         }));
         self.lifecycle = Lifecycle::Running(Box::new(RunningTurn {
             id: turn_id.clone(),
+            compact,
             cancel,
             task,
             inbox,
@@ -908,6 +929,34 @@ impl SessionActor {
                 http_status: None,
             })
         });
+        // A compaction's summary replaces the history, in the file (before
+        // the turn's end) and in memory; with no summary it fails.
+        let mut compacted = None;
+        let outcome = match outcome {
+            TurnOutcome::Completed {
+                last_agent_message, ..
+            } if turn.compact
+                && last_agent_message
+                    .as_deref()
+                    .is_none_or(|m| m.trim().is_empty()) =>
+            {
+                TurnOutcome::Failed(ErrorInfo {
+                    message: "the model gave no summary; the history is unchanged".to_string(),
+                    http_status: None,
+                })
+            }
+            TurnOutcome::Completed {
+                last_agent_message: Some(summary),
+                usage,
+            } if turn.compact => {
+                compacted = Some(format!("{COMPACT_PREFIX}{summary}"));
+                TurnOutcome::Completed {
+                    last_agent_message: Some(summary),
+                    usage,
+                }
+            }
+            other => other,
+        };
         let (line, msg) = match outcome {
             TurnOutcome::Completed {
                 last_agent_message,
@@ -958,12 +1007,21 @@ impl SessionActor {
         // I5: the rollout is on disk before anyone hears that the turn is over.
         // If it cannot be, the turn did not end as it would have: it failed,
         // and the file says so once the disk takes lines again.
-        let msg = match self
-            .conversation
-            .commit(vec![RolloutItem::Event(line)], true)
-            .await
-        {
-            Ok(()) => msg,
+        let mut lines = Vec::new();
+        if let Some(message) = &compacted {
+            lines.push(RolloutItem::Compacted(CompactedLine {
+                message: message.clone(),
+            }));
+        }
+        lines.push(RolloutItem::Event(line));
+        let msg = match self.conversation.commit(lines, true).await {
+            Ok(()) => {
+                if let Some(message) = compacted {
+                    *self.conversation.history() =
+                        History::from_items(vec![ResponseItem::user_text(message)]);
+                }
+                msg
+            }
             Err(message) => {
                 let error = ErrorInfo {
                     message: format!("{message}; the turn's end was not saved"),

@@ -51,6 +51,8 @@ pub(crate) struct TurnRuntime {
     pub(crate) cancel: CancellationToken,
     pub(crate) emitter: TurnEmitter,
     pub(crate) items: TurnItems,
+    /// A compaction turn: the model is asked for a summary, with no tools.
+    pub(crate) compact: bool,
 }
 
 /// A message or reasoning item the model is streaming.
@@ -163,7 +165,7 @@ impl TurnRuntime {
         loop {
             // Steer that arrived during a backoff wait goes into the retried request.
             self.deliver_steer(steer_rx);
-            let (request, repair) = self.conversation.prepare_request();
+            let (request, repair) = self.conversation.prepare_request(self.compact);
             if !repair.is_empty() {
                 tracing::error!(
                     ?repair,

@@ -27,7 +27,7 @@ pub use event::{
 pub use items::{ContentItem, ResponseItem, UserInput};
 pub use op::{Op, OpError, Reply, ReviewDecision, SettingsUpdate, UserMessage};
 pub use rollout::{
-    ItemPhase, LifecycleEvent, QueueSnapshot, QueuedInput, RecordedItem, RevertLine, RolloutItem,
-    RolloutLine, SessionMeta, TurnContextLine,
+    CompactedLine, ItemPhase, LifecycleEvent, QueueSnapshot, QueuedInput, RecordedItem, RevertLine,
+    RolloutItem, RolloutLine, SessionMeta, TurnContextLine,
 };
 pub use turn_item::{TurnItem, TurnItemKind, display_command, hidden};

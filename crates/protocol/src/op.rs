@@ -50,6 +50,10 @@ pub enum Op {
         /// What changes; an absent field stays as it is.
         settings: SettingsUpdate,
     },
+    /// Compact the conversation (no turn may run): a turn in which the model
+    /// summarises the history, which then replaces it (a `compacted` line).
+    /// The turn cannot be steered. Answered with [`Reply::TurnStarted`].
+    Compact,
     /// Take the conversation back to before a turn (no turn may run): that
     /// turn and every later one leave the history the model is sent, durably
     /// (a `revert` line). Files the turns changed are not touched.
@@ -195,6 +199,13 @@ pub enum OpError {
         /// The file and the error, in words.
         message: String,
     },
+    /// Steer for a turn that takes none (a compaction).
+    NotSteerable {
+        /// The running turn.
+        turn_id: String,
+        /// What kind of turn it is: `compact`.
+        kind: String,
+    },
     /// What was asked cannot be done in the session's state (a revert
     /// while a turn runs, of a turn that is not there). Nothing changed.
     Refused {
@@ -221,6 +232,9 @@ impl std::fmt::Display for OpError {
                 write!(f, "no approval is pending for call {call_id}")
             }
             OpError::SessionClosed => write!(f, "the session has shut down"),
+            OpError::NotSteerable { turn_id, kind } => {
+                write!(f, "turn {turn_id} is a {kind} turn and cannot be steered")
+            }
             OpError::NotSaved { message }
             | OpError::InvalidSettings { message }
             | OpError::Refused { message } => {

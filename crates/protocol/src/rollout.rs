@@ -35,6 +35,16 @@ pub enum RolloutItem {
     /// later one are gone from the conversation (the lines stay, for the
     /// record; the reader drops them).
     Revert(RevertLine),
+    /// The history was compacted: from here on it starts with the summary.
+    Compacted(CompactedLine),
+}
+
+/// A `compacted` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactedLine {
+    /// The user message that replaces the history before it (the summary,
+    /// with the words that introduce it).
+    pub message: String,
 }
 
 /// A `revert` line.

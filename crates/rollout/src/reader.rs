@@ -303,6 +303,13 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
                 }
             }
             RolloutItem::TurnContext(_) => {}
+            RolloutItem::Compacted(compacted) => {
+                items.clear();
+                items.push(ResponseItem::user_text(compacted.message));
+                // The turns before keep their history for the record; what
+                // the model reads starts here.
+                history_starts.fill(0);
+            }
             RolloutItem::Revert(revert) => {
                 if let Some(at) = turns.iter().position(|t| t.id == revert.before_turn_id) {
                     items.truncate(history_starts[at]);

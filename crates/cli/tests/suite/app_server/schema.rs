@@ -49,6 +49,7 @@ pub fn response_schema(method: &str) -> Option<&'static str> {
         "thread/name/set" => "v2/ThreadSetNameResponse",
         "model/list" => "v2/ModelListResponse",
         "thread/revert" => "v2/ThreadRevertResponse",
+        "thread/compact/start" => "v2/ThreadCompactStartResponse",
         _ => return None,
     })
 }
@@ -108,6 +109,7 @@ const METHODS: &[&str] = &[
     "thread/name/set",
     "model/list",
     "thread/revert",
+    "thread/compact/start",
 ];
 
 /// Every notification the server sends.

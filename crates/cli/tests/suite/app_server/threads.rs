@@ -668,3 +668,100 @@ async fn revert_takes_the_history_back_to_before_a_turn() {
     server.close().await.assert_success();
     fixture.finish().await;
 }
+
+/// `thread/compact/start`: a real turn in which the model, offered no tools,
+/// summarises the history; the summary then replaces the history, for the
+/// next turn and after a restart. The compaction cannot be steered (Codex's
+/// structured error) and is refused while another turn runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_replaces_the_history_with_the_models_summary() {
+    let summary: Vec<String> = (0..20).map(|i| format!("SUMMARY{i} ")).collect();
+    let fixture = Fixture::new(vec![
+        Step::text("one"),
+        Step::text("two"),
+        Step::response(vec![tiller_mock_model::Item::text_deltas(summary)]).with_delta_delay(20),
+        Step::text("three"),
+        Step::text("four"),
+    ])
+    .await;
+    let (mut server, thread) = fixture.started().await;
+    for prompt in ["alpha", "beta"] {
+        let turn = server.start_turn(&thread, prompt, None).await;
+        server.wait_completed(&turn).await;
+    }
+    let compacting = server
+        .call("thread/compact/start", json!({"threadId": thread}))
+        .await;
+    assert_eq!(compacting, json!({}));
+    let at = server
+        .wait_for("the compaction's turn/started", |l| {
+            l["method"] == "turn/started"
+        })
+        .await;
+    let _ = at;
+    let started = server.notifications("turn/started");
+    let compaction = started.last().unwrap()["params"]["turn"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = compaction.clone();
+    server
+        .wait_for("a summary delta", move |l| {
+            l["method"] == "item/agentMessage/delta" && l["params"]["turnId"] == id.as_str()
+        })
+        .await;
+    let steer = server
+        .call_err(
+            "turn/steer",
+            json!({"threadId": thread, "expectedTurnId": compaction,
+                   "input": [text_input("not now")]}),
+        )
+        .await;
+    assert_eq!(steer["code"], -32600, "{steer}");
+    assert_eq!(
+        steer["data"]["codexErrorInfo"]["activeTurnNotSteerable"]["turnKind"], "compact",
+        "{steer}"
+    );
+    let again = server
+        .call_err("thread/compact/start", json!({"threadId": thread}))
+        .await;
+    assert_eq!(again["code"], -32600, "{again}");
+    let done = server.wait_completed(&compaction).await;
+    assert_eq!(done["turn"]["status"], "completed", "{done}");
+    let turn = server.start_turn(&thread, "gamma", None).await;
+    server.wait_completed(&turn).await;
+    server.close().await.assert_success();
+
+    let requests = fixture.requests();
+    let compact_request = &requests[2];
+    assert_eq!(compact_request.body["tools"], json!([]));
+    assert!(
+        compact_request
+            .raw_body
+            .contains("Summarize the conversation"),
+        "{}",
+        compact_request.raw_body
+    );
+    let after = &requests[3];
+    assert!(after.raw_body.contains("SUMMARY19"), "{}", after.raw_body);
+    assert_eq!(super::support::times_seen(after, "alpha"), 0);
+    assert_eq!(super::support::times_seen(after, "beta"), 0);
+    assert_eq!(super::support::times_seen(after, "gamma"), 1);
+
+    // A new server reads the compacted history back.
+    let mut server = fixture.spawn();
+    server.initialize().await;
+    server
+        .call("thread/resume", json!({"threadId": thread}))
+        .await;
+    let turn = server.start_turn(&thread, "delta", None).await;
+    server.wait_completed(&turn).await;
+    server.close().await.assert_success();
+    let requests = fixture.requests();
+    let resumed = requests.last().unwrap();
+    assert!(resumed.raw_body.contains("SUMMARY19"));
+    assert_eq!(super::support::times_seen(resumed, "alpha"), 0);
+    assert_eq!(super::support::times_seen(resumed, "gamma"), 1);
+    assert_eq!(super::support::times_seen(resumed, "delta"), 1);
+    fixture.finish().await;
+}
