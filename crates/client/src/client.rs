@@ -322,8 +322,14 @@ impl Client {
     /// the handshake fails.
     async fn connect(&self) -> Result<ConnectionHandle, ClientError> {
         let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        let connection =
-            connection::spawn(&self.inner.options, generation, self.inner.events.clone())?;
+        let options = &self.inner.options;
+        let connection = match &options.endpoint {
+            Some(endpoint) => {
+                connection::connect(endpoint, options, generation, self.inner.events.clone())
+                    .await?
+            }
+            None => connection::spawn(options, generation, self.inner.events.clone())?,
+        };
         let params = InitializeParams {
             client_info: Some(serde_json::json!({
                 "name": self.inner.options.client_name,

@@ -10,20 +10,23 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tiller_app_server_protocol::{
     ErrorCode, Incoming, JsonRpcError, OutgoingMessage, RequestId, ServerNotification,
     ThreadStatus, ThreadStatusChangedNotification, Turn, TurnCompletedNotification, TurnError,
     TurnStatus, parse_line,
 };
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command as ProcessCommand};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::error::ClientError;
 use crate::event::{ClientEvent, DISCONNECTED_TURN_MESSAGE, parse_notification};
-use crate::options::ClientOptions;
+use crate::options::{ClientOptions, Endpoint};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// The answer to one request.
 type Reply = oneshot::Sender<Result<Value, ClientError>>;
@@ -155,13 +158,15 @@ pub(crate) fn spawn(
     }
     let (writer, lines) = mpsc::unbounded_channel();
     tokio::spawn(write_lines(stdin, lines));
+    let (lines_tx, incoming) = mpsc::unbounded_channel();
+    tokio::spawn(read_lines(stdout, lines_tx));
     let (tx, commands) = mpsc::unbounded_channel();
     let actor = Actor {
         generation,
         commands,
         writer: Some(writer),
-        child,
-        stdout: BufReader::new(stdout).lines(),
+        child: Some(child),
+        incoming,
         events,
         pending: HashMap::new(),
         running: BTreeMap::new(),
@@ -176,6 +181,138 @@ pub(crate) fn spawn(
         pid,
         generation,
     })
+}
+
+/// Connect to a server listening on `endpoint` (WebSocket over a unix socket
+/// or TCP) and start the actor that owns the connection.
+pub(crate) async fn connect(
+    endpoint: &Endpoint,
+    options: &ClientOptions,
+    generation: u64,
+    events: mpsc::UnboundedSender<ClientEvent>,
+) -> Result<ConnectionHandle, ClientError> {
+    let refused = |e: tokio_tungstenite::tungstenite::Error| {
+        ClientError::Io(std::io::Error::other(format!(
+            "the WebSocket handshake failed: {e}"
+        )))
+    };
+    let (writer, lines) = mpsc::unbounded_channel();
+    let (lines_tx, incoming) = mpsc::unbounded_channel();
+    match endpoint {
+        Endpoint::Unix(path) => {
+            let stream = tokio::net::UnixStream::connect(path).await?;
+            let (websocket, _) = tokio_tungstenite::client_async("ws://localhost/", stream)
+                .await
+                .map_err(refused)?;
+            let (sink, stream) = websocket.split();
+            tokio::spawn(write_frames(sink, lines));
+            tokio::spawn(read_frames(stream, lines_tx));
+        }
+        Endpoint::WebSocket { url, token } => {
+            let address = url
+                .strip_prefix("ws://")
+                .map(|rest| rest.split('/').next().unwrap_or(rest))
+                .ok_or_else(|| ClientError::Protocol(format!("not a ws:// URL: {url}")))?;
+            let stream = tokio::net::TcpStream::connect(address).await?;
+            stream.set_nodelay(true)?;
+            let mut request = url.as_str().into_client_request().map_err(refused)?;
+            if let Some(token) = token {
+                let value = format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| ClientError::Protocol("the token is not a header value".into()))?;
+                request.headers_mut().insert("Authorization", value);
+            }
+            let (websocket, _) = tokio_tungstenite::client_async(request, stream)
+                .await
+                .map_err(refused)?;
+            let (sink, stream) = websocket.split();
+            tokio::spawn(write_frames(sink, lines));
+            tokio::spawn(read_frames(stream, lines_tx));
+        }
+    }
+    let (tx, commands) = mpsc::unbounded_channel();
+    let actor = Actor {
+        generation,
+        commands,
+        writer: Some(writer),
+        child: None,
+        incoming,
+        events,
+        pending: HashMap::new(),
+        running: BTreeMap::new(),
+        finished: HashSet::new(),
+        shutdown_waiters: Vec::new(),
+        requested: false,
+        grace: options.shutdown_grace,
+    };
+    tokio::spawn(actor.run());
+    Ok(ConnectionHandle {
+        tx,
+        pid: None,
+        generation,
+    })
+}
+
+/// The server's stdout, line by line, to the actor.
+async fn read_lines(stdout: ChildStdout, lines: mpsc::UnboundedSender<String>) {
+    let mut reader = BufReader::new(stdout).lines();
+    loop {
+        match reader.next_line().await {
+            Ok(Some(line)) => {
+                if lines.send(line).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("reading the app-server's output failed: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// The only writer of a WebSocket connection: one text frame per message;
+/// when every sender is gone, a close frame.
+async fn write_frames<S>(mut sink: S, mut lines: mpsc::UnboundedReceiver<String>)
+where
+    S: futures::Sink<Message> + Unpin,
+{
+    while let Some(line) = lines.recv().await {
+        let text = line.trim_end_matches('\n').to_owned();
+        if sink.send(Message::text(text)).await.is_err() {
+            tracing::debug!("could not write to the app-server's socket");
+            return;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// A WebSocket connection's text frames, to the actor, until it closes.
+async fn read_frames<S>(mut stream: S, lines: mpsc::UnboundedSender<String>)
+where
+    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    while let Some(message) = stream.next().await {
+        let line = match message {
+            Ok(Message::Text(text)) => text.as_str().to_owned(),
+            Ok(Message::Binary(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+            Ok(Message::Close(frame)) => {
+                if let Some(frame) = frame {
+                    tracing::warn!(reason = %frame.reason, "the app-server closed the connection");
+                }
+                return;
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::debug!("the app-server's socket failed: {e}");
+                return;
+            }
+        };
+        if lines.send(line).is_err() {
+            return;
+        }
+    }
 }
 
 /// The only writer of the server's stdin. Dropping every sender closes it,
@@ -212,10 +349,13 @@ struct Pending {
 struct Actor {
     generation: u64,
     commands: mpsc::UnboundedReceiver<ActorCommand>,
-    /// `None` once stdin was closed on purpose.
+    /// `None` once stdin (or the socket) was closed on purpose.
     writer: Option<mpsc::UnboundedSender<String>>,
-    child: Child,
-    stdout: Lines<BufReader<ChildStdout>>,
+    /// The server process, when the client started it (not over a socket).
+    child: Option<Child>,
+    /// The server's lines (stdout lines, or WebSocket text frames); ends when
+    /// it closes them.
+    incoming: mpsc::UnboundedReceiver<String>,
     events: mpsc::UnboundedSender<ClientEvent>,
     pending: HashMap<i64, Pending>,
     /// Turns in progress: turn id → thread id.
@@ -251,25 +391,26 @@ impl Actor {
                         kill_at = Some(Instant::now() + self.grace);
                     }
                 },
-                line = self.stdout.next_line() => match line {
-                    Ok(Some(line)) => self.line(&line),
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::warn!("reading the app-server's output failed: {e}");
-                        break;
-                    }
+                line = self.incoming.recv() => match line {
+                    Some(line) => self.line(&line),
+                    None => break,
                 },
-                status = self.child.wait(), if !exited => {
+                status = wait(&mut self.child), if !exited => {
                     exited = true;
                     exit_status = status.ok();
                     drain_until = Some(Instant::now() + self.grace);
                 }
                 () = until(drain_until) => break,
-                () = until(kill_at), if !exited => {
-                    tracing::warn!(pid = self.child.id(), "the app-server did not exit when asked; killing it");
-                    let _ = self.child.start_kill();
+                () = until(kill_at), if !exited && self.child.is_some() => {
+                    if let Some(child) = &mut self.child {
+                        tracing::warn!(pid = child.id(), "the app-server did not exit when asked; killing it");
+                        let _ = child.start_kill();
+                    }
                     kill_at = None;
                 }
+                // A socket the server did not close when asked: the client
+                // is done with it.
+                () = until(kill_at), if self.child.is_none() => break,
             }
         }
         if !exited {
@@ -468,16 +609,17 @@ impl Actor {
     /// The server closed its output: give it the grace period to exit, then
     /// kill it, and reap it either way.
     async fn reap(&mut self) -> Option<ExitStatus> {
-        if let Ok(status) = tokio::time::timeout(self.grace, self.child.wait()).await {
+        let child = self.child.as_mut()?;
+        if let Ok(status) = tokio::time::timeout(self.grace, child.wait()).await {
             return status.ok();
         }
 
         tracing::warn!(
-            pid = self.child.id(),
+            pid = child.id(),
             "the app-server closed its output but did not exit; killing it"
         );
-        let _ = self.child.start_kill();
-        self.child.wait().await.ok()
+        let _ = child.start_kill();
+        child.wait().await.ok()
     }
 
     /// The one end of this connection: every request still waiting fails with
@@ -538,6 +680,14 @@ impl Actor {
         for done in waiters {
             let _ = done.send(exit_status);
         }
+    }
+}
+
+/// The server process's exit, or never for a socket.
+async fn wait(child: &mut Option<Child>) -> std::io::Result<ExitStatus> {
+    match child {
+        Some(child) => child.wait().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,5 +1,7 @@
 //! A Rust client for tiller's app-server (`tiller app-server`, or any server
-//! that speaks the same JSON lines on stdio).
+//! that speaks the same JSON lines on stdio), as a child on stdio or over a
+//! socket to one that listens (`unix://PATH`, `ws://IP:PORT`:
+//! [`ClientOptions::connect`]).
 //!
 //! [`Client::spawn`] starts the server from [`ClientOptions`] (program, args,
 //! env, cwd), does the `initialize` / `initialized` handshake, and returns the
@@ -48,7 +50,7 @@ mod options;
 pub use client::{Client, EventReceiver};
 pub use error::{ClientError, SteerRejected};
 pub use event::{ClientEvent, DISCONNECTED_TURN_MESSAGE, parse_notification};
-pub use options::{ClientOptions, Timeouts};
+pub use options::{ClientOptions, Endpoint, Timeouts};
 
 /// The protocol types the client's calls take and return.
 pub use tiller_app_server_protocol as protocol;

@@ -52,7 +52,23 @@ impl Timeouts {
     }
 }
 
-/// How to start an app-server: `tiller app-server` or any compatible binary.
+/// A server that is already listening: `tiller app-server --listen …`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// WebSocket over the unix socket at this path (`unix://PATH`).
+    Unix(PathBuf),
+    /// WebSocket over TCP (`ws://IP:PORT`), with the capability token if the
+    /// server asks for one (`--ws-auth capability-token`).
+    WebSocket {
+        /// The URL.
+        url: String,
+        /// Sent as `Authorization: Bearer …`.
+        token: Option<String>,
+    },
+}
+
+/// How to start an app-server: `tiller app-server` or any compatible binary;
+/// or, with [`ClientOptions::connect`], how to reach one that listens.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// The binary.
@@ -76,6 +92,8 @@ pub struct ClientOptions {
     /// exit before it is killed, and how long a server that closed its output
     /// may take to exit before it is killed.
     pub shutdown_grace: Duration,
+    /// Connect to this listening server instead of starting one.
+    pub endpoint: Option<Endpoint>,
 }
 
 impl ClientOptions {
@@ -91,7 +109,44 @@ impl ClientOptions {
             client_name: "tiller-client".to_owned(),
             inherit_stderr: false,
             shutdown_grace: Duration::from_secs(5),
+            endpoint: None,
         }
+    }
+
+    /// Connect to a server listening at `url` (`unix://PATH` or
+    /// `ws://IP:PORT`) instead of starting one. Shutting the client down
+    /// closes the connection; the server and its threads go on, and
+    /// [`Client::reconnect`](crate::Client::reconnect) connects again and
+    /// resumes them.
+    pub fn connect(url: &str) -> Result<ClientOptions, crate::ClientError> {
+        let endpoint = if let Some(path) = url.strip_prefix("unix://") {
+            if path.is_empty() {
+                return Err(crate::ClientError::Protocol(
+                    "unix:// needs the socket's path".to_owned(),
+                ));
+            }
+            Endpoint::Unix(PathBuf::from(path))
+        } else if url.starts_with("ws://") {
+            Endpoint::WebSocket {
+                url: url.to_owned(),
+                token: None,
+            }
+        } else {
+            return Err(crate::ClientError::Protocol(format!(
+                "{url} is neither unix://PATH nor ws://IP:PORT"
+            )));
+        };
+        let mut options = ClientOptions::new(PathBuf::new());
+        options.endpoint = Some(endpoint);
+        Ok(options)
+    }
+
+    /// Send `token` as the capability token (ws:// only).
+    pub fn token(mut self, token: impl Into<String>) -> ClientOptions {
+        if let Some(Endpoint::WebSocket { token: slot, .. }) = &mut self.endpoint {
+            *slot = Some(token.into());
+        }
+        self
     }
 
     /// Replace the arguments.

@@ -504,3 +504,107 @@ async fn a_request_not_answered_in_time_fails_with_timeout_and_the_client_goes_o
     assert!(h.client.is_connected());
     h.finish().await;
 }
+
+/// `tiller app-server --listen URL` in `scratch`; the URL it listens on.
+async fn listening(scratch: &Scratch, listen: &str) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut command = scratch.tiller(&["app-server", "--listen", listen]);
+    command
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = tokio::time::timeout(DEADLINE, async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            if let Some(url) = line.split("listening on ").nth(1) {
+                return url.trim().to_owned();
+            }
+        }
+        panic!("the server exited without listening");
+    })
+    .await
+    .expect("the server says where it listens");
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    (child, url)
+}
+
+/// Wait for `turn`'s `turn/completed` on `events`.
+async fn completed(events: &mut EventReceiver, turn: &str) -> TurnCompletedNotification {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match events.recv().await {
+                Some(ClientEvent::Notification(ServerNotification::TurnCompleted(done)))
+                    if done.turn.id == turn =>
+                {
+                    return done;
+                }
+                Some(_) => {}
+                None => panic!("the event stream ended before turn {turn} completed"),
+            }
+        }
+    })
+    .await
+    .expect("the turn completes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_speaks_websocket_and_unix_sockets_to_a_listening_server() {
+    let scratch = Scratch::new();
+    let mock = MockModel::start(Script::new(vec![
+        Step::text("over ws"),
+        Step::text("over unix"),
+    ]))
+    .await
+    .unwrap();
+    scratch.mock_config(&mock.base_url(), "");
+    let params = || ThreadStartParams {
+        cwd: Some(scratch.work().display().to_string()),
+        approval_policy: Some(json!("never")),
+        ..ThreadStartParams::default()
+    };
+    for (listen, answer) in [
+        ("ws://127.0.0.1:0".to_owned(), "over ws"),
+        (
+            format!("unix://{}", scratch.work().join("control.sock").display()),
+            "over unix",
+        ),
+    ] {
+        let (mut server, url) = listening(&scratch, &listen).await;
+        let (client, mut events) = Client::spawn(ClientOptions::connect(&url).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(client.pid(), None, "no process of the client's");
+        let thread = client.thread_start(params()).await.unwrap().thread.id;
+        let turn = client
+            .turn_start(&thread, text("hello"), None)
+            .await
+            .unwrap()
+            .turn
+            .id;
+        let done = completed(&mut events, &turn).await;
+        assert_eq!(done.turn.status, TurnStatus::Completed);
+        // Closing the connection leaves the server and the thread: a
+        // reconnect resumes it on a new connection.
+        assert_eq!(client.shutdown().await, None);
+        let resumed = client.reconnect().await.unwrap();
+        assert_eq!(resumed.len(), 1);
+        let turns = &resumed[0].thread.turns;
+        assert_eq!(turns.len(), 1);
+        assert!(
+            turns[0].items.iter().any(
+                |item| matches!(item, ThreadItem::AgentMessage { text, .. } if text == answer)
+            ),
+            "{turns:?}"
+        );
+        client.shutdown().await;
+        let pid = Pid::from_raw(i32::try_from(server.id().unwrap()).unwrap());
+        kill(pid, Signal::SIGTERM).unwrap();
+        let status = tokio::time::timeout(DEADLINE, server.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "{status:?}");
+    }
+    let refused = ClientOptions::connect("http://127.0.0.1:1").err().unwrap();
+    assert!(refused.to_string().contains("ws://"), "{refused}");
+}
