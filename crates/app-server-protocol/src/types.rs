@@ -76,6 +76,8 @@ pub enum ThreadStatus {
     NotLoaded,
     /// No turn running.
     Idle,
+    /// No turn running, and the last one failed (the model or the disk).
+    SystemError,
     /// A turn is running.
     Active {
         /// Always empty for now.

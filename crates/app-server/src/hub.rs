@@ -9,7 +9,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -379,6 +380,7 @@ impl Hub {
         let info = ThreadInfo {
             created_at: created_secs(&id),
             name: self.names.get(&id),
+            failed: Arc::new(AtomicBool::new(false)),
             id,
             model: config.model.clone(),
             provider: config.provider.id.clone(),

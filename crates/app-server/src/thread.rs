@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 use tiller_app_server_protocol::{
@@ -139,9 +140,14 @@ impl ThreadHandle {
         Ok(saved_turns(&saved, running.as_deref()))
     }
 
-    /// Idle or active, as `thread/list` shows a loaded thread.
+    /// Idle, active or in error, as `thread/list` shows a loaded thread.
     pub(crate) fn status(&self) -> ThreadStatus {
-        thread_status(self.session.running_turn().is_none())
+        let idle = self.session.running_turn().is_none();
+        if idle && self.info.failed.load(Ordering::Acquire) {
+            ThreadStatus::SystemError
+        } else {
+            thread_status(idle)
+        }
     }
 }
 
@@ -166,6 +172,10 @@ pub(crate) struct ThreadInfo {
     pub(crate) preview: String,
     /// Its name (`thread/name/set`), if any.
     pub(crate) name: Option<String>,
+    /// Whether its last turn failed (a model or disk failure): the thread
+    /// then shows `systemError` until its next turn starts. Shared by every
+    /// copy of the info (the driver's and the hub's).
+    pub(crate) failed: Arc<AtomicBool>,
     pub(crate) created_at: i64,
     /// Turns read from the rollout (resumed threads).
     pub(crate) turns: Vec<Turn>,
@@ -187,7 +197,11 @@ impl ThreadInfo {
             model_provider: self.provider.clone(),
             project_id: None,
             source: "appServer".to_string(),
-            status: thread_status(idle),
+            status: if idle && self.failed.load(Ordering::Acquire) {
+                ThreadStatus::SystemError
+            } else {
+                thread_status(idle)
+            },
             turns,
         }
     }
@@ -468,6 +482,10 @@ impl ThreadDriver {
         }
         if matches!(event.msg, EventMsg::TurnStarted { .. }) {
             self.clock = Some((turn_id.clone(), TurnClock::start()));
+            self.info.failed.store(false, Ordering::Release);
+        }
+        if matches!(event.msg, EventMsg::TurnFailed { .. }) {
+            self.info.failed.store(true, Ordering::Release);
         }
         if let EventMsg::TurnCompleted { usage, .. } = &event.msg {
             let notification = self.usage.turn_completed(&self.info.id, &turn_id, usage);

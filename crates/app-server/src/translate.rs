@@ -66,7 +66,13 @@ pub(crate) fn notifications(
     let end = |status: TurnStatus, error, unsent: &[tiller_protocol::UserInput]| {
         (
             vec![
-                status_changed(ThreadStatus::Idle),
+                // A failed turn (the model or the disk failed) leaves the
+                // thread in error until its next turn.
+                status_changed(if status == TurnStatus::Failed {
+                    ThreadStatus::SystemError
+                } else {
+                    ThreadStatus::Idle
+                }),
                 ServerNotification::TurnCompleted(TurnCompletedNotification {
                     thread_id: thread(),
                     turn: clock.turn(turn_id, status, error),

@@ -11,14 +11,22 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+/// How long [`PtyChild::wait_exit`] waits, after the exit, for the last
+/// bytes the program wrote to be read.
+const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
 /// A child running in a pseudo-terminal.
 pub struct PtyChild {
     child: Child,
     master: File,
     screen: Arc<(Mutex<Vec<u8>>, Condvar)>,
+    /// Set when the reader has read everything (EOF or EIO: every holder of
+    /// the terminal's other end is gone).
+    drained: Arc<AtomicBool>,
 }
 
 impl PtyChild {
@@ -55,6 +63,8 @@ impl PtyChild {
         let screen = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
         let mut reader = master.try_clone().expect("dup master");
         let shared = Arc::clone(&screen);
+        let drained = Arc::new(AtomicBool::new(false));
+        let done = Arc::clone(&drained);
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             // EIO once the child and every holder of the slave are gone.
@@ -68,11 +78,16 @@ impl PtyChild {
                     .extend_from_slice(&buf[..n]);
                 ready.notify_all();
             }
+            let (lock, ready) = &*shared;
+            let _screen = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            done.store(true, Ordering::Release);
+            ready.notify_all();
         });
         PtyChild {
             child,
             master,
             screen,
+            drained,
         }
     }
 
@@ -116,6 +131,9 @@ impl PtyChild {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // The reader needs a moment at most; a process the program
+                // left holding the terminal must not hold this up.
+                self.wait_drained(deadline.min(Instant::now() + DRAIN_GRACE));
                 return status;
             }
             assert!(
@@ -125,6 +143,27 @@ impl PtyChild {
             );
             // The child is not ours to be woken by; its exit is polled.
             std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl PtyChild {
+    /// Wait (until `deadline`) for the reader to have read everything the
+    /// program wrote before it exited: the last bytes may still be in the
+    /// terminal when its exit is seen. A process the program left holding
+    /// the terminal keeps it open; then this returns at the deadline.
+    fn wait_drained(&self, deadline: Instant) {
+        let (lock, ready) = &*self.screen;
+        let mut screen = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        while !self.drained.load(Ordering::Acquire) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            screen = ready
+                .wait_timeout(screen, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 }

@@ -8,6 +8,18 @@ use tiller_mock_model::Step;
 
 use super::support::{Fixture, text_input};
 
+/// Wait until `turn` runs its command (its model request was answered).
+async fn wait_command(server: &mut super::support::AppServer, turn: &str) {
+    let turn = turn.to_owned();
+    server
+        .wait_for("the command", move |l| {
+            l["method"] == "item/started"
+                && l["params"]["turnId"] == turn.as_str()
+                && l["params"]["item"]["type"] == "commandExecution"
+        })
+        .await;
+}
+
 fn ids_of(page: &Value) -> Vec<String> {
     page["data"]
         .as_array()
@@ -368,6 +380,7 @@ async fn archive_unarchive_and_delete() {
 
     // Not while a turn runs.
     let running = server.start_turn(&thread, "sleep", None).await;
+    wait_command(&mut server, &running).await;
     let busy = server
         .call_err("thread/archive", json!({"threadId": thread}))
         .await;
@@ -625,6 +638,7 @@ async fn revert_takes_the_history_back_to_before_a_turn() {
         .await;
     assert_eq!(unknown["code"], -32600, "{unknown}");
     let running = server.start_turn(&thread, "sleep", None).await;
+    wait_command(&mut server, &running).await;
     let busy = server
         .call_err(
             "thread/revert",
@@ -763,5 +777,45 @@ async fn compaction_replaces_the_history_with_the_models_summary() {
     assert_eq!(super::support::times_seen(resumed, "alpha"), 0);
     assert_eq!(super::support::times_seen(resumed, "gamma"), 1);
     assert_eq!(super::support::times_seen(resumed, "delta"), 1);
+    fixture.finish().await;
+}
+
+/// A failed turn (here the model API refuses the request) leaves the thread
+/// in `systemError` until its next turn: in `thread/status/changed`, in
+/// `thread/read` and in `thread/list`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_turn_leaves_the_thread_in_system_error_until_the_next() {
+    let fixture = Fixture::new(vec![
+        Step::http_error(
+            400,
+            json!({"error": {"message": "bad request", "type": "invalid_request_error"}}),
+        ),
+        Step::text("fine again"),
+    ])
+    .await;
+    let (mut server, thread) = fixture.started().await;
+    let turn = server.start_turn(&thread, "fail", None).await;
+    let done = server.wait_completed(&turn).await;
+    assert_eq!(done["turn"]["status"], "failed", "{done}");
+    let statuses: Vec<&Value> = server
+        .notifications("thread/status/changed")
+        .iter()
+        .map(|l| &l["params"]["status"])
+        .collect();
+    assert_eq!(statuses.last().unwrap(), &&json!({"type": "systemError"}));
+    let read = server
+        .call("thread/read", json!({"threadId": thread}))
+        .await;
+    assert_eq!(read["thread"]["status"], json!({"type": "systemError"}));
+    let listed = server.call("thread/list", json!({})).await;
+    assert_eq!(listed["data"][0]["status"], json!({"type": "systemError"}));
+    let turn = server.start_turn(&thread, "again", None).await;
+    let done = server.wait_completed(&turn).await;
+    assert_eq!(done["turn"]["status"], "completed", "{done}");
+    let read = server
+        .call("thread/read", json!({"threadId": thread}))
+        .await;
+    assert_eq!(read["thread"]["status"], json!({"type": "idle"}));
+    server.close().await.assert_success();
     fixture.finish().await;
 }
