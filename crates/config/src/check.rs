@@ -41,7 +41,6 @@ const CODEX_TOP_LEVEL_KEYS: &[&str] = &[
     "history",
     "include_apply_patch_tool",
     "include_plan_tool",
-    "instructions",
     "mcp_oauth_credentials_store",
     "mcp_servers",
     "model_auto_compact_token_limit",
@@ -60,7 +59,6 @@ const CODEX_TOP_LEVEL_KEYS: &[&str] = &[
     "profile",
     "profiles",
     "project_doc_fallback_filenames",
-    "project_doc_max_bytes",
     "projects",
     "review_model",
     "sandbox_mode",
@@ -88,6 +86,8 @@ pub(super) struct Checked {
     pub(super) model: String,
     pub(super) approval_policy: ApprovalPolicy,
     pub(super) provider: ProviderConfig,
+    pub(super) instructions: Option<String>,
+    pub(super) project_doc_max_bytes: Option<usize>,
     pub(super) warnings: Vec<String>,
 }
 
@@ -102,6 +102,8 @@ pub(super) fn check(
     let mut model = None;
     let mut model_provider = None;
     let mut approval_policy = None;
+    let mut instructions = None;
+    let mut project_doc_max_bytes = None;
     let mut providers = BTreeMap::from([(DEFAULT_PROVIDER.to_owned(), builtin_openai(env))]);
     for (key, node) in root {
         match key.as_str() {
@@ -109,6 +111,8 @@ pub(super) fn check(
             "model_provider" => model_provider = Some((string(node, key)?, node.origin.clone())),
             "approval_policy" => approval_policy = Some(approval(node, key, &mut warnings)?),
             "model_providers" => check_providers(node, key, &mut providers, &mut warnings)?,
+            "instructions" => instructions = Some(string(node, key)?),
+            "project_doc_max_bytes" => project_doc_max_bytes = Some(byte_count(node, key)?),
             _ => warnings.push(ignored(node, key, key, CODEX_TOP_LEVEL_KEYS)),
         }
     }
@@ -121,6 +125,8 @@ pub(super) fn check(
         model: model.unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
         approval_policy: approval_policy.unwrap_or_default(),
         provider,
+        instructions,
+        project_doc_max_bytes,
         warnings,
     })
 }
@@ -323,6 +329,19 @@ fn string(node: &RawNode, key: &str) -> Result<String, ConfigError> {
             format!("expected a string, found {}", describe(node)),
         )),
     }
+}
+
+fn byte_count(node: &RawNode, key: &str) -> Result<usize, ConfigError> {
+    leaf_integer(node)
+        .filter(|n| *n >= 0)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| {
+            bad(
+                node,
+                key,
+                format!("expected a non-negative integer, found {}", describe(node)),
+            )
+        })
 }
 
 fn retries(node: &RawNode, key: &str) -> Result<u32, ConfigError> {

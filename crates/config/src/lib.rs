@@ -56,7 +56,19 @@ pub struct Config {
     pub base_instructions: Option<String>,
     /// Added after the system instructions (the app-server's `developerInstructions`).
     pub developer_instructions: Option<String>,
+    /// The project's `AGENTS.md` files as one message, sent before the
+    /// conversation (set by the session builder; not read from the file).
+    pub user_instructions: Option<String>,
+    /// The file's `instructions`: replaces tiller's built-in base prompt
+    /// (a front end's `base_instructions` wins over it).
+    pub instructions: Option<String>,
+    /// The most of the project's `AGENTS.md` files sent, in bytes
+    /// (`project_doc_max_bytes`; [`DEFAULT_PROJECT_DOC_MAX_BYTES`]).
+    pub project_doc_max_bytes: usize,
 }
+
+/// How much of the `AGENTS.md` files is sent when the config says nothing (Codex's default).
+pub const DEFAULT_PROJECT_DOC_MAX_BYTES: usize = 32 * 1024;
 
 /// A model provider: where to send requests and how hard to retry.
 ///
@@ -298,6 +310,11 @@ impl Config {
             config_file,
             base_instructions: None,
             developer_instructions: None,
+            user_instructions: None,
+            instructions: checked.instructions,
+            project_doc_max_bytes: checked
+                .project_doc_max_bytes
+                .unwrap_or(DEFAULT_PROJECT_DOC_MAX_BYTES),
         };
         Ok(Loaded {
             config,

@@ -82,6 +82,8 @@ pub struct OpenedSession {
     pub resumed: Option<Resumed>,
     /// A turn the session was killed during, now closed as interrupted.
     pub interrupted_turn_id: Option<String>,
+    /// The `AGENTS.md` files whose text is sent to the model, in order.
+    pub project_docs: Vec<PathBuf>,
 }
 
 impl SessionBuilder {
@@ -219,8 +221,21 @@ impl SessionBuilder {
         let loaded = Config::load(&home, overrides)?;
         warnings.extend(loaded.warnings);
         let mut config = loaded.config;
-        config.base_instructions = base_instructions;
+        config.base_instructions = base_instructions.or_else(|| config.instructions.clone());
         config.developer_instructions = developer_instructions;
+        let docs = {
+            let (home, cwd, max) = (
+                home.clone(),
+                config.cwd.clone(),
+                config.project_doc_max_bytes,
+            );
+            tokio::task::spawn_blocking(move || crate::project_docs::load(&home, &cwd, max))
+                .await
+                .unwrap_or_default()
+        };
+        warnings.extend(docs.warnings);
+        config.user_instructions = docs.message;
+        let project_docs = docs.files;
         let api_key = config.provider.api_key()?;
         if let Err(e) = tiller_process::become_subreaper() {
             warnings.push(format!(
@@ -256,6 +271,7 @@ impl SessionBuilder {
             warnings,
             resumed,
             interrupted_turn_id,
+            project_docs,
         })
     }
 }

@@ -156,6 +156,12 @@ impl Conversation {
             (repair, history.items().to_vec())
         };
         let settings = self.settings();
+        let mut input = input;
+        if let Some(project) = &self.config.user_instructions {
+            // The project's instructions come first, as Codex sends them; they
+            // are not in the history (a resumed session reads them afresh).
+            input.insert(0, ResponseItem::user_text(project.clone()));
+        }
         let mut request = ModelRequest {
             model: settings.model,
             instructions: instructions(&self.config, &settings.cwd),
@@ -181,9 +187,17 @@ pub(crate) const COMPACT_PREFIX: &str = "The conversation so far was compacted. 
 fn instructions(config: &Config, cwd: &Path) -> String {
     let base = config.base_instructions.clone().unwrap_or_else(|| {
         format!(
-            "You are tiller, a coding agent working in the user's workspace at {}. \
-             Use the `shell` tool to inspect files and run commands; pass the command as an argv array, \
-             for example [\"bash\", \"-lc\", \"ls -la\"]. Keep answers short and say what you did.",
+            "You are tiller, a coding agent working in the user's workspace at {}.\n\n\
+             How to work:\n\
+             - Use the `shell` tool to look at files and run commands. Pass the command as an argv array, \
+             for example [\"bash\", \"-lc\", \"rg -n 'fn main' src\"]; set `workdir` for another folder.\n\
+             - Read before you change: find the relevant files, read them, then act.\n\
+             - Make the smallest change that does the job; follow the code's existing style. \
+             To edit a file, write it with a command whose effect you can check (then check it).\n\
+             - Run the project's tests or build after a change when you can, and fix what you broke.\n\
+             - Do not run commands that destroy work you were not asked to touch.\n\
+             - The user may add messages while you work, or stop you; follow the newest.\n\n\
+             When you are done, say briefly what you changed (files), how you checked it, and what is left.",
             cwd.display()
         )
     });

@@ -85,6 +85,10 @@ pub struct ExecFlags {
     #[arg(long, value_name = "FILE", global = true)]
     pub script: Option<PathBuf>,
 
+    /// Say more on stderr: which `AGENTS.md` files were loaded.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
+
     /// Override a config value: `-c key=value` (dotted keys for tables).
     #[arg(long = "config", short = 'c', value_name = "KEY=VALUE", global = true)]
     pub config: Vec<String>,

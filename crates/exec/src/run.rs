@@ -134,6 +134,14 @@ async fn run(
     for warning in &opened.warnings {
         printer.note(&format!("warning: {warning}"));
     }
+    if args.verbose {
+        if opened.project_docs.is_empty() {
+            printer.note("project instructions: no AGENTS.md applies here");
+        }
+        for file in &opened.project_docs {
+            printer.note(&format!("project instructions: {}", file.display()));
+        }
+    }
     if let Some(cut_off) = &opened.interrupted_turn_id {
         printer.note(&format!(
             "the session's last turn ({cut_off}) was cut off when tiller stopped; it has been closed as interrupted"
