@@ -17,6 +17,7 @@ mod events;
 pub mod history;
 mod inbox;
 mod items;
+pub mod patch;
 pub mod project_docs;
 mod session;
 mod turn;
