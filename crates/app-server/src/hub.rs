@@ -157,17 +157,37 @@ impl Hub {
         params: ThreadStartParams,
         from: &Outgoing,
     ) {
-        match self.builder(&params).spawn().await {
+        let opened = self.builder(&params).spawn().await;
+        self.open_thread(opened, id, from, true, |info| {
+            info.response(true, info.turns.clone())
+        });
+    }
+
+    /// Load an opened session as a thread with `from` subscribed, answer
+    /// `id` with `answer(info)`, then (if `started`) `thread/started`, then
+    /// what opening it warned about. An error opening it is the answer.
+    fn open_thread<T: serde::Serialize>(
+        &self,
+        opened: Result<OpenedSession, CoreError>,
+        id: RequestId,
+        from: &Outgoing,
+        started: bool,
+        answer: impl FnOnce(&ThreadInfo) -> T,
+    ) {
+        match opened {
             Ok(mut opened) => {
                 let warnings = std::mem::take(&mut opened.warnings);
                 let (handle, info) = self.spawn_thread(opened, from);
-                let response = info.response(true, info.turns.clone());
-                let thread = response.thread.clone();
+                let response = answer(&info);
                 self.threads().insert(info.id.clone(), handle);
                 from.respond_with(id, &response);
-                from.notify(&ServerNotification::ThreadStarted(
-                    ThreadStartedNotification { thread },
-                ));
+                if started {
+                    from.notify(&ServerNotification::ThreadStarted(
+                        ThreadStartedNotification {
+                            thread: info.thread(true, Vec::new()),
+                        },
+                    ));
+                }
                 warn(from, &info.id, warnings);
             }
             Err(error) => from.error(Some(id), core_error(&error)),
@@ -214,16 +234,9 @@ impl Hub {
             .resume(Resume::Path(path))
             .spawn()
             .await;
-        match opened {
-            Ok(mut opened) => {
-                let warnings = std::mem::take(&mut opened.warnings);
-                let (handle, info) = self.spawn_thread(opened, from);
-                from.respond_with(id, &info.response(true, info.turns.clone()));
-                self.threads().insert(info.id.clone(), handle);
-                warn(from, &info.id, warnings);
-            }
-            Err(error) => from.error(Some(id), core_error(&error)),
-        }
+        self.open_thread(opened, id, from, false, |info| {
+            info.response(true, info.turns.clone())
+        });
     }
 
     /// `thread/fork`: a new thread with the history of another (up to a
@@ -243,38 +256,23 @@ impl Hub {
             .resume(Resume::Path(forked))
             .spawn()
             .await;
-        match opened {
-            Ok(mut opened) => {
-                let warnings = std::mem::take(&mut opened.warnings);
-                let (handle, info) = self.spawn_thread(opened, from);
-                let turns = if params.exclude_turns {
-                    Vec::new()
-                } else {
-                    info.turns.clone()
-                };
-                let started = info.response(true, turns);
-                let thread = started.thread.clone();
-                self.threads().insert(info.id.clone(), handle);
-                from.respond_with(
-                    id,
-                    &ThreadForkResponse {
-                        started,
-                        service_tier: None,
-                        disabled_plugin_ids: Vec::new(),
-                        runtime_workspace_roots: Vec::new(),
-                        instruction_sources: Vec::new(),
-                        active_permission_profile: None,
-                        reasoning_effort: None,
-                        multi_agent_mode: "explicitRequestOnly".to_string(),
-                    },
-                );
-                from.notify(&ServerNotification::ThreadStarted(
-                    ThreadStartedNotification { thread },
-                ));
-                warn(from, &info.id, warnings);
+        self.open_thread(opened, id, from, true, |info| {
+            let turns = if params.exclude_turns {
+                Vec::new()
+            } else {
+                info.turns.clone()
+            };
+            ThreadForkResponse {
+                started: info.response(true, turns),
+                service_tier: None,
+                disabled_plugin_ids: Vec::new(),
+                runtime_workspace_roots: Vec::new(),
+                instruction_sources: Vec::new(),
+                active_permission_profile: None,
+                reasoning_effort: None,
+                multi_agent_mode: "explicitRequestOnly".to_string(),
             }
-            Err(error) => from.error(Some(id), core_error(&error)),
-        }
+        });
     }
 
     /// The fork's rollout: the source's lines up to the turn the params

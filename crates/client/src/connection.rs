@@ -160,12 +160,34 @@ pub(crate) fn spawn(
     tokio::spawn(write_lines(stdin, lines));
     let (lines_tx, incoming) = mpsc::unbounded_channel();
     tokio::spawn(read_lines(stdout, lines_tx));
+    Ok(start_actor(
+        Some(child),
+        writer,
+        incoming,
+        options,
+        generation,
+        events,
+    ))
+}
+
+/// Start the actor of a connection whose lines go out through `writer` and
+/// come in on `incoming` (`child`: the server process, when the client
+/// started it).
+fn start_actor(
+    child: Option<Child>,
+    writer: mpsc::UnboundedSender<String>,
+    incoming: mpsc::UnboundedReceiver<String>,
+    options: &ClientOptions,
+    generation: u64,
+    events: mpsc::UnboundedSender<ClientEvent>,
+) -> ConnectionHandle {
+    let pid = child.as_ref().and_then(Child::id);
     let (tx, commands) = mpsc::unbounded_channel();
     let actor = Actor {
         generation,
         commands,
         writer: Some(writer),
-        child: Some(child),
+        child,
         incoming,
         events,
         pending: HashMap::new(),
@@ -176,11 +198,11 @@ pub(crate) fn spawn(
         grace: options.shutdown_grace,
     };
     tokio::spawn(actor.run());
-    Ok(ConnectionHandle {
+    ConnectionHandle {
         tx,
         pid,
         generation,
-    })
+    }
 }
 
 /// Connect to a server listening on `endpoint` (WebSocket over a unix socket
@@ -230,27 +252,9 @@ pub(crate) async fn connect(
             tokio::spawn(read_frames(stream, lines_tx));
         }
     }
-    let (tx, commands) = mpsc::unbounded_channel();
-    let actor = Actor {
-        generation,
-        commands,
-        writer: Some(writer),
-        child: None,
-        incoming,
-        events,
-        pending: HashMap::new(),
-        running: BTreeMap::new(),
-        finished: HashSet::new(),
-        shutdown_waiters: Vec::new(),
-        requested: false,
-        grace: options.shutdown_grace,
-    };
-    tokio::spawn(actor.run());
-    Ok(ConnectionHandle {
-        tx,
-        pid: None,
-        generation,
-    })
+    Ok(start_actor(
+        None, writer, incoming, options, generation, events,
+    ))
 }
 
 /// The server's stdout, line by line, to the actor.
