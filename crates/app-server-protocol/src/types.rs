@@ -185,6 +185,15 @@ pub enum ThreadItem {
         #[serde(default)]
         duration_ms: Option<i64>,
     },
+    /// Files the model changed.
+    FileChange {
+        /// Item id.
+        id: String,
+        /// Each file: `{path, kind: {type: add|delete|update, move_path}, diff}`.
+        changes: Vec<Value>,
+        /// `inProgress`, `completed`, `failed`, `declined`.
+        status: String,
+    },
 }
 
 impl ThreadItem {
@@ -194,7 +203,8 @@ impl ThreadItem {
             ThreadItem::UserMessage { id, .. }
             | ThreadItem::AgentMessage { id, .. }
             | ThreadItem::Reasoning { id, .. }
-            | ThreadItem::CommandExecution { id, .. } => id,
+            | ThreadItem::CommandExecution { id, .. }
+            | ThreadItem::FileChange { id, .. } => id,
         }
     }
 }

@@ -3,7 +3,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tiller_app_server_protocol::{ThreadItem, UserInput as WireInput};
-use tiller_protocol::{ExecEndStatus, TurnItem, TurnItemKind, UserInput, display_command};
+use tiller_protocol::{
+    ExecEndStatus, FileChangeKind, PatchStatus, TurnItem, TurnItemKind, UserInput, display_command,
+};
 
 /// Wire input to engine input, as the person gave it (the engine decides what
 /// the model reads of it: text and mentions; images are not sent yet).
@@ -93,6 +95,31 @@ pub(crate) fn thread_item(item: &TurnItem) -> ThreadItem {
             exit_code: *exit_code,
             aggregated_output: aggregated_output.clone(),
             duration_ms: duration_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+        },
+        TurnItemKind::FileChange {
+            changes, status, ..
+        } => ThreadItem::FileChange {
+            id,
+            changes: changes
+                .iter()
+                .map(|c| {
+                    let kind = match &c.kind {
+                        FileChangeKind::Add => serde_json::json!({"type": "add"}),
+                        FileChangeKind::Delete => serde_json::json!({"type": "delete"}),
+                        FileChangeKind::Update { move_path } => {
+                            serde_json::json!({"type": "update", "move_path": move_path})
+                        }
+                    };
+                    serde_json::json!({"path": c.path, "kind": kind, "diff": c.diff})
+                })
+                .collect(),
+            status: match status {
+                None => "inProgress",
+                Some(PatchStatus::Completed) => "completed",
+                Some(PatchStatus::Failed) => "failed",
+                Some(PatchStatus::Declined) => "declined",
+            }
+            .to_string(),
         },
     }
 }

@@ -497,6 +497,15 @@ pub(crate) fn cut_off(item: TurnItem) -> TurnItem {
         TurnItemKind::AgentMessage { .. } => TurnItemKind::AgentMessage {
             text: String::new(),
         },
+        // Cut off while its files were written: each file is old or new
+        // (atomic), but which is not known.
+        TurnItemKind::FileChange {
+            call_id, changes, ..
+        } => TurnItemKind::FileChange {
+            call_id,
+            changes,
+            status: Some(tiller_protocol::PatchStatus::Failed),
+        },
         TurnItemKind::Reasoning { .. } => TurnItemKind::Reasoning {
             text: String::new(),
         },

@@ -17,7 +17,8 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, IsTerminal, Write};
 
 use tiller_protocol::{
-    Event, EventMsg, ExecEndStatus, TurnAbortReason, TurnItem, TurnItemKind, display_command,
+    Event, EventMsg, ExecEndStatus, PatchStatus, TurnAbortReason, TurnItem, TurnItemKind,
+    display_command,
 };
 
 use crate::printer::Printer;
@@ -310,7 +311,26 @@ impl HumanPrinter {
                 );
                 self.status(Some("thinking"));
             }
+            TurnItemKind::FileChange {
+                changes,
+                status: Some(status),
+                ..
+            } => {
+                for change in changes {
+                    let verb = match status {
+                        PatchStatus::Completed => "edited",
+                        PatchStatus::Failed => "not edited",
+                        PatchStatus::Declined => "declined",
+                    };
+                    self.err(&self.style(DIM, &format!("{verb} {}", change.path)));
+                    if *status == PatchStatus::Completed {
+                        self.err(&self.style(DIM, &for_terminal(change.diff.trim_end())));
+                    }
+                }
+                self.status(Some("thinking"));
+            }
             TurnItemKind::CommandExecution { status: None, .. }
+            | TurnItemKind::FileChange { status: None, .. }
             | TurnItemKind::UserMessage { .. }
             | TurnItemKind::Reasoning { .. } => {}
         }

@@ -6,7 +6,8 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 use tiller_protocol::{
-    Event, EventMsg, ExecEndStatus, TurnAbortReason, TurnItem, TurnItemKind, display_command,
+    Event, EventMsg, ExecEndStatus, FileChangeKind, PatchStatus, TurnAbortReason, TurnItem,
+    TurnItemKind, display_command,
 };
 
 use crate::printer::Printer;
@@ -60,7 +61,7 @@ impl Printer for JsonPrinter {
             }
             EventMsg::ItemCompleted { item } => {
                 let shown = match &item.kind {
-                    TurnItemKind::CommandExecution { .. } => true,
+                    TurnItemKind::CommandExecution { .. } | TurnItemKind::FileChange { .. } => true,
                     // An empty text is one a broken stream withdrew.
                     TurnItemKind::AgentMessage { text } | TurnItemKind::Reasoning { text } => {
                         !text.is_empty()
@@ -153,6 +154,27 @@ pub(crate) fn codex_item(item: &TurnItem) -> Value {
                 .map(|c| c.model_text().into_owned())
                 .collect();
             json!({"id": item.id, "type": "user_message", "text": text.join("\n")})
+        }
+        TurnItemKind::FileChange {
+            changes, status, ..
+        } => {
+            let changes: Vec<Value> = changes
+                .iter()
+                .map(|c| {
+                    let kind = match c.kind {
+                        FileChangeKind::Add => "add",
+                        FileChangeKind::Delete => "delete",
+                        FileChangeKind::Update { .. } => "update",
+                    };
+                    json!({"path": c.path, "kind": kind})
+                })
+                .collect();
+            let status = match status {
+                None => "in_progress",
+                Some(PatchStatus::Completed) => "completed",
+                Some(PatchStatus::Failed | PatchStatus::Declined) => "failed",
+            };
+            json!({"id": item.id, "type": "file_change", "changes": changes, "status": status})
         }
     }
 }

@@ -105,6 +105,13 @@ pub(crate) fn wire_msg(msg: &EventMsg) -> Option<Value> {
                 item,
                 json!({"call_id": call_id, "command": command, "cwd": cwd}),
             )),
+            TurnItemKind::FileChange {
+                call_id, changes, ..
+            } => Some(item_msg(
+                "patch_apply_begin",
+                item,
+                json!({"call_id": call_id, "changes": changes}),
+            )),
             TurnItemKind::UserMessage { .. }
             | TurnItemKind::AgentMessage { .. }
             | TurnItemKind::Reasoning { .. } => None,
@@ -137,6 +144,16 @@ pub(crate) fn wire_msg(msg: &EventMsg) -> Option<Value> {
                        "exit_code": exit_code, "duration_ms": duration_ms,
                        "aggregated_output": aggregated_output}),
             ),
+            TurnItemKind::FileChange {
+                call_id,
+                changes,
+                status,
+            } => item_msg(
+                "patch_apply_end",
+                item,
+                json!({"call_id": call_id, "changes": changes, "status": status,
+                       "success": *status == Some(tiller_protocol::PatchStatus::Completed)}),
+            ),
         }),
         other => serde_json::to_value(other).ok(),
     }
@@ -154,6 +171,14 @@ pub(crate) fn describe(msg: &EventMsg) -> String {
             TurnItemKind::CommandExecution { command, .. } => {
                 format!("running: {}", display_command(command))
             }
+            TurnItemKind::FileChange { changes, .. } => format!(
+                "editing: {}",
+                changes
+                    .iter()
+                    .map(|c| c.path.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             TurnItemKind::UserMessage { .. }
             | TurnItemKind::AgentMessage { .. }
             | TurnItemKind::Reasoning { .. } => String::new(),
@@ -171,6 +196,11 @@ pub(crate) fn describe(msg: &EventMsg) -> String {
                 Some(code) => format!("{} exited with {code}", display_command(command)),
                 None => format!("{} ended: {status:?}", display_command(command)),
             },
+            TurnItemKind::FileChange {
+                changes, status, ..
+            } => {
+                format!("{} file(s) edited: {status:?}", changes.len())
+            }
         },
         EventMsg::ExecCommandOutputDelta { chunk, .. } => chunk.clone(),
         EventMsg::ExecApprovalRequest { command, .. } => {

@@ -30,4 +30,6 @@ pub use rollout::{
     CompactedLine, ItemPhase, LifecycleEvent, QueueSnapshot, QueuedInput, RecordedItem, RevertLine,
     RolloutItem, RolloutLine, SessionMeta, TurnContextLine,
 };
-pub use turn_item::{TurnItem, TurnItemKind, display_command, hidden};
+pub use turn_item::{
+    FileChange, FileChangeKind, PatchStatus, TurnItem, TurnItemKind, display_command, hidden,
+};

@@ -66,6 +66,55 @@ pub enum TurnItemKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         aggregated_output: Option<String>,
     },
+    /// Files the model changed (`apply_patch`), each with a unified diff.
+    FileChange {
+        /// The tool call it answers.
+        call_id: String,
+        /// The files, in the patch's order.
+        changes: Vec<FileChange>,
+        /// How it ended; `None` while it is being applied.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<PatchStatus>,
+    },
+}
+
+/// One file of a [`TurnItemKind::FileChange`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileChange {
+    /// The file.
+    pub path: String,
+    /// Added, deleted, or updated (and perhaps moved).
+    pub kind: FileChangeKind,
+    /// A unified diff of the change.
+    pub diff: String,
+}
+
+/// What happened to a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FileChangeKind {
+    /// A new file.
+    Add,
+    /// A removed file.
+    Delete,
+    /// A changed file.
+    Update {
+        /// Where it moved, if it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        move_path: Option<String>,
+    },
+}
+
+/// How a file change ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatchStatus {
+    /// Every file was written.
+    Completed,
+    /// Nothing was written (the patch did not apply, or a write failed).
+    Failed,
+    /// The person said no; nothing was written.
+    Declined,
 }
 
 impl TurnItem {

@@ -14,6 +14,7 @@
 //! show what it does as items through the context, honour the token, and
 //! register it.
 
+mod apply_patch_tool;
 pub mod shell;
 mod shell_tool;
 
@@ -28,6 +29,7 @@ use tiller_config::ApprovalPolicy;
 use tiller_protocol::{EventMsg, ExecOutputStream, ReviewDecision, TurnItem};
 use tokio_util::sync::CancellationToken;
 
+pub use apply_patch_tool::{APPLY_PATCH_TOOL_NAME, ApplyPatchTool};
 pub use shell_tool::ShellTool;
 
 use crate::conversation::Conversation;
@@ -83,10 +85,11 @@ impl std::fmt::Debug for ToolRegistry {
 }
 
 impl ToolRegistry {
-    /// The tools every session has: `shell`.
+    /// The tools every session has: `shell` and `apply_patch`.
     pub fn standard() -> ToolRegistry {
         let mut registry = ToolRegistry::default();
         registry.register(Arc::new(ShellTool));
+        registry.register(Arc::new(ApplyPatchTool));
         registry
     }
 

@@ -12,6 +12,7 @@ mod bad_input;
 mod codex_queue;
 mod compatibility;
 mod disk;
+mod edits;
 mod idempotency;
 mod ordering;
 mod queue;

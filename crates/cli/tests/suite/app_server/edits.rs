@@ -1,0 +1,187 @@
+//! `apply_patch` through the real server: a multi-file patch (add, update
+//! with a move, delete) written and shown as one `fileChange` item with a
+//! diff per file (schema-checked); a chunk that does not match changes
+//! nothing and tells the model which file and chunk; under `untrusted` the
+//! edit is put to the client first, and a "decline" leaves every file as it
+//! was.
+
+use serde_json::{Value, json};
+use tiller_mock_model::Step;
+
+use super::support::{Fixture, completed_items};
+
+const PATCH: &str = "*** Begin Patch
+*** Add File: notes/new.txt
++hello
+*** Update File: src/lib.rs
+*** Move to: src/main.rs
+@@ fn main() {
+-    println!(\"old\");
++    println!(\"new\");
+ }
+*** Delete File: gone.txt
+*** End Patch";
+
+fn patch_step(patch: &str) -> Step {
+    Step::function_call("call_patch", "apply_patch", json!({ "input": patch }))
+}
+
+fn workspace(fixture: &Fixture) -> std::path::PathBuf {
+    let work = fixture.scratch.work();
+    std::fs::create_dir_all(work.join("src")).unwrap();
+    std::fs::write(
+        work.join("src/lib.rs"),
+        "// a file\nfn main() {\n    println!(\"old\");\n}\n",
+    )
+    .unwrap();
+    std::fs::write(work.join("gone.txt"), "bye\n").unwrap();
+    work
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_file_patch_is_applied_and_shown_as_one_file_change() {
+    let fixture = Fixture::new(vec![patch_step(PATCH), Step::text("patched")]).await;
+    let work = workspace(&fixture);
+    let (mut server, thread) = fixture.started().await;
+    let turn = server.start_turn(&thread, "edit", None).await;
+    let done = server.wait_completed(&turn).await;
+    assert_eq!(done["turn"]["status"], "completed", "{done}");
+    assert_eq!(
+        std::fs::read_to_string(work.join("notes/new.txt")).unwrap(),
+        "hello\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(work.join("src/main.rs")).unwrap(),
+        "// a file\nfn main() {\n    println!(\"new\");\n}\n"
+    );
+    assert!(!work.join("src/lib.rs").exists());
+    assert!(!work.join("gone.txt").exists());
+    let changes = completed_items(&server.log, &turn, "fileChange");
+    assert_eq!(changes.len(), 1, "{}", server.dump());
+    let item = changes[0];
+    assert_eq!(item["status"], "completed");
+    let kinds: Vec<&Value> = item["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["kind"])
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            &json!({"type": "add"}),
+            &json!({"type": "update", "move_path": "src/main.rs"}),
+            &json!({"type": "delete"})
+        ]
+    );
+    let diff = item["changes"][1]["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("-    println!(\"old\");\n+    println!(\"new\");"),
+        "{diff}"
+    );
+    server.close().await.assert_success();
+    let requests = fixture.requests();
+    assert!(
+        requests[1]
+            .raw_body
+            .contains("Success. Updated the following files"),
+        "{}",
+        requests[1].raw_body
+    );
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_that_does_not_match_changes_nothing_and_names_the_file() {
+    let bad = PATCH.replace(
+        "-    println!(\"old\");",
+        "-    println!(\"no such line\");",
+    );
+    let fixture = Fixture::new(vec![patch_step(&bad), Step::text("sorry")]).await;
+    let work = workspace(&fixture);
+    let (mut server, thread) = fixture.started().await;
+    let turn = server.start_turn(&thread, "edit", None).await;
+    server.wait_completed(&turn).await;
+    assert!(!work.join("notes/new.txt").exists(), "nothing is written");
+    assert!(work.join("gone.txt").exists());
+    assert!(work.join("src/lib.rs").exists());
+    server.close().await.assert_success();
+    let requests = fixture.requests();
+    let told = &requests[1].raw_body;
+    assert!(
+        told.contains("src/lib.rs") && told.contains("chunk 1"),
+        "{told}"
+    );
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_untrusted_an_edit_is_asked_and_a_decline_writes_nothing() {
+    let fixture = Fixture::new(vec![patch_step(PATCH), Step::text("ok")]).await;
+    let work = workspace(&fixture);
+    let mut server = fixture.spawn();
+    server.initialize().await;
+    let thread = server
+        .call(
+            "thread/start",
+            json!({"cwd": work.to_str().unwrap(), "approvalPolicy": "untrusted"}),
+        )
+        .await["thread"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let turn = server.start_turn(&thread, "edit", None).await;
+    let at = server
+        .wait_for("the approval request", |l| {
+            l["method"] == "item/commandExecution/requestApproval"
+        })
+        .await;
+    let request = server.log[at].clone();
+    assert!(
+        request["params"]["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("apply_patch"),
+        "{request}"
+    );
+    let answer = json!({"id": request["id"], "result": {"decision": "decline"}});
+    server.write_raw(format!("{answer}\n").as_bytes()).await;
+    server.wait_completed(&turn).await;
+    assert!(!work.join("notes/new.txt").exists());
+    assert!(work.join("gone.txt").exists());
+    let changes = completed_items(&server.log, &turn, "fileChange");
+    assert_eq!(changes[0]["status"], "declined");
+    server.close().await.assert_success();
+    fixture.finish().await;
+}
+
+/// `tiller exec --json` shows the edit as Codex's `file_change` item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_json_shows_a_file_change_item() {
+    let fixture = Fixture::new(vec![patch_step(PATCH), Step::text("patched")]).await;
+    let work = workspace(&fixture);
+    let done = crate::suite::support::run(&mut fixture.scratch.tiller(&[
+        "exec",
+        "--json",
+        "--cd",
+        work.to_str().unwrap(),
+        "edit",
+    ]))
+    .await;
+    done.assert_exit(0);
+    let items: Vec<Value> = done
+        .json()
+        .into_iter()
+        .filter(|l| l["type"] == "item.completed" && l["item"]["type"] == "file_change")
+        .collect();
+    assert_eq!(items.len(), 1, "{}", done.stdout);
+    assert_eq!(items[0]["item"]["status"], "completed");
+    assert_eq!(
+        items[0]["item"]["changes"],
+        json!([{"path": "notes/new.txt", "kind": "add"},
+               {"path": "src/lib.rs", "kind": "update"},
+               {"path": "gone.txt", "kind": "delete"}])
+    );
+    assert!(work.join("src/main.rs").exists());
+    fixture.finish().await;
+}

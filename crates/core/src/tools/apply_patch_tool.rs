@@ -1,0 +1,227 @@
+//! `apply_patch` as a [`Tool`]: Codex's patch format ([`crate::patch`]) as a
+//! function tool whose one argument, `input`, is the patch. The whole patch
+//! is planned first (a patch that does not apply changes nothing and says
+//! which file and chunk); under `untrusted` the person is asked (as for a
+//! command, `apply_patch` and the paths); then every file is written
+//! atomically. It shows as one file change item with a unified diff per file.
+
+use std::path::Path;
+
+use tiller_config::ApprovalPolicy;
+use tiller_protocol::{
+    FileChange, FileChangeKind, PatchStatus, ReviewDecision, TurnItem, TurnItemKind,
+};
+
+use super::{Tool, ToolCall, ToolContext, ToolFuture, ToolOutput};
+use crate::patch::{self, Change};
+
+/// The tool's name, as Codex's models call it.
+pub const APPLY_PATCH_TOOL_NAME: &str = "apply_patch";
+
+/// Lines of context around each change in a diff.
+const CONTEXT: usize = 3;
+
+/// The `apply_patch` tool.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApplyPatchTool;
+
+impl Tool for ApplyPatchTool {
+    fn name(&self) -> &str {
+        APPLY_PATCH_TOOL_NAME
+    }
+
+    fn spec(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "function",
+            "name": APPLY_PATCH_TOOL_NAME,
+            "description": "Edit files with a patch. The patch starts with `*** Begin Patch` and ends with `*** End Patch`; in between, `*** Add File: PATH` (then every line prefixed with `+`), `*** Delete File: PATH`, or `*** Update File: PATH` (optionally followed by `*** Move to: NEW_PATH`) with chunks that start with `@@` (optionally followed by a line to find first) and list context lines prefixed with a space, removed lines with `-`, added lines with `+`. Paths are relative to the working folder. Either every file is changed or none.",
+            "strict": false,
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "input": {"type": "string", "description": "The whole patch."}
+                },
+                "required": ["input"],
+                "additionalProperties": false
+            }
+        })
+    }
+
+    fn run<'a>(&'a self, call: &'a ToolCall, ctx: &'a ToolContext<'a>) -> ToolFuture<'a> {
+        Box::pin(run_call(call, ctx))
+    }
+}
+
+async fn run_call(call: &ToolCall, ctx: &ToolContext<'_>) -> ToolOutput {
+    let input = match serde_json::from_str::<serde_json::Value>(&call.arguments) {
+        Ok(args) => match args["input"].as_str() {
+            Some(input) => input.to_string(),
+            None => {
+                return ToolOutput::Output(format!(
+                    "invalid arguments for {APPLY_PATCH_TOOL_NAME}: `input` (a string) is missing"
+                ));
+            }
+        },
+        Err(e) => {
+            return ToolOutput::Output(format!(
+                "invalid arguments for {APPLY_PATCH_TOOL_NAME}: {e}"
+            ));
+        }
+    };
+    let cwd = ctx.cwd();
+    let changes = match patch::parse(&input).and_then(|ops| patch::plan(&ops, &cwd)) {
+        Ok(changes) => changes,
+        Err(e) => return ToolOutput::Output(format!("the patch was not applied: {e}")),
+    };
+    let item_id = ctx.new_item_id();
+    let entries: Vec<FileChange> = changes.iter().map(|c| entry(c, &cwd)).collect();
+    let item = |status| {
+        TurnItem::new(
+            item_id.clone(),
+            TurnItemKind::FileChange {
+                call_id: call.call_id.clone(),
+                changes: entries.clone(),
+                status,
+            },
+        )
+    };
+    if ctx.approval_policy() == ApprovalPolicy::Untrusted {
+        let mut key = vec![APPLY_PATCH_TOOL_NAME.to_string()];
+        key.extend(entries.iter().map(|e| e.path.clone()));
+        if !ctx.approved_for_session(&key) {
+            match ctx.ask_exec_approval(&item_id, &key, &cwd).await {
+                Ok(ReviewDecision::Approved | ReviewDecision::ApprovedForSession) => {}
+                Ok(ReviewDecision::Denied | ReviewDecision::Abort) => {
+                    ctx.item_started(item(None));
+                    ctx.item_completed(item(Some(PatchStatus::Declined)));
+                    return ToolOutput::Output(
+                        "the user declined the edit; no file was changed".to_string(),
+                    );
+                }
+                Err(_) => {
+                    return ToolOutput::Aborted(
+                        "the turn was interrupted before the edit; no file was changed".to_string(),
+                    );
+                }
+            }
+        }
+    }
+    ctx.item_started(item(None));
+    let summary = summary(&entries);
+    let written = tokio::task::spawn_blocking(move || patch::write(&changes))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| r);
+    match written {
+        Ok(()) => {
+            ctx.item_completed(item(Some(PatchStatus::Completed)));
+            ToolOutput::Output(format!("Success. Updated the following files:\n{summary}"))
+        }
+        Err(e) => {
+            ctx.item_completed(item(Some(PatchStatus::Failed)));
+            ToolOutput::Output(format!(
+                "the patch could not be written: {e} (each file is either as it was or as the patch makes it)"
+            ))
+        }
+    }
+}
+
+/// `A path`, `M path`, `D path`, a line each.
+fn summary(entries: &[FileChange]) -> String {
+    entries
+        .iter()
+        .map(|e| {
+            let letter = match e.kind {
+                FileChangeKind::Add => 'A',
+                FileChangeKind::Delete => 'D',
+                FileChangeKind::Update { .. } => 'M',
+            };
+            format!("{letter} {}", e.path)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A planned change as the item shows it: the path relative to `cwd`, and a
+/// unified diff.
+fn entry(change: &Change, cwd: &Path) -> FileChange {
+    let shown = |path: &Path| path.strip_prefix(cwd).unwrap_or(path).display().to_string();
+    let path = shown(&change.path);
+    let kind = match (&change.old, &change.new) {
+        (None, _) => FileChangeKind::Add,
+        (_, None) => FileChangeKind::Delete,
+        (Some(_), Some(_)) => FileChangeKind::Update {
+            move_path: change.move_to.as_deref().map(shown),
+        },
+    };
+    let diff = unified_diff(
+        &path,
+        change.old.as_deref().unwrap_or(""),
+        change.new.as_deref().unwrap_or(""),
+    );
+    FileChange { path, kind, diff }
+}
+
+/// A unified diff of `old` → `new`: one hunk around the lines that differ
+/// (their common start and end trimmed), with [`CONTEXT`] lines either side.
+pub(crate) fn unified_diff(path: &str, old: &str, new: &str) -> String {
+    let old: Vec<&str> = old.lines().collect();
+    let new: Vec<&str> = new.lines().collect();
+    let prefix = old.iter().zip(&new).take_while(|(a, b)| a == b).count();
+    let suffix = old[prefix..]
+        .iter()
+        .rev()
+        .zip(new[prefix..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut diff = format!("--- a/{path}\n+++ b/{path}\n");
+    if prefix == old.len() && prefix == new.len() {
+        return diff;
+    }
+    let start = prefix.saturating_sub(CONTEXT);
+    let old_end = (old.len() - suffix + CONTEXT).min(old.len());
+    let new_end = (new.len() - suffix + CONTEXT).min(new.len());
+    let range = |from: usize, to: usize| {
+        let count = to - from;
+        let first = if count == 0 { from } else { from + 1 };
+        format!("{first},{count}")
+    };
+    diff.push_str(&format!(
+        "@@ -{} +{} @@\n",
+        range(start, old_end),
+        range(start, new_end)
+    ));
+    for line in &old[start..prefix] {
+        diff.push_str(&format!(" {line}\n"));
+    }
+    for line in &old[prefix..old.len() - suffix] {
+        diff.push_str(&format!("-{line}\n"));
+    }
+    for line in &new[prefix..new.len() - suffix] {
+        diff.push_str(&format!("+{line}\n"));
+    }
+    for line in &old[old.len() - suffix..old_end] {
+        diff.push_str(&format!(" {line}\n"));
+    }
+    diff
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_diff_shows_the_changed_lines_with_three_lines_of_context() {
+        let old = "1\n2\n3\n4\n5\n6\n7\n8\n9\n";
+        let new = "1\n2\n3\n4\nfive\n6\n7\n8\n9\n";
+        assert_eq!(
+            unified_diff("f", old, new),
+            "--- a/f\n+++ b/f\n@@ -2,7 +2,7 @@\n 2\n 3\n 4\n-5\n+five\n 6\n 7\n 8\n"
+        );
+        assert_eq!(
+            unified_diff("n", "", "a\nb\n"),
+            "--- a/n\n+++ b/n\n@@ -0,0 +1,2 @@\n+a\n+b\n"
+        );
+        assert_eq!(unified_diff("s", "x\n", "x\n"), "--- a/s\n+++ b/s\n");
+    }
+}
