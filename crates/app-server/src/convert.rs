@@ -2,7 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tiller_app_server_protocol::{ThreadItem, UserInput as WireInput};
+use tiller_app_server_protocol::{ErrorCode, JsonRpcError, ThreadItem, UserInput as WireInput};
 use tiller_protocol::{
     ExecEndStatus, FileChangeKind, PatchStatus, TurnItem, TurnItemKind, UserInput, display_command,
 };
@@ -122,6 +122,22 @@ pub(crate) fn thread_item(item: &TurnItem) -> ThreadItem {
             .to_string(),
         },
     }
+}
+
+/// A result as JSON; a type that does not serialize is the server's failure.
+pub(crate) fn to_value<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, JsonRpcError> {
+    serde_json::to_value(value)
+        .map_err(|e| JsonRpcError::new(ErrorCode::InternalError, e.to_string()))
+}
+
+/// Blocking work (files) off the event loop; a task that panicked is the
+/// server's failure.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, JsonRpcError> + Send + 'static,
+) -> Result<T, JsonRpcError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(JsonRpcError::new(ErrorCode::InternalError, e.to_string())))
 }
 
 /// Unix milliseconds now.

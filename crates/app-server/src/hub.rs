@@ -27,14 +27,16 @@ use tiller_core::rollout::{ForkEnd, fork};
 use tiller_core::{CoreError, OpenedSession, Resume, SessionBuilder};
 use tokio::sync::oneshot;
 
-use crate::convert::created_secs;
+use crate::convert::{created_secs, to_value};
 use crate::names::{MAX_NAME_BYTES, Names};
 use crate::outgoing::{ConnectionId, Outgoing};
 use crate::restore::{restored_queue, restored_replies, saved_turns};
 use crate::saved;
 
 mod archive;
-use crate::thread::{Replies, ThreadCommand, ThreadHandle, ThreadInfo, spawn_driver};
+use crate::thread::{
+    Replies, ThreadCommand, ThreadHandle, ThreadInfo, spawn_driver, thread_of_request,
+};
 
 /// How long shutdown waits for running turns to be interrupted.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(900);
@@ -528,14 +530,7 @@ impl Hub {
     /// A client's answer to a server request: to the thread that asked (its
     /// id says which). An answer to nothing the server asked is ignored.
     pub(crate) fn answer(&self, id: RequestId, result: Result<Value, Value>, from: &Outgoing) {
-        let thread = match &id {
-            RequestId::String(s) => s
-                .strip_prefix("approval:")
-                .and_then(|rest| rest.rsplit_once(':'))
-                .map(|(thread, _)| thread.to_string()),
-            RequestId::Integer(_) => None,
-        };
-        match thread.and_then(|t| self.thread(&t)) {
+        match thread_of_request(&id).and_then(|t| self.thread(t)) {
             Some(thread) => {
                 thread.send(ThreadCommand::Answer {
                     id,
@@ -639,11 +634,6 @@ fn warn(to: &Outgoing, thread_id: &str, warnings: Vec<String>) {
             message,
         }));
     }
-}
-
-fn to_value<T: serde::Serialize>(value: &T) -> Result<Value, JsonRpcError> {
-    serde_json::to_value(value)
-        .map_err(|e| JsonRpcError::new(ErrorCode::InternalError, e.to_string()))
 }
 
 /// A thread id as the server keys its threads: session ids are lowercase

@@ -14,7 +14,7 @@ use tiller_core::rollout::LoadedRollout;
 use tiller_core::rollout::archive::archived_files;
 use tiller_core::rollout::store::{SessionQuery, find_session, rollout_files};
 
-use crate::convert::created_secs;
+use crate::convert::{blocking, created_secs};
 use crate::pages::page;
 use crate::restore::saved_turns;
 
@@ -205,12 +205,4 @@ fn modified_secs(path: &Path) -> i64 {
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, JsonRpcError> + Send + 'static,
-) -> Result<T, JsonRpcError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|e| Err(JsonRpcError::new(ErrorCode::InternalError, e.to_string())))
 }

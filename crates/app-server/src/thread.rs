@@ -2,28 +2,33 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use serde_json::Value;
 use tiller_app_server_protocol::{
     ClientRequest, EmptyResponse, ErrorCode, JsonRpcError, QueuedSubmission, RequestId,
-    ServerNotification, SettingsParams, Thread, ThreadIdNotification, ThreadInterruptResponse,
-    ThreadNameUpdatedNotification, ThreadStartResponse, ThreadStatus, ThreadTokenUsage,
-    TokenUsageBreakdown, TokenUsageUpdatedNotification, Turn, TurnInterruptResponse,
-    TurnStartResponse, TurnStatus, TurnSteerResponse, UserInput as WireInput, WarningNotification,
+    ServerNotification, SettingsParams, ThreadIdNotification, ThreadInterruptResponse,
+    ThreadNameUpdatedNotification, Turn, TurnInterruptResponse, TurnStartResponse, TurnStatus,
+    TurnSteerResponse, UserInput as WireInput, WarningNotification,
 };
 use tiller_core::{EventStream, SessionHandle};
-use tiller_protocol::{Event, EventMsg, Op, OpError, Reply, TokenUsage, UserInput, UserMessage};
+use tiller_protocol::{Event, EventMsg, Op, OpError, Reply, UserInput, UserMessage};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::convert::{engine_input, now_secs};
+use crate::convert::{engine_input, now_secs, to_value};
 use crate::outgoing::{ConnectionId, Outgoing, Prepared};
 use crate::restore::saved_turns;
 use crate::settings;
 use crate::translate::{TurnClock, notifications};
 
 mod approvals;
+mod info;
 mod queue;
+mod usage;
+
+pub(crate) use approvals::thread_of_request;
+pub(crate) use info::{ThreadHandle, ThreadInfo};
+use usage::Usage;
 
 use approvals::{Approvals, Asked};
 
@@ -98,127 +103,6 @@ pub(crate) enum ThreadCommand {
     Close(oneshot::Sender<bool>),
 }
 
-/// The hub's handle on a thread: its driver's commands, and the session
-/// itself for what needs no driver (reading the thread).
-#[derive(Debug, Clone)]
-pub(crate) struct ThreadHandle {
-    tx: mpsc::UnboundedSender<ThreadCommand>,
-    session: SessionHandle,
-    info: Arc<ThreadInfo>,
-}
-
-impl ThreadHandle {
-    pub(crate) fn send(&self, command: ThreadCommand) -> bool {
-        self.tx.send(command).is_ok()
-    }
-
-    /// The thread, with its turns as the rollout holds them (the running
-    /// one as it stands) if `turns`.
-    pub(crate) async fn read(&self, turns: bool) -> Result<Thread, JsonRpcError> {
-        let running = self.session.running_turn().map(|watch| watch.id);
-        let saved = if turns {
-            self.turns().await?
-        } else {
-            Vec::new()
-        };
-        let mut info = (*self.info).clone();
-        let current = self.session.settings();
-        info.model = current.model;
-        info.cwd = current.cwd.display().to_string();
-        Ok(info.thread(running.is_none(), saved))
-    }
-
-    /// Every turn so far, oldest first.
-    pub(crate) async fn turns(&self) -> Result<Vec<Turn>, JsonRpcError> {
-        let running = self.session.running_turn().map(|watch| watch.id);
-        let saved = self.session.saved_turns().await.map_err(|message| {
-            JsonRpcError::new(
-                ErrorCode::InternalError,
-                format!("could not read the thread: {message}"),
-            )
-        })?;
-        Ok(saved_turns(&saved, running.as_deref()))
-    }
-
-    /// Idle, active or in error, as `thread/list` shows a loaded thread.
-    pub(crate) fn status(&self) -> ThreadStatus {
-        let idle = self.session.running_turn().is_none();
-        if idle && self.info.failed.load(Ordering::Acquire) {
-            ThreadStatus::SystemError
-        } else {
-            thread_status(idle)
-        }
-    }
-}
-
-fn thread_status(idle: bool) -> ThreadStatus {
-    if idle {
-        ThreadStatus::Idle
-    } else {
-        ThreadStatus::Active {
-            active_flags: Vec::new(),
-        }
-    }
-}
-
-/// Fixed facts about a thread.
-#[derive(Debug, Clone)]
-pub(crate) struct ThreadInfo {
-    pub(crate) id: String,
-    pub(crate) model: String,
-    pub(crate) provider: String,
-    pub(crate) cwd: String,
-    pub(crate) approval_policy: String,
-    pub(crate) preview: String,
-    /// Its name (`thread/name/set`), if any.
-    pub(crate) name: Option<String>,
-    /// Whether its last turn failed (a model or disk failure): the thread
-    /// then shows `systemError` until its next turn starts. Shared by every
-    /// copy of the info (the driver's and the hub's).
-    pub(crate) failed: Arc<AtomicBool>,
-    pub(crate) created_at: i64,
-    /// Turns read from the rollout (resumed threads).
-    pub(crate) turns: Vec<Turn>,
-}
-
-impl ThreadInfo {
-    pub(crate) fn thread(&self, idle: bool, turns: Vec<Turn>) -> Thread {
-        Thread {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            session_id: self.id.clone(),
-            preview: self.preview.clone(),
-            cli_version: env!("CARGO_PKG_VERSION").to_string(),
-            created_at: self.created_at,
-            updated_at: now_secs(),
-            cwd: self.cwd.clone(),
-            ephemeral: false,
-            model: Some(self.model.clone()),
-            model_provider: self.provider.clone(),
-            project_id: None,
-            source: "appServer".to_string(),
-            status: if idle && self.failed.load(Ordering::Acquire) {
-                ThreadStatus::SystemError
-            } else {
-                thread_status(idle)
-            },
-            turns,
-        }
-    }
-
-    pub(crate) fn response(&self, idle: bool, turns: Vec<Turn>) -> ThreadStartResponse {
-        ThreadStartResponse {
-            thread: self.thread(idle, turns),
-            model: self.model.clone(),
-            model_provider: self.provider.clone(),
-            cwd: self.cwd.clone(),
-            approval_policy: self.approval_policy.clone(),
-            approvals_reviewer: "user".to_string(),
-            sandbox: serde_json::json!({"type": "dangerFullAccess"}),
-        }
-    }
-}
-
 /// Start a driver task for a session.
 pub(crate) fn spawn_driver(
     info: ThreadInfo,
@@ -245,7 +129,6 @@ pub(crate) fn spawn_driver(
         replies,
         usage: Usage::default(),
         approvals: Approvals::default(),
-        warnings: Vec::new(),
         notify_after: Vec::new(),
     };
     tokio::spawn(driver.run());
@@ -278,50 +161,9 @@ pub(crate) struct ThreadDriver {
     usage: Usage,
     /// Approvals waiting for a client's answer.
     approvals: Approvals,
-    /// What the current request warns about, sent after its answer.
-    warnings: Vec<String>,
-    /// Other notifications the current request causes, sent after its answer.
+    /// What the current request causes (warnings, `thread/reverted`), sent
+    /// after its answer.
     notify_after: Vec<ServerNotification>,
-}
-
-/// A thread's token counts, for `thread/tokenUsage/updated`.
-#[derive(Debug, Default)]
-struct Usage {
-    total: TokenUsageBreakdown,
-}
-
-impl Usage {
-    /// Count a completed turn's usage; the notification that says so.
-    fn turn_completed(
-        &mut self,
-        thread_id: &str,
-        turn_id: &str,
-        usage: &TokenUsage,
-    ) -> ServerNotification {
-        let last = TokenUsageBreakdown {
-            total_tokens: usage.input_tokens + usage.output_tokens,
-            input_tokens: usage.input_tokens,
-            cached_input_tokens: usage.cached_input_tokens,
-            cache_write_input_tokens: 0,
-            output_tokens: usage.output_tokens,
-            reasoning_output_tokens: usage.reasoning_output_tokens,
-        };
-        let total = &mut self.total;
-        total.total_tokens += last.total_tokens;
-        total.input_tokens += last.input_tokens;
-        total.cached_input_tokens += last.cached_input_tokens;
-        total.output_tokens += last.output_tokens;
-        total.reasoning_output_tokens += last.reasoning_output_tokens;
-        ServerNotification::TokenUsageUpdated(TokenUsageUpdatedNotification {
-            thread_id: thread_id.to_string(),
-            turn_id: turn_id.to_string(),
-            token_usage: ThreadTokenUsage {
-                total: *total,
-                last,
-                model_context_window: None,
-            },
-        })
-    }
 }
 
 impl ThreadDriver {
@@ -425,7 +267,8 @@ impl ThreadDriver {
                 );
             }
         };
-        from.respond_with(id, &self.info.response(running.is_none(), turns));
+        let info = self.info.current(&self.session);
+        from.respond_with(id, &info.response(running.is_none(), turns));
         self.ask_again(&from);
         if !self.subscribers.iter().any(|s| s.id() == from.id()) {
             self.subscribers.push(from);
@@ -624,13 +467,6 @@ impl ThreadDriver {
             Ok(result) => from.respond(id, result),
             Err(error) => from.error(Some(id), error),
         }
-        for message in std::mem::take(&mut self.warnings) {
-            let warning = ServerNotification::Warning(WarningNotification {
-                thread_id: Some(self.info.id.clone()),
-                message,
-            });
-            self.broadcast(&warning);
-        }
         for notification in std::mem::take(&mut self.notify_after) {
             self.broadcast(&notification);
         }
@@ -685,7 +521,10 @@ impl ThreadDriver {
                 format!("could not read the thread: {message}"),
             )
         })?;
-        let thread = self.info.thread(true, saved_turns(&turns, None));
+        let thread = self
+            .info
+            .current(&self.session)
+            .thread(true, saved_turns(&turns, None));
         self.notify_after
             .push(ServerNotification::ThreadReverted(ThreadIdNotification {
                 thread_id: self.info.id.clone(),
@@ -712,18 +551,14 @@ impl ThreadDriver {
                 })
                 .await
                 .map_err(op_error)?;
-            let update = checked.update;
-            if let Some(model) = update.model {
-                self.info.model = model;
-            }
-            if let Some(cwd) = update.cwd {
-                self.info.cwd = cwd;
-            }
-            if let Some(policy) = update.approval_policy {
-                self.info.approval_policy = policy;
-            }
         }
-        self.warnings.extend(checked.warnings);
+        for message in checked.warnings {
+            self.notify_after
+                .push(ServerNotification::Warning(WarningNotification {
+                    thread_id: Some(self.info.id.clone()),
+                    message,
+                }));
+        }
         Ok(())
     }
 
@@ -805,11 +640,6 @@ fn turn_started(turn_id: String) -> TurnStartResponse {
             duration_ms: None,
         },
     }
-}
-
-fn to_value<T: serde::Serialize>(value: &T) -> Result<Value, JsonRpcError> {
-    serde_json::to_value(value)
-        .map_err(|e| JsonRpcError::new(ErrorCode::InternalError, e.to_string()))
 }
 
 fn non_empty(items: Vec<UserInput>) -> Result<Vec<UserInput>, JsonRpcError> {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use tiller_config::{Config, ConfigOverrides};
 use tiller_model::ModelClient;
-use tiller_protocol::{QueueSnapshot, QueuedInput, SessionMeta};
+use tiller_protocol::{QueueSnapshot, SessionMeta};
 use tiller_rollout::store::{SessionQuery, find_session};
 use tiller_rollout::{LastTurn, LoadedTurn, LockWait};
 
@@ -62,8 +62,6 @@ pub struct Resumed {
     pub first_prompt: Option<String>,
     /// The last saved queue (app-server).
     pub queue: QueueSnapshot,
-    /// Every entry any saved queue held.
-    pub queued_ever: Vec<QueuedInput>,
 }
 
 /// A spawned session.
@@ -215,7 +213,6 @@ impl SessionBuilder {
                 turns: closed_turns(&loaded.turns, loaded.open_turn.as_deref()),
                 first_prompt: loaded.first_prompt.clone(),
                 queue: loaded.queue.clone(),
-                queued_ever: loaded.queued_ever.clone(),
             });
         }
         let loaded = Config::load(&home, overrides)?;

@@ -13,6 +13,7 @@ use tiller_core::rollout::store::{SessionQuery, find_session, session_id_of};
 use tokio::sync::oneshot;
 
 use super::{Hub, canonical_id};
+use crate::convert;
 use crate::saved;
 use crate::thread::ThreadCommand;
 
@@ -107,8 +108,8 @@ impl Hub {
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> Result<T, JsonRpcError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| JsonRpcError::new(ErrorCode::InternalError, e.to_string()))?
-        .map_err(|e| JsonRpcError::new(ErrorCode::InternalError, e.to_string()))
+    convert::blocking(move || {
+        work().map_err(|e| JsonRpcError::new(ErrorCode::InternalError, e.to_string()))
+    })
+    .await
 }

@@ -21,6 +21,21 @@ use crate::outgoing::{ConnectionId, Outgoing};
 /// The server request's method.
 const METHOD: &str = "item/commandExecution/requestApproval";
 
+/// How an approval's request id starts: `approval:<thread id>:<n>`, so an
+/// answer finds its thread ([`thread_of_request`]).
+const ID_PREFIX: &str = "approval:";
+
+/// The thread a server request's id names, if it is an approval's.
+pub(crate) fn thread_of_request(id: &RequestId) -> Option<&str> {
+    match id {
+        RequestId::String(id) => id
+            .strip_prefix(ID_PREFIX)
+            .and_then(|rest| rest.rsplit_once(':'))
+            .map(|(thread, _)| thread),
+        RequestId::Integer(_) => None,
+    }
+}
+
 /// The answers a client may give, as Codex names them.
 const DECISIONS: [&str; 4] = ["accept", "acceptForSession", "decline", "cancel"];
 
@@ -56,7 +71,7 @@ impl ThreadDriver {
     pub(super) fn ask_approval(&mut self, asked: Asked) {
         self.approvals.asked += 1;
         let id = RequestId::String(format!(
-            "approval:{}:{}",
+            "{ID_PREFIX}{}:{}",
             self.info.id, self.approvals.asked
         ));
         let params = CommandApprovalParams {
@@ -208,6 +223,17 @@ fn decision(result: &Result<Value, Value>) -> ReviewDecision {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_approvals_id_names_its_thread_and_no_other_id_does() {
+        let id = RequestId::String(format!("{ID_PREFIX}01a2-thread:7"));
+        assert_eq!(thread_of_request(&id), Some("01a2-thread"));
+        assert_eq!(thread_of_request(&RequestId::Integer(7)), None);
+        assert_eq!(
+            thread_of_request(&RequestId::String("other:1".into())),
+            None
+        );
+    }
 
     #[test]
     fn codex_decisions_map_to_the_engines_and_anything_else_declines() {

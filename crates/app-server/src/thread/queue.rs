@@ -19,8 +19,8 @@ use tiller_app_server_protocol::{
 };
 use tiller_protocol::{Op, QueueSnapshot, QueuedInput, Reply, UserMessage};
 
-use super::{ThreadDriver, non_empty, op_error, queued_turn_id, to_value, turn_started};
-use crate::convert::engine_input;
+use super::{ThreadDriver, non_empty, op_error, queued_turn_id, turn_started};
+use crate::convert::{engine_input, to_value};
 use crate::pages::page;
 
 impl ThreadDriver {

@@ -36,14 +36,7 @@ fn ids(entries: &[Value]) -> Vec<&str> {
 /// A running turn that only an interrupt ends.
 async fn sleeping(server: &mut AppServer, thread: &str) -> String {
     let turn = server.start_turn(thread, "sleep", None).await;
-    let id = turn.clone();
-    server
-        .wait_for("the command", move |l| {
-            l["method"] == "item/started"
-                && l["params"]["turnId"] == id.as_str()
-                && l["params"]["item"]["type"] == "commandExecution"
-        })
-        .await;
+    server.wait_item_started(&turn, "commandExecution").await;
     turn
 }
 

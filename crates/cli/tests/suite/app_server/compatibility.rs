@@ -50,14 +50,7 @@ async fn every_kind_tiller_emits_matches_the_codex_schema() {
     assert!(done["turn"]["error"]["message"].is_string(), "{done}");
 
     let turn = server.start_turn(&thread, "sleep", None).await;
-    let turn_id = turn.clone();
-    server
-        .wait_for("the sleep command", move |l| {
-            l["method"] == "item/started"
-                && l["params"]["turnId"] == turn_id.as_str()
-                && l["params"]["item"]["type"] == "commandExecution"
-        })
-        .await;
+    server.wait_item_started(&turn, "commandExecution").await;
     let steered = server
         .call(
             "turn/steer",

@@ -13,6 +13,7 @@ mod codex_queue;
 mod compatibility;
 mod disk;
 mod edits;
+mod history;
 mod idempotency;
 mod ordering;
 mod queue;

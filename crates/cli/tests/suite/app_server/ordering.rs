@@ -8,7 +8,7 @@ use tiller_mock_model::{Item, Step};
 use tiller_test_support::pid_alive;
 
 use super::support::{
-    AppServer, Fixture, check_protocol, completed_items, positions, shell, text_input, turn_of,
+    Fixture, check_protocol, completed_items, positions, shell, text_input, turn_of,
 };
 use crate::suite::support::{DEADLINE, read_pids_when_ready};
 
@@ -22,18 +22,6 @@ const COUNTING_TOOL: &str = "for i in $(seq 1000); do echo $i; sleep 0.01; done"
 fn slow_text() -> Step {
     let words: Vec<String> = (0..200).map(|i| format!("word{i} ")).collect();
     Step::response(vec![Item::text_deltas(words)]).with_delta_delay(20)
-}
-
-/// Wait until `turn` has started an item of `kind`.
-async fn wait_item_started(server: &mut AppServer, turn: &str, kind: &str) -> usize {
-    let (turn, kind) = (turn.to_string(), kind.to_string());
-    server
-        .wait_for(&format!("an item/started {kind}"), move |l| {
-            l["method"] == "item/started"
-                && l["params"]["turnId"] == turn.as_str()
-                && l["params"]["item"]["type"] == kind.as_str()
-        })
-        .await
 }
 
 /// The reference order on an interrupt: the response `{}` (at `response`),
@@ -118,7 +106,9 @@ async fn every_started_turn_completes_exactly_once_however_it_ends() {
     let failed = server.start_turn(&thread, "fail", None).await;
     server.wait_completed(&failed).await;
     let interrupted = server.start_turn(&thread, "interrupt", None).await;
-    wait_item_started(&mut server, &interrupted, "commandExecution").await;
+    server
+        .wait_item_started(&interrupted, "commandExecution")
+        .await;
     server
         .call("thread/interrupt", json!({"threadId": thread}))
         .await;
@@ -151,7 +141,7 @@ async fn interrupt_during_a_sleeping_command_completes_its_item_and_kills_it() {
     let fixture = Fixture::new(vec![shell("call_sleep", SLEEPING_TOOL)]).await;
     let (mut server, thread) = fixture.started().await;
     let turn = server.start_turn(&thread, "sleep", None).await;
-    wait_item_started(&mut server, &turn, "commandExecution").await;
+    server.wait_item_started(&turn, "commandExecution").await;
     let pids = read_pids_when_ready(&fixture.scratch.work_file("pids"), 2, DEADLINE).await;
 
     let id = server

@@ -152,14 +152,7 @@ async fn an_interrupt_leaves_the_queue_as_it_is_and_nothing_starts_by_itself() {
     let fixture = Fixture::new(vec![shell("call_sleep", "sleep 60"), Step::text("later")]).await;
     let (mut server, thread) = fixture.started().await;
     let turn = server.start_turn(&thread, "sleep", None).await;
-    let turn_id = turn.clone();
-    server
-        .wait_for("the command", move |l| {
-            l["method"] == "item/started"
-                && l["params"]["turnId"] == turn_id.as_str()
-                && l["params"]["item"]["type"] == "commandExecution"
-        })
-        .await;
+    server.wait_item_started(&turn, "commandExecution").await;
     let entry = queue_add(&mut server, &thread, "q-1", "after the interrupt").await;
     server
         .call(
@@ -201,14 +194,7 @@ async fn the_queue_survives_a_killed_server_and_thread_resume() {
     let fixture = Fixture::new(vec![shell("call_sleep", "sleep 60")]).await;
     let (mut server, thread) = fixture.started().await;
     let turn = server.start_turn(&thread, "sleep", None).await;
-    let turn_id = turn.clone();
-    server
-        .wait_for("the command", move |l| {
-            l["method"] == "item/started"
-                && l["params"]["turnId"] == turn_id.as_str()
-                && l["params"]["item"]["type"] == "commandExecution"
-        })
-        .await;
+    server.wait_item_started(&turn, "commandExecution").await;
     let one = queue_add(&mut server, &thread, "q-1", "kept one").await;
     let two = queue_add(&mut server, &thread, "q-2", "kept two").await;
     server.kill().await;

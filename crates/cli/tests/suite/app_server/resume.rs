@@ -263,14 +263,7 @@ async fn a_resumed_thread_shows_the_same_items_ids_and_text_as_the_live_one() {
 
     // A command killed by the interrupt.
     let fourth = server.start_turn(&thread, "sleep a while", None).await;
-    let turn = fourth.clone();
-    server
-        .wait_for("the command to start", move |l| {
-            l["method"] == "item/started"
-                && turn_of(l) == Some(turn.as_str())
-                && l["params"]["item"]["type"] == "commandExecution"
-        })
-        .await;
+    server.wait_item_started(&fourth, "commandExecution").await;
     server
         .call(
             "turn/interrupt",

@@ -58,14 +58,7 @@ async fn a_change_made_while_a_turn_runs_waits_for_the_next_turn() {
     .await;
     let (mut server, thread) = fixture.started().await;
     let first = server.start_turn(&thread, "wait", None).await;
-    let id = first.clone();
-    server
-        .wait_for("the command", move |l| {
-            l["method"] == "item/started"
-                && l["params"]["turnId"] == id.as_str()
-                && l["params"]["item"]["type"] == "commandExecution"
-        })
-        .await;
+    server.wait_item_started(&first, "commandExecution").await;
     server
         .call(
             "thread/settings/update",

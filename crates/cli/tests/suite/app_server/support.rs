@@ -315,6 +315,30 @@ impl AppServer {
         }
     }
 
+    /// Run a turn for each of `prompts`, one after the other, each to its
+    /// end; their ids.
+    pub async fn run_turns(&mut self, thread: &str, prompts: &[&str]) -> Vec<String> {
+        let mut turns = Vec::with_capacity(prompts.len());
+        for prompt in prompts {
+            let turn = self.start_turn(thread, prompt, None).await;
+            self.wait_completed(&turn).await;
+            turns.push(turn);
+        }
+        turns
+    }
+
+    /// Wait until `turn` has started an item of `kind` (its model request
+    /// was answered: a command is running, a message streams).
+    pub async fn wait_item_started(&mut self, turn: &str, kind: &str) -> usize {
+        let (turn, kind) = (turn.to_string(), kind.to_string());
+        self.wait_for(&format!("an item/started {kind}"), move |l| {
+            l["method"] == "item/started"
+                && l["params"]["turnId"] == turn.as_str()
+                && l["params"]["item"]["type"] == kind.as_str()
+        })
+        .await
+    }
+
     /// Wait for notification `method` about turn `turn`; returns its index.
     pub async fn wait_turn_event(&mut self, method: &str, turn: &str) -> usize {
         let what = format!("{method} of turn {turn}");
