@@ -849,4 +849,8 @@ pub struct ThreadRevertParams {
     pub thread_id: String,
     /// The first turn taken back.
     pub before_turn_id: String,
+    /// tiller's extension: also put the workspace's files back as they were
+    /// before that turn (from its checkpoint).
+    #[serde(default)]
+    pub restore_files: bool,
 }

@@ -405,7 +405,10 @@ impl ThreadDriver {
                 self.turn_start(params.input, params.client_user_message_id, params.settings)
                     .await
             }
-            ClientRequest::ThreadRevert(params) => self.revert(params.before_turn_id).await,
+            ClientRequest::ThreadRevert(params) => {
+                self.revert(params.before_turn_id, params.restore_files)
+                    .await
+            }
             ClientRequest::ThreadCompactStart(_) => self
                 .session
                 .submit(Op::Compact)
@@ -508,13 +511,34 @@ impl ThreadDriver {
         Ok(result)
     }
 
-    /// `thread/revert`: the engine takes the history back; the answer is the
-    /// thread as it now stands, then `thread/reverted`.
-    async fn revert(&mut self, before_turn_id: String) -> Result<Value, JsonRpcError> {
-        self.session
-            .submit(Op::Revert { before_turn_id })
+    /// `thread/revert`: the engine takes the history back (and with
+    /// `restoreFiles` the workspace); the answer is the thread as it now
+    /// stands (and what happened to the files), then `thread/reverted`.
+    async fn revert(
+        &mut self,
+        before_turn_id: String,
+        restore_files: bool,
+    ) -> Result<Value, JsonRpcError> {
+        let reply = self
+            .session
+            .submit(Op::Revert {
+                before_turn_id,
+                restore_files,
+            })
             .await
             .map_err(op_error)?;
+        let files = match reply {
+            Reply::Reverted {
+                files: Some(files), ..
+            } => Some(serde_json::json!({
+                "root": files.root,
+                "restored": files.restored,
+                "removed": files.removed,
+                "conflicts": files.conflicts,
+                "checkpoint": files.checkpoint,
+            })),
+            _ => None,
+        };
         let turns = self.session.saved_turns().await.map_err(|message| {
             JsonRpcError::new(
                 ErrorCode::InternalError,
@@ -529,11 +553,15 @@ impl ThreadDriver {
             .push(ServerNotification::ThreadReverted(ThreadIdNotification {
                 thread_id: self.info.id.clone(),
             }));
-        Ok(serde_json::json!({
+        let mut answer = serde_json::json!({
             "thread": thread,
             "turnsBackwardsCursor": null,
             "itemsBackwardsCursor": null,
-        }))
+        });
+        if let Some(files) = files {
+            answer["files"] = files;
+        }
+        Ok(answer)
     }
 
     /// Apply a settings change to the next turn (refused by name if tiller

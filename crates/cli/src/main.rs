@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod sessions;
+mod undo;
 use tiller_exec::{ExecArgs, ExecFlags, ResumeArgs};
 use tiller_mock_model::{MockModel, Script};
 use tokio::signal::unix::{SignalKind, signal};
@@ -43,6 +44,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Take turns back: the files they changed and the conversation (`--last`, or a session).
+    Undo(undo::UndoArgs),
     /// Serve a scripted Responses API on 127.0.0.1 and print its base URL.
     MockModel {
         /// The script (JSON): one step per request.
@@ -163,6 +166,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(tiller_exec::run_resume(*flags, resume, setup).await?)
         }
         Command::Sessions { json } => sessions::print_sessions(json),
+        Command::Undo(args) => undo::run_undo(args).await,
         Command::AppServer(args) => {
             let (listen, auth, options) = app_server_setup(args)?;
             tiller_app_server::serve(listen, auth, options)

@@ -88,6 +88,7 @@ pub(super) struct Checked {
     pub(super) provider: ProviderConfig,
     pub(super) instructions: Option<String>,
     pub(super) project_doc_max_bytes: Option<usize>,
+    pub(super) checkpoints: Option<bool>,
     pub(super) warnings: Vec<String>,
 }
 
@@ -104,6 +105,7 @@ pub(super) fn check(
     let mut approval_policy = None;
     let mut instructions = None;
     let mut project_doc_max_bytes = None;
+    let mut checkpoints = None;
     let mut providers = BTreeMap::from([(DEFAULT_PROVIDER.to_owned(), builtin_openai(env))]);
     for (key, node) in root {
         match key.as_str() {
@@ -113,6 +115,7 @@ pub(super) fn check(
             "model_providers" => check_providers(node, key, &mut providers, &mut warnings)?,
             "instructions" => instructions = Some(string(node, key)?),
             "project_doc_max_bytes" => project_doc_max_bytes = Some(byte_count(node, key)?),
+            "checkpoints" => checkpoints = Some(boolean(node, key)?),
             _ => warnings.push(ignored(node, key, key, CODEX_TOP_LEVEL_KEYS)),
         }
     }
@@ -127,6 +130,7 @@ pub(super) fn check(
         provider,
         instructions,
         project_doc_max_bytes,
+        checkpoints,
         warnings,
     })
 }
@@ -327,6 +331,17 @@ fn string(node: &RawNode, key: &str) -> Result<String, ConfigError> {
             node,
             key,
             format!("expected a string, found {}", describe(node)),
+        )),
+    }
+}
+
+fn boolean(node: &RawNode, key: &str) -> Result<bool, ConfigError> {
+    match &node.value {
+        RawValue::Leaf(toml::Value::Boolean(b)) => Ok(*b),
+        RawValue::Leaf(_) | RawValue::Table(_) => Err(bad(
+            node,
+            key,
+            format!("expected true or false, found {}", describe(node)),
         )),
     }
 }

@@ -65,6 +65,9 @@ pub struct Config {
     /// The most of the project's `AGENTS.md` files sent, in bytes
     /// (`project_doc_max_bytes`; [`DEFAULT_PROJECT_DOC_MAX_BYTES`]).
     pub project_doc_max_bytes: usize,
+    /// Whether each turn snapshots the workspace first, so it can be undone
+    /// (`checkpoints`, on unless set to `false`).
+    pub checkpoints: bool,
 }
 
 /// How much of the `AGENTS.md` files is sent when the config says nothing (Codex's default).
@@ -315,6 +318,7 @@ impl Config {
             project_doc_max_bytes: checked
                 .project_doc_max_bytes
                 .unwrap_or(DEFAULT_PROJECT_DOC_MAX_BYTES),
+            checkpoints: checked.checkpoints.unwrap_or(true),
         };
         Ok(Loaded {
             config,

@@ -48,6 +48,7 @@ pub struct SessionBuilder {
     developer_instructions: Option<String>,
     tools: Option<ToolRegistry>,
     client: Option<Arc<dyn ModelClient>>,
+    without_key: bool,
 }
 
 /// What a front end needs to know of a resumed session.
@@ -97,7 +98,17 @@ impl SessionBuilder {
             developer_instructions: None,
             tools: None,
             client: None,
+            without_key: false,
         }
+    }
+
+    /// Open without the provider's API key, for work that sends nothing to
+    /// the model (taking turns back): a turn started on it fails as a
+    /// request with no key does.
+    #[must_use]
+    pub fn without_key(mut self) -> SessionBuilder {
+        self.without_key = true;
+        self
     }
 
     /// Apply these command-line overrides to the config.
@@ -170,6 +181,7 @@ impl SessionBuilder {
             developer_instructions,
             tools,
             client,
+            without_key,
         } = self;
         let mut warnings = Vec::new();
         let opened = match resume {
@@ -233,7 +245,11 @@ impl SessionBuilder {
         warnings.extend(docs.warnings);
         config.user_instructions = docs.message;
         let project_docs = docs.files;
-        let api_key = config.provider.api_key()?;
+        let api_key = if without_key {
+            None
+        } else {
+            config.provider.api_key()?
+        };
         if let Err(e) = tiller_process::become_subreaper() {
             warnings.push(format!(
                 "could not become a child subreaper ({e}): orphaned tool processes may escape"

@@ -18,7 +18,7 @@ use tiller_config::{ApprovalPolicy, Config};
 use tiller_model::ModelClient;
 use tiller_protocol::{
     CompactedLine, ErrorInfo, EventMsg, ItemPhase, LifecycleEvent, Op, OpError, RecordedItem,
-    Reply, ResponseItem, RevertLine, ReviewDecision, RolloutItem, SessionMeta, TurnAbortReason,
+    Reply, ResponseItem, ReviewDecision, RolloutItem, SessionMeta, TurnAbortReason,
     TurnContextLine, TurnItem, TurnItemKind, UserInput, UserMessage,
 };
 use tiller_rollout::timestamp::UtcTime;
@@ -35,6 +35,12 @@ use crate::inbox::TurnInbox;
 use crate::items::TurnItems;
 use crate::tools::ToolRegistry;
 use crate::turn::{TurnOutcome, TurnRuntime, run_turn};
+
+mod checkpoints;
+mod revert;
+
+pub(crate) use checkpoints::CheckpointGate;
+use checkpoints::TurnCheckpoints;
 
 /// The timeout of a shell call that names none (stated once, in the shell tool).
 pub const DEFAULT_TOOL_TIMEOUT: Duration = crate::tools::shell::DEFAULT_SHELL_TIMEOUT;
@@ -420,7 +426,11 @@ pub fn spawn_session_with(
     );
     let running = Arc::new(Mutex::new(None));
     let handle_conversation = Arc::clone(&conversation);
+    // A session that keeps no rollout has no turns to take back.
+    let checkpoints =
+        TurnCheckpoints::new(conversation.config.checkpoints && conversation.rollout().is_some());
     let actor = SessionActor {
+        checkpoints,
         conversation,
         ops: ops_rx,
         events,
@@ -559,6 +569,7 @@ struct SessionActor {
     running: Arc<Mutex<Option<TurnWatch>>>,
     /// Settings changed while a turn ran: for the next turn.
     next_settings: Option<TurnSettings>,
+    checkpoints: TurnCheckpoints,
 }
 
 impl SessionActor {
@@ -708,7 +719,11 @@ impl SessionActor {
                 }
                 Ok(Reply::Done)
             }
-            Op::Revert { before_turn_id } => self.revert(before_turn_id).await,
+            Op::Revert {
+                before_turn_id,
+                restore_files,
+            } => self.revert(before_turn_id, restore_files).await,
+            Op::Unrevert => self.unrevert().await,
             Op::Compact => {
                 if let Lifecycle::Running(turn) = &self.lifecycle {
                     return Err(OpError::Refused {
@@ -720,6 +735,7 @@ impl SessionActor {
             }
             Op::Shutdown => {
                 self.abort(TurnAbortReason::Interrupted).await;
+                self.checkpoints.settle().await;
                 // The file is closed (and its lock released) before the
                 // answer: the session can be opened again at once.
                 if let Some(rollout) = self.conversation.rollout()
@@ -731,55 +747,6 @@ impl SessionActor {
                 Ok(Reply::Done)
             }
         }
-    }
-
-    /// Take the history back to before `before_turn_id`: the `revert` line
-    /// is written (and synced) first, then the history is read back from
-    /// the file, as a resume would read it.
-    async fn revert(&mut self, before_turn_id: String) -> Result<Reply, OpError> {
-        let refused = |message: String| OpError::Refused { message };
-        if let Lifecycle::Running(turn) = &self.lifecycle {
-            return Err(refused(format!(
-                "turn {} is running; interrupt it before reverting",
-                turn.id
-            )));
-        }
-        let Some(path) = self.conversation.rollout().map(|r| r.path().to_path_buf()) else {
-            return Err(refused(
-                "an ephemeral session keeps no turns to revert".to_string(),
-            ));
-        };
-        let read = |path: std::path::PathBuf| async move {
-            tokio::task::spawn_blocking(move || tiller_rollout::load(&path))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
-        };
-        // Everything recorded so far is in the file before it is read.
-        self.conversation
-            .commit(Vec::new(), false)
-            .await
-            .map_err(|message| OpError::NotSaved { message })?;
-        let loaded = read(path.clone())
-            .await
-            .map_err(|message| OpError::NotSaved { message })?;
-        if !loaded.turns.iter().any(|t| t.id == before_turn_id) {
-            return Err(refused(format!("no turn {before_turn_id} in this session")));
-        }
-        self.conversation
-            .commit(
-                vec![RolloutItem::Revert(RevertLine {
-                    before_turn_id: before_turn_id.clone(),
-                })],
-                true,
-            )
-            .await
-            .map_err(|message| OpError::NotSaved { message })?;
-        let loaded = read(path)
-            .await
-            .map_err(|message| OpError::NotSaved { message })?;
-        *self.conversation.history() = History::from_items(loaded.items);
-        Ok(Reply::Done)
     }
 
     fn repeated(&self, kind: MessageKind, client_message_id: Option<&str>) -> Option<Reply> {
@@ -885,7 +852,14 @@ impl SessionActor {
             emitter.emit(EventMsg::ItemCompleted { item });
         }
         let items = TurnItems::new(&turn_id, Arc::clone(&self.conversation), emitter.clone());
+        let checkpoint = if compact {
+            CheckpointGate::open()
+        } else {
+            self.checkpoints
+                .before(&self.conversation, &emitter, &turn_id)
+        };
         let task = tokio::spawn(run_turn(TurnRuntime {
+            checkpoint,
             conversation: Arc::clone(&self.conversation),
             inbox: Arc::clone(&inbox),
             cancel: cancel.clone(),
@@ -922,7 +896,7 @@ impl SessionActor {
     /// Emit the one terminal event of `turn`. If the turn finished on its own
     /// before an abort reached it, its own outcome is what happened.
     async fn end_turn(
-        &self,
+        &mut self,
         turn: &RunningTurn,
         joined: Result<TurnOutcome, tokio::task::JoinError>,
         reason: TurnAbortReason,
@@ -1056,6 +1030,9 @@ impl SessionActor {
         }
         turn.emitter.finish(msg);
         turn.end.send_replace(end);
+        if !turn.compact {
+            self.checkpoints.after(&self.conversation, &turn.id);
+        }
     }
 
     /// Defence in depth for I1 after a turn that did not complete, then the marker.

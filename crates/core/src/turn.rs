@@ -28,6 +28,7 @@ use crate::events::TurnEmitter;
 use crate::history::ABORTED_BEFORE_OUTPUT;
 use crate::inbox::TurnInbox;
 use crate::items::TurnItems;
+use crate::session::CheckpointGate;
 use crate::tools::{ToolCall, ToolContext, ToolOutput};
 
 /// How a turn task ended.
@@ -53,6 +54,8 @@ pub(crate) struct TurnRuntime {
     pub(crate) items: TurnItems,
     /// A compaction turn: the model is asked for a summary, with no tools.
     pub(crate) compact: bool,
+    /// Opens when the workspace has been snapshotted: tools wait for it.
+    pub(crate) checkpoint: CheckpointGate,
 }
 
 /// A message or reasoning item the model is streaming.
@@ -445,6 +448,13 @@ impl TurnRuntime {
                 self.conversation.tools.names().join(", ")
             ));
         };
+        // Nothing touches the workspace before its checkpoint is taken.
+        tokio::select! {
+            () = self.checkpoint.passed() => {}
+            () = self.cancel.cancelled() => {
+                return ToolOutput::Aborted(ABORTED_BEFORE_OUTPUT.to_string());
+            }
+        }
         let ctx = ToolContext {
             conversation: &self.conversation,
             inbox: &self.inbox,

@@ -254,6 +254,8 @@ async fn run(
             _ => {}
         }
     };
+    // The session's end: the checkpoint after the turn is in the file.
+    let _ = session.submit(Op::Shutdown).await;
     printer.finished(&session_id);
     Ok(code)
 }
@@ -319,6 +321,7 @@ async fn reader_gone(
             }
         }
     }
+    let _ = session.submit(Op::Shutdown).await;
     EXIT_BROKEN_PIPE
 }
 

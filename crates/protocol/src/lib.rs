@@ -25,10 +25,11 @@ pub use event::{
     ErrorInfo, Event, EventMsg, ExecEndStatus, ExecOutputStream, TokenUsage, TurnAbortReason,
 };
 pub use items::{ContentItem, ResponseItem, UserInput};
-pub use op::{Op, OpError, Reply, ReviewDecision, SettingsUpdate, UserMessage};
+pub use op::{FilesReport, Op, OpError, Reply, ReviewDecision, SettingsUpdate, UserMessage};
 pub use rollout::{
-    CompactedLine, ItemPhase, LifecycleEvent, QueueSnapshot, QueuedInput, RecordedItem, RevertLine,
-    RolloutItem, RolloutLine, SessionMeta, TurnContextLine,
+    CheckpointLine, CheckpointStage, CompactedLine, FilesRestored, ItemPhase, LifecycleEvent,
+    QueueSnapshot, QueuedInput, RecordedItem, RevertLine, RolloutItem, RolloutLine, SessionMeta,
+    TurnContextLine, UnrevertLine,
 };
 pub use turn_item::{
     FileChange, FileChangeKind, PatchStatus, TurnItem, TurnItemKind, display_command, hidden,

@@ -56,11 +56,20 @@ pub enum Op {
     Compact,
     /// Take the conversation back to before a turn (no turn may run): that
     /// turn and every later one leave the history the model is sent, durably
-    /// (a `revert` line). Files the turns changed are not touched.
+    /// (a `revert` line). With `restore_files`, the files those turns changed
+    /// are put back as they were before the turn (from its checkpoint); a
+    /// file changed since by someone else is left alone and reported.
     Revert {
         /// The first turn taken back.
         before_turn_id: String,
+        /// Also put the workspace back.
+        #[serde(default)]
+        restore_files: bool,
     },
+    /// Take back the last revert, when no turn has started since: its turns
+    /// are in the conversation again, and the files it restored are as they
+    /// were before it.
+    Unrevert,
     /// End the session: abort any running turn, then stop.
     Shutdown,
 }
@@ -169,6 +178,28 @@ pub enum Reply {
     },
     /// The op was taken; nothing more to say (interrupt, approval, shutdown).
     Done,
+    /// The history was reverted (or a revert taken back).
+    Reverted {
+        /// The first turn taken back (or brought back).
+        before_turn_id: String,
+        /// What happened to the files, when they were restored.
+        files: Option<FilesReport>,
+    },
+}
+
+/// What a revert did to the workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FilesReport {
+    /// The folder restored.
+    pub root: String,
+    /// Files written back (their content as it was), relative to `root`.
+    pub restored: Vec<String>,
+    /// Files removed (the turns created them), relative to `root`.
+    pub removed: Vec<String>,
+    /// Files changed since the turns by someone else: left as they are.
+    pub conflicts: Vec<String>,
+    /// The snapshot of the workspace as it was just before the revert.
+    pub checkpoint: String,
 }
 
 /// Why an [`Op`] was refused. A refused op changes nothing.

@@ -37,6 +37,54 @@ pub enum RolloutItem {
     Revert(RevertLine),
     /// The history was compacted: from here on it starts with the summary.
     Compacted(CompactedLine),
+    /// A snapshot of the workspace taken for a turn, so it can be undone.
+    Checkpoint(CheckpointLine),
+    /// The last revert was taken back: its turns are in the conversation
+    /// again (and its files, if it restored some, are as they were before it).
+    Unrevert(UnrevertLine),
+}
+
+/// A `checkpoint` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointLine {
+    /// The turn it belongs to.
+    pub turn_id: String,
+    /// Whether it was taken before the turn ran anything or after it ended.
+    pub stage: CheckpointStage,
+    /// The folder snapshotted (the repository's root, or the session's folder).
+    pub root: String,
+    /// The snapshot's id: a git tree in the shadow repository under
+    /// `$TILLER_HOME/checkpoints`.
+    pub tree: String,
+}
+
+/// When a checkpoint was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointStage {
+    /// Before the turn's first tool call.
+    Before,
+    /// After the turn ended.
+    After,
+}
+
+/// The files a revert put back: from `from` (the workspace just before the
+/// revert) to `to` (the checkpoint before the first turn taken back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilesRestored {
+    /// The folder restored.
+    pub root: String,
+    /// The snapshot of the workspace as it was just before the revert.
+    pub from: String,
+    /// The snapshot it was restored to.
+    pub to: String,
+}
+
+/// An `unrevert` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnrevertLine {
+    /// The first turn of the revert taken back.
+    pub before_turn_id: String,
 }
 
 /// A `compacted` line.
@@ -52,6 +100,9 @@ pub struct CompactedLine {
 pub struct RevertLine {
     /// The first turn taken back.
     pub before_turn_id: String,
+    /// The files it restored, if it restored any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<FilesRestored>,
 }
 
 /// A transcript item in the rollout.

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use crate::file::{LockWait, LockedFile, OpenError, open_locked, open_regular, read_all};
 use tiller_protocol::{
-    ErrorInfo, ItemPhase, LifecycleEvent, QueueSnapshot, QueuedInput, ResponseItem, RolloutItem,
-    RolloutLine, SessionMeta, TurnAbortReason, TurnItem,
+    CheckpointLine, CheckpointStage, ErrorInfo, ItemPhase, LifecycleEvent, QueueSnapshot,
+    QueuedInput, ResponseItem, RevertLine, RolloutItem, RolloutLine, SessionMeta, TurnAbortReason,
+    TurnItem,
 };
 
 /// How the last turn in a rollout ended.
@@ -60,6 +61,9 @@ pub struct LoadedRollout {
     /// that have run or were deleted since, so a front end can answer a
     /// repeated request for one of them as it did the first time.
     pub queued_ever: Vec<QueuedInput>,
+    /// The revert that `Op::Unrevert` would take back: the last one, when
+    /// no turn has started since.
+    pub last_revert: Option<RevertLine>,
     /// Lines that were skipped, each naming the file and line.
     pub warnings: Vec<String>,
 }
@@ -83,6 +87,23 @@ pub struct LoadedTurn {
     pub error: Option<ErrorInfo>,
     /// The client's id for the request that started it.
     pub client_message_id: Option<String>,
+    /// The workspace as it was before the turn ran anything, if a
+    /// checkpoint was taken.
+    pub checkpoint_before: Option<CheckpointLine>,
+    /// The workspace as the turn left it, if a checkpoint was taken.
+    pub checkpoint_after: Option<CheckpointLine>,
+}
+
+/// What a revert took out of the conversation, kept while the file is read
+/// in case an `unrevert` line brings it back.
+struct Reverted {
+    line: RevertLine,
+    items: Vec<ResponseItem>,
+    turns: Vec<LoadedTurn>,
+    shown: Vec<ShownItems>,
+    history_starts: Vec<usize>,
+    open_turn: Option<String>,
+    last_turn: Option<LastTurn>,
 }
 
 /// A turn's recorded items while the file is read.
@@ -272,6 +293,8 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
     let mut queued_ids: HashSet<String> = HashSet::new();
     // Where each turn's history begins in `items`, by position in `turns`.
     let mut history_starts: Vec<usize> = Vec::new();
+    // The reverts that can still be taken back, the last on top.
+    let mut reverted: Vec<Reverted> = Vec::new();
     for (index, line) in lines.iter().enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -312,11 +335,15 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
             }
             RolloutItem::Revert(revert) => {
                 if let Some(at) = turns.iter().position(|t| t.id == revert.before_turn_id) {
-                    items.truncate(history_starts[at]);
-                    turns.truncate(at);
-                    shown.truncate(at);
-                    history_starts.truncate(at);
-                    open_turn = None;
+                    reverted.push(Reverted {
+                        line: revert,
+                        items: items.split_off(history_starts[at]),
+                        turns: turns.split_off(at),
+                        shown: shown.split_off(at),
+                        history_starts: history_starts.split_off(at),
+                        open_turn: open_turn.take(),
+                        last_turn,
+                    });
                     last_turn = turns.last().map(|t| t.status);
                 } else {
                     warnings.push(format!(
@@ -325,6 +352,33 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
                         index + 1,
                         revert.before_turn_id
                     ));
+                }
+            }
+            RolloutItem::Unrevert(unrevert) => match reverted.pop() {
+                Some(back) if back.line.before_turn_id == unrevert.before_turn_id => {
+                    items.extend(back.items);
+                    turns.extend(back.turns);
+                    shown.extend(back.shown);
+                    history_starts.extend(back.history_starts);
+                    open_turn = back.open_turn;
+                    last_turn = back.last_turn;
+                }
+                other => {
+                    reverted.extend(other);
+                    warnings.push(format!(
+                        "{}:{}: an unrevert of turn {}, which is not the last revert; skipped",
+                        path.display(),
+                        index + 1,
+                        unrevert.before_turn_id
+                    ));
+                }
+            },
+            RolloutItem::Checkpoint(checkpoint) => {
+                if let Some(turn) = turns.iter_mut().rev().find(|t| t.id == checkpoint.turn_id) {
+                    match checkpoint.stage {
+                        CheckpointStage::Before => turn.checkpoint_before = Some(checkpoint),
+                        CheckpointStage::After => turn.checkpoint_after = Some(checkpoint),
+                    }
                 }
             }
             RolloutItem::Queue(snapshot) => {
@@ -355,6 +409,8 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
                         client_message_id,
                     } => {
                         open_turn = Some(turn_id.clone());
+                        // A new turn: the reverts before it stay.
+                        reverted.clear();
                         history_starts.push(items.len());
                         turns.push(LoadedTurn {
                             id: turn_id.clone(),
@@ -364,6 +420,8 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
                             open_items: Vec::new(),
                             error: None,
                             client_message_id: client_message_id.clone(),
+                            checkpoint_before: None,
+                            checkpoint_after: None,
                         });
                         shown.push(ShownItems::default());
                         last_turn = Some(LastTurn::CutOff);
@@ -419,6 +477,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
         turns,
         queue,
         queued_ever,
+        last_revert: reverted.pop().map(|r| r.line),
         warnings,
     })
 }
@@ -458,6 +517,56 @@ mod tests {
         assert_eq!(loaded.last_turn, Some(LastTurn::Completed));
         assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
         assert!(loaded.warnings[0].contains("t9"));
+    }
+
+    #[test]
+    fn an_unrevert_brings_the_turns_back_until_a_turn_starts() {
+        let second = |line: &str| line.replace("t1", "t2").replace("hello", "again");
+        let checkpoint = |stage: &str| {
+            format!(
+                r#"{{"timestamp":"t","type":"checkpoint","payload":{{"turn_id":"t2","stage":"{stage}","root":"/w","tree":"{stage}-tree"}}}}"#
+            )
+        };
+        let revert = r#"{"timestamp":"t","type":"revert","payload":{"before_turn_id":"t2","files":{"root":"/w","from":"now","to":"before-tree"}}}"#;
+        let unrevert = r#"{"timestamp":"t","type":"unrevert","payload":{"before_turn_id":"t2"}}"#;
+        let two_turns = format!(
+            "{META}\n{STARTED}\n{USER}\n{DONE}\n{}\n{}\n{}\n{}\n{}\n",
+            second(STARTED),
+            checkpoint("before"),
+            second(USER),
+            second(DONE),
+            checkpoint("after"),
+        );
+        let (_dir, path) = write(&format!("{two_turns}{revert}\n"));
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.turns.len(), 1);
+        let last = loaded.last_revert.expect("the revert can be taken back");
+        assert_eq!(last.files.unwrap().from, "now");
+
+        let (_dir, path) = write(&format!("{two_turns}{revert}\n{unrevert}\n"));
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.turns.len(), 2);
+        assert_eq!(loaded.items.len(), 2);
+        assert_eq!(loaded.last_turn, Some(LastTurn::Completed));
+        assert!(loaded.last_revert.is_none());
+        let turn = &loaded.turns[1];
+        assert_eq!(turn.checkpoint_before.as_ref().unwrap().tree, "before-tree");
+        assert_eq!(turn.checkpoint_after.as_ref().unwrap().tree, "after-tree");
+
+        // A turn after the revert: it can no longer be taken back.
+        let third = |line: &str| line.replace("t1", "t3");
+        let (_dir, path) = write(&format!(
+            "{two_turns}{revert}\n{}\n{}\n{unrevert}\n",
+            third(STARTED),
+            third(DONE)
+        ));
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.turns.len(), 2, "t1 and t3");
+        assert!(
+            loaded.warnings[0].contains("not the last revert"),
+            "{:?}",
+            loaded.warnings
+        );
     }
 
     #[test]

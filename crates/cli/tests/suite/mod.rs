@@ -21,3 +21,4 @@ mod secrets;
 mod sessions;
 mod stalled_reader;
 mod support;
+mod undo;

@@ -185,3 +185,53 @@ async fn exec_json_shows_a_file_change_item() {
     assert!(work.join("src/main.rs").exists());
     fixture.finish().await;
 }
+
+/// `thread/revert` with tiller's `restoreFiles`: the files the turn changed
+/// are as they were before it, the answer says which, and the thread has no
+/// turn left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revert_with_restore_files_puts_the_workspace_back() {
+    let fixture = Fixture::new(vec![patch_step(PATCH), Step::text("patched")]).await;
+    let work = workspace(&fixture);
+    let lib = std::fs::read(work.join("src/lib.rs")).unwrap();
+    let (mut server, thread) = fixture.started().await;
+    let turn = server.start_turn(&thread, "edit", None).await;
+    server.wait_completed(&turn).await;
+    assert!(work.join("src/main.rs").exists());
+    let reverted = server
+        .call(
+            "thread/revert",
+            json!({"threadId": thread, "beforeTurnId": turn, "restoreFiles": true}),
+        )
+        .await;
+    let sorted = |v: &Value| {
+        let mut paths: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect();
+        paths.sort();
+        paths
+    };
+    let files = &reverted["files"];
+    assert_eq!(
+        sorted(&files["restored"]),
+        ["gone.txt", "src/lib.rs"],
+        "{reverted}"
+    );
+    assert_eq!(
+        sorted(&files["removed"]),
+        ["notes/new.txt", "src/main.rs"],
+        "{reverted}"
+    );
+    assert_eq!(files["conflicts"], json!([]));
+    assert_eq!(reverted["thread"]["turns"], json!([]));
+    assert_eq!(std::fs::read(work.join("src/lib.rs")).unwrap(), lib);
+    assert_eq!(
+        std::fs::read_to_string(work.join("gone.txt")).unwrap(),
+        "bye\n"
+    );
+    assert!(!work.join("src/main.rs").exists());
+    assert!(!work.join("notes").exists());
+}

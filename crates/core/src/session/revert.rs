@@ -1,0 +1,173 @@
+//! Taking turns back: `Op::Revert` (the history, and with `restore_files` the
+//! workspace, back to before a turn) and `Op::Unrevert` (the last revert
+//! taken back).
+//!
+//! Each writes its line (synced) and then reads the history back from the
+//! file, as a resume would read it, so what the model is sent next is what a
+//! resumed session would send. Files are restored before the line is written:
+//! a crash in between leaves the files restored and the history not, and the
+//! same revert, run again, finds nothing left to restore and writes the line.
+
+use std::path::{Path, PathBuf};
+
+use tiller_protocol::{
+    FilesReport, FilesRestored, OpError, Reply, RevertLine, RolloutItem, UnrevertLine,
+};
+use tiller_rollout::LoadedRollout;
+
+use super::{Lifecycle, SessionActor};
+use crate::checkpoint::{Restored, Workspace};
+use crate::history::History;
+
+impl SessionActor {
+    pub(super) async fn revert(
+        &mut self,
+        before_turn_id: String,
+        restore_files: bool,
+    ) -> Result<Reply, OpError> {
+        let loaded = self.saved("reverting").await?;
+        let Some(at) = loaded.turns.iter().position(|t| t.id == before_turn_id) else {
+            return Err(refused(format!("no turn {before_turn_id} in this session")));
+        };
+        let mut files = None;
+        if restore_files {
+            let Some(before) = loaded.turns[at].checkpoint_before.clone() else {
+                return Err(refused(format!(
+                    "turn {before_turn_id} has no checkpoint (checkpoints were off, or git was missing, when it ran): its files cannot be restored"
+                )));
+            };
+            // How the turns left the workspace, if the last one's end was
+            // snapshotted; otherwise (a crash) the workspace as it is now.
+            let expected = loaded
+                .turns
+                .last()
+                .and_then(|t| t.checkpoint_after.as_ref())
+                .filter(|after| after.root == before.root)
+                .map(|after| after.tree.clone());
+            let home = self.conversation.config.tiller_home.clone();
+            let (root, target) = (PathBuf::from(&before.root), before.tree.clone());
+            let restored = blocking(move || {
+                let workspace = Workspace::open(&home, &root)?;
+                let expected = match expected {
+                    Some(tree) => tree,
+                    None => workspace.snapshot()?,
+                };
+                workspace.restore(&expected, &target)
+            })
+            .await?;
+            files = Some((before.root, before.tree, restored));
+        }
+        self.write_and_reload(RolloutItem::Revert(RevertLine {
+            before_turn_id: before_turn_id.clone(),
+            files: files.as_ref().map(|(root, to, restored)| FilesRestored {
+                root: root.clone(),
+                from: restored.before.clone(),
+                to: to.clone(),
+            }),
+        }))
+        .await?;
+        Ok(Reply::Reverted {
+            before_turn_id,
+            files: files.map(|(root, _, restored)| report(root, restored)),
+        })
+    }
+
+    pub(super) async fn unrevert(&mut self) -> Result<Reply, OpError> {
+        let loaded = self.saved("taking a revert back").await?;
+        let Some(revert) = loaded.last_revert else {
+            return Err(refused(
+                "there is no revert to take back (none since the last turn)".to_string(),
+            ));
+        };
+        let mut files = None;
+        if let Some(restored) = revert.files {
+            let home = self.conversation.config.tiller_home.clone();
+            let root = PathBuf::from(&restored.root);
+            let done = blocking(move || {
+                Workspace::open(&home, &root)?.restore(&restored.to, &restored.from)
+            })
+            .await?;
+            files = Some(report(restored.root, done));
+        }
+        self.write_and_reload(RolloutItem::Unrevert(UnrevertLine {
+            before_turn_id: revert.before_turn_id.clone(),
+        }))
+        .await?;
+        Ok(Reply::Reverted {
+            before_turn_id: revert.before_turn_id,
+            files,
+        })
+    }
+
+    /// The session as saved, once no turn runs and everything recorded (the
+    /// last turn's checkpoint too) is in the file.
+    async fn saved(&mut self, doing: &str) -> Result<LoadedRollout, OpError> {
+        if let Lifecycle::Running(turn) = &self.lifecycle {
+            return Err(refused(format!(
+                "turn {} is running; interrupt it before {doing}",
+                turn.id
+            )));
+        }
+        let Some(path) = self.conversation.rollout().map(|r| r.path().to_path_buf()) else {
+            return Err(refused(
+                "an ephemeral session keeps no turns to revert".to_string(),
+            ));
+        };
+        self.checkpoints.settle().await;
+        self.conversation
+            .commit(Vec::new(), false)
+            .await
+            .map_err(|message| OpError::NotSaved { message })?;
+        load(&path).await
+    }
+
+    /// Write `line` (synced), then take the history from the file.
+    async fn write_and_reload(&mut self, line: RolloutItem) -> Result<(), OpError> {
+        self.conversation
+            .commit(vec![line], true)
+            .await
+            .map_err(|message| OpError::NotSaved { message })?;
+        let path = self
+            .conversation
+            .rollout()
+            .map(|r| r.path().to_path_buf())
+            .unwrap_or_default();
+        let loaded = load(&path).await?;
+        *self.conversation.history() = History::from_items(loaded.items);
+        Ok(())
+    }
+}
+
+fn refused(message: String) -> OpError {
+    OpError::Refused { message }
+}
+
+async fn load(path: &Path) -> Result<LoadedRollout, OpError> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || tiller_rollout::load(&path))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|loaded| loaded.map_err(|e| e.to_string()))
+        .map_err(|message| OpError::NotSaved { message })
+}
+
+/// Run a checkpoint operation off the actor's thread; its error refuses the op.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::checkpoint::CheckpointError> + Send + 'static,
+) -> Result<T, OpError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|done| done.map_err(|e| format!("the files were not restored: {e}")))
+        .map_err(refused)
+}
+
+fn report(root: String, restored: Restored) -> FilesReport {
+    FilesReport {
+        root,
+        restored: restored.written,
+        removed: restored.removed,
+        conflicts: restored.conflicts,
+        checkpoint: restored.before,
+    }
+}
