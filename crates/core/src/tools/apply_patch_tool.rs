@@ -68,13 +68,24 @@ async fn run_call(call: &ToolCall, ctx: &ToolContext<'_>) -> ToolOutput {
             ));
         }
     };
-    let cwd = ctx.cwd();
-    let changes = match patch::parse(&input).and_then(|ops| patch::plan(&ops, &cwd)) {
+    apply(&input, &ctx.cwd(), call, ctx).await
+}
+
+/// Apply `input`, a patch whose paths are relative to `cwd`, as `call`: the
+/// function tool's body, and what a `shell` call that is an `apply_patch`
+/// heredoc runs instead of a shell.
+pub(crate) async fn apply(
+    input: &str,
+    cwd: &Path,
+    call: &ToolCall,
+    ctx: &ToolContext<'_>,
+) -> ToolOutput {
+    let changes = match patch::parse(input).and_then(|ops| patch::plan(&ops, cwd)) {
         Ok(changes) => changes,
         Err(e) => return ToolOutput::Output(format!("the patch was not applied: {e}")),
     };
     let item_id = ctx.new_item_id();
-    let entries: Vec<FileChange> = changes.iter().map(|c| entry(c, &cwd)).collect();
+    let entries: Vec<FileChange> = changes.iter().map(|c| entry(c, cwd)).collect();
     let item = |status| {
         TurnItem::new(
             item_id.clone(),
@@ -89,7 +100,7 @@ async fn run_call(call: &ToolCall, ctx: &ToolContext<'_>) -> ToolOutput {
         let mut key = vec![APPLY_PATCH_TOOL_NAME.to_string()];
         key.extend(entries.iter().map(|e| e.path.clone()));
         if !ctx.approved_for_session(&key) {
-            match ctx.ask_exec_approval(&item_id, &key, &cwd).await {
+            match ctx.ask_exec_approval(&item_id, &key, cwd).await {
                 Ok(ReviewDecision::Approved | ReviewDecision::ApprovedForSession) => {}
                 Ok(ReviewDecision::Denied | ReviewDecision::Abort) => {
                     ctx.item_started(item(None));
@@ -124,6 +135,64 @@ async fn run_call(call: &ToolCall, ctx: &ToolContext<'_>) -> ToolOutput {
             ))
         }
     }
+}
+
+/// The patch and the folder of a `shell` command that only applies a patch,
+/// as models trained for Codex write it: `apply_patch PATCH` as the argv, or
+/// a shell script `[cd DIR &&] apply_patch <<'EOF'` … `EOF`.
+pub(crate) fn patch_in_shell(
+    command: &[String],
+    cwd: &Path,
+) -> Option<(String, std::path::PathBuf)> {
+    let is_tool = |word: &str| word == APPLY_PATCH_TOOL_NAME || word == "applypatch";
+    match command {
+        [tool, patch] if is_tool(tool) => Some((patch.clone(), cwd.to_path_buf())),
+        [shell, flag, script]
+            if matches!(shell.rsplit('/').next(), Some("bash" | "sh" | "zsh"))
+                && matches!(flag.as_str(), "-c" | "-lc") =>
+        {
+            heredoc(script, is_tool).map(|(dir, patch)| {
+                (
+                    patch,
+                    dir.map_or_else(|| cwd.to_path_buf(), |d| cwd.join(d)),
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `[cd DIR &&] TOOL <<'EOF'\nBODY\nEOF`: DIR and BODY. The delimiter may be
+/// quoted (`'EOF'`, `"EOF"`) or not; nothing may follow it.
+fn heredoc(script: &str, is_tool: impl Fn(&str) -> bool) -> Option<(Option<String>, String)> {
+    let (first, rest) = script.trim_start().split_once('\n')?;
+    let mut head = first.trim();
+    let mut dir = None;
+    if let Some(after_cd) = head.strip_prefix("cd ") {
+        let (target, after) = after_cd.split_once("&&")?;
+        let target = target.trim().trim_matches(|c| c == '\'' || c == '"');
+        if target.is_empty() || target.contains(char::is_whitespace) {
+            return None;
+        }
+        dir = Some(target.to_string());
+        head = after.trim();
+    }
+    let (tool, marker) = head.split_once("<<")?;
+    if !is_tool(tool.trim()) {
+        return None;
+    }
+    let marker = marker.trim().trim_start_matches('-');
+    let delimiter = marker.trim_matches(|c| c == '\'' || c == '"');
+    if delimiter.is_empty() || !delimiter.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return None;
+    }
+    let rest = rest.trim_end();
+    let body = rest.strip_suffix(delimiter)?;
+    let body = body.strip_suffix('\n').unwrap_or(body);
+    if !body.is_empty() && !rest[..rest.len() - delimiter.len()].ends_with('\n') {
+        return None;
+    }
+    Some((dir, body.to_string()))
 }
 
 /// `A path`, `M path`, `D path`, a line each.
@@ -209,6 +278,42 @@ pub(crate) fn unified_diff(path: &str, old: &str, new: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| (*w).to_string()).collect()
+    }
+
+    #[test]
+    fn a_heredoc_through_the_shell_is_a_patch() {
+        let cwd = Path::new("/w");
+        let patch = "*** Begin Patch\n*** Add File: a.txt\n+hi\n*** End Patch";
+        let found = |script: &str| patch_in_shell(&argv(&["bash", "-lc", script]), cwd);
+        assert_eq!(
+            found(&format!("apply_patch <<'EOF'\n{patch}\nEOF\n")),
+            Some((patch.to_string(), cwd.to_path_buf()))
+        );
+        assert_eq!(
+            found(&format!(
+                "cd sub && apply_patch <<\"PATCH\"\n{patch}\nPATCH"
+            )),
+            Some((patch.to_string(), cwd.join("sub")))
+        );
+        assert_eq!(
+            patch_in_shell(&argv(&["apply_patch", patch]), cwd),
+            Some((patch.to_string(), cwd.to_path_buf()))
+        );
+        // Anything else is a command.
+        assert_eq!(
+            found(&format!("apply_patch <<'EOF'\n{patch}\nEOF\necho more")),
+            None
+        );
+        assert_eq!(found(&format!("cat <<'EOF'\n{patch}\nEOF")), None);
+        assert_eq!(found("apply_patch"), None);
+        assert_eq!(
+            patch_in_shell(&argv(&["python3", "-c", "print(1)"]), cwd),
+            None
+        );
+    }
 
     #[test]
     fn a_diff_shows_the_changed_lines_with_three_lines_of_context() {

@@ -4,6 +4,7 @@
 
 use tiller_protocol::{ExecEndStatus, ReviewDecision, TurnItem, TurnItemKind};
 
+use super::apply_patch_tool::{apply, patch_in_shell};
 use super::shell::{SHELL_TOOL_NAME, ShellArgs, run_shell, shell_tool_spec};
 use super::{Tool, ToolCall, ToolContext, ToolFuture, ToolOutput};
 use crate::approval::needs_approval;
@@ -34,6 +35,11 @@ async fn run_call(call: &ToolCall, ctx: &ToolContext<'_>) -> ToolOutput {
         }
     };
     let mut request = args.into_request(&ctx.cwd(), ctx.default_timeout());
+    // A command that only applies a patch is the patch tool's (Codex's
+    // models send patches this way too): a file change, not a process.
+    if let Some((patch, dir)) = patch_in_shell(&request.command, &request.cwd) {
+        return apply(&patch, &dir, call, ctx).await;
+    }
     // The model's commands never see the provider's key: their output goes to
     // the model and into the rollout.
     request.hidden_env.extend(ctx.hidden_env());

@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 use tiller_mock_model::Step;
 
-use super::support::{Fixture, completed_items};
+use super::support::{Fixture, completed_items, shell};
 
 const PATCH: &str = "*** Begin Patch
 *** Add File: notes/new.txt
@@ -234,4 +234,35 @@ async fn revert_with_restore_files_puts_the_workspace_back() {
     );
     assert!(!work.join("src/main.rs").exists());
     assert!(!work.join("notes").exists());
+}
+
+/// A patch sent through `shell` as an `apply_patch` heredoc (as Codex's models
+/// send it) is applied as a patch: a file change item, no command run; the
+/// `cd DIR &&` form applies it in that folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_sent_as_a_shell_heredoc_is_a_file_change() {
+    let script = format!(
+        "cd src && apply_patch <<'EOF'\n{}\nEOF\n",
+        "*** Begin Patch\n*** Update File: lib.rs\n@@\n-    println!(\"old\");\n+    println!(\"heredoc\");\n*** End Patch"
+    );
+    let fixture = Fixture::new(vec![shell("call_heredoc", &script), Step::text("patched")]).await;
+    let work = workspace(&fixture);
+    let (mut server, thread) = fixture.started().await;
+    let turn = server.start_turn(&thread, "edit", None).await;
+    let done = server.wait_completed(&turn).await;
+    assert_eq!(done["turn"]["status"], "completed", "{done}");
+    assert!(
+        std::fs::read_to_string(work.join("src/lib.rs"))
+            .unwrap()
+            .contains("println!(\"heredoc\")")
+    );
+    let changes = completed_items(&server.log, &turn, "fileChange");
+    assert_eq!(changes.len(), 1, "{}", server.dump());
+    assert_eq!(changes[0]["changes"][0]["path"], "lib.rs");
+    assert!(completed_items(&server.log, &turn, "commandExecution").is_empty());
+    let output = fixture.mock.requests()[1].body["input"].to_string();
+    assert!(
+        output.contains("Success. Updated the following files"),
+        "{output}"
+    );
 }
