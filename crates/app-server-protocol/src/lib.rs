@@ -37,6 +37,6 @@ pub use types::{
     ServerRequestResolvedNotification, Thread, ThreadIdNotification, ThreadItem,
     ThreadNameUpdatedNotification, ThreadStartedNotification, ThreadStatus,
     ThreadStatusChangedNotification, ThreadTokenUsage, TokenUsageBreakdown,
-    TokenUsageUpdatedNotification, Turn, TurnCompletedNotification, TurnError,
-    TurnStartedNotification, TurnStatus, UserInput, WarningNotification,
+    TokenUsageUpdatedNotification, Turn, TurnCompletedNotification, TurnDiffUpdatedNotification,
+    TurnError, TurnStartedNotification, TurnStatus, UserInput, WarningNotification,
 };

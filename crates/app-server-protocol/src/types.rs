@@ -497,6 +497,20 @@ pub enum ServerNotification {
     ThreadNameUpdated(ThreadNameUpdatedNotification),
     /// `thread/reverted`.
     ThreadReverted(ThreadIdNotification),
+    /// `turn/diff/updated`.
+    TurnDiffUpdated(TurnDiffUpdatedNotification),
+}
+
+/// `turn/diff/updated`: the turn's whole diff, as it now stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnDiffUpdatedNotification {
+    /// The thread.
+    pub thread_id: String,
+    /// The turn.
+    pub turn_id: String,
+    /// Every file the turn's patches changed, as one unified diff.
+    pub diff: String,
 }
 
 impl ServerNotification {
@@ -524,6 +538,7 @@ impl ServerNotification {
             ServerNotification::ThreadClosed(_) => "thread/closed",
             ServerNotification::ThreadNameUpdated(_) => "thread/name/updated",
             ServerNotification::ThreadReverted(_) => "thread/reverted",
+            ServerNotification::TurnDiffUpdated(_) => "turn/diff/updated",
         }
     }
 
@@ -549,6 +564,7 @@ impl ServerNotification {
             | ServerNotification::ThreadClosed(p)
             | ServerNotification::ThreadReverted(p) => serde_json::to_value(p),
             ServerNotification::ThreadNameUpdated(p) => serde_json::to_value(p),
+            ServerNotification::TurnDiffUpdated(p) => serde_json::to_value(p),
         };
         // Plain structs of strings and numbers always serialize.
         value.unwrap_or(Value::Null)

@@ -10,8 +10,8 @@ use std::time::Instant;
 use tiller_app_server_protocol::{
     AgentMessageDeltaNotification, CommandExecutionOutputDeltaNotification, ErrorNotification,
     ItemCompletedNotification, ItemStartedNotification, ServerNotification, ThreadStatus,
-    ThreadStatusChangedNotification, Turn, TurnCompletedNotification, TurnError,
-    TurnStartedNotification, TurnStatus,
+    ThreadStatusChangedNotification, Turn, TurnCompletedNotification, TurnDiffUpdatedNotification,
+    TurnError, TurnStartedNotification, TurnStatus,
 };
 use tiller_protocol::EventMsg;
 
@@ -154,6 +154,16 @@ pub(crate) fn notifications(
                 },
                 will_retry: true,
             })],
+            None,
+        ),
+        EventMsg::TurnDiff { diff } => (
+            vec![ServerNotification::TurnDiffUpdated(
+                TurnDiffUpdatedNotification {
+                    thread_id: thread(),
+                    turn_id: turn(),
+                    diff,
+                },
+            )],
             None,
         ),
         EventMsg::TurnCompleted { .. } => end(TurnStatus::Completed, None, &[]),

@@ -601,7 +601,8 @@ impl Actor {
             | ServerNotification::ThreadDeleted(_)
             | ServerNotification::ThreadClosed(_)
             | ServerNotification::ThreadNameUpdated(_)
-            | ServerNotification::ThreadReverted(_) => {}
+            | ServerNotification::ThreadReverted(_)
+            | ServerNotification::TurnDiffUpdated(_) => {}
         }
     }
 

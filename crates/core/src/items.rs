@@ -8,6 +8,7 @@ use tiller_protocol::{EventMsg, ItemPhase, TurnItem, TurnItemKind, UserMessage};
 
 use crate::conversation::Conversation;
 use crate::events::TurnEmitter;
+use crate::turn_diff::TurnDiff;
 
 /// Shows a turn's items and records them, in that order of the rollout.
 #[derive(Debug, Clone)]
@@ -15,6 +16,7 @@ pub(crate) struct TurnItems {
     turn_id: String,
     conversation: Arc<Conversation>,
     emitter: TurnEmitter,
+    diff: Arc<TurnDiff>,
 }
 
 impl TurnItems {
@@ -27,7 +29,13 @@ impl TurnItems {
             turn_id: turn_id.to_string(),
             conversation,
             emitter,
+            diff: Arc::default(),
         }
+    }
+
+    /// The files the turn's patches changed.
+    pub(crate) fn diff(&self) -> &TurnDiff {
+        &self.diff
     }
 
     pub(crate) fn new_id(&self) -> String {

@@ -22,6 +22,7 @@ pub mod patch;
 pub mod project_docs;
 mod session;
 mod turn;
+mod turn_diff;
 
 pub use builder::{OpenedSession, Resume, Resumed, SessionBuilder};
 pub use error::{CoreError, Result};

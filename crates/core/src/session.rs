@@ -121,6 +121,7 @@ impl TurnEnd {
             | EventMsg::StreamRetry { .. }
             | EventMsg::SteerDelivered { .. }
             | EventMsg::BackgroundEvent { .. }
+            | EventMsg::TurnDiff { .. }
             | EventMsg::ShutdownComplete => None,
         }
     }

@@ -445,6 +445,8 @@ impl Printer for HumanPrinter {
             EventMsg::SessionConfigured { .. }
             | EventMsg::ReasoningDelta { .. }
             | EventMsg::SteerDelivered { .. }
+            // Each edit showed its own diff as it was made.
+            | EventMsg::TurnDiff { .. }
             | EventMsg::ShutdownComplete => {}
         }
         Ok(())

@@ -108,6 +108,7 @@ impl Printer for JsonPrinter {
             | EventMsg::ExecCommandOutputDelta { .. }
             | EventMsg::ExecApprovalRequest { .. }
             | EventMsg::BackgroundEvent { .. }
+            | EventMsg::TurnDiff { .. }
             | EventMsg::SteerDelivered { .. }
             | EventMsg::ShutdownComplete => {}
         }

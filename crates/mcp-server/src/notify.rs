@@ -213,6 +213,7 @@ pub(crate) fn describe(msg: &EventMsg) -> String {
             ..
         } => format!("retrying the model request ({attempt}/{max}): {reason}"),
         EventMsg::BackgroundEvent { message } => message.clone(),
+        EventMsg::TurnDiff { diff } => format!("the turn's diff:\n{diff}"),
         EventMsg::SteerDelivered { .. } => "input delivered to the model".to_string(),
         EventMsg::TurnCompleted { .. } => "turn completed".to_string(),
         EventMsg::TurnAborted { reason, .. } => match reason {

@@ -116,6 +116,12 @@ pub enum EventMsg {
         /// The input.
         items: Vec<UserInput>,
     },
+    /// The turn's whole diff changed (a patch was applied): every file its
+    /// patches changed, from before the turn to now, as one unified diff.
+    TurnDiff {
+        /// The diff.
+        diff: String,
+    },
     /// The turn ended normally.
     TurnCompleted {
         /// The last assistant message, if any.

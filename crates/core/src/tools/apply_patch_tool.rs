@@ -119,13 +119,14 @@ pub(crate) async fn apply(
     }
     ctx.item_started(item(None));
     let summary = summary(&entries);
-    let written = tokio::task::spawn_blocking(move || patch::write(&changes))
+    let written = tokio::task::spawn_blocking(move || patch::write(&changes).map(|()| changes))
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))
         .and_then(|r| r);
     match written {
-        Ok(()) => {
+        Ok(changes) => {
             ctx.item_completed(item(Some(PatchStatus::Completed)));
+            ctx.files_changed(&changes);
             ToolOutput::Output(format!("Success. Updated the following files:\n{summary}"))
         }
         Err(e) => {

@@ -29,6 +29,7 @@ use tiller_config::ApprovalPolicy;
 use tiller_protocol::{EventMsg, ExecOutputStream, ReviewDecision, TurnItem};
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use apply_patch_tool::unified_diff;
 pub use apply_patch_tool::{APPLY_PATCH_TOOL_NAME, ApplyPatchTool};
 pub use shell_tool::ShellTool;
 
@@ -174,6 +175,12 @@ impl ToolContext<'_> {
     /// Show `item` as complete (and record it).
     pub fn item_completed(&self, item: TurnItem) {
         self.items.completed(item);
+    }
+
+    /// Take in changes a patch just wrote, and show the turn's whole diff.
+    pub(crate) fn files_changed(&self, changes: &[crate::patch::Change]) {
+        let diff = self.items.diff().record(changes, &self.cwd());
+        self.emitter.emit(EventMsg::TurnDiff { diff });
     }
 
     /// Output of a running command item.

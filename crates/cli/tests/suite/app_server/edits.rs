@@ -74,6 +74,23 @@ async fn a_multi_file_patch_is_applied_and_shown_as_one_file_change() {
             &json!({"type": "delete"})
         ]
     );
+    // The turn's whole diff, once per patch.
+    let whole: Vec<&Value> = server
+        .log
+        .iter()
+        .filter(|l| l["method"] == "turn/diff/updated")
+        .collect();
+    assert_eq!(whole.len(), 1, "{}", server.dump());
+    assert_eq!(whole[0]["params"]["turnId"], turn.as_str());
+    let turn_diff = whole[0]["params"]["diff"].as_str().unwrap();
+    for header in [
+        "+++ b/notes/new.txt",
+        "--- a/gone.txt",
+        "--- a/src/lib.rs",
+        "+++ b/src/main.rs",
+    ] {
+        assert!(turn_diff.contains(header), "{header} not in {turn_diff}");
+    }
     let diff = item["changes"][1]["diff"].as_str().unwrap();
     assert!(
         diff.contains("-    println!(\"old\");\n+    println!(\"new\");"),

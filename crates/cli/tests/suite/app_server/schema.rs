@@ -76,6 +76,7 @@ pub fn notification_schema(method: &str) -> Option<&'static str> {
         "thread/closed" => "v2/ThreadClosedNotification",
         "thread/name/updated" => "v2/ThreadNameUpdatedNotification",
         "thread/reverted" => "v2/ThreadRevertedNotification",
+        "turn/diff/updated" => "v2/TurnDiffUpdatedNotification",
         _ => return None,
     })
 }
@@ -105,6 +106,7 @@ const NOTIFICATIONS: &[&str] = &[
     "thread/closed",
     "thread/name/updated",
     "thread/reverted",
+    "turn/diff/updated",
 ];
 
 /// The schema of an error response.
