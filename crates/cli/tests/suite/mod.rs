@@ -15,6 +15,7 @@ mod interrupts;
 mod mcp_python;
 mod mock_model_command;
 mod orphans;
+mod patch_kill;
 mod project_docs;
 mod resume;
 mod secrets;
