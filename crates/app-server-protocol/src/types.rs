@@ -436,6 +436,24 @@ pub struct CommandApprovalParams {
     pub available_decisions: Vec<String>,
 }
 
+/// `item/fileChange/requestApproval` params: a server request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileChangeApprovalParams {
+    /// The thread.
+    pub thread_id: String,
+    /// The turn.
+    pub turn_id: String,
+    /// The file change item (started, with its diffs).
+    pub item_id: String,
+    /// When the request was made (Unix milliseconds).
+    pub started_at_ms: i64,
+    /// Why the server asks.
+    pub reason: Option<String>,
+    /// The folder outside the workspace the edit writes to, if it does.
+    pub grant_root: Option<String>,
+}
+
 /// `thread/archived`, `thread/unarchived`, `thread/deleted`, `thread/closed`:
 /// what happened to a thread.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

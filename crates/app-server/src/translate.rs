@@ -184,6 +184,7 @@ pub(crate) fn notifications(
         EventMsg::SessionConfigured { .. }
         | EventMsg::ReasoningDelta { .. }
         | EventMsg::ExecApprovalRequest { .. }
+        | EventMsg::PatchApprovalRequest { .. }
         | EventMsg::BackgroundEvent { .. }
         | EventMsg::SteerDelivered { .. }
         | EventMsg::ShutdownComplete => (Vec::new(), None),

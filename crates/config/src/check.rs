@@ -89,6 +89,7 @@ pub(super) struct Checked {
     pub(super) instructions: Option<String>,
     pub(super) project_doc_max_bytes: Option<usize>,
     pub(super) checkpoints: Option<bool>,
+    pub(super) auto_approve_workspace_edits: Option<bool>,
     pub(super) warnings: Vec<String>,
 }
 
@@ -106,6 +107,7 @@ pub(super) fn check(
     let mut instructions = None;
     let mut project_doc_max_bytes = None;
     let mut checkpoints = None;
+    let mut auto_approve_workspace_edits = None;
     let mut providers = BTreeMap::from([(DEFAULT_PROVIDER.to_owned(), builtin_openai(env))]);
     for (key, node) in root {
         match key.as_str() {
@@ -116,6 +118,9 @@ pub(super) fn check(
             "instructions" => instructions = Some(string(node, key)?),
             "project_doc_max_bytes" => project_doc_max_bytes = Some(byte_count(node, key)?),
             "checkpoints" => checkpoints = Some(boolean(node, key)?),
+            "auto_approve_workspace_edits" => {
+                auto_approve_workspace_edits = Some(boolean(node, key)?);
+            }
             _ => warnings.push(ignored(node, key, key, CODEX_TOP_LEVEL_KEYS)),
         }
     }
@@ -131,6 +136,7 @@ pub(super) fn check(
         instructions,
         project_doc_max_bytes,
         checkpoints,
+        auto_approve_workspace_edits,
         warnings,
     })
 }

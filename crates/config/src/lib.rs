@@ -68,6 +68,10 @@ pub struct Config {
     /// Whether each turn snapshots the workspace first, so it can be undone
     /// (`checkpoints`, on unless set to `false`).
     pub checkpoints: bool,
+    /// Under `untrusted`, edits (patches) inside the workspace go ahead
+    /// without asking (`auto_approve_workspace_edits`, off unless set); an
+    /// edit outside it always asks.
+    pub auto_approve_workspace_edits: bool,
 }
 
 /// How much of the `AGENTS.md` files is sent when the config says nothing (Codex's default).
@@ -319,6 +323,7 @@ impl Config {
                 .project_doc_max_bytes
                 .unwrap_or(DEFAULT_PROJECT_DOC_MAX_BYTES),
             checkpoints: checked.checkpoints.unwrap_or(true),
+            auto_approve_workspace_edits: checked.auto_approve_workspace_edits.unwrap_or(false),
         };
         Ok(Loaded {
             config,

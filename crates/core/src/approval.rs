@@ -1,6 +1,80 @@
-//! Approval policy: which commands may run without asking.
+//! Approval policy: which commands and edits may go ahead without asking.
+
+use std::path::{Path, PathBuf};
 
 use tiller_config::ApprovalPolicy;
+
+/// Why an edit must be approved by a person first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EditApproval {
+    /// The words the person is shown.
+    pub(crate) reason: String,
+    /// The first file written outside the workspace, if any.
+    pub(crate) outside: Option<PathBuf>,
+}
+
+/// Whether an edit writing `targets` (absolute paths) must be approved under
+/// `policy`: under `untrusted` an edit outside `workspace` always asks, one
+/// inside it asks unless `auto_inside` (`auto_approve_workspace_edits`).
+/// Under `never`, nothing asks. Paths are judged by where they really lead
+/// (symbolic links in the folders above them followed).
+pub(crate) fn edit_approval(
+    policy: ApprovalPolicy,
+    auto_inside: bool,
+    workspace: &Path,
+    targets: &[&Path],
+) -> Option<EditApproval> {
+    if policy == ApprovalPolicy::Never {
+        return None;
+    }
+    let root = std::fs::canonicalize(workspace).unwrap_or_else(|_| workspace.to_path_buf());
+    let outside = targets
+        .iter()
+        .map(|path| resolved(path))
+        .find(|path| !path.starts_with(&root));
+    match outside {
+        Some(path) => Some(EditApproval {
+            reason: format!(
+                "the edit writes {}, outside the workspace {}",
+                path.display(),
+                root.display()
+            ),
+            outside: Some(path),
+        }),
+        None if auto_inside => None,
+        None => Some(EditApproval {
+            reason: "the approval policy is untrusted: edits are asked first (set auto_approve_workspace_edits = true to allow edits inside the workspace)".to_string(),
+            outside: None,
+        }),
+    }
+}
+
+/// `path` with `.` and `..` taken out and its deepest existing folder's
+/// symbolic links followed.
+fn resolved(path: &Path) -> PathBuf {
+    let mut clean = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => clean.push(other),
+        }
+    }
+    let mut existing = clean.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+            return clean;
+        };
+        rest.push(name.to_os_string());
+        existing = parent;
+    }
+    let mut out = std::fs::canonicalize(existing).unwrap_or_else(|_| existing.to_path_buf());
+    out.extend(rest.iter().rev());
+    out
+}
 
 /// Whether `command` must be approved by a person before it runs under `policy`.
 pub(crate) fn needs_approval(policy: ApprovalPolicy, command: &[String]) -> bool {
@@ -264,6 +338,29 @@ fn plain_words(script: &str) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_edit_outside_the_workspace_always_asks_and_one_inside_asks_unless_allowed() {
+        let ws = tempfile::tempdir().unwrap();
+        let root = ws.path();
+        std::fs::create_dir(root.join("src")).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), root.join("escape")).unwrap();
+        let inside = root.join("src/new.rs");
+        let dotdot = root.join("src/../../x.txt");
+        let linked = root.join("escape/y.txt");
+        let ask = |auto, path: &Path| {
+            edit_approval(ApprovalPolicy::Untrusted, auto, root, &[path]).map(|a| a.outside)
+        };
+        assert_eq!(ask(true, &inside), None);
+        assert_eq!(ask(false, &inside), Some(None));
+        assert!(matches!(ask(true, &dotdot), Some(Some(_))), "..");
+        assert!(matches!(ask(true, &linked), Some(Some(_))), "a link out");
+        assert_eq!(
+            edit_approval(ApprovalPolicy::Never, false, root, &[linked.as_path()]),
+            None
+        );
+    }
 
     fn argv(words: &[&str]) -> Vec<String> {
         words.iter().map(|w| w.to_string()).collect()

@@ -118,6 +118,7 @@ impl TurnEnd {
             | EventMsg::ReasoningDelta { .. }
             | EventMsg::ExecCommandOutputDelta { .. }
             | EventMsg::ExecApprovalRequest { .. }
+            | EventMsg::PatchApprovalRequest { .. }
             | EventMsg::StreamRetry { .. }
             | EventMsg::SteerDelivered { .. }
             | EventMsg::BackgroundEvent { .. }

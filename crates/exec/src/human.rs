@@ -441,7 +441,9 @@ impl Printer for HumanPrinter {
                 self.end_message_line()?;
                 self.status(None);
             }
-            EventMsg::ExecApprovalRequest { .. } => self.status(None),
+            EventMsg::ExecApprovalRequest { .. } | EventMsg::PatchApprovalRequest { .. } => {
+                self.status(None);
+            }
             EventMsg::SessionConfigured { .. }
             | EventMsg::ReasoningDelta { .. }
             | EventMsg::SteerDelivered { .. }

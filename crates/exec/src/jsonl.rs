@@ -107,6 +107,7 @@ impl Printer for JsonPrinter {
             | EventMsg::ReasoningDelta { .. }
             | EventMsg::ExecCommandOutputDelta { .. }
             | EventMsg::ExecApprovalRequest { .. }
+            | EventMsg::PatchApprovalRequest { .. }
             | EventMsg::BackgroundEvent { .. }
             | EventMsg::TurnDiff { .. }
             | EventMsg::SteerDelivered { .. }

@@ -216,20 +216,17 @@ async fn run(
             return Ok(reader_gone(&session, Some(&mut events), &e).await);
         }
         match &event.msg {
-            EventMsg::ExecApprovalRequest {
-                call_id, command, ..
-            } => {
+            EventMsg::ExecApprovalRequest { call_id, .. }
+            | EventMsg::PatchApprovalRequest { call_id, .. } => {
+                let (action, allow) = question(&event.msg);
                 if interactive {
                     printer.ask(&format!(
-                        "allow `{}`? [y]es / [n]o / [a]lways this session / a[b]ort turn: ",
-                        display_command(command)
+                        "allow {action}? [y]es / [n]o / [a]lways this session / a[b]ort turn: "
                     ));
                     asking = Some((call_id.clone(), ask_on_terminal()));
                 } else {
                     printer.note(&format!(
-                        "denied: `{}` needs approval under approval_policy={approval_policy} and there is no terminal to ask on; \
-                         to allow commands, run with --approval never (or -c approval_policy=never)",
-                        display_command(command)
+                        "denied: {action} needs approval under approval_policy={approval_policy} and there is no terminal to ask on; {allow}"
                     ));
                     let session = session.clone();
                     let call_id = call_id.clone();
@@ -289,6 +286,22 @@ async fn stdout_closed() {
             let _ = fd.ready(Interest::ERROR).await;
         }
         None => std::future::pending().await,
+    }
+}
+
+/// What an approval request asks a person to allow, and how to allow it
+/// without being asked.
+fn question(msg: &EventMsg) -> (String, &'static str) {
+    match msg {
+        EventMsg::PatchApprovalRequest { paths, reason, .. } => (
+            format!("edit {} ({reason})", paths.join(", ")),
+            "to allow edits, run with --approval never (or -c approval_policy=never)",
+        ),
+        EventMsg::ExecApprovalRequest { command, .. } => (
+            format!("`{}`", display_command(command)),
+            "to allow commands, run with --approval never (or -c approval_policy=never)",
+        ),
+        _ => (String::new(), ""),
     }
 }
 

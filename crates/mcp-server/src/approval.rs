@@ -13,13 +13,40 @@ use crate::thread::McpThread;
 /// The property of the elicitation form that approves for the whole session.
 const FOR_SESSION: &str = "approveForSession";
 
-/// A command waiting for a decision.
+/// A command or an edit waiting for a decision.
 #[derive(Debug, Clone)]
 pub(crate) struct ApprovalRequest {
     pub(crate) turn_id: String,
     pub(crate) call_id: String,
-    pub(crate) command: Vec<String>,
-    pub(crate) cwd: String,
+    /// What tiller wants to do, for a person: "run `ls` in /w", "edit a.txt".
+    pub(crate) action: String,
+}
+
+impl ApprovalRequest {
+    /// The request an engine event asks for, if it asks.
+    pub(crate) fn of_event(turn_id: &str, msg: &tiller_protocol::EventMsg) -> Option<Self> {
+        use tiller_protocol::EventMsg;
+        let (call_id, action) = match msg {
+            EventMsg::ExecApprovalRequest {
+                call_id,
+                command,
+                cwd,
+                ..
+            } => (call_id, format!("run `{}` in {cwd}", command.join(" "))),
+            EventMsg::PatchApprovalRequest {
+                call_id,
+                paths,
+                reason,
+                ..
+            } => (call_id, format!("edit {} ({reason})", paths.join(", "))),
+            _ => return None,
+        };
+        Some(ApprovalRequest {
+            turn_id: turn_id.to_string(),
+            call_id: call_id.clone(),
+            action,
+        })
+    }
 }
 
 /// Decide `request` and answer the engine. Runs as its own task, so the call
@@ -63,12 +90,11 @@ async fn elicit(
     let params = ElicitRequestParams::FormElicitationParams {
         meta: None,
         message: format!(
-            "tiller (thread {}) wants to run `{}` in {}. Accept to allow it (tick {FOR_SESSION} \
-             to allow this command for the rest of the session), decline to deny it, cancel to \
+            "tiller (thread {}) wants to {}. Accept to allow it (tick {FOR_SESSION} \
+             to allow it for the rest of the session), decline to deny it, cancel to \
              stop the turn.",
             thread.id(),
-            request.command.join(" "),
-            request.cwd
+            request.action,
         ),
         requested_schema: schema,
     };
@@ -103,11 +129,11 @@ async fn elicit(
 /// adds, as input to the same turn, why and how the caller can allow it.
 async fn deny_with_hint(thread: &McpThread, request: &ApprovalRequest) {
     let hint = format!(
-        "tiller did not run `{}`: this session's approval policy is `{}`, which needs a \
+        "tiller did not {}: this session's approval policy is `{}`, which needs a \
          person's approval for it, and the MCP client that started the session cannot be \
-         asked (it does not support elicitation). The caller can allow commands by starting \
-         the session with the `approval-policy` argument set to \"never\".",
-        request.command.join(" "),
+         asked (it does not support elicitation). The caller can allow commands and edits by \
+         starting the session with the `approval-policy` argument set to \"never\".",
+        request.action,
         thread.approval_policy()
     );
     let steer = thread

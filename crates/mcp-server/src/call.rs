@@ -8,7 +8,7 @@ use rmcp::RoleServer;
 use rmcp::model::{CallToolResult, ContentBlock, RequestId};
 use rmcp::service::RequestContext;
 use tiller_core::TurnEnd;
-use tiller_protocol::{EventMsg, Op, TurnAbortReason, UserInput, UserMessage};
+use tiller_protocol::{Op, TurnAbortReason, UserInput, UserMessage};
 use tokio_util::sync::CancellationToken;
 
 use crate::approval::{self, ApprovalRequest};
@@ -118,13 +118,7 @@ pub(crate) async fn run_turn_call(
                 if !cancelled {
                     notifier.send(&event).await;
                 }
-                if let EventMsg::ExecApprovalRequest { call_id, command, cwd, .. } = &event.msg {
-                    let request = ApprovalRequest {
-                        turn_id: turn_id.clone(),
-                        call_id: call_id.clone(),
-                        command: command.clone(),
-                        cwd: cwd.clone(),
-                    };
+                if let Some(request) = ApprovalRequest::of_event(&turn_id, &event.msg) {
                     let (peer, thread, stop) = (context.peer.clone(), Arc::clone(&thread), approvals.clone());
                     tokio::spawn(async move {
                         tokio::select! {

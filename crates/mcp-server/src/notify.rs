@@ -206,6 +206,9 @@ pub(crate) fn describe(msg: &EventMsg) -> String {
         EventMsg::ExecApprovalRequest { command, .. } => {
             format!("approval needed: {}", display_command(command))
         }
+        EventMsg::PatchApprovalRequest { paths, .. } => {
+            format!("approval needed: edit {}", paths.join(", "))
+        }
         EventMsg::StreamRetry {
             attempt,
             max,

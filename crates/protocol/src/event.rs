@@ -92,6 +92,19 @@ pub enum EventMsg {
         /// The folder it would run in.
         cwd: String,
     },
+    /// The engine waits for a person to allow an edit (a patch).
+    PatchApprovalRequest {
+        /// The tool call; answer with `Op::Approval` for it.
+        call_id: String,
+        /// The file change item the edit is (already started).
+        item_id: String,
+        /// The files it would change, as the item shows them.
+        paths: Vec<String>,
+        /// Why the person is asked.
+        reason: String,
+        /// The folder outside the workspace the edit writes to, if it does.
+        outside: Option<String>,
+    },
     /// A model request failed and will be tried again.
     StreamRetry {
         /// Which retry this is (1-based).

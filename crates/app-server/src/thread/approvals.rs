@@ -1,16 +1,16 @@
 //! Approvals over the app-server. Under `untrusted`, a command off the
-//! read-only allowlist waits for a person: the driver sends
-//! `item/commandExecution/requestApproval` as a server request to every
-//! connection subscribed to the thread (and to one that subscribes while it
-//! waits). The first answer from a connection it was sent to drives the
+//! read-only allowlist, or an edit, waits for a person: the driver sends
+//! `item/commandExecution/requestApproval` (or `item/fileChange/requestApproval`)
+//! as a server request to every connection subscribed to the thread (and to
+//! one that subscribes while it waits). The first answer from a connection it was sent to drives the
 //! engine's approval; later answers are ignored. An answer, or the end of the
 //! turn (an interrupt), resolves it: `serverRequest/resolved` to the
 //! subscribers, and the thread's status leaves `waitingOnApproval`.
 
 use serde_json::Value;
 use tiller_app_server_protocol::{
-    CommandApprovalParams, RequestId, ServerNotification, ServerRequestResolvedNotification,
-    ThreadStatus, ThreadStatusChangedNotification,
+    CommandApprovalParams, FileChangeApprovalParams, RequestId, ServerNotification,
+    ServerRequestResolvedNotification, ThreadStatus, ThreadStatusChangedNotification,
 };
 use tiller_protocol::{Op, ReviewDecision};
 
@@ -18,8 +18,11 @@ use super::ThreadDriver;
 use crate::convert::now_ms;
 use crate::outgoing::{ConnectionId, Outgoing};
 
-/// The server request's method.
-const METHOD: &str = "item/commandExecution/requestApproval";
+/// The server request's method for a command.
+const COMMAND_METHOD: &str = "item/commandExecution/requestApproval";
+
+/// The server request's method for an edit.
+const EDIT_METHOD: &str = "item/fileChange/requestApproval";
 
 /// How an approval's request id starts: `approval:<thread id>:<n>`, so an
 /// answer finds its thread ([`thread_of_request`]).
@@ -43,6 +46,7 @@ const DECISIONS: [&str; 4] = ["accept", "acceptForSession", "decline", "cancel"]
 #[derive(Debug)]
 pub(super) struct Pending {
     id: RequestId,
+    method: &'static str,
     call_id: String,
     turn_id: String,
     params: Value,
@@ -62,8 +66,18 @@ pub(super) struct Asked {
     pub(super) turn_id: String,
     pub(super) call_id: String,
     pub(super) item_id: String,
-    pub(super) command: Vec<String>,
-    pub(super) cwd: String,
+    pub(super) what: AskedFor,
+}
+
+/// What an approval is for.
+pub(super) enum AskedFor {
+    /// A command to run in a folder.
+    Command { command: Vec<String>, cwd: String },
+    /// An edit (its file change item shows it), and why it is asked.
+    Edit {
+        reason: String,
+        outside: Option<String>,
+    },
 }
 
 impl ThreadDriver {
@@ -74,24 +88,42 @@ impl ThreadDriver {
             "{ID_PREFIX}{}:{}",
             self.info.id, self.approvals.asked
         ));
-        let params = CommandApprovalParams {
-            kind: "command".to_string(),
-            thread_id: self.info.id.clone(),
-            turn_id: asked.turn_id.clone(),
-            item_id: asked.item_id,
-            started_at_ms: now_ms(),
-            approval_id: None,
-            environment_id: None,
-            reason: Some(
-                "the approval policy is untrusted and this command may change things".to_string(),
+        let (method, params) = match asked.what {
+            AskedFor::Command { command, cwd } => (
+                COMMAND_METHOD,
+                serde_json::to_value(CommandApprovalParams {
+                    kind: "command".to_string(),
+                    thread_id: self.info.id.clone(),
+                    turn_id: asked.turn_id.clone(),
+                    item_id: asked.item_id,
+                    started_at_ms: now_ms(),
+                    approval_id: None,
+                    environment_id: None,
+                    reason: Some(
+                        "the approval policy is untrusted and this command may change things"
+                            .to_string(),
+                    ),
+                    command: Some(tiller_protocol::display_command(&command)),
+                    cwd: Some(cwd),
+                    available_decisions: DECISIONS.iter().map(|d| d.to_string()).collect(),
+                }),
             ),
-            command: Some(tiller_protocol::display_command(&asked.command)),
-            cwd: Some(asked.cwd),
-            available_decisions: DECISIONS.iter().map(|d| d.to_string()).collect(),
+            AskedFor::Edit { reason, outside } => (
+                EDIT_METHOD,
+                serde_json::to_value(FileChangeApprovalParams {
+                    thread_id: self.info.id.clone(),
+                    turn_id: asked.turn_id.clone(),
+                    item_id: asked.item_id,
+                    started_at_ms: now_ms(),
+                    reason: Some(reason),
+                    grant_root: outside,
+                }),
+            ),
         };
-        let params = serde_json::to_value(params).unwrap_or(Value::Null);
+        let params = params.unwrap_or(Value::Null);
         let mut pending = Pending {
             id,
+            method,
             call_id: asked.call_id,
             turn_id: asked.turn_id,
             params,
@@ -196,7 +228,7 @@ impl ThreadDriver {
 
 fn send(pending: &mut Pending, to: &Outgoing) {
     if !pending.sent_to.contains(&to.id()) {
-        to.request(pending.id.clone(), METHOD, pending.params.clone());
+        to.request(pending.id.clone(), pending.method, pending.params.clone());
         pending.sent_to.push(to.id());
     }
 }

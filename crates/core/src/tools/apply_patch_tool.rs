@@ -7,12 +7,13 @@
 
 use std::path::Path;
 
-use tiller_config::ApprovalPolicy;
 use tiller_protocol::{
     FileChange, FileChangeKind, PatchStatus, ReviewDecision, TurnItem, TurnItemKind,
 };
 
 use super::{Tool, ToolCall, ToolContext, ToolFuture, ToolOutput};
+use crate::approval::edit_approval;
+use crate::checkpoint::workspace_root;
 use crate::patch::{self, Change};
 
 /// The tool's name, as Codex's models call it.
@@ -96,20 +97,32 @@ pub(crate) async fn apply(
             },
         )
     };
-    if ctx.approval_policy() == ApprovalPolicy::Untrusted {
+    let targets: Vec<&Path> = changes
+        .iter()
+        .flat_map(|c| std::iter::once(c.path.as_path()).chain(c.move_to.as_deref()))
+        .collect();
+    let asked = edit_approval(
+        ctx.approval_policy(),
+        ctx.auto_approve_workspace_edits(),
+        &workspace_root(cwd),
+        &targets,
+    );
+    ctx.item_started(item(None));
+    if let Some(approval) = asked {
         let mut key = vec![APPLY_PATCH_TOOL_NAME.to_string()];
         key.extend(entries.iter().map(|e| e.path.clone()));
         if !ctx.approved_for_session(&key) {
-            match ctx.ask_exec_approval(&item_id, &key, cwd).await {
+            let paths = entries.iter().map(|e| e.path.clone()).collect();
+            match ctx.ask_edit_approval(&item_id, paths, &key, approval).await {
                 Ok(ReviewDecision::Approved | ReviewDecision::ApprovedForSession) => {}
                 Ok(ReviewDecision::Denied | ReviewDecision::Abort) => {
-                    ctx.item_started(item(None));
                     ctx.item_completed(item(Some(PatchStatus::Declined)));
                     return ToolOutput::Output(
                         "the user declined the edit; no file was changed".to_string(),
                     );
                 }
                 Err(_) => {
+                    ctx.item_completed(item(Some(PatchStatus::Declined)));
                     return ToolOutput::Aborted(
                         "the turn was interrupted before the edit; no file was changed".to_string(),
                     );
@@ -117,7 +130,6 @@ pub(crate) async fn apply(
             }
         }
     }
-    ctx.item_started(item(None));
     let summary = summary(&entries);
     let written = tokio::task::spawn_blocking(move || patch::write(&changes).map(|()| changes))
         .await

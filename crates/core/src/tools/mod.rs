@@ -198,6 +198,43 @@ impl ToolContext<'_> {
         self.conversation.is_approved(key)
     }
 
+    /// Whether edits inside the workspace go ahead without asking.
+    pub fn auto_approve_workspace_edits(&self) -> bool {
+        self.conversation.config.auto_approve_workspace_edits
+    }
+
+    /// Ask the person whether an edit of `paths` (file change item
+    /// `item_id`, already started) may be written, and why they are asked.
+    /// `ApprovedForSession` is remembered for `key`. `Err` when the turn is
+    /// aborted meanwhile (also by an `Abort` answer).
+    pub(crate) async fn ask_edit_approval(
+        &self,
+        item_id: &str,
+        paths: Vec<String>,
+        key: &[String],
+        approval: crate::approval::EditApproval,
+    ) -> Result<ReviewDecision, Cancelled> {
+        let decision = self
+            .inbox
+            .ask_approval(
+                self.call_id,
+                EventMsg::PatchApprovalRequest {
+                    call_id: self.call_id.to_string(),
+                    item_id: item_id.to_string(),
+                    paths,
+                    reason: approval.reason,
+                    outside: approval.outside.map(|p| p.display().to_string()),
+                },
+                self.emitter,
+                self.cancel,
+            )
+            .await?;
+        if decision == ReviewDecision::ApprovedForSession {
+            self.conversation.approve_for_session(key.to_vec());
+        }
+        Ok(decision)
+    }
+
     /// Ask the person whether `command` may run in `cwd` (as item `item_id`).
     /// `ApprovedForSession` is remembered for `command`. `Err` when the turn is
     /// aborted meanwhile (also by an `Abort` answer).

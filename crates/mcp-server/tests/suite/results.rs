@@ -232,3 +232,38 @@ async fn with_elicitation_an_accepted_approval_runs_the_command() {
     assert!(asked, "the client was asked through elicitation");
     h.finish().await;
 }
+
+/// An edit under `untrusted` is put to the client through elicitation too,
+/// naming the files; a decline writes nothing.
+#[tokio::test]
+async fn with_elicitation_an_edit_is_asked_and_a_decline_writes_nothing() {
+    let work = tempfile::TempDir::new().unwrap();
+    let patch = "*** Begin Patch\n*** Add File: made.txt\n+made\n*** End Patch";
+    let mut h = Harness::start_with(
+        vec![
+            Step::function_call("call_1", "apply_patch", json!({ "input": patch })),
+            Step::text("finished"),
+        ],
+        HarnessOptions {
+            elicitation: Some(ElicitationAction::Decline),
+        },
+    )
+    .await;
+    let mut arguments = args(json!({"prompt": "make it", "approval-policy": "untrusted"}));
+    arguments.insert("cwd".into(), json!(work.path()));
+    let result = h.call("tiller", arguments).await;
+    assert_eq!(structured(&result)["status"], "completed");
+    assert!(
+        !work.path().join("made.txt").exists(),
+        "the declined edit was not written"
+    );
+    let mut asked = None;
+    while let Ok(seen) = h.seen.try_recv() {
+        if let Seen::Elicitation(message) = seen {
+            asked = Some(message);
+        }
+    }
+    let asked = asked.expect("the client was asked through elicitation");
+    assert!(asked.contains("wants to edit made.txt"), "{asked}");
+    h.finish().await;
+}

@@ -150,17 +150,24 @@ async fn under_untrusted_an_edit_is_asked_and_a_decline_writes_nothing() {
     let turn = server.start_turn(&thread, "edit", None).await;
     let at = server
         .wait_for("the approval request", |l| {
-            l["method"] == "item/commandExecution/requestApproval"
+            l["method"] == "item/fileChange/requestApproval"
         })
         .await;
     let request = server.log[at].clone();
     assert!(
-        request["params"]["command"]
+        request["params"]["reason"]
             .as_str()
             .unwrap()
-            .starts_with("apply_patch"),
+            .contains("untrusted"),
         "{request}"
     );
+    assert_eq!(request["params"]["grantRoot"], Value::Null);
+    // The item it asks about was shown first, with its diffs.
+    let started = server.log[..at]
+        .iter()
+        .find(|l| l["method"] == "item/started" && l["params"]["item"]["type"] == "fileChange")
+        .expect("the file change item started before the request");
+    assert_eq!(started["params"]["item"]["id"], request["params"]["itemId"]);
     let answer = json!({"id": request["id"], "result": {"decision": "decline"}});
     server.write_raw(format!("{answer}\n").as_bytes()).await;
     server.wait_completed(&turn).await;
@@ -168,6 +175,80 @@ async fn under_untrusted_an_edit_is_asked_and_a_decline_writes_nothing() {
     assert!(work.join("gone.txt").exists());
     let changes = completed_items(&server.log, &turn, "fileChange");
     assert_eq!(changes[0]["status"], "declined");
+    server.close().await.assert_success();
+    fixture.finish().await;
+}
+
+/// Under `untrusted` with `auto_approve_workspace_edits`, an edit inside the
+/// workspace goes ahead unasked; one that writes outside it is still asked
+/// (`grantRoot` says where), and written once accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_inside_the_workspace_may_go_ahead_and_edits_outside_always_ask() {
+    let patch = |call_id: &str, patch: &str| {
+        Step::function_call(call_id, "apply_patch", json!({ "input": patch }))
+    };
+    let fixture = Fixture::new(vec![
+        patch(
+            "call_in",
+            "*** Begin Patch\n*** Add File: inside.txt\n+in\n*** End Patch",
+        ),
+        patch(
+            "call_out",
+            "*** Begin Patch\n*** Add File: ../elsewhere/out.txt\n+out\n*** End Patch",
+        ),
+        Step::text("done"),
+    ])
+    .await;
+    let work = workspace(&fixture);
+    let mut server = fixture.spawn_with(&["-c", "auto_approve_workspace_edits=true"]);
+    server.initialize().await;
+    let thread = server
+        .call(
+            "thread/start",
+            json!({"cwd": work.to_str().unwrap(), "approvalPolicy": "untrusted"}),
+        )
+        .await["thread"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let turn = server.start_turn(&thread, "edit", None).await;
+    let at = server
+        .wait_for("the approval request", |l| {
+            l["method"] == "item/fileChange/requestApproval"
+        })
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(work.join("inside.txt")).unwrap(),
+        "in\n",
+        "the edit inside went ahead unasked"
+    );
+    let request = server.log[at].clone();
+    let outside = fixture.scratch.work().parent().unwrap().join("elsewhere");
+    let grant = request["params"]["grantRoot"].as_str().unwrap();
+    assert!(
+        grant.starts_with(
+            &std::fs::canonicalize(outside.parent().unwrap())
+                .unwrap()
+                .join("elsewhere")
+                .display()
+                .to_string()
+        ),
+        "{request}"
+    );
+    let answer = json!({"id": request["id"], "result": {"decision": "accept"}});
+    server.write_raw(format!("{answer}\n").as_bytes()).await;
+    let done = server.wait_completed(&turn).await;
+    assert_eq!(done["turn"]["status"], "completed", "{done}");
+    assert_eq!(
+        std::fs::read_to_string(outside.join("out.txt")).unwrap(),
+        "out\n"
+    );
+    let asked = server
+        .log
+        .iter()
+        .filter(|l| l["method"] == "item/fileChange/requestApproval")
+        .count();
+    assert_eq!(asked, 1, "{}", server.dump());
     server.close().await.assert_success();
     fixture.finish().await;
 }
@@ -282,4 +363,33 @@ async fn a_patch_sent_as_a_shell_heredoc_is_a_file_change() {
         output.contains("Success. Updated the following files"),
         "{output}"
     );
+}
+
+/// `tiller exec` under `untrusted` with no terminal to ask on: the edit is
+/// declined, and the note names the files and how to allow edits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_without_a_terminal_declines_an_edit_and_says_how_to_allow_it() {
+    let fixture = Fixture::new(vec![patch_step(PATCH), Step::text("ok")]).await;
+    let work = workspace(&fixture);
+    let done = crate::suite::support::run(&mut fixture.scratch.tiller(&[
+        "exec",
+        "--approval",
+        "untrusted",
+        "--cd",
+        work.to_str().unwrap(),
+        "edit",
+    ]))
+    .await;
+    done.assert_exit(0);
+    assert!(
+        done.stderr
+            .contains("denied: edit notes/new.txt, src/lib.rs, gone.txt"),
+        "{}",
+        done.stderr
+    );
+    assert!(done.stderr.contains("to allow edits"), "{}", done.stderr);
+    assert!(work.join("gone.txt").exists());
+    assert!(!work.join("notes").exists());
+    let output = fixture.requests()[1].body["input"].to_string();
+    assert!(output.contains("the user declined the edit"), "{output}");
 }

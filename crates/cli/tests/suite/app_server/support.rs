@@ -43,7 +43,14 @@ impl Fixture {
 
     /// `tiller app-server` in this scratch home, not yet initialized.
     pub fn spawn(&self) -> AppServer {
-        let mut command = self.scratch.tiller(&["app-server"]);
+        self.spawn_with(&[])
+    }
+
+    /// `tiller app-server ARGS` in this scratch home, not yet initialized.
+    pub fn spawn_with(&self, args: &[&str]) -> AppServer {
+        let mut all = vec!["app-server"];
+        all.extend_from_slice(args);
+        let mut command = self.scratch.tiller(&all);
         command.stdin(Stdio::piped());
         AppServer::spawn(command)
     }
