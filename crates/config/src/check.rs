@@ -30,7 +30,6 @@ const CODEX_TOP_LEVEL_KEYS: &[&str] = &[
     "experimental_compact_prompt_file",
     "experimental_instructions_file",
     "experimental_use_exec_command_tool",
-    "experimental_use_freeform_apply_patch",
     "experimental_use_rmcp_client",
     "experimental_use_unified_exec_tool",
     "features",
@@ -90,6 +89,7 @@ pub(super) struct Checked {
     pub(super) project_doc_max_bytes: Option<usize>,
     pub(super) checkpoints: Option<bool>,
     pub(super) auto_approve_workspace_edits: Option<bool>,
+    pub(super) freeform_apply_patch: Option<bool>,
     pub(super) warnings: Vec<String>,
 }
 
@@ -108,6 +108,7 @@ pub(super) fn check(
     let mut project_doc_max_bytes = None;
     let mut checkpoints = None;
     let mut auto_approve_workspace_edits = None;
+    let mut freeform_apply_patch = None;
     let mut providers = BTreeMap::from([(DEFAULT_PROVIDER.to_owned(), builtin_openai(env))]);
     for (key, node) in root {
         match key.as_str() {
@@ -118,6 +119,9 @@ pub(super) fn check(
             "instructions" => instructions = Some(string(node, key)?),
             "project_doc_max_bytes" => project_doc_max_bytes = Some(byte_count(node, key)?),
             "checkpoints" => checkpoints = Some(boolean(node, key)?),
+            "experimental_use_freeform_apply_patch" => {
+                freeform_apply_patch = Some(boolean(node, key)?);
+            }
             "auto_approve_workspace_edits" => {
                 auto_approve_workspace_edits = Some(boolean(node, key)?);
             }
@@ -137,6 +141,7 @@ pub(super) fn check(
         project_doc_max_bytes,
         checkpoints,
         auto_approve_workspace_edits,
+        freeform_apply_patch,
         warnings,
     })
 }

@@ -72,6 +72,12 @@ pub struct Config {
     /// without asking (`auto_approve_workspace_edits`, off unless set); an
     /// edit outside it always asks.
     pub auto_approve_workspace_edits: bool,
+    /// Whether `apply_patch` is offered as a freeform (custom) tool, whose
+    /// input is the patch itself, instead of a function tool with JSON
+    /// arguments (`experimental_use_freeform_apply_patch`, as Codex names it).
+    /// `None`: freeform for GPT-5 models on OpenAI's own API, which takes
+    /// custom tools; a function everywhere else.
+    pub freeform_apply_patch: Option<bool>,
 }
 
 /// How much of the `AGENTS.md` files is sent when the config says nothing (Codex's default).
@@ -279,6 +285,15 @@ pub struct Loaded {
 }
 
 impl Config {
+    /// Whether `apply_patch` is offered as a freeform tool (see
+    /// [`Config::freeform_apply_patch`]).
+    pub fn uses_freeform_apply_patch(&self) -> bool {
+        self.freeform_apply_patch.unwrap_or_else(|| {
+            self.provider.base_url.trim_end_matches('/') == "https://api.openai.com/v1"
+                && self.model.starts_with("gpt-5")
+        })
+    }
+
     /// Loads `tiller_home/config.toml` (a missing file means defaults),
     /// applies `overrides`, and checks the result.
     pub fn load(tiller_home: &Path, overrides: ConfigOverrides) -> Result<Loaded, ConfigError> {
@@ -324,6 +339,7 @@ impl Config {
                 .unwrap_or(DEFAULT_PROJECT_DOC_MAX_BYTES),
             checkpoints: checked.checkpoints.unwrap_or(true),
             auto_approve_workspace_edits: checked.auto_approve_workspace_edits.unwrap_or(false),
+            freeform_apply_patch: checked.freeform_apply_patch,
         };
         Ok(Loaded {
             config,

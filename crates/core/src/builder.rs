@@ -275,7 +275,7 @@ impl SessionBuilder {
         let (handle, events) = spawn_session_with(
             options,
             client,
-            tools.unwrap_or_else(ToolRegistry::standard),
+            tools.unwrap_or_else(|| ToolRegistry::for_config(&config)),
         )?;
         Ok(OpenedSession {
             handle,

@@ -192,8 +192,12 @@ fn instructions(config: &Config, cwd: &Path) -> String {
              - Use the `shell` tool to look at files and run commands. Pass the command as an argv array, \
              for example [\"bash\", \"-lc\", \"rg -n 'fn main' src\"]; set `workdir` for another folder.\n\
              - Read before you change: find the relevant files, read them, then act.\n\
-             - Make the smallest change that does the job; follow the code's existing style. \
-             To edit a file, write it with a command whose effect you can check (then check it).\n\
+             - Make the smallest change that does the job; follow the code's existing style.\n\
+             - Edit files with the `apply_patch` tool, not with shell redirections: its `input` is a patch \
+             from `*** Begin Patch` to `*** End Patch` with `*** Add File: PATH` (every line `+`), \
+             `*** Delete File: PATH` or `*** Update File: PATH` (optionally `*** Move to: NEW`) followed by \
+             `@@` chunks of context (` `), removed (`-`) and added (`+`) lines, paths relative to the workspace. \
+             A patch that does not apply changes nothing and says which file and chunk to fix.\n\
              - Run the project's tests or build after a change when you can, and fix what you broke.\n\
              - Do not run commands that destroy work you were not asked to touch.\n\
              - The user may add messages while you work, or stop you; follow the newest.\n\n\

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tiller_protocol::ResponseItem;
+use tiller_protocol::{CallKind, ResponseItem};
 
 /// What the model reads for a call that never ran to the end because the turn
 /// was aborted before or while it ran.
@@ -52,28 +52,18 @@ impl History {
         &self.items
     }
 
-    /// Ids of calls that have no output yet, in order.
-    pub fn unanswered_calls(&self) -> Vec<String> {
+    /// Calls that have no output yet, in order, with their kind.
+    pub fn unanswered_calls(&self) -> Vec<(String, CallKind)> {
         let answered: HashSet<&str> = self
             .items
             .iter()
-            .filter_map(|item| match item {
-                ResponseItem::FunctionCallOutput { call_id, .. } => Some(call_id.as_str()),
-                ResponseItem::Message { .. } | ResponseItem::FunctionCall { .. } => None,
-            })
+            .filter_map(ResponseItem::as_output)
             .collect();
         self.items
             .iter()
-            .filter_map(|item| match item {
-                ResponseItem::FunctionCall { call_id, .. }
-                    if !answered.contains(call_id.as_str()) =>
-                {
-                    Some(call_id.clone())
-                }
-                ResponseItem::FunctionCall { .. }
-                | ResponseItem::Message { .. }
-                | ResponseItem::FunctionCallOutput { .. } => None,
-            })
+            .filter_map(ResponseItem::as_call)
+            .filter(|(call_id, _)| !answered.contains(call_id))
+            .map(|(call_id, kind)| (call_id.to_string(), kind))
             .collect()
     }
 
@@ -88,39 +78,31 @@ impl History {
             .items
             .iter()
             .enumerate()
-            .filter_map(|(i, item)| match item {
-                ResponseItem::FunctionCallOutput { call_id, .. } => Some((call_id.clone(), i)),
-                ResponseItem::Message { .. } | ResponseItem::FunctionCall { .. } => None,
-            })
+            .filter_map(|(i, item)| item.as_output().map(|call_id| (call_id.to_string(), i)))
             .collect();
 
         let mut repaired = Vec::with_capacity(self.items.len());
-        let mut to_close: Vec<String> = Vec::new();
+        let mut to_close: Vec<(String, CallKind)> = Vec::new();
         for (i, item) in std::mem::take(&mut self.items).into_iter().enumerate() {
-            let is_call = matches!(item, ResponseItem::FunctionCall { .. });
-            if !is_call {
+            if item.as_call().is_none() {
                 close_calls(&mut repaired, &mut to_close, &mut answered);
             }
-            match &item {
-                ResponseItem::FunctionCall { call_id, .. } => {
-                    calls_seen.insert(call_id.clone());
-                    let has_output_later = later_outputs.get(call_id).is_some_and(|&j| j > i);
-                    if !has_output_later {
-                        to_close.push(call_id.clone());
-                        repair.closed_calls.push(call_id.clone());
-                    }
+            if let Some((call_id, kind)) = item.as_call() {
+                calls_seen.insert(call_id.to_string());
+                let has_output_later = later_outputs.get(call_id).is_some_and(|&j| j > i);
+                if !has_output_later {
+                    to_close.push((call_id.to_string(), kind));
+                    repair.closed_calls.push(call_id.to_string());
                 }
-                ResponseItem::FunctionCallOutput { call_id, .. } => {
-                    if !calls_seen.contains(call_id) {
-                        repair.dropped_outputs.push(call_id.clone());
-                        continue;
-                    }
-                    if !answered.insert(call_id.clone()) {
-                        repair.dropped_duplicates.push(call_id.clone());
-                        continue;
-                    }
+            } else if let Some(call_id) = item.as_output() {
+                if !calls_seen.contains(call_id) {
+                    repair.dropped_outputs.push(call_id.to_string());
+                    continue;
                 }
-                ResponseItem::Message { .. } => {}
+                if !answered.insert(call_id.to_string()) {
+                    repair.dropped_duplicates.push(call_id.to_string());
+                    continue;
+                }
             }
             repaired.push(item);
         }
@@ -132,12 +114,16 @@ impl History {
 
 fn close_calls(
     items: &mut Vec<ResponseItem>,
-    to_close: &mut Vec<String>,
+    to_close: &mut Vec<(String, CallKind)>,
     answered: &mut HashSet<String>,
 ) {
-    for call_id in to_close.drain(..) {
+    for (call_id, kind) in to_close.drain(..) {
         answered.insert(call_id.clone());
-        items.push(ResponseItem::call_output(call_id, ABORTED_BEFORE_OUTPUT));
+        items.push(ResponseItem::output_of(
+            kind,
+            call_id,
+            ABORTED_BEFORE_OUTPUT,
+        ));
     }
 }
 

@@ -345,7 +345,8 @@ pub fn spawn_session(
     options: SessionOptions,
 ) -> crate::error::Result<(SessionHandle, EventStream)> {
     let client = tiller_model::client_for(&options.config.provider, options.api_key.clone())?;
-    spawn_session_with(options, client, ToolRegistry::standard())
+    let tools = ToolRegistry::for_config(&options.config);
+    spawn_session_with(options, client, tools)
 }
 
 /// [`spawn_session`] with a given model client and tools.
@@ -466,7 +467,7 @@ fn close_cut_off_turn(
     let mut closing: Vec<ResponseItem> = closed
         .unanswered_calls()
         .into_iter()
-        .map(|call_id| ResponseItem::call_output(call_id, ABORTED_BEFORE_OUTPUT))
+        .map(|(call_id, kind)| ResponseItem::output_of(kind, call_id, ABORTED_BEFORE_OUTPUT))
         .collect();
     closing.push(ResponseItem::user_text(INTERRUPTED_MARKER));
     for item in &closing {

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use futures::StreamExt;
 use tiller_model::retry::{RetryBudget, RetryState};
 use tiller_model::{ModelError, ModelRequest, OutputItem, ResponseEvent};
-use tiller_protocol::{ErrorInfo, EventMsg, ResponseItem, TokenUsage, TurnItem, TurnItemKind};
+use tiller_protocol::{
+    CallKind, ErrorInfo, EventMsg, ResponseItem, TokenUsage, TurnItem, TurnItemKind,
+};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -124,10 +126,10 @@ pub(crate) async fn run_turn(turn: TurnRuntime) -> TurnOutcome {
             let output = turn.run_call(&call).await;
             match output {
                 ToolOutput::Output(output) => {
-                    turn.record(ResponseItem::call_output(&call.call_id, output));
+                    turn.record(ResponseItem::output_of(call.kind, &call.call_id, output));
                 }
                 ToolOutput::Aborted(output) => {
-                    turn.record(ResponseItem::call_output(&call.call_id, output));
+                    turn.record(ResponseItem::output_of(call.kind, &call.call_id, output));
                     return turn.close_cancelled(Sample::default());
                 }
             }
@@ -291,7 +293,7 @@ impl TurnRuntime {
                     let open = match &item {
                         OutputItem::Message { .. } => sample.message.take(),
                         OutputItem::Reasoning { .. } => sample.reasoning.take(),
-                        OutputItem::FunctionCall { .. } => None,
+                        OutputItem::FunctionCall { .. } | OutputItem::CustomToolCall { .. } => None,
                     };
                     sample.items.push(SampledItem {
                         item,
@@ -340,7 +342,7 @@ impl TurnRuntime {
             let reasoning = match sampled.item {
                 OutputItem::Message { .. } => false,
                 OutputItem::Reasoning { .. } => true,
-                OutputItem::FunctionCall { .. } => continue,
+                OutputItem::FunctionCall { .. } | OutputItem::CustomToolCall { .. } => continue,
             };
             if let Some(id) = sampled.id {
                 self.items
@@ -381,6 +383,24 @@ impl TurnRuntime {
                         name,
                         call_id,
                         arguments,
+                        kind: CallKind::Function,
+                    });
+                }
+                OutputItem::CustomToolCall {
+                    name,
+                    input,
+                    call_id,
+                } => {
+                    self.record(ResponseItem::CustomToolCall {
+                        name: name.clone(),
+                        input: input.clone(),
+                        call_id: call_id.clone(),
+                    });
+                    calls.push(ToolCall {
+                        name,
+                        call_id,
+                        arguments: input,
+                        kind: CallKind::Custom,
                     });
                 }
             }
@@ -424,14 +444,19 @@ impl TurnRuntime {
     fn close_cancelled(&self, partial: Sample) -> TurnOutcome {
         let calls = self.record_sample(partial, &mut None);
         for call in calls {
-            self.record(ResponseItem::call_output(
+            self.record(ResponseItem::output_of(
+                call.kind,
                 call.call_id,
                 ABORTED_BEFORE_OUTPUT,
             ));
         }
         let unanswered = self.conversation.history().unanswered_calls();
-        for call_id in unanswered {
-            self.record(ResponseItem::call_output(call_id, ABORTED_BEFORE_OUTPUT));
+        for (call_id, kind) in unanswered {
+            self.record(ResponseItem::output_of(
+                kind,
+                call_id,
+                ABORTED_BEFORE_OUTPUT,
+            ));
         }
         TurnOutcome::Cancelled
     }

@@ -4,8 +4,9 @@
 //! that sends a broken history gets the same `400` it would get in production,
 //! with the same message. The most important rule is the pairing of tool calls
 //! and their outputs (invariant I1 of the architecture): every `function_call`
-//! needs a `function_call_output` with its `call_id` somewhere after it, and
-//! every output needs an earlier call.
+//! needs a `function_call_output` with its `call_id` somewhere after it (and a
+//! `custom_tool_call` a `custom_tool_call_output`), and every output needs an
+//! earlier call of its kind.
 
 use std::collections::HashSet;
 
@@ -133,31 +134,59 @@ pub fn check_request(body: &Value) -> Result<(), ContractViolation> {
     }
 }
 
+/// A kind of tool call: its item type, its output's, and how the real API
+/// words a call with no output and an output with no call.
+struct CallPairing {
+    call: &'static str,
+    output: &'static str,
+    no_output: &'static str,
+    no_call: &'static str,
+}
+
+/// Function calls and custom (freeform) tool calls: each pairs only with an
+/// output of its own kind.
+const PAIRINGS: [CallPairing; 2] = [
+    CallPairing {
+        call: "function_call",
+        output: "function_call_output",
+        no_output: "No tool output found for function call",
+        no_call: "No tool call found for function call output with call_id",
+    },
+    CallPairing {
+        call: "custom_tool_call",
+        output: "custom_tool_call_output",
+        no_output: "No tool output found for custom tool call",
+        no_call: "No tool call found for custom tool call output with call_id",
+    },
+];
+
 /// Check that the tool calls and outputs of an `input` array pair up. The first
 /// offending item, in input order, is reported.
 pub fn check_input(items: &[Value]) -> Result<(), ContractViolation> {
     // Walk backwards once to know, for every position, which outputs follow it.
-    let mut outputs_after: HashSet<&str> = HashSet::new();
+    let mut outputs_after: HashSet<(&str, &str)> = HashSet::new();
     let mut has_output_after = vec![false; items.len()];
     for (index, item) in items.iter().enumerate().rev() {
-        match (item_type(item), call_id(item)) {
-            (Some("function_call"), Some(id)) => {
-                has_output_after[index] = outputs_after.contains(id);
+        let (Some(kind), Some(id)) = (item_type(item), call_id(item)) else {
+            continue;
+        };
+        for pairing in &PAIRINGS {
+            if kind == pairing.call {
+                has_output_after[index] = outputs_after.contains(&(pairing.output, id));
+            } else if kind == pairing.output {
+                outputs_after.insert((pairing.output, id));
             }
-            (Some("function_call_output"), Some(id)) => {
-                outputs_after.insert(id);
-            }
-            _ => {}
         }
     }
 
-    let mut calls_before: HashSet<&str> = HashSet::new();
+    let mut calls_before: HashSet<(&str, &str)> = HashSet::new();
     for (index, item) in items.iter().enumerate() {
-        let kind = item_type(item);
-        if kind != Some("function_call") && kind != Some("function_call_output") {
+        let Some(kind) = item_type(item) else {
             continue;
-        }
-
+        };
+        let Some(pairing) = PAIRINGS.iter().find(|p| p.call == kind || p.output == kind) else {
+            continue;
+        };
         let Some(id) = call_id(item) else {
             let param = format!("input[{index}].call_id");
             return Err(ContractViolation::new(
@@ -165,18 +194,17 @@ pub fn check_input(items: &[Value]) -> Result<(), ContractViolation> {
                 Some(&param),
             ));
         };
-
-        if kind == Some("function_call") {
+        if kind == pairing.call {
             if !has_output_after[index] {
                 return Err(ContractViolation::new(
-                    format!("No tool output found for function call {id}."),
+                    format!("{} {id}.", pairing.no_output),
                     Some("input"),
                 ));
             }
-            calls_before.insert(id);
-        } else if !calls_before.contains(id) {
+            calls_before.insert((pairing.call, id));
+        } else if !calls_before.contains(&(pairing.call, id)) {
             return Err(ContractViolation::new(
-                format!("No tool call found for function call output with call_id {id}."),
+                format!("{} {id}.", pairing.no_call),
                 Some("input"),
             ));
         }
@@ -206,6 +234,20 @@ fn type_name(value: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_custom_tool_call_pairs_only_with_a_custom_output() {
+        let call = json!({"type": "custom_tool_call", "name": "apply_patch", "input": "x", "call_id": "c1"});
+        let custom_output =
+            json!({"type": "custom_tool_call_output", "call_id": "c1", "output": "ok"});
+        let function_output =
+            json!({"type": "function_call_output", "call_id": "c1", "output": "ok"});
+        assert_eq!(check_input(&[call.clone(), custom_output]), Ok(()));
+        assert_eq!(
+            check_input(&[call, function_output]).unwrap_err().message,
+            "No tool output found for custom tool call c1."
+        );
+    }
     use serde_json::json;
 
     fn call(id: &str) -> Value {

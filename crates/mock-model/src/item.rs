@@ -23,6 +23,9 @@ pub enum Item {
     /// A reasoning item with one summary part, streamed as
     /// `response.reasoning_summary_text.delta` events.
     Reasoning(StreamedText),
+    /// A call of a custom (freeform) tool, its input streamed as
+    /// `response.custom_tool_call_input.delta` events.
+    CustomToolCall(CustomToolCallItem),
 }
 
 impl Item {
@@ -50,6 +53,19 @@ impl Item {
         })
     }
 
+    /// A call of custom tool `name` with raw `input`.
+    pub fn custom_tool_call(
+        call_id: impl Into<String>,
+        name: impl Into<String>,
+        input: impl Into<String>,
+    ) -> Item {
+        Item::CustomToolCall(CustomToolCallItem {
+            name: name.into(),
+            input: input.into(),
+            call_id: Some(call_id.into()),
+        })
+    }
+
     /// A reasoning item whose summary is `text`, cut after each word.
     pub fn reasoning(text: impl Into<String>) -> Item {
         Item::Reasoning(StreamedText::new(text))
@@ -64,7 +80,7 @@ impl Item {
                 text.chunks = Some(n);
                 text.deltas = None;
             }
-            Item::FunctionCall(_) => {}
+            Item::FunctionCall(_) | Item::CustomToolCall(_) => {}
         }
         self
     }
@@ -182,6 +198,31 @@ impl FunctionCallItem {
         }
 
         split_into_chunks(&arguments, chars.div_ceil(ARGUMENT_CHUNK_CHARS))
+    }
+}
+
+/// A custom (freeform) tool call the scripted model makes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomToolCallItem {
+    /// The tool name, e.g. `apply_patch`.
+    pub name: String,
+    /// The input, as the model writes it.
+    #[serde(default)]
+    pub input: String,
+    /// The call id; defaults to `call_mock_<response>_<output index>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+}
+
+impl CustomToolCallItem {
+    /// The input deltas: chunks of about 16 characters, at least one.
+    pub fn delta_pieces(&self) -> Vec<String> {
+        let chars = self.input.chars().count();
+        if chars == 0 {
+            return vec![String::new()];
+        }
+        split_into_chunks(&self.input, chars.div_ceil(ARGUMENT_CHUNK_CHARS))
     }
 }
 

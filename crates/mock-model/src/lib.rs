@@ -74,7 +74,7 @@ mod sse;
 mod step;
 
 pub use contract::ContractViolation;
-pub use item::{FunctionCallItem, Item, StreamedText};
+pub use item::{CustomToolCallItem, FunctionCallItem, Item, StreamedText};
 pub use recording::{RecordedRequest, WaitTimeout};
 pub use script::{Script, ScriptError};
 pub use server::MockModel;

@@ -183,7 +183,7 @@ fn step_problem(step: &Step) -> Option<(String, String)> {
                     Item::Text(text) | Item::Reasoning(text) => text
                         .problem()
                         .map(|message| (format!(".items[{index}]"), message)),
-                    Item::FunctionCall(_) => None,
+                    Item::FunctionCall(_) | Item::CustomToolCall(_) => None,
                 })
         }
         Step::HttpError(error) => {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use crate::item::{FunctionCallItem, Item, StreamedText};
+use crate::item::{CustomToolCallItem, FunctionCallItem, Item, StreamedText};
 use crate::step::{FailedStep, ResponseStep, Usage};
 
 /// The `created_at` every response reports; fixed so output is deterministic.
@@ -266,6 +266,7 @@ struct RenderedItem {
 enum ItemKind {
     Message,
     FunctionCall,
+    CustomToolCall,
     Reasoning,
 }
 
@@ -275,6 +276,36 @@ impl RenderedItem {
             Item::Text(text) => RenderedItem::message(text, output_index, number),
             Item::FunctionCall(call) => RenderedItem::function_call(call, output_index, number),
             Item::Reasoning(text) => RenderedItem::reasoning(text, output_index, number),
+            Item::CustomToolCall(call) => {
+                RenderedItem::custom_tool_call(call, output_index, number)
+            }
+        }
+    }
+
+    fn custom_tool_call(
+        call: &CustomToolCallItem,
+        output_index: usize,
+        number: usize,
+    ) -> RenderedItem {
+        let id = format!("ctc_mock_{number}_{output_index}");
+        let call_id = call
+            .call_id
+            .clone()
+            .unwrap_or_else(|| format!("call_mock_{number}_{output_index}"));
+        RenderedItem {
+            added: json!({
+                "type": "custom_tool_call", "id": id, "call_id": call_id, "name": call.name,
+                "input": "", "status": "in_progress",
+            }),
+            done: json!({
+                "type": "custom_tool_call", "id": id, "call_id": call_id, "name": call.name,
+                "input": call.input, "status": "completed",
+            }),
+            output_index,
+            id,
+            kind: ItemKind::CustomToolCall,
+            pieces: call.delta_pieces(),
+            full: call.input.clone(),
         }
     }
 
@@ -388,6 +419,26 @@ impl RenderedItem {
                         ("output_index", index()),
                         ("name", name),
                         ("arguments", self.full.as_str().into()),
+                    ]),
+                );
+            }
+            ItemKind::CustomToolCall => {
+                for piece in &self.pieces {
+                    writer.delta(
+                        "response.custom_tool_call_input.delta",
+                        fields([
+                            ("item_id", item_id()),
+                            ("output_index", index()),
+                            ("delta", piece.as_str().into()),
+                        ]),
+                    );
+                }
+                writer.event(
+                    "response.custom_tool_call_input.done",
+                    fields([
+                        ("item_id", item_id()),
+                        ("output_index", index()),
+                        ("input", self.full.as_str().into()),
                     ]),
                 );
             }

@@ -42,6 +42,15 @@ impl Step {
         Step::response(vec![Item::function_call(call_id, name, arguments)])
     }
 
+    /// A response with one custom (freeform) tool call.
+    pub fn custom_tool_call(
+        call_id: impl Into<String>,
+        name: impl Into<String>,
+        input: impl Into<String>,
+    ) -> Step {
+        Step::response(vec![Item::custom_tool_call(call_id, name, input)])
+    }
+
     /// A response streaming these items in order.
     pub fn response(items: Vec<Item>) -> Step {
         Step::Response(ResponseStep {

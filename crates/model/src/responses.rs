@@ -91,6 +91,15 @@ pub enum OutputItem {
         /// The call id.
         call_id: String,
     },
+    /// A call of a custom (freeform) tool.
+    CustomToolCall {
+        /// The tool.
+        name: String,
+        /// The input, as the model wrote it.
+        input: String,
+        /// The call id.
+        call_id: String,
+    },
     /// A reasoning summary.
     Reasoning {
         /// Its text.
@@ -426,6 +435,15 @@ fn output_item(item: &Value) -> Option<OutputItem> {
                 .get("arguments")
                 .and_then(Value::as_str)
                 .unwrap_or("{}")
+                .to_string(),
+            call_id: item.get("call_id")?.as_str()?.to_string(),
+        }),
+        "custom_tool_call" => Some(OutputItem::CustomToolCall {
+            name: item.get("name")?.as_str()?.to_string(),
+            input: item
+                .get("input")
+                .and_then(Value::as_str)
+                .unwrap_or("")
                 .to_string(),
             call_id: item.get("call_id")?.as_str()?.to_string(),
         }),

@@ -79,6 +79,34 @@ pub enum ResponseItem {
         /// What the model reads as the tool's result.
         output: String,
     },
+    /// A call of a freeform (custom) tool: its input is text in the tool's
+    /// grammar, not JSON.
+    CustomToolCall {
+        /// The tool's name.
+        name: String,
+        /// The input as the model wrote it.
+        input: String,
+        /// The id that pairs this call with its output.
+        call_id: String,
+    },
+    /// The output of a custom tool call.
+    CustomToolCallOutput {
+        /// The id of the call this answers.
+        call_id: String,
+        /// What the model reads as the tool's result.
+        output: String,
+    },
+}
+
+/// Which kind of tool a call is of: its output must be of the same kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallKind {
+    /// A function tool: JSON arguments, a `function_call_output`.
+    #[default]
+    Function,
+    /// A custom (freeform) tool: text input, a `custom_tool_call_output`.
+    Custom,
 }
 
 impl ResponseItem {
@@ -98,11 +126,46 @@ impl ResponseItem {
         }
     }
 
-    /// A tool call's output.
+    /// A function tool call's output.
     pub fn call_output(call_id: impl Into<String>, output: impl Into<String>) -> Self {
         ResponseItem::FunctionCallOutput {
             call_id: call_id.into(),
             output: output.into(),
+        }
+    }
+
+    /// The output of a call of `kind`.
+    pub fn output_of(
+        kind: CallKind,
+        call_id: impl Into<String>,
+        output: impl Into<String>,
+    ) -> Self {
+        let (call_id, output) = (call_id.into(), output.into());
+        match kind {
+            CallKind::Function => ResponseItem::FunctionCallOutput { call_id, output },
+            CallKind::Custom => ResponseItem::CustomToolCallOutput { call_id, output },
+        }
+    }
+
+    /// The id and kind of a tool call; `None` for anything else.
+    pub fn as_call(&self) -> Option<(&str, CallKind)> {
+        match self {
+            ResponseItem::FunctionCall { call_id, .. } => Some((call_id, CallKind::Function)),
+            ResponseItem::CustomToolCall { call_id, .. } => Some((call_id, CallKind::Custom)),
+            ResponseItem::Message { .. }
+            | ResponseItem::FunctionCallOutput { .. }
+            | ResponseItem::CustomToolCallOutput { .. } => None,
+        }
+    }
+
+    /// The call id a tool call's output answers; `None` for anything else.
+    pub fn as_output(&self) -> Option<&str> {
+        match self {
+            ResponseItem::FunctionCallOutput { call_id, .. }
+            | ResponseItem::CustomToolCallOutput { call_id, .. } => Some(call_id),
+            ResponseItem::Message { .. }
+            | ResponseItem::FunctionCall { .. }
+            | ResponseItem::CustomToolCall { .. } => None,
         }
     }
 }

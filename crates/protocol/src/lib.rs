@@ -24,7 +24,7 @@ mod turn_item;
 pub use event::{
     ErrorInfo, Event, EventMsg, ExecEndStatus, ExecOutputStream, TokenUsage, TurnAbortReason,
 };
-pub use items::{ContentItem, ResponseItem, UserInput};
+pub use items::{CallKind, ContentItem, ResponseItem, UserInput};
 pub use op::{FilesReport, Op, OpError, Reply, ReviewDecision, SettingsUpdate, UserMessage};
 pub use rollout::{
     CheckpointLine, CheckpointStage, CompactedLine, FilesRestored, ItemPhase, LifecycleEvent,

@@ -48,9 +48,7 @@ pub(crate) fn items_from_history(turn_id: &str, history: &[ResponseItem]) -> Vec
                     ResponseItem::FunctionCallOutput { call_id: c, output } if c == call_id => {
                         Some(output.clone())
                     }
-                    ResponseItem::Message { .. }
-                    | ResponseItem::FunctionCall { .. }
-                    | ResponseItem::FunctionCallOutput { .. } => None,
+                    _ => None,
                 });
                 items.push(TurnItem::new(
                     id(),
@@ -65,7 +63,10 @@ pub(crate) fn items_from_history(turn_id: &str, history: &[ResponseItem]) -> Vec
                     },
                 ));
             }
-            ResponseItem::FunctionCallOutput { .. } => {}
+            // Legacy rollouts predate custom tools; their outputs show with their calls.
+            ResponseItem::FunctionCallOutput { .. }
+            | ResponseItem::CustomToolCall { .. }
+            | ResponseItem::CustomToolCallOutput { .. } => {}
         }
     }
     items

@@ -463,9 +463,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedRollout, RolloutError> {
         ResponseItem::Message { role, content } if role == "user" => {
             content.first().map(|c| c.text().to_string())
         }
-        ResponseItem::Message { .. }
-        | ResponseItem::FunctionCall { .. }
-        | ResponseItem::FunctionCallOutput { .. } => None,
+        _ => None,
     });
     Ok(LoadedRollout {
         path: path.to_path_buf(),

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use tiller_protocol::{
-    FileChange, FileChangeKind, PatchStatus, ReviewDecision, TurnItem, TurnItemKind,
+    CallKind, FileChange, FileChangeKind, PatchStatus, ReviewDecision, TurnItem, TurnItemKind,
 };
 
 use super::{Tool, ToolCall, ToolContext, ToolFuture, ToolOutput};
@@ -22,9 +22,35 @@ pub const APPLY_PATCH_TOOL_NAME: &str = "apply_patch";
 /// Lines of context around each change in a diff.
 const CONTEXT: usize = 3;
 
+/// What the tool does, for the model.
+const DESCRIPTION: &str = "Edit files with a patch. The patch starts with `*** Begin Patch` and ends with `*** End Patch`; in between, `*** Add File: PATH` (then every line prefixed with `+`), `*** Delete File: PATH`, or `*** Update File: PATH` (optionally followed by `*** Move to: NEW_PATH`) with chunks that start with `@@` (optionally followed by a line to find first) and list context lines prefixed with a space, removed lines with `-`, added lines with `+`. Paths are relative to the working folder. Either every file is changed or none.";
+
+/// The patch format as a Lark grammar, for the freeform tool: the provider
+/// holds the model's output to it.
+const GRAMMAR: &str = r#"start: "*** Begin Patch" NL file_op+ "*** End Patch" NL?
+file_op: add | delete | update
+add: "*** Add File: " PATH NL added+
+delete: "*** Delete File: " PATH NL
+update: "*** Update File: " PATH NL move_to? chunk*
+move_to: "*** Move to: " PATH NL
+chunk: header body_line+ end_of_file?
+header: "@@" NL | "@@ " TEXT NL
+body_line: (" " | "-" | "+") LINE NL
+added: "+" LINE NL
+end_of_file: "*** End of File" NL
+PATH: /[^\r\n]+/
+TEXT: /[^\r\n]+/
+LINE: /[^\r\n]*/
+NL: /\r?\n/
+"#;
+
 /// The `apply_patch` tool.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ApplyPatchTool;
+pub struct ApplyPatchTool {
+    /// Offered as a freeform (custom) tool: the model writes the patch
+    /// itself, held to [`GRAMMAR`], instead of JSON with an `input` string.
+    pub freeform: bool,
+}
 
 impl Tool for ApplyPatchTool {
     fn name(&self) -> &str {
@@ -32,10 +58,18 @@ impl Tool for ApplyPatchTool {
     }
 
     fn spec(&self) -> serde_json::Value {
+        if self.freeform {
+            return serde_json::json!({
+                "type": "custom",
+                "name": APPLY_PATCH_TOOL_NAME,
+                "description": DESCRIPTION,
+                "format": {"type": "grammar", "syntax": "lark", "definition": GRAMMAR}
+            });
+        }
         serde_json::json!({
             "type": "function",
             "name": APPLY_PATCH_TOOL_NAME,
-            "description": "Edit files with a patch. The patch starts with `*** Begin Patch` and ends with `*** End Patch`; in between, `*** Add File: PATH` (then every line prefixed with `+`), `*** Delete File: PATH`, or `*** Update File: PATH` (optionally followed by `*** Move to: NEW_PATH`) with chunks that start with `@@` (optionally followed by a line to find first) and list context lines prefixed with a space, removed lines with `-`, added lines with `+`. Paths are relative to the working folder. Either every file is changed or none.",
+            "description": DESCRIPTION,
             "strict": false,
             "parameters": {
                 "type": "object",
@@ -54,6 +88,9 @@ impl Tool for ApplyPatchTool {
 }
 
 async fn run_call(call: &ToolCall, ctx: &ToolContext<'_>) -> ToolOutput {
+    if call.kind == CallKind::Custom {
+        return apply(&call.arguments, &ctx.cwd(), call, ctx).await;
+    }
     let input = match serde_json::from_str::<serde_json::Value>(&call.arguments) {
         Ok(args) => match args["input"].as_str() {
             Some(input) => input.to_string(),

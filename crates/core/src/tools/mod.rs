@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tiller_config::ApprovalPolicy;
-use tiller_protocol::{EventMsg, ExecOutputStream, ReviewDecision, TurnItem};
+use tiller_protocol::{CallKind, EventMsg, ExecOutputStream, ReviewDecision, TurnItem};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use apply_patch_tool::unified_diff;
@@ -46,8 +46,11 @@ pub struct ToolCall {
     pub name: String,
     /// The id that pairs the call with its output.
     pub call_id: String,
-    /// The arguments as the model wrote them (a JSON document as a string).
+    /// The arguments as the model wrote them: a JSON document for a function
+    /// tool, the raw input for a custom (freeform) one.
     pub arguments: String,
+    /// A function call or a custom tool call.
+    pub kind: CallKind,
 }
 
 /// What a tool call gives the model.
@@ -86,11 +89,21 @@ impl std::fmt::Debug for ToolRegistry {
 }
 
 impl ToolRegistry {
-    /// The tools every session has: `shell` and `apply_patch`.
+    /// The tools every session has: `shell` and `apply_patch` (as a function tool).
     pub fn standard() -> ToolRegistry {
+        ToolRegistry::with_freeform_patch(false)
+    }
+
+    /// The standard tools as `config` offers them: `apply_patch` freeform
+    /// where the config or the provider says so.
+    pub fn for_config(config: &tiller_config::Config) -> ToolRegistry {
+        ToolRegistry::with_freeform_patch(config.uses_freeform_apply_patch())
+    }
+
+    fn with_freeform_patch(freeform: bool) -> ToolRegistry {
         let mut registry = ToolRegistry::default();
         registry.register(Arc::new(ShellTool));
-        registry.register(Arc::new(ApplyPatchTool));
+        registry.register(Arc::new(ApplyPatchTool { freeform }));
         registry
     }
 

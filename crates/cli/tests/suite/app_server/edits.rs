@@ -393,3 +393,77 @@ async fn exec_without_a_terminal_declines_an_edit_and_says_how_to_allow_it() {
     let output = fixture.requests()[1].body["input"].to_string();
     assert!(output.contains("the user declined the edit"), "{output}");
 }
+
+/// With `experimental_use_freeform_apply_patch`, `apply_patch` is offered as
+/// a custom tool with the patch grammar; the model's `custom_tool_call` is
+/// applied, and its output goes back as a `custom_tool_call_output` (the mock
+/// refuses any other pairing, as the API does). Interrupted while it waits for
+/// an approval, the call still gets an output of its own kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_freeform_patch_is_applied_and_answered_in_kind() {
+    let fixture = Fixture::new(vec![
+        Step::custom_tool_call("call_free", "apply_patch", PATCH),
+        Step::text("patched"),
+        Step::custom_tool_call(
+            "call_asked",
+            "apply_patch",
+            "*** Begin Patch\n*** Add File: later.txt\n+x\n*** End Patch",
+        ),
+        Step::text("after the interrupt"),
+    ])
+    .await;
+    let work = workspace(&fixture);
+    let mut server = fixture.spawn_with(&["-c", "experimental_use_freeform_apply_patch=true"]);
+    server.initialize().await;
+    let thread = server.start_thread(&fixture.scratch).await;
+    let turn = server.start_turn(&thread, "edit", None).await;
+    let done = server.wait_completed(&turn).await;
+    assert_eq!(done["turn"]["status"], "completed", "{done}");
+    assert!(work.join("src/main.rs").exists());
+    assert_eq!(completed_items(&server.log, &turn, "fileChange").len(), 1);
+    let requests = fixture.requests();
+    let tool = requests[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "apply_patch")
+        .unwrap()
+        .clone();
+    assert_eq!(tool["type"], "custom", "{tool}");
+    assert_eq!(tool["format"]["syntax"], "lark", "{tool}");
+    let input = requests[1].body["input"].as_array().unwrap().clone();
+    let kinds: Vec<&str> = input.iter().filter_map(|i| i["type"].as_str()).collect();
+    assert!(
+        kinds.contains(&"custom_tool_call") && kinds.contains(&"custom_tool_call_output"),
+        "{kinds:?}"
+    );
+
+    // The next turn asks (untrusted) and is interrupted while it waits.
+    server
+        .call(
+            "thread/settings/update",
+            json!({"threadId": thread, "approvalPolicy": "untrusted"}),
+        )
+        .await;
+    let turn = server.start_turn(&thread, "edit again", None).await;
+    server
+        .wait_for("the approval request", |l| {
+            l["method"] == "item/fileChange/requestApproval"
+        })
+        .await;
+    server
+        .call(
+            "turn/interrupt",
+            json!({"threadId": thread, "turnId": turn}),
+        )
+        .await;
+    let done = server.wait_completed(&turn).await;
+    assert_eq!(done["turn"]["status"], "interrupted", "{done}");
+    assert!(!work.join("later.txt").exists());
+    let turn = server.start_turn(&thread, "go on", None).await;
+    server.wait_completed(&turn).await;
+    let last = fixture.requests().last().unwrap().body["input"].to_string();
+    assert!(last.contains("custom_tool_call_output"), "{last}");
+    server.close().await.assert_success();
+    fixture.finish().await;
+}
