@@ -165,6 +165,8 @@ fn config(home: &std::path::Path, base_url: String) -> Config {
         ConfigOverrides {
             cwd: Some(home.to_path_buf()),
             provider_override: Some(ProviderConfig::for_local_server(base_url)),
+            // The rollout's cost alone (the checkpoint bench has theirs).
+            cli_overrides: vec![("checkpoints".into(), "false".into())],
             ..ConfigOverrides::default()
         },
     )

@@ -40,6 +40,8 @@ pub(crate) struct Conversation {
     history: Mutex<History>,
     rollout: Option<RolloutRecorder>,
     approved_for_session: Mutex<HashSet<Vec<String>>>,
+    /// The project's `AGENTS.md` message, and the folder it was read for.
+    user_instructions: Mutex<(PathBuf, Option<String>)>,
 }
 
 impl Conversation {
@@ -57,7 +59,6 @@ impl Conversation {
             reasoning: None,
         });
         Conversation {
-            config,
             settings,
             client,
             tools,
@@ -65,6 +66,8 @@ impl Conversation {
             history: Mutex::new(History::from_items(history)),
             rollout,
             approved_for_session: Mutex::new(HashSet::new()),
+            user_instructions: Mutex::new((config.cwd.clone(), config.user_instructions.clone())),
+            config,
         }
     }
 
@@ -146,6 +149,23 @@ impl Conversation {
             .insert(command);
     }
 
+    /// The folder the project's instructions were read for.
+    pub(crate) fn instructions_folder(&self) -> PathBuf {
+        self.user_instructions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .clone()
+    }
+
+    /// The project's instructions, read again for `folder`.
+    pub(crate) fn set_user_instructions(&self, folder: PathBuf, message: Option<String>) {
+        *self
+            .user_instructions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = (folder, message);
+    }
+
     /// The next request: the history checked for I1 first (a repair is
     /// returned, to be reported: aborts close the history as they happen, so a
     /// gap here is a bug in tiller), the instructions and the tools.
@@ -157,10 +177,16 @@ impl Conversation {
         };
         let settings = self.settings();
         let mut input = input;
-        if let Some(project) = &self.config.user_instructions {
+        let project = self
+            .user_instructions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .clone();
+        if let Some(project) = project {
             // The project's instructions come first, as Codex sends them; they
             // are not in the history (a resumed session reads them afresh).
-            input.insert(0, ResponseItem::user_text(project.clone()));
+            input.insert(0, ResponseItem::user_text(project));
         }
         let mut request = ModelRequest {
             model: settings.model,

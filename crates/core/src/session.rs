@@ -539,6 +539,8 @@ struct RunningTurn {
     id: String,
     /// A compaction turn: not steerable; its summary replaces the history.
     compact: bool,
+    /// Whether a tool ran (the workspace may have changed).
+    tools_ran: Arc<std::sync::atomic::AtomicBool>,
     cancel: CancellationToken,
     task: JoinHandle<TurnOutcome>,
     inbox: Arc<TurnInbox>,
@@ -786,6 +788,24 @@ impl SessionActor {
             .next_settings
             .clone()
             .unwrap_or_else(|| self.conversation.settings());
+        if settings.cwd != self.conversation.instructions_folder() {
+            // A new folder has its own AGENTS.md files.
+            let config = &self.conversation.config;
+            let (home, cwd, max) = (
+                config.tiller_home.clone(),
+                settings.cwd.clone(),
+                config.project_doc_max_bytes,
+            );
+            let docs =
+                tokio::task::spawn_blocking(move || crate::project_docs::load(&home, &cwd, max))
+                    .await
+                    .unwrap_or_default();
+            for warning in &docs.warnings {
+                tracing::warn!("{warning}");
+            }
+            self.conversation
+                .set_user_instructions(settings.cwd.clone(), docs.message);
+        }
         let mut lines = vec![
             RolloutItem::TurnContext(TurnContextLine {
                 turn_id: turn_id.clone(),
@@ -861,8 +881,10 @@ impl SessionActor {
             self.checkpoints
                 .before(&self.conversation, &emitter, &turn_id)
         };
+        let tools_ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let task = tokio::spawn(run_turn(TurnRuntime {
             checkpoint,
+            tools_ran: Arc::clone(&tools_ran),
             conversation: Arc::clone(&self.conversation),
             inbox: Arc::clone(&inbox),
             cancel: cancel.clone(),
@@ -873,6 +895,7 @@ impl SessionActor {
         self.lifecycle = Lifecycle::Running(Box::new(RunningTurn {
             id: turn_id.clone(),
             compact,
+            tools_ran,
             cancel,
             task,
             inbox,
@@ -1033,7 +1056,8 @@ impl SessionActor {
         }
         turn.emitter.finish(msg);
         turn.end.send_replace(end);
-        if !turn.compact {
+        // A turn that ran no tool left the workspace as its checkpoint has it.
+        if turn.tools_ran.load(std::sync::atomic::Ordering::Acquire) {
             self.checkpoints.after(&self.conversation, &turn.id);
         }
     }

@@ -310,3 +310,60 @@ async fn with_checkpoints_off_undo_says_so_and_keep_files_still_reverts() {
     assert!(kept.stdout.contains("undone: turn"), "{}", kept.stdout);
     assert_eq!(std::fs::read(work.join("src/lib.rs")).unwrap(), b"turn\n");
 }
+
+/// Undo of two turns, the second of which ran no tool (and so took no
+/// snapshot after it): the first one's tells a file the turns changed from one
+/// changed by hand after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_across_a_turn_without_tools_still_sees_a_change_by_hand() {
+    let scratch = Scratch::new();
+    let work = workspace(&scratch);
+    let script = scratch.script(json!([
+        shell_step(
+            "call_edit",
+            "echo turn > src/lib.rs && echo turn > notes/keep.txt"
+        ),
+        text_step("edited"),
+    ]));
+    run(&mut scratch.exec(&script, &["edit"]))
+        .await
+        .assert_exit(0);
+    let chat = scratch.script_named("chat.json", json!([text_step("just talking")]));
+    run(&mut scratch.tiller(&[
+        "resume",
+        "--last",
+        "--script",
+        chat.to_str().unwrap(),
+        "what did you do?",
+    ]))
+    .await
+    .assert_exit(0);
+    write(&work, "notes/keep.txt", b"mine, by hand\n");
+    let session = scratch.sessions_json().await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let lines = super::support::rollout_lines(&scratch.rollout_of(&session));
+    let first_turn = lines
+        .iter()
+        .find(|l| l["type"] == "event" && l["payload"]["type"] == "turn_started")
+        .unwrap()["payload"]["turn_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let undone = run(&mut scratch.tiller(&["undo", &session, "--turn", &first_turn])).await;
+    undone.assert_exit(1);
+    assert!(
+        undone.stdout.contains("conflict notes/keep.txt"),
+        "{}",
+        undone.stdout
+    );
+    assert_eq!(
+        std::fs::read(work.join("src/lib.rs")).unwrap(),
+        b"pub fn answer() -> u32 {\n    41\n}\n"
+    );
+    assert_eq!(
+        std::fs::read(work.join("notes/keep.txt")).unwrap(),
+        b"mine, by hand\n"
+    );
+}

@@ -11,9 +11,10 @@
 use std::path::{Path, PathBuf};
 
 use tiller_protocol::{
-    FilesReport, FilesRestored, OpError, Reply, RevertLine, RolloutItem, UnrevertLine,
+    CheckpointLine, FilesReport, FilesRestored, OpError, Reply, RevertLine, RolloutItem,
+    TurnItemKind, UnrevertLine,
 };
-use tiller_rollout::LoadedRollout;
+use tiller_rollout::{LoadedRollout, LoadedTurn};
 
 use super::{Lifecycle, SessionActor};
 use crate::checkpoint::{Restored, Workspace};
@@ -36,14 +37,7 @@ impl SessionActor {
                     "turn {before_turn_id} has no checkpoint (checkpoints were off, or git was missing, when it ran): its files cannot be restored"
                 )));
             };
-            // How the turns left the workspace, if the last one's end was
-            // snapshotted; otherwise (a crash) the workspace as it is now.
-            let expected = loaded
-                .turns
-                .last()
-                .and_then(|t| t.checkpoint_after.as_ref())
-                .filter(|after| after.root == before.root)
-                .map(|after| after.tree.clone());
+            let expected = left_by(&loaded.turns[at..], &before);
             let home = self.conversation.config.tiller_home.clone();
             let (root, target) = (PathBuf::from(&before.root), before.tree.clone());
             let restored = blocking(move || {
@@ -136,6 +130,30 @@ impl SessionActor {
         *self.conversation.history() = History::from_items(loaded.items);
         Ok(())
     }
+}
+
+/// How `turns` left the workspace: the snapshot after the last of them that
+/// ran a tool (the one `before` each of them had, if none did), or `None`
+/// when a turn that ran tools has no snapshot after it (tiller died first):
+/// then only the workspace as it is now can stand for it.
+fn left_by(turns: &[LoadedTurn], before: &CheckpointLine) -> Option<String> {
+    let mut left = Some(before.tree.clone());
+    for turn in turns {
+        let ran_tools = turn.items.iter().any(|item| {
+            matches!(
+                item.kind,
+                TurnItemKind::CommandExecution { .. } | TurnItemKind::FileChange { .. }
+            )
+        });
+        if ran_tools {
+            left = turn
+                .checkpoint_after
+                .as_ref()
+                .filter(|after| after.root == before.root)
+                .map(|after| after.tree.clone());
+        }
+    }
+    left
 }
 
 fn refused(message: String) -> OpError {

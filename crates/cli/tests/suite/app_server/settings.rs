@@ -141,3 +141,32 @@ async fn turn_start_overrides_are_applied_warned_about_or_refused() {
     }
     fixture.finish().await;
 }
+
+/// A turn in another folder reads that folder's `AGENTS.md` files, not the
+/// first folder's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_folder_brings_its_own_agents_md() {
+    let fixture = Fixture::new(vec![Step::text("here"), Step::text("there")]).await;
+    let work = fixture.scratch.work();
+    let elsewhere = fixture.scratch.work().parent().unwrap().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::write(work.join("AGENTS.md"), "RULE-OF-WORK").unwrap();
+    std::fs::write(elsewhere.join("AGENTS.md"), "RULE-OF-ELSEWHERE").unwrap();
+    let (mut server, thread) = fixture.started().await;
+    server.run_turns(&thread, &["first"]).await;
+    server
+        .call(
+            "thread/settings/update",
+            json!({"threadId": thread, "cwd": elsewhere}),
+        )
+        .await;
+    server.run_turns(&thread, &["second"]).await;
+    server.close().await.assert_success();
+    let requests = fixture.requests();
+    let first = requests[0].body["input"][0].to_string();
+    let second = requests[1].body["input"][0].to_string();
+    assert!(first.contains("RULE-OF-WORK"), "{first}");
+    assert!(second.contains("RULE-OF-ELSEWHERE"), "{second}");
+    assert!(!second.contains("RULE-OF-WORK"), "{second}");
+    fixture.finish().await;
+}
