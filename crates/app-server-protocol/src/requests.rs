@@ -67,6 +67,8 @@ pub enum ClientRequest {
     ThreadRevert(ThreadRevertParams),
     /// `thread/compact/start` → [`EmptyResponse`].
     ThreadCompactStart(ThreadIdParams),
+    /// tiller: `thread/unrevert` → as `thread/revert`: the last revert taken back.
+    ThreadUnrevert(ThreadIdParams),
 }
 
 impl ClientRequest {
@@ -101,6 +103,7 @@ impl ClientRequest {
         "model/list",
         "thread/revert",
         "thread/compact/start",
+        "thread/unrevert",
     ];
 
     /// The thread a request is about, for those a thread's driver answers.
@@ -118,7 +121,9 @@ impl ClientRequest {
             ClientRequest::QueueStart(p) => Some(&p.thread_id),
             ClientRequest::ThreadSettingsUpdate(p) => Some(&p.thread_id),
             ClientRequest::ThreadRevert(p) => Some(&p.thread_id),
-            ClientRequest::ThreadCompactStart(p) => Some(&p.thread_id),
+            ClientRequest::ThreadCompactStart(p) | ClientRequest::ThreadUnrevert(p) => {
+                Some(&p.thread_id)
+            }
             ClientRequest::Initialize(_)
             | ClientRequest::ThreadStart(_)
             | ClientRequest::ThreadResume(_)
@@ -186,6 +191,7 @@ impl ClientRequest {
             "thread/name/set" => ClientRequest::ThreadSetName(typed(method, params)?),
             "model/list" => ClientRequest::ModelList(typed(method, params)?),
             "thread/revert" => ClientRequest::ThreadRevert(typed(method, params)?),
+            "thread/unrevert" => ClientRequest::ThreadUnrevert(typed(method, params)?),
             "thread/compact/start" => ClientRequest::ThreadCompactStart(typed(method, params)?),
             other => {
                 return Err(JsonRpcError::new(

@@ -421,9 +421,13 @@ impl ThreadDriver {
                 self.turn_start(params.input, params.client_user_message_id, params.settings)
                     .await
             }
+            ClientRequest::ThreadUnrevert(_) => self.revert(Op::Unrevert).await,
             ClientRequest::ThreadRevert(params) => {
-                self.revert(params.before_turn_id, params.restore_files)
-                    .await
+                self.revert(Op::Revert {
+                    before_turn_id: params.before_turn_id,
+                    restore_files: params.restore_files,
+                })
+                .await
             }
             ClientRequest::ThreadCompactStart(_) => self
                 .session
@@ -530,19 +534,10 @@ impl ThreadDriver {
     /// `thread/revert`: the engine takes the history back (and with
     /// `restoreFiles` the workspace); the answer is the thread as it now
     /// stands (and what happened to the files), then `thread/reverted`.
-    async fn revert(
-        &mut self,
-        before_turn_id: String,
-        restore_files: bool,
-    ) -> Result<Value, JsonRpcError> {
-        let reply = self
-            .session
-            .submit(Op::Revert {
-                before_turn_id,
-                restore_files,
-            })
-            .await
-            .map_err(op_error)?;
+    /// (`thread/unrevert`, tiller's: the last revert taken back, files too,
+    /// answered the same way.)
+    async fn revert(&mut self, op: Op) -> Result<Value, JsonRpcError> {
+        let reply = self.session.submit(op).await.map_err(op_error)?;
         let files = match reply {
             Reply::Reverted {
                 files: Some(files), ..

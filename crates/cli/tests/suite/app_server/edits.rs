@@ -332,6 +332,29 @@ async fn revert_with_restore_files_puts_the_workspace_back() {
     );
     assert!(!work.join("src/main.rs").exists());
     assert!(!work.join("notes").exists());
+
+    // tiller's `thread/unrevert` takes it back: the turn and its files.
+    let back = server
+        .call("thread/unrevert", json!({"threadId": thread}))
+        .await;
+    assert_eq!(back["thread"]["turns"][0]["id"], turn.as_str(), "{back}");
+    assert_eq!(
+        sorted(&back["files"]["restored"]),
+        ["notes/new.txt", "src/main.rs"],
+        "{back}"
+    );
+    assert!(work.join("src/main.rs").exists());
+    assert!(!work.join("gone.txt").exists());
+    let again = server
+        .call_err("thread/unrevert", json!({"threadId": thread}))
+        .await;
+    assert!(
+        again["message"]
+            .as_str()
+            .unwrap()
+            .contains("no revert to take back"),
+        "{again}"
+    );
 }
 
 /// A patch sent through `shell` as an `apply_patch` heredoc (as Codex's models

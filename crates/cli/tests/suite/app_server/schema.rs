@@ -49,6 +49,8 @@ pub fn response_schema(method: &str) -> Option<&'static str> {
         "thread/name/set" => "v2/ThreadSetNameResponse",
         "model/list" => "v2/ModelListResponse",
         "thread/revert" => "v2/ThreadRevertResponse",
+        // tiller's: answered as `thread/revert` is.
+        "thread/unrevert" => "v2/ThreadRevertResponse",
         "thread/compact/start" => "v2/ThreadCompactStartResponse",
         _ => return None,
     })
