@@ -31,7 +31,6 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -361,16 +360,6 @@ impl Workspace {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // Bookkeeping: the engine and the tools go first on a busy machine.
-        // SAFETY: nice(2) is one system call, async-signal-safe, no
-        // allocation, no lock; its result does not matter.
-        #[allow(unsafe_code)]
-        unsafe {
-            command.pre_exec(|| {
-                nix::libc::nice(SNAPSHOT_NICENESS);
-                Ok(())
-            });
-        }
         let mut child = command.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 CheckpointError::NoGit(e)
@@ -378,6 +367,15 @@ impl Workspace {
                 self.io(Path::new("git"), e)
             }
         })?;
+        // Bookkeeping: the engine and the tools go first on a busy machine.
+        // Set from here, after the spawn: a `pre_exec` hook would make the
+        // spawn a full `fork` of tiller, which stalls its other threads.
+        // SAFETY: setpriority(2) on our own child's pid: one system call, no
+        // memory of ours involved; its result does not matter.
+        #[allow(unsafe_code)]
+        unsafe {
+            nix::libc::setpriority(nix::libc::PRIO_PROCESS, child.id(), SNAPSHOT_NICENESS);
+        }
         if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
             stdin
                 .write_all(input)
