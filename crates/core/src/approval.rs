@@ -43,7 +43,7 @@ pub(crate) fn edit_approval(
         }),
         None if auto_inside => None,
         None => Some(EditApproval {
-            reason: "the approval policy is untrusted: edits are asked first (set auto_approve_workspace_edits = true to allow edits inside the workspace)".to_string(),
+            reason: "the approval policy is untrusted (auto_approve_workspace_edits = true lets edits inside the workspace go ahead)".to_string(),
             outside: None,
         }),
     }

@@ -82,6 +82,8 @@ pub(crate) struct HumanPrinter {
     /// What was streamed of the message in progress (terminal stdout).
     partial: String,
     commands: HashMap<String, CommandView>,
+    /// Edits started, not yet completed and not asked about, by item id.
+    edits: HashMap<String, Vec<tiller_protocol::FileChange>>,
 }
 
 impl HumanPrinter {
@@ -95,6 +97,7 @@ impl HumanPrinter {
             in_message: false,
             partial: String::new(),
             commands: HashMap::new(),
+            edits: HashMap::new(),
         }
     }
 
@@ -316,6 +319,8 @@ impl HumanPrinter {
                 status: Some(status),
                 ..
             } => {
+                // An edit asked about showed its diff with the question.
+                let shown = self.edits.remove(&item.id).is_none();
                 for change in changes {
                     let verb = match status {
                         PatchStatus::Completed => "edited",
@@ -323,7 +328,7 @@ impl HumanPrinter {
                         PatchStatus::Declined => "declined",
                     };
                     self.err(&self.style(DIM, &format!("{verb} {}", change.path)));
-                    if *status == PatchStatus::Completed {
+                    if *status == PatchStatus::Completed && !shown {
                         self.err(&self.style(DIM, &for_terminal(change.diff.trim_end())));
                     }
                 }
@@ -385,6 +390,9 @@ impl Printer for HumanPrinter {
             }
             EventMsg::ItemCompleted { item } => self.item_completed(item)?,
             EventMsg::ItemStarted { item } => {
+                if let TurnItemKind::FileChange { changes, .. } = &item.kind {
+                    self.edits.insert(item.id.clone(), changes.clone());
+                }
                 if let TurnItemKind::CommandExecution { command, .. } = &item.kind {
                     self.end_message_line()?;
                     let shown = display_command(command);
@@ -441,7 +449,17 @@ impl Printer for HumanPrinter {
                 self.end_message_line()?;
                 self.status(None);
             }
-            EventMsg::ExecApprovalRequest { .. } | EventMsg::PatchApprovalRequest { .. } => {
+            EventMsg::ExecApprovalRequest { .. } => self.status(None),
+            EventMsg::PatchApprovalRequest {
+                item_id, reason, ..
+            } => {
+                // What is asked about, before the question.
+                self.end_message_line()?;
+                for change in self.edits.remove(item_id).unwrap_or_default() {
+                    self.err(&self.style(DIM, &format!("edit {}", change.path)));
+                    self.err(&self.style(DIM, &for_terminal(change.diff.trim_end())));
+                }
+                self.err(&self.style(DIM, &format!("asked because {reason}")));
                 self.status(None);
             }
             EventMsg::SessionConfigured { .. }

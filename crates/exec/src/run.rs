@@ -293,8 +293,8 @@ async fn stdout_closed() {
 /// without being asked.
 fn question(msg: &EventMsg) -> (String, &'static str) {
     match msg {
-        EventMsg::PatchApprovalRequest { paths, reason, .. } => (
-            format!("edit {} ({reason})", paths.join(", ")),
+        EventMsg::PatchApprovalRequest { paths, .. } => (
+            format!("edit {}", paths.join(", ")),
             "to allow edits, run with --approval never (or -c approval_policy=never)",
         ),
         EventMsg::ExecApprovalRequest { command, .. } => (
