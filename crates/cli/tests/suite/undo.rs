@@ -213,6 +213,23 @@ async fn undo_after_an_interrupted_turn_restores_what_it_had_done() {
     let undone = run(&mut scratch.tiller(&["undo", "--last"])).await;
     undone.assert_exit(0);
     assert_same_tree(&tree(&work, &[]), &before);
+
+    let mock = MockModel::start(Script::new(vec![Step::text("fresh start")]))
+        .await
+        .unwrap();
+    scratch.mock_config(&mock.base_url(), "");
+    run(&mut scratch.tiller(&["resume", "--last", "again"]))
+        .await
+        .assert_exit(0);
+    let input = mock.requests()[0].body["input"].to_string();
+    assert!(
+        !input.contains("call_half"),
+        "the undone turn was sent: {input}"
+    );
+    assert!(
+        !input.contains("turn_aborted"),
+        "its marker was sent: {input}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
