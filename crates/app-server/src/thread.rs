@@ -30,7 +30,7 @@ pub(crate) use approvals::thread_of_request;
 pub(crate) use info::{ThreadHandle, ThreadInfo};
 use usage::Usage;
 
-use approvals::{Approvals, Asked, AskedFor};
+use approvals::{Approvals, Asked};
 
 /// At most this many ready events are handled in one go, so a request is never
 /// starved by a fast stream.
@@ -304,37 +304,9 @@ impl ThreadDriver {
         let Some(turn_id) = event.turn_id.as_deref().map(str::to_string) else {
             return FollowUp::Nothing;
         };
-        match event.msg {
-            EventMsg::ExecApprovalRequest {
-                call_id,
-                item_id,
-                command,
-                cwd,
-            } => {
-                self.ask_approval(Asked {
-                    turn_id,
-                    call_id,
-                    item_id,
-                    what: AskedFor::Command { command, cwd },
-                });
-                return FollowUp::Nothing;
-            }
-            EventMsg::PatchApprovalRequest {
-                call_id,
-                item_id,
-                reason,
-                outside,
-                ..
-            } => {
-                self.ask_approval(Asked {
-                    turn_id,
-                    call_id,
-                    item_id,
-                    what: AskedFor::Edit { reason, outside },
-                });
-                return FollowUp::Nothing;
-            }
-            _ => {}
+        if let Some(asked) = Asked::of_event(&turn_id, &event.msg) {
+            self.ask_approval(asked);
+            return FollowUp::Nothing;
         }
         if event.msg.is_terminal() {
             self.turn_ended(&turn_id);

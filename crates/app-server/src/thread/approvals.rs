@@ -12,7 +12,7 @@ use tiller_app_server_protocol::{
     CommandApprovalParams, FileChangeApprovalParams, RequestId, ServerNotification,
     ServerRequestResolvedNotification, ThreadStatus, ThreadStatusChangedNotification,
 };
-use tiller_protocol::{Op, ReviewDecision};
+use tiller_protocol::{EventMsg, Op, ReviewDecision};
 
 use super::ThreadDriver;
 use crate::convert::now_ms;
@@ -67,6 +67,48 @@ pub(super) struct Asked {
     pub(super) call_id: String,
     pub(super) item_id: String,
     pub(super) what: AskedFor,
+}
+
+impl Asked {
+    /// The approval an engine event of turn `turn_id` asks for, if it asks.
+    pub(super) fn of_event(turn_id: &str, msg: &EventMsg) -> Option<Asked> {
+        let (call_id, item_id, what) = match msg {
+            EventMsg::ExecApprovalRequest {
+                call_id,
+                item_id,
+                command,
+                cwd,
+            } => (
+                call_id,
+                item_id,
+                AskedFor::Command {
+                    command: command.clone(),
+                    cwd: cwd.clone(),
+                },
+            ),
+            EventMsg::PatchApprovalRequest {
+                call_id,
+                item_id,
+                reason,
+                outside,
+                ..
+            } => (
+                call_id,
+                item_id,
+                AskedFor::Edit {
+                    reason: reason.clone(),
+                    outside: outside.clone(),
+                },
+            ),
+            _ => return None,
+        };
+        Some(Asked {
+            turn_id: turn_id.to_string(),
+            call_id: call_id.clone(),
+            item_id: item_id.clone(),
+            what,
+        })
+    }
 }
 
 /// What an approval is for.

@@ -111,6 +111,19 @@ fn turn_steps() -> Value {
     ])
 }
 
+/// The session goes on after an undo (`tiller resume --last PROMPT` against a
+/// mock that refuses an invalid history): the input of its model request.
+async fn next_request(scratch: &Scratch, prompt: &str) -> String {
+    let mock = MockModel::start(Script::new(vec![Step::text("fresh start")]))
+        .await
+        .unwrap();
+    scratch.mock_config(&mock.base_url(), "");
+    run(&mut scratch.tiller(&["resume", "--last", prompt]))
+        .await
+        .assert_exit(0);
+    mock.requests()[0].body["input"].to_string()
+}
+
 /// `git` with no config of the developer's.
 fn git(dir: &Path, args: &[&str]) {
     let status = std::process::Command::new("git")
@@ -177,13 +190,7 @@ async fn undo_after_a_completed_turn_restores_the_tree_and_the_history_and_redo_
         .await
         .assert_exit(0);
     assert_same_tree(&tree(&work, &["target"]), &before);
-    let mock = MockModel::start(Script::new(vec![Step::text("fresh start")]))
-        .await
-        .unwrap();
-    scratch.mock_config(&mock.base_url(), "");
-    let resumed = run(&mut scratch.tiller(&["resume", "--last", "what now?"])).await;
-    resumed.assert_exit(0);
-    let input = mock.requests()[0].body["input"].to_string();
+    let input = next_request(&scratch, "what now?").await;
     assert!(input.contains("what now?"), "{input}");
     assert!(
         !input.contains("edit things"),
@@ -197,31 +204,43 @@ async fn undo_after_a_completed_turn_restores_the_tree_and_the_history_and_redo_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undo_after_an_interrupted_turn_restores_what_it_had_done() {
+    undo_after_a_stopped_turn(Signal::SIGINT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_after_a_sigkill_resumes_the_session_and_restores_the_tree() {
+    undo_after_a_stopped_turn(Signal::SIGKILL).await;
+}
+
+/// A turn stopped by `signal` (SIGINT: interrupted; SIGKILL: cut off, and
+/// closed by the undo's resume) while its command sleeps after changing
+/// files: the undo restores the tree, and the next request has neither the
+/// turn nor its interrupted marker.
+async fn undo_after_a_stopped_turn(signal: Signal) {
     let scratch = Scratch::new();
     let work = workspace(&scratch);
     let before = tree(&work, &[]);
     let script = scratch.script(json!([shell_step(
         "call_half",
-        "echo half > src/lib.rs && rm data.bin && echo started > began.txt && sleep 60"
+        "echo half > src/lib.rs && rm data.bin && chmod -x run.sh && echo started > began.txt && sleep 60"
     )]));
     let exec = Running::spawn(&mut scratch.exec(&script, &["--json", "do it"]));
     wait_for_file(&work.join("began.txt")).await;
-    exec.signal(Signal::SIGINT);
+    exec.signal(signal);
     let stopped = exec.finish(PROMPT_EXIT).await;
-    assert_eq!(stopped.status.code(), Some(130), "{}", stopped.stderr);
+    scratch.wait_no_process_left().await;
+    if signal == Signal::SIGINT {
+        assert_eq!(stopped.status.code(), Some(130), "{}", stopped.stderr);
+    }
 
     let undone = run(&mut scratch.tiller(&["undo", "--last"])).await;
     undone.assert_exit(0);
+    if signal == Signal::SIGKILL {
+        assert!(undone.stderr.contains("cut off"), "{}", undone.stderr);
+    }
     assert_same_tree(&tree(&work, &[]), &before);
 
-    let mock = MockModel::start(Script::new(vec![Step::text("fresh start")]))
-        .await
-        .unwrap();
-    scratch.mock_config(&mock.base_url(), "");
-    run(&mut scratch.tiller(&["resume", "--last", "again"]))
-        .await
-        .assert_exit(0);
-    let input = mock.requests()[0].body["input"].to_string();
+    let input = next_request(&scratch, "again").await;
     assert!(
         !input.contains("call_half"),
         "the undone turn was sent: {input}"
@@ -229,40 +248,6 @@ async fn undo_after_an_interrupted_turn_restores_what_it_had_done() {
     assert!(
         !input.contains("turn_aborted"),
         "its marker was sent: {input}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn undo_after_a_sigkill_resumes_the_session_and_restores_the_tree() {
-    let scratch = Scratch::new();
-    let work = workspace(&scratch);
-    let before = tree(&work, &[]);
-    let script = scratch.script(json!([shell_step(
-        "call_half",
-        "echo half > src/lib.rs && chmod -x run.sh && echo started > began.txt && sleep 60"
-    )]));
-    let exec = Running::spawn(&mut scratch.exec(&script, &["--json", "do it"]));
-    wait_for_file(&work.join("began.txt")).await;
-    exec.signal(Signal::SIGKILL);
-    exec.finish(PROMPT_EXIT).await;
-    scratch.wait_no_process_left().await;
-
-    let undone = run(&mut scratch.tiller(&["undo", "--last"])).await;
-    undone.assert_exit(0);
-    assert!(undone.stderr.contains("cut off"), "{}", undone.stderr);
-    assert_same_tree(&tree(&work, &[]), &before);
-
-    let mock = MockModel::start(Script::new(vec![Step::text("fresh start")]))
-        .await
-        .unwrap();
-    scratch.mock_config(&mock.base_url(), "");
-    run(&mut scratch.tiller(&["resume", "--last", "again"]))
-        .await
-        .assert_exit(0);
-    let input = mock.requests()[0].body["input"].to_string();
-    assert!(
-        !input.contains("call_half"),
-        "the undone turn was sent: {input}"
     );
 }
 

@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 use tiller_mock_model::Step;
 
-use super::support::{Fixture, completed_items, shell};
+use super::support::{AppServer, Fixture, completed_items, shell};
 
 const PATCH: &str = "*** Begin Patch
 *** Add File: notes/new.txt
@@ -24,6 +24,32 @@ const PATCH: &str = "*** Begin Patch
 
 fn patch_step(patch: &str) -> Step {
     Step::function_call("call_patch", "apply_patch", json!({ "input": patch }))
+}
+
+/// `tiller exec FLAGS --cd WORK edit`, to its end.
+async fn exec_in(
+    fixture: &Fixture,
+    work: &std::path::Path,
+    flags: &[&str],
+) -> crate::suite::support::Finished {
+    let mut args = vec!["exec"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--cd", work.to_str().unwrap(), "edit"]);
+    crate::suite::support::run(&mut fixture.scratch.tiller(&args)).await
+}
+
+/// Initialize `server` and start a thread in `work` under `untrusted`.
+async fn untrusted_thread(server: &mut AppServer, work: &std::path::Path) -> String {
+    server.initialize().await;
+    server
+        .call(
+            "thread/start",
+            json!({"cwd": work.to_str().unwrap(), "approvalPolicy": "untrusted"}),
+        )
+        .await["thread"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn workspace(fixture: &Fixture) -> std::path::PathBuf {
@@ -137,16 +163,7 @@ async fn under_untrusted_an_edit_is_asked_and_a_decline_writes_nothing() {
     let fixture = Fixture::new(vec![patch_step(PATCH), Step::text("ok")]).await;
     let work = workspace(&fixture);
     let mut server = fixture.spawn();
-    server.initialize().await;
-    let thread = server
-        .call(
-            "thread/start",
-            json!({"cwd": work.to_str().unwrap(), "approvalPolicy": "untrusted"}),
-        )
-        .await["thread"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let thread = untrusted_thread(&mut server, &work).await;
     let turn = server.start_turn(&thread, "edit", None).await;
     let at = server
         .wait_for("the approval request", |l| {
@@ -201,16 +218,7 @@ async fn edits_inside_the_workspace_may_go_ahead_and_edits_outside_always_ask() 
     .await;
     let work = workspace(&fixture);
     let mut server = fixture.spawn_with(&["-c", "auto_approve_workspace_edits=true"]);
-    server.initialize().await;
-    let thread = server
-        .call(
-            "thread/start",
-            json!({"cwd": work.to_str().unwrap(), "approvalPolicy": "untrusted"}),
-        )
-        .await["thread"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let thread = untrusted_thread(&mut server, &work).await;
     let turn = server.start_turn(&thread, "edit", None).await;
     let at = server
         .wait_for("the approval request", |l| {
@@ -258,14 +266,7 @@ async fn edits_inside_the_workspace_may_go_ahead_and_edits_outside_always_ask() 
 async fn exec_json_shows_a_file_change_item() {
     let fixture = Fixture::new(vec![patch_step(PATCH), Step::text("patched")]).await;
     let work = workspace(&fixture);
-    let done = crate::suite::support::run(&mut fixture.scratch.tiller(&[
-        "exec",
-        "--json",
-        "--cd",
-        work.to_str().unwrap(),
-        "edit",
-    ]))
-    .await;
+    let done = exec_in(&fixture, &work, &["--json"]).await;
     done.assert_exit(0);
     let items: Vec<Value> = done
         .json()
@@ -394,15 +395,7 @@ async fn a_patch_sent_as_a_shell_heredoc_is_a_file_change() {
 async fn exec_without_a_terminal_declines_an_edit_and_says_how_to_allow_it() {
     let fixture = Fixture::new(vec![patch_step(PATCH), Step::text("ok")]).await;
     let work = workspace(&fixture);
-    let done = crate::suite::support::run(&mut fixture.scratch.tiller(&[
-        "exec",
-        "--approval",
-        "untrusted",
-        "--cd",
-        work.to_str().unwrap(),
-        "edit",
-    ]))
-    .await;
+    let done = exec_in(&fixture, &work, &["--approval", "untrusted"]).await;
     done.assert_exit(0);
     assert!(
         done.stderr
