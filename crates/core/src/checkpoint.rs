@@ -31,6 +31,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -208,11 +209,11 @@ impl Workspace {
                     Side::Other => {}
                 }
             } else if already.contains_key(&path) {
-                restored.conflicts.push(path);
+                restored.conflicts.push(shown(&path));
             }
         }
         for path in &remove {
-            let full = self.root.join(path);
+            let full = self.root.join(std::ffi::OsStr::from_bytes(path));
             match std::fs::remove_file(&full) {
                 Ok(()) => remove_empty_parents(&self.root, &full),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -228,7 +229,7 @@ impl Workspace {
             for path in &checkout {
                 // A file in the way of a folder the target needs.
                 self.clear_file_ancestors(path)?;
-                paths.extend_from_slice(path.as_bytes());
+                paths.extend_from_slice(path);
                 paths.push(0);
             }
             self.run_env(
@@ -238,17 +239,17 @@ impl Workspace {
             )?;
             let _ = std::fs::remove_file(&index);
         }
-        restored.written = checkout;
-        restored.removed = remove;
+        restored.written = checkout.iter().map(|p| shown(p)).collect();
+        restored.removed = remove.iter().map(|p| shown(p)).collect();
         Ok(restored)
     }
 
     /// Remove a file where `path` needs one of its folders.
-    fn clear_file_ancestors(&self, path: &str) -> Result<(), CheckpointError> {
+    fn clear_file_ancestors(&self, path: &[u8]) -> Result<(), CheckpointError> {
         let mut dir = self.root.clone();
-        let parts: Vec<&str> = path.split('/').collect();
+        let parts: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
         for part in &parts[..parts.len().saturating_sub(1)] {
-            dir.push(part);
+            dir.push(std::ffi::OsStr::from_bytes(part));
             match std::fs::symlink_metadata(&dir) {
                 Ok(meta) if !meta.is_dir() => {
                     std::fs::remove_file(&dir).map_err(|source| self.io(&dir, source))?;
@@ -261,25 +262,25 @@ impl Workspace {
         Ok(())
     }
 
-    /// The paths that differ from tree `a` to tree `b`, each with what `b`
-    /// has there.
-    fn changes(&self, a: &str, b: &str) -> Result<HashMap<String, Side>, CheckpointError> {
-        let out = self.run(&["diff-tree", "-r", "-z", "--no-renames", a, b], None)?;
+    /// The paths (as git has them: bytes, not necessarily UTF-8) that differ
+    /// from tree `a` to tree `b`, each with what `b` has there.
+    fn changes(&self, a: &str, b: &str) -> Result<HashMap<Vec<u8>, Side>, CheckpointError> {
+        let out = self.run_bytes(&["diff-tree", "-r", "-z", "--no-renames", a, b], None, &[])?;
         let mut changes = HashMap::new();
-        let mut fields = out.split('\0');
+        let mut fields = out.split(|&b| b == 0);
         while let Some(meta) = fields.next() {
             let Some(path) = fields.next() else { break };
             if meta.is_empty() {
                 continue;
             }
             // `:OLDMODE NEWMODE OLDID NEWID STATUS`
-            let new_mode = meta.split(' ').nth(1).unwrap_or("");
+            let new_mode = meta.split(|&b| b == b' ').nth(1).unwrap_or(b"");
             let side = match new_mode {
-                "000000" => Side::Absent,
-                "100644" | "100755" | "120000" => Side::Blob,
+                b"000000" => Side::Absent,
+                b"100644" | b"100755" | b"120000" => Side::Blob,
                 _ => Side::Other,
             };
-            changes.insert(path.to_string(), side);
+            changes.insert(path.to_vec(), side);
         }
         Ok(changes)
     }
@@ -308,6 +309,19 @@ impl Workspace {
         input: Option<&[u8]>,
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Result<String, CheckpointError> {
+        let out = self.run_bytes(args, input, env)?;
+        String::from_utf8(out).map_err(|e| CheckpointError::Git {
+            command: args.first().copied().unwrap_or("").to_string(),
+            message: format!("output is not UTF-8: {e}"),
+        })
+    }
+
+    fn run_bytes(
+        &self,
+        args: &[&str],
+        input: Option<&[u8]>,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<Vec<u8>, CheckpointError> {
         let mut command = Command::new("git");
         // Nothing of tiller's environment (the provider's key among it) but
         // where to find programs; no config but the shadow's own.
@@ -390,10 +404,7 @@ impl Workspace {
                 message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
-        String::from_utf8(out.stdout).map_err(|e| CheckpointError::Git {
-            command: args.first().copied().unwrap_or("").to_string(),
-            message: format!("output is not UTF-8: {e}"),
-        })
+        Ok(out.stdout)
     }
 
     fn io(&self, path: &Path, source: std::io::Error) -> CheckpointError {
@@ -439,6 +450,11 @@ fn folder_key(root: &Path) -> String {
         .take(40)
         .collect();
     format!("{name}-{hash:016x}")
+}
+
+/// A path as git has it, for a person (lossy where it is not UTF-8).
+fn shown(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
 }
 
 /// Remove the folders above `file` that are now empty, up to `root`.
@@ -503,6 +519,22 @@ mod tests {
             Some("new file\n")
         );
         assert!(again.conflicts.is_empty(), "{again:?}");
+    }
+
+    #[test]
+    fn a_file_whose_name_is_not_utf8_is_restored_too() {
+        let home = tempfile::tempdir().unwrap();
+        let ws = tempfile::tempdir().unwrap();
+        let root = ws.path();
+        let odd = root.join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
+        std::fs::write(&odd, "old\n").unwrap();
+        let workspace = Workspace::open(home.path(), root).unwrap();
+        let before = workspace.snapshot().unwrap();
+        std::fs::write(&odd, "new\n").unwrap();
+        let after = workspace.snapshot().unwrap();
+        let restored = workspace.restore(&after, &before).unwrap();
+        assert_eq!(std::fs::read(&odd).unwrap(), b"old\n");
+        assert_eq!(restored.written, vec!["caf\u{fffd}.txt".to_string()]);
     }
 
     #[test]
