@@ -369,3 +369,25 @@ async fn undo_across_a_turn_without_tools_still_sees_a_change_by_hand() {
         b"mine, by hand\n"
     );
 }
+
+/// A turn that ran no tool changed no file and took no snapshot: undoing it
+/// takes the conversation back and says there were no files to restore.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_of_a_turn_without_tools_reverts_the_conversation_only() {
+    let scratch = Scratch::new();
+    let work = workspace(&scratch);
+    let before = tree(&work, &[]);
+    let script = scratch.script(json!([text_step("just talking")]));
+    run(&mut scratch.exec(&script, &["hello"]))
+        .await
+        .assert_exit(0);
+    let undone = run(&mut scratch.tiller(&["undo", "--last"])).await;
+    undone.assert_exit(0);
+    assert!(undone.stdout.contains("undone: turn"), "{}", undone.stdout);
+    assert!(
+        undone.stdout.contains("files: none to restore"),
+        "{}",
+        undone.stdout
+    );
+    assert_same_tree(&tree(&work, &[]), &before);
+}

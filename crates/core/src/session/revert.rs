@@ -31,10 +31,14 @@ impl SessionActor {
             return Err(refused(format!("no turn {before_turn_id} in this session")));
         };
         let mut files = None;
-        if restore_files {
-            let Some(before) = loaded.turns[at].checkpoint_before.clone() else {
+        // Only a turn that ran a tool changed files; the first of them has
+        // the snapshot of the workspace before any of the turns touched it.
+        let first_tool_turn = loaded.turns[at..].iter().find(|t| ran_tools(t));
+        if restore_files && let Some(first) = first_tool_turn {
+            let Some(before) = first.checkpoint_before.clone() else {
                 return Err(refused(format!(
-                    "turn {before_turn_id} has no checkpoint (checkpoints were off, or git was missing, when it ran): its files cannot be restored"
+                    "turn {} has no checkpoint (checkpoints were off, or git was missing, when it ran): its files cannot be restored",
+                    first.id
                 )));
             };
             let expected = left_by(&loaded.turns[at..], &before);
@@ -139,13 +143,7 @@ impl SessionActor {
 fn left_by(turns: &[LoadedTurn], before: &CheckpointLine) -> Option<String> {
     let mut left = Some(before.tree.clone());
     for turn in turns {
-        let ran_tools = turn.items.iter().any(|item| {
-            matches!(
-                item.kind,
-                TurnItemKind::CommandExecution { .. } | TurnItemKind::FileChange { .. }
-            )
-        });
-        if ran_tools {
+        if ran_tools(turn) {
             left = turn
                 .checkpoint_after
                 .as_ref()
@@ -154,6 +152,16 @@ fn left_by(turns: &[LoadedTurn], before: &CheckpointLine) -> Option<String> {
         }
     }
     left
+}
+
+/// Whether `turn` ran a tool (and so may have changed files).
+fn ran_tools(turn: &LoadedTurn) -> bool {
+    turn.items.iter().any(|item| {
+        matches!(
+            item.kind,
+            TurnItemKind::CommandExecution { .. } | TurnItemKind::FileChange { .. }
+        )
+    })
 }
 
 fn refused(message: String) -> OpError {
