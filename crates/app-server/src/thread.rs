@@ -513,13 +513,7 @@ impl ThreadDriver {
         let files = match reply {
             Reply::Reverted {
                 files: Some(files), ..
-            } => Some(serde_json::json!({
-                "root": files.root,
-                "restored": files.restored,
-                "removed": files.removed,
-                "conflicts": files.conflicts,
-                "checkpoint": files.checkpoint,
-            })),
+            } => Some(to_value(&files)?),
             _ => None,
         };
         let turns = self.session.saved_turns().await.map_err(|message| {

@@ -69,7 +69,7 @@ fn main() {
             snapshots.push(timed(|| after = workspace.snapshot().unwrap()));
             undos.push(timed(|| {
                 let restored = workspace.restore(&after, &before).unwrap();
-                assert_eq!(restored.written.len(), changed);
+                assert_eq!(restored.restored.len(), changed);
             }));
         }
         report.durations(

@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use nix::fcntl::{Flock, FlockArg};
+use tiller_protocol::FilesReport;
 
 /// Folders left out of snapshots even when no `.gitignore` names them:
 /// dependencies and caches that tools rebuild, which are large and many.
@@ -92,19 +93,6 @@ pub enum CheckpointError {
 pub struct Workspace {
     root: PathBuf,
     git_dir: PathBuf,
-}
-
-/// What a restore did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Restored {
-    /// The snapshot of the workspace just before the restore.
-    pub before: String,
-    /// Paths written back, relative to the root.
-    pub written: Vec<String>,
-    /// Paths removed.
-    pub removed: Vec<String>,
-    /// Paths changed by someone else since `expected`: left alone.
-    pub conflicts: Vec<String>,
 }
 
 /// The folder a session in `cwd` snapshots: the root of the git repository
@@ -187,17 +175,18 @@ impl Workspace {
 
     /// Put back the paths that differ between `expected` and `target` to
     /// what `target` has, where the workspace still has what `expected` has.
-    /// The workspace is snapshotted first (`Restored::before`), so the restore
-    /// can itself be taken back.
-    pub fn restore(&self, expected: &str, target: &str) -> Result<Restored, CheckpointError> {
+    /// The workspace is snapshotted first (the report's `checkpoint`), so the
+    /// restore can itself be taken back.
+    pub fn restore(&self, expected: &str, target: &str) -> Result<FilesReport, CheckpointError> {
         let _lock = self.lock()?;
         let current = self.snapshot_locked()?;
         let wanted = self.changes(expected, target)?;
         let moved = self.changes(expected, &current)?;
         let already = self.changes(target, &current)?;
-        let mut restored = Restored {
-            before: current,
-            ..Restored::default()
+        let mut restored = FilesReport {
+            root: self.root.display().to_string(),
+            checkpoint: current,
+            ..FilesReport::default()
         };
         let mut checkout = Vec::new();
         let mut remove = Vec::new();
@@ -239,7 +228,7 @@ impl Workspace {
             )?;
             let _ = std::fs::remove_file(&index);
         }
-        restored.written = checkout.iter().map(|p| shown(p)).collect();
+        restored.restored = checkout.iter().map(|p| shown(p)).collect();
         restored.removed = remove.iter().map(|p| shown(p)).collect();
         Ok(restored)
     }
@@ -511,7 +500,7 @@ mod tests {
         assert_eq!(restored.conflicts, vec!["theirs.txt".to_string()]);
         assert_eq!(restored.removed, vec!["added/deep/file.txt".to_string()]);
         // And back again: the restore is itself undoable.
-        let again = workspace.restore(&before, &restored.before).unwrap();
+        let again = workspace.restore(&before, &restored.checkpoint).unwrap();
         assert_eq!(read(root, "edited.txt").as_deref(), Some("new\n"));
         assert_eq!(read(root, "deleted.txt"), None);
         assert_eq!(
@@ -534,7 +523,7 @@ mod tests {
         let after = workspace.snapshot().unwrap();
         let restored = workspace.restore(&after, &before).unwrap();
         assert_eq!(std::fs::read(&odd).unwrap(), b"old\n");
-        assert_eq!(restored.written, vec!["caf\u{fffd}.txt".to_string()]);
+        assert_eq!(restored.restored, vec!["caf\u{fffd}.txt".to_string()]);
     }
 
     #[test]
@@ -559,7 +548,7 @@ mod tests {
     }
 
     #[test]
-    fn the_home_folder_and_the_root_are_refused() {
+    fn the_file_systems_root_is_refused() {
         let home = tempfile::tempdir().unwrap();
         let err = Workspace::open(home.path(), Path::new("/")).unwrap_err();
         assert!(err.to_string().contains("file system's root"), "{err}");

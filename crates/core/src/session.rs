@@ -539,8 +539,8 @@ struct RunningTurn {
     id: String,
     /// A compaction turn: not steerable; its summary replaces the history.
     compact: bool,
-    /// Whether a tool ran (the workspace may have changed).
-    tools_ran: Arc<std::sync::atomic::AtomicBool>,
+    /// Its tool calls' checkpoint: passed once a tool was about to run.
+    checkpoint: CheckpointGate,
     cancel: CancellationToken,
     task: JoinHandle<TurnOutcome>,
     inbox: Arc<TurnInbox>,
@@ -881,10 +881,8 @@ impl SessionActor {
             self.checkpoints
                 .before(&self.conversation, &emitter, &turn_id)
         };
-        let tools_ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let task = tokio::spawn(run_turn(TurnRuntime {
-            checkpoint,
-            tools_ran: Arc::clone(&tools_ran),
+            checkpoint: checkpoint.clone(),
             conversation: Arc::clone(&self.conversation),
             inbox: Arc::clone(&inbox),
             cancel: cancel.clone(),
@@ -895,7 +893,7 @@ impl SessionActor {
         self.lifecycle = Lifecycle::Running(Box::new(RunningTurn {
             id: turn_id.clone(),
             compact,
-            tools_ran,
+            checkpoint,
             cancel,
             task,
             inbox,
@@ -1057,7 +1055,7 @@ impl SessionActor {
         turn.emitter.finish(msg);
         turn.end.send_replace(end);
         // A turn that ran no tool left the workspace as its checkpoint has it.
-        if turn.tools_ran.load(std::sync::atomic::Ordering::Acquire) {
+        if turn.checkpoint.was_passed() {
             self.checkpoints.after(&self.conversation, &turn.id);
         }
     }

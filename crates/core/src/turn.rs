@@ -58,8 +58,6 @@ pub(crate) struct TurnRuntime {
     pub(crate) compact: bool,
     /// Opens when the workspace has been snapshotted: tools wait for it.
     pub(crate) checkpoint: CheckpointGate,
-    /// Set once a tool has run: the workspace may have changed.
-    pub(crate) tools_ran: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A message or reasoning item the model is streaming.
@@ -482,8 +480,6 @@ impl TurnRuntime {
                 return ToolOutput::Aborted(ABORTED_BEFORE_OUTPUT.to_string());
             }
         }
-        self.tools_ran
-            .store(true, std::sync::atomic::Ordering::Release);
         let ctx = ToolContext {
             conversation: &self.conversation,
             inbox: &self.inbox,

@@ -215,31 +215,28 @@ async fn run(
         if let Err(e) = printer.event(&event) {
             return Ok(reader_gone(&session, Some(&mut events), &e).await);
         }
-        match &event.msg {
-            EventMsg::ExecApprovalRequest { call_id, .. }
-            | EventMsg::PatchApprovalRequest { call_id, .. } => {
-                let (action, allow) = question(&event.msg);
-                if interactive {
-                    printer.ask(&format!(
-                        "allow {action}? [y]es / [n]o / [a]lways this session / a[b]ort turn: "
-                    ));
-                    asking = Some((call_id.clone(), ask_on_terminal()));
-                } else {
-                    printer.note(&format!(
-                        "denied: {action} needs approval under approval_policy={approval_policy} and there is no terminal to ask on; {allow}"
-                    ));
-                    let session = session.clone();
-                    let call_id = call_id.clone();
-                    tokio::spawn(async move {
-                        let _ = session
-                            .submit(Op::Approval {
-                                call_id,
-                                decision: ReviewDecision::Denied,
-                            })
-                            .await;
-                    });
-                }
+        if let Some((call_id, action, allow)) = question(&event.msg) {
+            if interactive {
+                printer.ask(&format!(
+                    "allow {action}? [y]es / [n]o / [a]lways this session / a[b]ort turn: "
+                ));
+                asking = Some((call_id, ask_on_terminal()));
+            } else {
+                printer.note(&format!(
+                    "denied: {action} needs approval under approval_policy={approval_policy} and there is no terminal to ask on; {allow}"
+                ));
+                let session = session.clone();
+                tokio::spawn(async move {
+                    let _ = session
+                        .submit(Op::Approval {
+                            call_id,
+                            decision: ReviewDecision::Denied,
+                        })
+                        .await;
+                });
             }
+        }
+        match &event.msg {
             EventMsg::TurnCompleted { .. } => break EXIT_OK,
             EventMsg::TurnFailed { .. } => break EXIT_FAILED,
             EventMsg::TurnAborted { reason, .. } => {
@@ -289,19 +286,23 @@ async fn stdout_closed() {
     }
 }
 
-/// What an approval request asks a person to allow, and how to allow it
-/// without being asked.
-fn question(msg: &EventMsg) -> (String, &'static str) {
+/// If `msg` asks for an approval: its call, what a person is asked to allow,
+/// and how to allow it without being asked.
+fn question(msg: &EventMsg) -> Option<(String, String, &'static str)> {
     match msg {
-        EventMsg::PatchApprovalRequest { paths, .. } => (
+        EventMsg::PatchApprovalRequest { call_id, paths, .. } => Some((
+            call_id.clone(),
             format!("edit {}", paths.join(", ")),
             "to allow edits, run with --approval never (or -c approval_policy=never)",
-        ),
-        EventMsg::ExecApprovalRequest { command, .. } => (
+        )),
+        EventMsg::ExecApprovalRequest {
+            call_id, command, ..
+        } => Some((
+            call_id.clone(),
             format!("`{}`", display_command(command)),
             "to allow commands, run with --approval never (or -c approval_policy=never)",
-        ),
-        _ => (String::new(), ""),
+        )),
+        _ => None,
     }
 }
 

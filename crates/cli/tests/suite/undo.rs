@@ -111,6 +111,21 @@ fn turn_steps() -> Value {
     ])
 }
 
+/// A turn (`tiller exec`) that writes `turn` into `src/lib.rs` and
+/// `notes/keep.txt`.
+async fn edit_turn(scratch: &Scratch) {
+    let script = scratch.script(json!([
+        shell_step(
+            "call_edit",
+            "echo turn > src/lib.rs && echo turn > notes/keep.txt"
+        ),
+        text_step("edited"),
+    ]));
+    run(&mut scratch.exec(&script, &["edit"]))
+        .await
+        .assert_exit(0);
+}
+
 /// The session goes on after an undo (`tiller resume --last PROMPT` against a
 /// mock that refuses an invalid history): the input of its model request.
 async fn next_request(scratch: &Scratch, prompt: &str) -> String {
@@ -255,16 +270,7 @@ async fn undo_after_a_stopped_turn(signal: Signal) {
 async fn a_file_changed_by_hand_after_the_turn_is_left_and_named() {
     let scratch = Scratch::new();
     let work = workspace(&scratch);
-    let script = scratch.script(json!([
-        shell_step(
-            "call_edit",
-            "echo turn > src/lib.rs && echo turn > notes/keep.txt"
-        ),
-        text_step("edited"),
-    ]));
-    run(&mut scratch.exec(&script, &["edit"]))
-        .await
-        .assert_exit(0);
+    edit_turn(&scratch).await;
     write(&work, "src/lib.rs", b"mine, by hand\n");
 
     let undone = run(&mut scratch.tiller(&["undo", "--last"])).await;
@@ -291,13 +297,7 @@ async fn with_checkpoints_off_undo_says_so_and_keep_files_still_reverts() {
     let scratch = Scratch::new();
     scratch.config("checkpoints = false\n");
     let work = workspace(&scratch);
-    let script = scratch.script(json!([
-        shell_step("call_edit", "echo turn > src/lib.rs"),
-        text_step("edited"),
-    ]));
-    run(&mut scratch.exec(&script, &["edit"]))
-        .await
-        .assert_exit(0);
+    edit_turn(&scratch).await;
     assert!(!scratch.home().join("checkpoints").exists());
     let refused = run(&mut scratch.tiller(&["undo", "--last"])).await;
     refused.assert_exit(1);
@@ -320,16 +320,7 @@ async fn with_checkpoints_off_undo_says_so_and_keep_files_still_reverts() {
 async fn undo_across_a_turn_without_tools_still_sees_a_change_by_hand() {
     let scratch = Scratch::new();
     let work = workspace(&scratch);
-    let script = scratch.script(json!([
-        shell_step(
-            "call_edit",
-            "echo turn > src/lib.rs && echo turn > notes/keep.txt"
-        ),
-        text_step("edited"),
-    ]));
-    run(&mut scratch.exec(&script, &["edit"]))
-        .await
-        .assert_exit(0);
+    edit_turn(&scratch).await;
     let chat = scratch.script_named("chat.json", json!([text_step("just talking")]));
     run(&mut scratch.tiller(&[
         "resume",

@@ -86,6 +86,13 @@ impl CheckpointGate {
         CheckpointGate(None)
     }
 
+    /// Whether a tool call went through (and so may have changed files).
+    pub(crate) fn was_passed(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|before| before.taken.initialized())
+    }
+
     /// Returns once the snapshot before the turn is taken (or could not be).
     pub(crate) async fn passed(&self) {
         if let Some(before) = &self.0 {

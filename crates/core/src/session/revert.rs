@@ -11,13 +11,13 @@
 use std::path::{Path, PathBuf};
 
 use tiller_protocol::{
-    CheckpointLine, FilesReport, FilesRestored, OpError, Reply, RevertLine, RolloutItem,
-    TurnItemKind, UnrevertLine,
+    CheckpointLine, FilesRestored, OpError, Reply, RevertLine, RolloutItem, TurnItemKind,
+    UnrevertLine,
 };
 use tiller_rollout::{LoadedRollout, LoadedTurn};
 
 use super::{Lifecycle, SessionActor};
-use crate::checkpoint::{Restored, Workspace};
+use crate::checkpoint::Workspace;
 use crate::history::History;
 
 impl SessionActor {
@@ -44,7 +44,7 @@ impl SessionActor {
             let expected = left_by(&loaded.turns[at..], &before);
             let home = self.conversation.config.tiller_home.clone();
             let (root, target) = (PathBuf::from(&before.root), before.tree.clone());
-            let restored = blocking(move || {
+            let report = blocking(move || {
                 let workspace = Workspace::open(&home, &root)?;
                 let expected = match expected {
                     Some(tree) => tree,
@@ -53,20 +53,20 @@ impl SessionActor {
                 workspace.restore(&expected, &target)
             })
             .await?;
-            files = Some((before.root, before.tree, restored));
+            files = Some((before, report));
         }
         self.write_and_reload(RolloutItem::Revert(RevertLine {
             before_turn_id: before_turn_id.clone(),
-            files: files.as_ref().map(|(root, to, restored)| FilesRestored {
-                root: root.clone(),
-                from: restored.before.clone(),
-                to: to.clone(),
+            files: files.as_ref().map(|(before, report)| FilesRestored {
+                root: before.root.clone(),
+                from: report.checkpoint.clone(),
+                to: before.tree.clone(),
             }),
         }))
         .await?;
         Ok(Reply::Reverted {
             before_turn_id,
-            files: files.map(|(root, _, restored)| report(root, restored)),
+            files: files.map(|(_, report)| report),
         })
     }
 
@@ -81,11 +81,12 @@ impl SessionActor {
         if let Some(restored) = revert.files {
             let home = self.conversation.config.tiller_home.clone();
             let root = PathBuf::from(&restored.root);
-            let done = blocking(move || {
-                Workspace::open(&home, &root)?.restore(&restored.to, &restored.from)
-            })
-            .await?;
-            files = Some(report(restored.root, done));
+            files = Some(
+                blocking(move || {
+                    Workspace::open(&home, &root)?.restore(&restored.to, &restored.from)
+                })
+                .await?,
+            );
         }
         self.write_and_reload(RolloutItem::Unrevert(UnrevertLine {
             before_turn_id: revert.before_turn_id.clone(),
@@ -186,14 +187,4 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| e.to_string())
         .and_then(|done| done.map_err(|e| format!("the files were not restored: {e}")))
         .map_err(refused)
-}
-
-fn report(root: String, restored: Restored) -> FilesReport {
-    FilesReport {
-        root,
-        restored: restored.written,
-        removed: restored.removed,
-        conflicts: restored.conflicts,
-        checkpoint: restored.before,
-    }
 }

@@ -23,7 +23,12 @@ const PATCH: &str = "*** Begin Patch
 *** End Patch";
 
 fn patch_step(patch: &str) -> Step {
-    Step::function_call("call_patch", "apply_patch", json!({ "input": patch }))
+    patch_call("call_patch", patch)
+}
+
+/// The model calls `apply_patch` (the function tool) with `patch`.
+fn patch_call(call_id: &str, patch: &str) -> Step {
+    Step::function_call(call_id, "apply_patch", json!({ "input": patch }))
 }
 
 /// `tiller exec FLAGS --cd WORK edit`, to its end.
@@ -201,15 +206,12 @@ async fn under_untrusted_an_edit_is_asked_and_a_decline_writes_nothing() {
 /// (`grantRoot` says where), and written once accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_inside_the_workspace_may_go_ahead_and_edits_outside_always_ask() {
-    let patch = |call_id: &str, patch: &str| {
-        Step::function_call(call_id, "apply_patch", json!({ "input": patch }))
-    };
     let fixture = Fixture::new(vec![
-        patch(
+        patch_call(
             "call_in",
             "*** Begin Patch\n*** Add File: inside.txt\n+in\n*** End Patch",
         ),
-        patch(
+        patch_call(
             "call_out",
             "*** Begin Patch\n*** Add File: ../elsewhere/out.txt\n+out\n*** End Patch",
         ),
