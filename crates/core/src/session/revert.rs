@@ -33,7 +33,7 @@ impl SessionActor {
         let mut files = None;
         // Only a turn that ran a tool changed files; the first of them has
         // the snapshot of the workspace before any of the turns touched it.
-        let first_tool_turn = loaded.turns[at..].iter().find(|t| ran_tools(t));
+        let first_tool_turn = loaded.turns[at..].iter().find(|t| may_have_changed(t));
         if restore_files && let Some(first) = first_tool_turn {
             let Some(before) = first.checkpoint_before.clone() else {
                 return Err(refused(format!(
@@ -144,7 +144,7 @@ impl SessionActor {
 fn left_by(turns: &[LoadedTurn], before: &CheckpointLine) -> Option<String> {
     let mut left = Some(before.tree.clone());
     for turn in turns {
-        if ran_tools(turn) {
+        if may_have_changed(turn) {
             left = turn
                 .checkpoint_after
                 .as_ref()
@@ -155,14 +155,18 @@ fn left_by(turns: &[LoadedTurn], before: &CheckpointLine) -> Option<String> {
     left
 }
 
-/// Whether `turn` ran a tool (and so may have changed files).
-fn ran_tools(turn: &LoadedTurn) -> bool {
-    turn.items.iter().any(|item| {
-        matches!(
-            item.kind,
-            TurnItemKind::CommandExecution { .. } | TurnItemKind::FileChange { .. }
-        )
-    })
+/// Whether `turn` ran a tool (and so may have changed files). Its snapshot
+/// before is the surest sign: it is in the file before the first tool runs,
+/// while the tool's own item may not be when tiller was killed at once. A
+/// tool's item is the sign when checkpoints were off.
+fn may_have_changed(turn: &LoadedTurn) -> bool {
+    turn.checkpoint_before.is_some()
+        || turn.items.iter().any(|item| {
+            matches!(
+                item.kind,
+                TurnItemKind::CommandExecution { .. } | TurnItemKind::FileChange { .. }
+            )
+        })
 }
 
 fn refused(message: String) -> OpError {
