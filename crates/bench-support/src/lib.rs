@@ -24,6 +24,6 @@ mod report;
 mod runtime;
 mod stats;
 
-pub use report::{Figure, Report, Unit, samples, thousands};
+pub use report::{Figure, Report, Unit, quick, samples, thousands};
 pub use runtime::runtime;
 pub use stats::{Stats, percentile};

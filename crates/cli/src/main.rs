@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod sessions;
+mod tui;
 mod undo;
 use tiller_exec::{ExecArgs, ExecFlags, ResumeArgs};
 use tiller_mock_model::{MockModel, Script};
@@ -15,17 +16,29 @@ use tokio::signal::unix::{SignalKind, signal};
 
 /// A coding agent runtime you can interrupt, steer and resume.
 #[derive(Debug, Parser)]
-#[command(name = "tiller", version, about)]
+#[command(
+    name = "tiller",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// The terminal UI's flags (with no subcommand).
+    #[command(flatten)]
+    tui: tui::TuiArgs,
+    /// A first message for the terminal UI to send.
+    #[arg(value_name = "PROMPT")]
+    prompt: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run one turn headless: stream the answer, show the commands, Ctrl+C stops cleanly.
     Exec(Box<ExecArgs>),
-    /// Continue a saved session: `tiller resume <ID|--last> [PROMPT]` (same as `tiller exec resume`).
+    /// Continue a saved session in the terminal UI: a picker, `--last`, or ID [PROMPT].
+    /// Without a terminal (or with --json) it runs headless, as `tiller exec resume`.
     Resume {
         /// Flags as for `tiller exec`.
         #[command(flatten)]
@@ -33,6 +46,12 @@ enum Command {
         /// Which session, and the prompt.
         #[command(flatten)]
         resume: ResumeArgs,
+        /// Attach to a running `tiller app-server --listen URL` instead.
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+        /// The capability token file for a `--remote ws://` server.
+        #[arg(long, value_name = "PATH", requires = "remote")]
+        remote_token_file: Option<PathBuf>,
     },
     /// Serve Codex's app-server protocol: JSON lines on stdin/stdout, or WebSocket on a socket.
     AppServer(AppServerArgs),
@@ -129,8 +148,8 @@ fn app_server_setup(
 fn main() -> ExitCode {
     // SAFETY: the first statement of `main`: no other thread exists yet.
     unsafe { tiller_core::secrets::seal_environment() };
-    init_logging();
     let cli = Cli::parse();
+    init_logging(is_tui(&cli));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -154,14 +173,57 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether `cli` runs the terminal UI (which owns the screen: logs go elsewhere).
+fn is_tui(cli: &Cli) -> bool {
+    match &cli.command {
+        None => true,
+        Some(Command::Resume { flags, .. }) => resume_in_tui(flags),
+        Some(_) => false,
+    }
+}
+
+/// `tiller resume` opens the UI in a terminal; piped or with `--json`, it
+/// runs headless as it always did.
+fn resume_in_tui(flags: &ExecFlags) -> bool {
+    use std::io::IsTerminal;
+    !flags.json && std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+}
+
 async fn run(cli: Cli) -> anyhow::Result<i32> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        return tui::run_tui(cli.tui, tiller_tui::Open::New, cli.prompt).await;
+    };
+    match command {
+        Command::Resume {
+            flags,
+            resume,
+            remote,
+            remote_token_file,
+        } if resume_in_tui(&flags) => {
+            let resume = resume.normalized();
+            let open = match (&resume.session_id, resume.last) {
+                (Some(id), _) => tiller_tui::Open::Thread(id.clone()),
+                (None, true) => tiller_tui::Open::Last,
+                (None, false) => tiller_tui::Open::Picker,
+            };
+            let args = tui::TuiArgs {
+                remote,
+                remote_token_file,
+                model: flags.model.clone(),
+                provider: flags.provider.clone(),
+                approval: flags.approval.clone(),
+                cd: flags.cd.clone(),
+                config: flags.config.clone(),
+                script: flags.script.clone(),
+            };
+            tui::run_tui(args, open, resume.prompt).await
+        }
         Command::Exec(args) => {
             // The mock lives as long as the run: it is the model for `--script`.
             let (_mock, setup) = script_model(args.flags.script.as_deref()).await?;
             Ok(tiller_exec::run_exec(*args, setup).await?)
         }
-        Command::Resume { flags, resume } => {
+        Command::Resume { flags, resume, .. } => {
             let (_mock, setup) = script_model(flags.script.as_deref()).await?;
             Ok(tiller_exec::run_resume(*flags, resume, setup).await?)
         }
@@ -220,9 +282,31 @@ async fn script_model(
 }
 
 /// Logs go to stderr (stdout is the answer or the protocol); `RUST_LOG` sets
-/// the level. Colour only on a terminal, and never with `NO_COLOR` set.
-fn init_logging() {
+/// the level. Colour only on a terminal, and never with `NO_COLOR` set. The
+/// terminal UI owns the screen: its logs go to `$TILLER_HOME/log/tui.log`
+/// when `RUST_LOG` asks for them, and nowhere otherwise (what a person must
+/// know reaches the UI as the server's warnings and errors).
+fn init_logging(tui: bool) {
     use std::io::IsTerminal;
+    if tui {
+        let file = std::env::var_os("RUST_LOG")
+            .and_then(|_| tiller_core::config::default_tiller_home().ok())
+            .and_then(|home| {
+                let dir = home.join("log");
+                std::fs::create_dir_all(&dir).ok()?;
+                std::fs::File::create(dir.join("tui.log")).ok()
+            });
+        if let (Some(file), Ok(filter)) =
+            (file, tracing_subscriber::EnvFilter::try_from_default_env())
+        {
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .init();
+        }
+        return;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let colour = std::io::stderr().is_terminal()

@@ -7,18 +7,19 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tiller_app_server_protocol::{
-    InitializeParams, InitializeResponse, QueueAddParams, QueueAddResponse, QueueDeleteParams,
-    QueueDeleteResponse, QueueListParams, QueueListResponse, QueuedSubmission,
-    ThreadInterruptParams, ThreadInterruptResponse, ThreadResumeParams, ThreadStartParams,
-    ThreadStartResponse, TurnInterruptParams, TurnInterruptResponse, TurnStartParams,
-    TurnStartResponse, TurnSteerParams, TurnSteerResponse, UserInput,
+    InitializeParams, InitializeResponse, JsonRpcError, QueueAddParams, QueueAddResponse,
+    QueueDeleteParams, QueueDeleteResponse, QueueListParams, QueueListResponse, QueuedSubmission,
+    RequestId, ThreadInterruptParams, ThreadInterruptResponse, ThreadResumeParams,
+    ThreadStartParams, ThreadStartResponse, TurnInterruptParams, TurnInterruptResponse,
+    TurnStartParams, TurnStartResponse, TurnSteerParams, TurnSteerResponse, UserInput,
 };
 use tokio::sync::mpsc;
 
-use crate::connection::{self, ConnectionHandle};
+use crate::connection::ConnectionHandle;
 use crate::error::{ClientError, SteerRejected};
 use crate::event::ClientEvent;
 use crate::options::ClientOptions;
+use crate::transport;
 
 /// The receiving end of a client's event stream: notifications in the order
 /// the server sent them, synthetic terminal notifications, and one
@@ -128,6 +129,23 @@ impl Client {
             .clone()
             .ok_or(ClientError::Disconnected)?;
         self.request_on(&connection, method, params).await
+    }
+
+    /// Answer the server's request `id` (a
+    /// [`ClientEvent::ServerRequest`]): `Ok` is sent as its `result` (for an
+    /// approval, `{"decision": "accept"}` or `{"decision": "decline"}`),
+    /// `Err` as its `error`. The answer goes to the current server; a request
+    /// of a server that has since gone away cannot be answered, and one the
+    /// server stopped waiting for is ignored by it.
+    pub fn respond(
+        &self,
+        id: RequestId,
+        result: Result<Value, JsonRpcError>,
+    ) -> Result<(), ClientError> {
+        lock(&self.inner.connection)
+            .as_ref()
+            .ok_or(ClientError::Disconnected)?
+            .respond(id, result)
     }
 
     /// `thread/start`; the thread is resumed by [`Client::reconnect`].
@@ -311,7 +329,9 @@ impl Client {
     /// Stop the server (its stdin is closed, so it interrupts running turns
     /// and exits; it is killed if it takes longer than
     /// [`ClientOptions::shutdown_grace`]) and reap it. Returns how it ended,
-    /// when known. Requests fail with `Disconnected` afterwards, until
+    /// when known. Over a socket or in process, the connection is closed
+    /// instead (the server sees EOF) and there is no process to report on.
+    /// Requests fail with `Disconnected` afterwards, until
     /// [`Client::reconnect`].
     pub async fn shutdown(&self) -> Option<std::process::ExitStatus> {
         let connection = lock(&self.inner.connection).take()?;
@@ -325,10 +345,9 @@ impl Client {
         let options = &self.inner.options;
         let connection = match &options.endpoint {
             Some(endpoint) => {
-                connection::connect(endpoint, options, generation, self.inner.events.clone())
-                    .await?
+                transport::connect(endpoint, options, generation, self.inner.events.clone()).await?
             }
-            None => connection::spawn(options, generation, self.inner.events.clone())?,
+            None => transport::spawn(options, generation, self.inner.events.clone())?,
         };
         let params = InitializeParams {
             client_info: Some(serde_json::json!({

@@ -1,5 +1,6 @@
-//! One server process: its pipes, its pending requests, the turns it is
-//! running, and the one place that notices it went away.
+//! One server connection: its pending requests, the turns it is running, and
+//! the one place that notices it went away. How its lines travel (a child's
+//! pipes, a socket, in-process streams) is [`crate::transport`]'s business.
 //!
 //! Everything about a connection is owned by one actor task, so there is no
 //! lock and no race between an answer, a disconnect and a new request: the
@@ -7,26 +8,22 @@
 //! and it ends exactly once.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tiller_app_server_protocol::{
     ErrorCode, Incoming, JsonRpcError, OutgoingMessage, RequestId, ServerNotification,
     ThreadStatus, ThreadStatusChangedNotification, Turn, TurnCompletedNotification, TurnError,
     TurnStatus, parse_line,
 };
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command as ProcessCommand};
+use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::error::ClientError;
 use crate::event::{ClientEvent, DISCONNECTED_TURN_MESSAGE, parse_notification};
-use crate::options::{ClientOptions, Endpoint};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use crate::options::ClientOptions;
 
 /// The answer to one request.
 type Reply = oneshot::Sender<Result<Value, ClientError>>;
@@ -43,6 +40,11 @@ enum ActorCommand {
     Notify {
         method: String,
         params: Value,
+    },
+    /// Answer a request of the server's.
+    Respond {
+        id: RequestId,
+        result: Result<Value, JsonRpcError>,
     },
     /// Close the server's stdin (it exits on EOF), kill it if it has not
     /// exited within the grace period, and answer with how it ended.
@@ -109,6 +111,16 @@ impl ConnectionHandle {
             .map_err(|_| ClientError::Disconnected)
     }
 
+    pub(crate) fn respond(
+        &self,
+        id: RequestId,
+        result: Result<Value, JsonRpcError>,
+    ) -> Result<(), ClientError> {
+        self.tx
+            .send(ActorCommand::Respond { id, result })
+            .map_err(|_| ClientError::Disconnected)
+    }
+
     /// Stop the server and reap it; how it ended, or `None` when that is not
     /// known (it was already gone, or could not be waited for).
     pub(crate) async fn shutdown(&self) -> Option<ExitStatus> {
@@ -118,62 +130,10 @@ impl ConnectionHandle {
     }
 }
 
-/// Start the server and the actor that owns it.
-pub(crate) fn spawn(
-    options: &ClientOptions,
-    generation: u64,
-    events: mpsc::UnboundedSender<ClientEvent>,
-) -> Result<ConnectionHandle, ClientError> {
-    let mut command = ProcessCommand::new(&options.program);
-    command
-        .args(&options.args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(if options.inherit_stderr {
-            Stdio::inherit()
-        } else {
-            Stdio::piped()
-        })
-        // Backstop only: the actor reaps the server itself.
-        .kill_on_drop(true);
-    for key in &options.env_remove {
-        command.env_remove(key);
-    }
-    for (key, value) in &options.env {
-        command.env(key, value);
-    }
-    if let Some(cwd) = &options.cwd {
-        command.current_dir(cwd);
-    }
-    let mut child = command.spawn()?;
-    let pid = child.id();
-    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err(ClientError::Io(std::io::Error::other(
-            "the server's stdin or stdout is not a pipe",
-        )));
-    };
-
-    if let Some(stderr) = child.stderr.take() {
-        tokio::spawn(log_stderr(stderr, pid));
-    }
-    let (writer, lines) = mpsc::unbounded_channel();
-    tokio::spawn(write_lines(stdin, lines));
-    let (lines_tx, incoming) = mpsc::unbounded_channel();
-    tokio::spawn(read_lines(stdout, lines_tx));
-    Ok(start_actor(
-        Some(child),
-        writer,
-        incoming,
-        options,
-        generation,
-        events,
-    ))
-}
-
 /// Start the actor of a connection whose lines go out through `writer` and
 /// come in on `incoming` (`child`: the server process, when the client
 /// started it).
-fn start_actor(
+pub(crate) fn start_actor(
     child: Option<Child>,
     writer: mpsc::UnboundedSender<String>,
     incoming: mpsc::UnboundedReceiver<String>,
@@ -196,150 +156,13 @@ fn start_actor(
         shutdown_waiters: Vec::new(),
         requested: false,
         grace: options.shutdown_grace,
+        server_requests: options.server_requests,
     };
     tokio::spawn(actor.run());
     ConnectionHandle {
         tx,
         pid,
         generation,
-    }
-}
-
-/// Connect to a server listening on `endpoint` (WebSocket over a unix socket
-/// or TCP) and start the actor that owns the connection.
-pub(crate) async fn connect(
-    endpoint: &Endpoint,
-    options: &ClientOptions,
-    generation: u64,
-    events: mpsc::UnboundedSender<ClientEvent>,
-) -> Result<ConnectionHandle, ClientError> {
-    let refused = |e: tokio_tungstenite::tungstenite::Error| {
-        ClientError::Io(std::io::Error::other(format!(
-            "the WebSocket handshake failed: {e}"
-        )))
-    };
-    let (writer, lines) = mpsc::unbounded_channel();
-    let (lines_tx, incoming) = mpsc::unbounded_channel();
-    match endpoint {
-        Endpoint::Unix(path) => {
-            let stream = tokio::net::UnixStream::connect(path).await?;
-            let (websocket, _) = tokio_tungstenite::client_async("ws://localhost/", stream)
-                .await
-                .map_err(refused)?;
-            let (sink, stream) = websocket.split();
-            tokio::spawn(write_frames(sink, lines));
-            tokio::spawn(read_frames(stream, lines_tx));
-        }
-        Endpoint::WebSocket { url, token } => {
-            let address = url
-                .strip_prefix("ws://")
-                .map(|rest| rest.split('/').next().unwrap_or(rest))
-                .ok_or_else(|| ClientError::Protocol(format!("not a ws:// URL: {url}")))?;
-            let stream = tokio::net::TcpStream::connect(address).await?;
-            stream.set_nodelay(true)?;
-            let mut request = url.as_str().into_client_request().map_err(refused)?;
-            if let Some(token) = token {
-                let value = format!("Bearer {token}")
-                    .parse()
-                    .map_err(|_| ClientError::Protocol("the token is not a header value".into()))?;
-                request.headers_mut().insert("Authorization", value);
-            }
-            let (websocket, _) = tokio_tungstenite::client_async(request, stream)
-                .await
-                .map_err(refused)?;
-            let (sink, stream) = websocket.split();
-            tokio::spawn(write_frames(sink, lines));
-            tokio::spawn(read_frames(stream, lines_tx));
-        }
-    }
-    Ok(start_actor(
-        None, writer, incoming, options, generation, events,
-    ))
-}
-
-/// The server's stdout, line by line, to the actor.
-async fn read_lines(stdout: ChildStdout, lines: mpsc::UnboundedSender<String>) {
-    let mut reader = BufReader::new(stdout).lines();
-    loop {
-        match reader.next_line().await {
-            Ok(Some(line)) => {
-                if lines.send(line).is_err() {
-                    return;
-                }
-            }
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!("reading the app-server's output failed: {e}");
-                return;
-            }
-        }
-    }
-}
-
-/// The only writer of a WebSocket connection: one text frame per message;
-/// when every sender is gone, a close frame.
-async fn write_frames<S>(mut sink: S, mut lines: mpsc::UnboundedReceiver<String>)
-where
-    S: futures::Sink<Message> + Unpin,
-{
-    while let Some(line) = lines.recv().await {
-        let text = line.trim_end_matches('\n').to_owned();
-        if sink.send(Message::text(text)).await.is_err() {
-            tracing::debug!("could not write to the app-server's socket");
-            return;
-        }
-    }
-    let _ = sink.close().await;
-}
-
-/// A WebSocket connection's text frames, to the actor, until it closes.
-async fn read_frames<S>(mut stream: S, lines: mpsc::UnboundedSender<String>)
-where
-    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    while let Some(message) = stream.next().await {
-        let line = match message {
-            Ok(Message::Text(text)) => text.as_str().to_owned(),
-            Ok(Message::Binary(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-            Ok(Message::Close(frame)) => {
-                if let Some(frame) = frame {
-                    tracing::warn!(reason = %frame.reason, "the app-server closed the connection");
-                }
-                return;
-            }
-            Ok(_) => continue,
-            Err(e) => {
-                tracing::debug!("the app-server's socket failed: {e}");
-                return;
-            }
-        };
-        if lines.send(line).is_err() {
-            return;
-        }
-    }
-}
-
-/// The only writer of the server's stdin. Dropping every sender closes it,
-/// which is how the server is asked to exit.
-async fn write_lines(mut stdin: ChildStdin, mut lines: mpsc::UnboundedReceiver<String>) {
-    while let Some(line) = lines.recv().await {
-        if let Err(e) = async {
-            stdin.write_all(line.as_bytes()).await?;
-            stdin.flush().await
-        }
-        .await
-        {
-            // The server is going away; the actor notices on stdout.
-            tracing::debug!("could not write to the app-server: {e}");
-            return;
-        }
-    }
-}
-
-async fn log_stderr(stderr: ChildStderr, pid: Option<u32>) {
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        tracing::debug!(target: "tiller_client::server", pid, "{line}");
     }
 }
 
@@ -353,12 +176,14 @@ struct Pending {
 struct Actor {
     generation: u64,
     commands: mpsc::UnboundedReceiver<ActorCommand>,
-    /// `None` once stdin (or the socket) was closed on purpose.
+    /// `None` once stdin (or the socket, or the in-process stream) was closed
+    /// on purpose.
     writer: Option<mpsc::UnboundedSender<String>>,
-    /// The server process, when the client started it (not over a socket).
+    /// The server process, when the client started it (not over a socket,
+    /// nor in process).
     child: Option<Child>,
-    /// The server's lines (stdout lines, or WebSocket text frames); ends when
-    /// it closes them.
+    /// The server's lines (stdout or in-process lines, or WebSocket text
+    /// frames); ends when it closes them.
     incoming: mpsc::UnboundedReceiver<String>,
     events: mpsc::UnboundedSender<ClientEvent>,
     pending: HashMap<i64, Pending>,
@@ -370,6 +195,8 @@ struct Actor {
     shutdown_waiters: Vec<oneshot::Sender<Option<ExitStatus>>>,
     requested: bool,
     grace: Duration,
+    /// Hand the server's requests to the caller instead of refusing them.
+    server_requests: bool,
 }
 
 impl Actor {
@@ -412,8 +239,8 @@ impl Actor {
                     }
                     kill_at = None;
                 }
-                // A socket the server did not close when asked: the client
-                // is done with it.
+                // A socket (or in-process stream) the server did not close
+                // when asked: the client is done with it.
                 () = until(kill_at), if self.child.is_none() => break,
             }
         }
@@ -462,6 +289,17 @@ impl Actor {
                 self.write(&message);
                 false
             }
+            ActorCommand::Respond { id, result } => {
+                let answer = match result {
+                    Ok(result) => OutgoingMessage::Response { id, result },
+                    Err(error) => OutgoingMessage::Error {
+                        id: Some(id),
+                        error,
+                    },
+                };
+                self.send(&answer);
+                false
+            }
             ActorCommand::Shutdown(done) => {
                 self.shutdown_waiters.push(done);
                 self.close_stdin();
@@ -485,6 +323,16 @@ impl Actor {
         writer.send(line).is_ok()
     }
 
+    /// Queue one answer for the server.
+    fn send(&self, message: &OutgoingMessage) {
+        match serde_json::to_value(message) {
+            Ok(message) => {
+                self.write(&message);
+            }
+            Err(e) => tracing::warn!("could not encode an answer to the app-server: {e}"),
+        }
+    }
+
     fn line(&mut self, line: &str) {
         if line.trim().is_empty() {
             return;
@@ -493,20 +341,23 @@ impl Actor {
         match parse_line(line) {
             Ok(Incoming::Response { id, result }) => self.response(id, result),
             Ok(Incoming::Notification { method, params }) => self.notification(method, params),
-            Ok(Incoming::Request { id, method, .. }) => {
-                // tiller sends no requests; answer so a compatible server that
-                // does is not left waiting.
+            Ok(Incoming::Request { id, method, params }) => {
+                if self.server_requests {
+                    self.emit(ClientEvent::ServerRequest { id, method, params });
+                    return;
+                }
+
+                // Answer at once, so the server is not left waiting on a
+                // caller that never asked for its requests.
                 tracing::warn!(method, "the app-server sent a request; refusing it");
                 let error = JsonRpcError::new(
                     ErrorCode::MethodNotFound,
                     format!("this client does not handle '{method}'"),
                 );
-                if let Ok(message) = serde_json::to_value(OutgoingMessage::Error {
+                self.send(&OutgoingMessage::Error {
                     id: Some(id),
                     error,
-                }) {
-                    self.write(&message);
-                }
+                });
             }
             Err((_, error)) => {
                 tracing::warn!(
@@ -640,7 +491,7 @@ impl Actor {
                 ActorCommand::Request { reply, .. } => {
                     let _ = reply.send(Err(ClientError::Disconnected));
                 }
-                ActorCommand::Notify { .. } => {}
+                ActorCommand::Notify { .. } | ActorCommand::Respond { .. } => {}
                 ActorCommand::Shutdown(done) => waiters.push(done),
             }
         }
@@ -688,7 +539,7 @@ impl Actor {
     }
 }
 
-/// The server process's exit, or never for a socket.
+/// The server process's exit, or never without one (a socket, in process).
 async fn wait(child: &mut Option<Child>) -> std::io::Result<ExitStatus> {
     match child {
         Some(child) => child.wait().await,

@@ -3,7 +3,7 @@
 use std::process::ExitStatus;
 
 use serde_json::Value;
-use tiller_app_server_protocol::ServerNotification;
+use tiller_app_server_protocol::{RequestId, ServerNotification};
 
 /// The message of the `turn/completed` (status `failed`) the client
 /// synthesizes for a turn that was running when the server went away.
@@ -28,6 +28,21 @@ pub enum ClientEvent {
         /// The method.
         method: String,
         /// The params.
+        params: Value,
+    },
+    /// A request of the server's (an approval such as
+    /// `item/commandExecution/requestApproval`), when
+    /// [`ClientOptions::server_requests`](crate::ClientOptions::server_requests)
+    /// is on. The server waits for the answer:
+    /// [`Client::respond`](crate::Client::respond) with this `id`. A request
+    /// the server stops waiting for (the turn was interrupted) is followed by
+    /// `serverRequest/resolved`; answering it then changes nothing.
+    ServerRequest {
+        /// Its id, to answer with.
+        id: RequestId,
+        /// The method.
+        method: String,
+        /// The params, as they came.
         params: Value,
     },
     /// The server is gone: exactly one per started server, after everything
@@ -66,6 +81,14 @@ pub fn parse_notification(
         "warning" => serde_json::from_value(params).map(N::Warning),
         "thread/queue/changed" => serde_json::from_value(params).map(N::QueueChanged),
         "thread/tokenUsage/updated" => serde_json::from_value(params).map(N::TokenUsageUpdated),
+        "serverRequest/resolved" => serde_json::from_value(params).map(N::ServerRequestResolved),
+        "thread/archived" => serde_json::from_value(params).map(N::ThreadArchived),
+        "thread/unarchived" => serde_json::from_value(params).map(N::ThreadUnarchived),
+        "thread/deleted" => serde_json::from_value(params).map(N::ThreadDeleted),
+        "thread/closed" => serde_json::from_value(params).map(N::ThreadClosed),
+        "thread/name/updated" => serde_json::from_value(params).map(N::ThreadNameUpdated),
+        "thread/reverted" => serde_json::from_value(params).map(N::ThreadReverted),
+        "turn/diff/updated" => serde_json::from_value(params).map(N::TurnDiffUpdated),
         _ => return None,
     };
     Some(parsed)
@@ -73,22 +96,202 @@ pub fn parse_notification(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::json;
+    use tiller_app_server_protocol::{
+        AgentMessageDeltaNotification, CommandExecutionOutputDeltaNotification, ErrorNotification,
+        ItemCompletedNotification, ItemStartedNotification, QueueChangedNotification,
+        ServerRequestResolvedNotification, Thread, ThreadIdNotification, ThreadItem,
+        ThreadNameUpdatedNotification, ThreadStartedNotification, ThreadStatus,
+        ThreadStatusChangedNotification, ThreadTokenUsage, TokenUsageBreakdown,
+        TokenUsageUpdatedNotification, Turn, TurnCompletedNotification,
+        TurnDiffUpdatedNotification, TurnError, TurnStartedNotification, TurnStatus,
+        WarningNotification,
+    };
+
     use super::*;
+
+    /// One notification of each kind, with every optional field filled.
+    fn one_of_each() -> Vec<ServerNotification> {
+        use ServerNotification as N;
+        let turn = Turn {
+            id: "u".to_owned(),
+            items: vec![ThreadItem::AgentMessage {
+                id: "i".to_owned(),
+                text: "hi".to_owned(),
+            }],
+            status: TurnStatus::Completed,
+            error: None,
+            started_at: Some(1),
+            completed_at: Some(2),
+            duration_ms: Some(1000),
+        };
+        let thread = Thread {
+            id: "t".to_owned(),
+            name: Some("name".to_owned()),
+            session_id: "t".to_owned(),
+            preview: "hello".to_owned(),
+            cli_version: "0.0.0".to_owned(),
+            created_at: 1,
+            updated_at: 2,
+            cwd: "/w".to_owned(),
+            ephemeral: false,
+            model: Some("m".to_owned()),
+            model_provider: "mock".to_owned(),
+            project_id: None,
+            source: "appServer".to_owned(),
+            status: ThreadStatus::Idle,
+            turns: vec![turn.clone()],
+        };
+        let item = ThreadItem::CommandExecution {
+            id: "c".to_owned(),
+            command: "ls".to_owned(),
+            cwd: "/w".to_owned(),
+            status: "completed".to_owned(),
+            command_actions: Vec::new(),
+            exit_code: Some(0),
+            aggregated_output: Some("out".to_owned()),
+            duration_ms: Some(5),
+        };
+        let thread_id = || ThreadIdNotification {
+            thread_id: "t".to_owned(),
+        };
+        vec![
+            N::ThreadStarted(ThreadStartedNotification { thread }),
+            N::ThreadStatusChanged(ThreadStatusChangedNotification {
+                thread_id: "t".to_owned(),
+                status: ThreadStatus::Active {
+                    active_flags: vec!["waitingOnApproval".to_owned()],
+                },
+            }),
+            N::TurnStarted(TurnStartedNotification {
+                thread_id: "t".to_owned(),
+                turn: turn.clone(),
+            }),
+            N::TurnCompleted(TurnCompletedNotification {
+                thread_id: "t".to_owned(),
+                turn,
+                unsent_input: Vec::new(),
+            }),
+            N::ItemStarted(ItemStartedNotification {
+                thread_id: "t".to_owned(),
+                turn_id: "u".to_owned(),
+                item: item.clone(),
+                started_at_ms: 1,
+            }),
+            N::ItemCompleted(ItemCompletedNotification {
+                thread_id: "t".to_owned(),
+                turn_id: "u".to_owned(),
+                item,
+                completed_at_ms: 2,
+            }),
+            N::AgentMessageDelta(AgentMessageDeltaNotification {
+                thread_id: "t".to_owned(),
+                turn_id: "u".to_owned(),
+                item_id: "a".to_owned(),
+                delta: "hi".to_owned(),
+            }),
+            N::CommandExecutionOutputDelta(CommandExecutionOutputDeltaNotification {
+                thread_id: "t".to_owned(),
+                turn_id: "u".to_owned(),
+                item_id: "c".to_owned(),
+                delta: "out".to_owned(),
+            }),
+            N::Error(ErrorNotification {
+                thread_id: "t".to_owned(),
+                turn_id: "u".to_owned(),
+                error: TurnError {
+                    message: "boom".to_owned(),
+                    additional_details: Some("more".to_owned()),
+                },
+                will_retry: true,
+            }),
+            N::Warning(WarningNotification {
+                thread_id: Some("t".to_owned()),
+                message: "careful".to_owned(),
+            }),
+            N::QueueChanged(QueueChangedNotification {
+                thread_id: "t".to_owned(),
+            }),
+            N::TokenUsageUpdated(TokenUsageUpdatedNotification {
+                thread_id: "t".to_owned(),
+                turn_id: "u".to_owned(),
+                token_usage: ThreadTokenUsage {
+                    total: TokenUsageBreakdown::default(),
+                    last: TokenUsageBreakdown::default(),
+                    model_context_window: Some(1000),
+                },
+            }),
+            N::ServerRequestResolved(ServerRequestResolvedNotification {
+                thread_id: "t".to_owned(),
+                request_id: RequestId::Integer(7),
+            }),
+            N::ThreadArchived(thread_id()),
+            N::ThreadUnarchived(thread_id()),
+            N::ThreadDeleted(thread_id()),
+            N::ThreadClosed(thread_id()),
+            N::ThreadNameUpdated(ThreadNameUpdatedNotification {
+                thread_id: "t".to_owned(),
+                thread_name: Some("name".to_owned()),
+            }),
+            N::ThreadReverted(thread_id()),
+            N::TurnDiffUpdated(TurnDiffUpdatedNotification {
+                thread_id: "t".to_owned(),
+                turn_id: "u".to_owned(),
+                diff: "--- a\n+++ b\n".to_owned(),
+            }),
+        ]
+    }
 
     #[test]
     fn every_notification_method_round_trips() {
-        let completed = serde_json::json!({
-            "threadId": "t",
-            "turn": {"id": "u", "items": [], "status": "completed", "error": null,
-                     "startedAt": null, "completedAt": null, "durationMs": null}
-        });
-        let parsed = parse_notification("turn/completed", completed)
-            .unwrap()
-            .unwrap();
-        assert_eq!(parsed.method(), "turn/completed");
+        let samples = one_of_each();
+        let mut methods = BTreeSet::new();
+        for sample in samples {
+            // A new variant fails to compile here until it has a sample above.
+            match &sample {
+                ServerNotification::ThreadStarted(_)
+                | ServerNotification::ThreadStatusChanged(_)
+                | ServerNotification::TurnStarted(_)
+                | ServerNotification::TurnCompleted(_)
+                | ServerNotification::ItemStarted(_)
+                | ServerNotification::ItemCompleted(_)
+                | ServerNotification::AgentMessageDelta(_)
+                | ServerNotification::CommandExecutionOutputDelta(_)
+                | ServerNotification::Error(_)
+                | ServerNotification::Warning(_)
+                | ServerNotification::QueueChanged(_)
+                | ServerNotification::TokenUsageUpdated(_)
+                | ServerNotification::ServerRequestResolved(_)
+                | ServerNotification::ThreadArchived(_)
+                | ServerNotification::ThreadUnarchived(_)
+                | ServerNotification::ThreadDeleted(_)
+                | ServerNotification::ThreadClosed(_)
+                | ServerNotification::ThreadNameUpdated(_)
+                | ServerNotification::ThreadReverted(_)
+                | ServerNotification::TurnDiffUpdated(_) => {}
+            }
+            let method = sample.method();
+            let parsed = parse_notification(method, sample.params())
+                .unwrap_or_else(|| panic!("{method} is not known"))
+                .unwrap_or_else(|e| panic!("{method}: {e}"));
+            assert_eq!(parsed, sample, "{method}");
+            methods.insert(method);
+        }
+        assert_eq!(methods.len(), 20, "one sample per variant: {methods:?}");
+    }
+
+    #[test]
+    fn unknown_methods_and_misshapen_params_are_told_apart() {
         assert!(parse_notification("nope", Value::Null).is_none());
         assert!(
-            parse_notification("thread/queue/changed", serde_json::json!({}))
+            parse_notification("thread/queue/changed", json!({}))
+                .unwrap()
+                .is_err()
+        );
+        assert!(
+            parse_notification("thread/closed", json!({"threadId": 1}))
                 .unwrap()
                 .is_err()
         );

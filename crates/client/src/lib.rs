@@ -1,7 +1,8 @@
 //! A Rust client for tiller's app-server (`tiller app-server`, or any server
-//! that speaks the same JSON lines on stdio), as a child on stdio or over a
+//! that speaks the same JSON lines on stdio), as a child on stdio, over a
 //! socket to one that listens (`unix://PATH`, `ws://IP:PORT`:
-//! [`ClientOptions::connect`]).
+//! [`ClientOptions::connect`]), or in this process
+//! ([`ClientOptions::in_process`]).
 //!
 //! [`Client::spawn`] starts the server from [`ClientOptions`] (program, args,
 //! env, cwd), does the `initialize` / `initialized` handshake, and returns the
@@ -12,6 +13,26 @@
 //! [`Client::turn_start`], [`Client::turn_steer`], [`Client::queue_add`], …)
 //! reuse the params and result types of `tiller-app-server-protocol`, each
 //! with its own timeout ([`Timeouts`]).
+//!
+//! # A server in the same process
+//!
+//! A front end that embeds the app-server (say, over a `tokio::io::duplex`
+//! pair) gives the client a [`Connector`]: a function that opens a new pair
+//! of [`Streams`] and starts a server on the other end. The client speaks the
+//! same JSON lines over them as to a child on stdio, so an embedded server
+//! behaves exactly as a spawned one, and one code path serves both. The
+//! connector is called again for every connection, which is what lets
+//! [`Client::reconnect`] work: closing the client's write half is how a
+//! server is told to stop, so a stream pair is never reused.
+//!
+//! # The server's requests
+//!
+//! Approvals are requests of the server's, which it waits on. By default the
+//! client refuses each at once (method not found), so a caller that shows no
+//! approvals never leaves a turn hanging. With
+//! [`ClientOptions::server_requests`], each comes on the event stream as
+//! [`ClientEvent::ServerRequest`], in order with the notifications, and the
+//! caller answers it with [`Client::respond`].
 //!
 //! # When the server goes away
 //!
@@ -46,11 +67,12 @@ mod connection;
 mod error;
 mod event;
 mod options;
+mod transport;
 
 pub use client::{Client, EventReceiver};
 pub use error::{ClientError, SteerRejected};
 pub use event::{ClientEvent, DISCONNECTED_TURN_MESSAGE, parse_notification};
-pub use options::{ClientOptions, Endpoint, Timeouts};
+pub use options::{ClientOptions, Connector, Endpoint, Streams, Timeouts};
 
 /// The protocol types the client's calls take and return.
 pub use tiller_app_server_protocol as protocol;

@@ -2,8 +2,13 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
+use std::fmt;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// How long each method may take before the request fails with
 /// [`ClientError::Timeout`](crate::ClientError::Timeout).
@@ -52,7 +57,48 @@ impl Timeouts {
     }
 }
 
-/// A server that is already listening: `tiller app-server --listen …`.
+/// Opens a new in-process connection: the client's read half and write half.
+pub type Streams = (
+    Pin<Box<dyn AsyncRead + Send>>,
+    Pin<Box<dyn AsyncWrite + Send>>,
+);
+
+/// How to open a connection to a server running in this process (over a
+/// `tokio::io::duplex` pair, say): called once per connection, so on every
+/// [`Client::reconnect`](crate::Client::reconnect) too. The server reads
+/// and writes the same JSON lines as on stdio.
+#[derive(Clone)]
+pub struct Connector(Arc<dyn Fn() -> std::io::Result<Streams> + Send + Sync>);
+
+impl Connector {
+    /// A connector that opens each connection with `f`.
+    pub fn new(f: impl Fn() -> std::io::Result<Streams> + Send + Sync + 'static) -> Connector {
+        Connector(Arc::new(f))
+    }
+
+    /// Open a connection.
+    pub(crate) fn open(&self) -> std::io::Result<Streams> {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Connector")
+    }
+}
+
+/// Two connectors are equal when they are clones of one another.
+impl PartialEq for Connector {
+    fn eq(&self, other: &Connector) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Connector {}
+
+/// A server that is already running: `tiller app-server --listen …`, or one
+/// in this process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     /// WebSocket over the unix socket at this path (`unix://PATH`).
@@ -65,10 +111,13 @@ pub enum Endpoint {
         /// Sent as `Authorization: Bearer …`.
         token: Option<String>,
     },
+    /// The server in this process.
+    InProcess(Connector),
 }
 
 /// How to start an app-server: `tiller app-server` or any compatible binary;
-/// or, with [`ClientOptions::connect`], how to reach one that listens.
+/// or, with [`ClientOptions::connect`], how to reach one that listens; or,
+/// with [`ClientOptions::in_process`], how to reach one in this process.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// The binary.
@@ -92,8 +141,13 @@ pub struct ClientOptions {
     /// exit before it is killed, and how long a server that closed its output
     /// may take to exit before it is killed.
     pub shutdown_grace: Duration,
-    /// Connect to this listening server instead of starting one.
+    /// Connect to this server instead of starting one.
     pub endpoint: Option<Endpoint>,
+    /// Hand the server's requests (approvals) to the caller as
+    /// [`ClientEvent::ServerRequest`](crate::ClientEvent::ServerRequest), to
+    /// be answered with [`Client::respond`](crate::Client::respond); when
+    /// false, each is refused at once (method not found).
+    pub server_requests: bool,
 }
 
 impl ClientOptions {
@@ -110,6 +164,7 @@ impl ClientOptions {
             inherit_stderr: false,
             shutdown_grace: Duration::from_secs(5),
             endpoint: None,
+            server_requests: false,
         }
     }
 
@@ -139,6 +194,24 @@ impl ClientOptions {
         let mut options = ClientOptions::new(PathBuf::new());
         options.endpoint = Some(endpoint);
         Ok(options)
+    }
+
+    /// Talk to a server in this process, over the streams `connector` opens
+    /// (one pair per connection). Shutting the client down closes its write
+    /// half, as for a socket: the server sees EOF.
+    pub fn in_process(connector: Connector) -> ClientOptions {
+        let mut options = ClientOptions::new(PathBuf::new());
+        options.endpoint = Some(Endpoint::InProcess(connector));
+        options
+    }
+
+    /// Whether the server's requests (approvals) come to the caller as
+    /// [`ClientEvent::ServerRequest`](crate::ClientEvent::ServerRequest),
+    /// to be answered with [`Client::respond`](crate::Client::respond),
+    /// instead of being refused.
+    pub fn server_requests(mut self, server_requests: bool) -> ClientOptions {
+        self.server_requests = server_requests;
+        self
     }
 
     /// Send `token` as the capability token (ws:// only).

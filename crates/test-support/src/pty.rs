@@ -2,6 +2,10 @@
 //! the terminal (Ctrl+C is the byte `0x03`, which the terminal turns into
 //! SIGINT for the program), the screen's bytes read back.
 //!
+//! What the program drew is also fed to a terminal emulator (`vt100`), so a
+//! test reads the screen as a person sees it ([`PtyChild::screen`],
+//! [`PtyChild::wait_screen`]), whatever escape sequences drew it.
+//!
 //! The program gets the terminal's other end as stdin, stdout and stderr, in a
 //! session of its own with the terminal as its controlling terminal, so job
 //! control and signals work as in a real terminal.
@@ -19,11 +23,19 @@ use std::time::{Duration, Instant};
 /// bytes the program wrote to be read.
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
+/// What the program wrote: the bytes, and the screen they drew.
+struct Output {
+    bytes: Vec<u8>,
+    parser: vt100::Parser,
+    /// When the bytes last came in.
+    last: Instant,
+}
+
 /// A child running in a pseudo-terminal.
 pub struct PtyChild {
     child: Child,
     master: File,
-    screen: Arc<(Mutex<Vec<u8>>, Condvar)>,
+    screen: Arc<(Mutex<Output>, Condvar)>,
     /// Set when the reader has read everything (EOF or EIO: every holder of
     /// the terminal's other end is gone).
     drained: Arc<AtomicBool>,
@@ -60,7 +72,14 @@ impl PtyChild {
         // The parent's copies of the slave are gone with `command`'s Stdio.
         drop(command);
         let master = File::from(pty.master);
-        let screen = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let screen = Arc::new((
+            Mutex::new(Output {
+                bytes: Vec::new(),
+                parser: vt100::Parser::new(rows, cols, 0),
+                last: Instant::now(),
+            }),
+            Condvar::new(),
+        ));
         let mut reader = master.try_clone().expect("dup master");
         let shared = Arc::clone(&screen);
         let drained = Arc::new(AtomicBool::new(false));
@@ -73,9 +92,11 @@ impl PtyChild {
                     break;
                 }
                 let (lock, ready) = &*shared;
-                lock.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .extend_from_slice(&buf[..n]);
+                let mut output = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                output.bytes.extend_from_slice(&buf[..n]);
+                output.parser.process(&buf[..n]);
+                output.last = Instant::now();
+                drop(output);
                 ready.notify_all();
             }
             let (lock, ready) = &*shared;
@@ -99,7 +120,131 @@ impl PtyChild {
     /// Everything the program has written to the terminal so far, as text.
     pub fn output(&self) -> String {
         let (lock, _) = &*self.screen;
-        String::from_utf8_lossy(&lock.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+        String::from_utf8_lossy(&lock.lock().unwrap_or_else(PoisonError::into_inner).bytes)
+            .into_owned()
+    }
+
+    /// The screen as the terminal shows it now: its rows of text.
+    pub fn screen(&self) -> String {
+        let (lock, _) = &*self.screen;
+        let output = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        output.parser.screen().contents()
+    }
+
+    /// Whether the program has the alternate screen up, and the cursor hidden.
+    pub fn screen_modes(&self) -> (bool, bool) {
+        let (lock, _) = &*self.screen;
+        let output = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let screen = output.parser.screen();
+        (screen.alternate_screen(), screen.hide_cursor())
+    }
+
+    /// Whether any character on the screen is drawn in a colour (foreground
+    /// or background other than the terminal's default).
+    pub fn screen_has_colour(&self) -> bool {
+        let (lock, _) = &*self.screen;
+        let output = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let screen = output.parser.screen();
+        let (rows, cols) = screen.size();
+        (0..rows).any(|row| {
+            (0..cols).any(|col| {
+                screen.cell(row, col).is_some_and(|cell| {
+                    cell.fgcolor() != vt100::Color::Default
+                        || cell.bgcolor() != vt100::Color::Default
+                })
+            })
+        })
+    }
+
+    /// Wait (within `limit`) until the screen satisfies `ready`; returns it.
+    pub fn wait_screen(&self, what: &str, limit: Duration, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + limit;
+        let (lock, changed) = &*self.screen;
+        let mut output = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let screen = output.parser.screen().contents();
+            if ready(&screen) {
+                return screen;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "waited {limit:?} for the screen to show {what}; it shows:\n{screen}"
+            );
+            output = changed
+                .wait_timeout(output, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Wait (within `limit`) until the screen shows `text`; returns it.
+    pub fn wait_screen_shows(&self, text: &str, limit: Duration) -> String {
+        self.wait_screen(&format!("{text:?}"), limit, |screen| screen.contains(text))
+    }
+
+    /// How many bytes the program has written so far.
+    pub fn output_len(&self) -> usize {
+        let (lock, _) = &*self.screen;
+        lock.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bytes
+            .len()
+    }
+
+    /// Wait (within `limit`) until the program has written more than `len`
+    /// bytes in all; returns when the first byte past it arrived.
+    pub fn wait_output_past(&self, len: usize, limit: Duration) -> Instant {
+        let deadline = Instant::now() + limit;
+        let (lock, changed) = &*self.screen;
+        let mut output = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        while output.bytes.len() <= len {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "the program wrote nothing within {limit:?}"
+            );
+            output = changed
+                .wait_timeout(output, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        output.last
+    }
+
+    /// Change the terminal's size (the program gets SIGWINCH), and the
+    /// emulator's with it.
+    pub fn resize(&mut self, cols: u16, rows: u16) {
+        let size = nix::pty::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        {
+            let (lock, _) = &*self.screen;
+            let mut output = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            output.parser.screen_mut().set_size(rows, cols);
+        }
+        // SAFETY: TIOCSWINSZ on the master we own, with a valid winsize.
+        #[allow(unsafe_code)]
+        let result = unsafe {
+            nix::libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&self.master),
+                nix::libc::TIOCSWINSZ,
+                &size,
+            )
+        };
+        assert_eq!(result, 0, "TIOCSWINSZ failed");
+    }
+
+    /// Whether the terminal is in raw mode now (no echo, no line editing):
+    /// a program that exited must have put it back.
+    pub fn is_raw(&self) -> bool {
+        let termios = nix::sys::termios::tcgetattr(&self.master).expect("tcgetattr");
+        let local = termios.local_flags;
+        !local.contains(nix::sys::termios::LocalFlags::ICANON)
+            && !local.contains(nix::sys::termios::LocalFlags::ECHO)
     }
 
     /// Wait (within `limit`) until the output contains `text`.
@@ -107,12 +252,12 @@ impl PtyChild {
         let deadline = Instant::now() + limit;
         let (lock, ready) = &*self.screen;
         let mut screen = lock.lock().unwrap_or_else(PoisonError::into_inner);
-        while !String::from_utf8_lossy(&screen).contains(text) {
+        while !String::from_utf8_lossy(&screen.bytes).contains(text) {
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(
                 !left.is_zero(),
                 "waited {limit:?} for {text:?} on the terminal; it shows:\n{}",
-                String::from_utf8_lossy(&screen)
+                String::from_utf8_lossy(&screen.bytes)
             );
             screen = ready
                 .wait_timeout(screen, left)

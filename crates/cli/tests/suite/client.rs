@@ -1,24 +1,29 @@
 //! `tiller-client` driving the real `tiller app-server`, against the mock model
 //! in this process: a server killed mid-turn (pending requests and the turn fail
 //! once, one disconnect notice, then reconnect + resume), a rejected steer handed
-//! back and never retried, an interrupt racing a steer, and a queued message
-//! that is acknowledged only once the server has it and survives a restart.
+//! back and never retried, an interrupt racing a steer, a queued message
+//! that is acknowledged only once the server has it and survives a restart,
+//! approvals answered by the caller, and a server in this process.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
+use tiller_app_server::{AppServerOptions, run_app_server};
 use tiller_client::protocol::{
-    ServerNotification, ThreadItem, ThreadStartParams, TurnCompletedNotification, TurnStatus,
-    UserInput,
+    RequestId, ServerNotification, ThreadItem, ThreadStartParams, TurnCompletedNotification,
+    TurnStatus, UserInput,
 };
 use tiller_client::{
-    Client, ClientError, ClientEvent, ClientOptions, DISCONNECTED_TURN_MESSAGE, EventReceiver,
+    Client, ClientError, ClientEvent, ClientOptions, Connector, DISCONNECTED_TURN_MESSAGE,
+    EventReceiver, Streams,
 };
 use tiller_mock_model::{MockModel, Script, Step};
 use tokio::sync::mpsc::error::TryRecvError;
 
+use super::app_server::support::shell;
 use super::support::{DEADLINE, SCRATCH_TAG_ENV, Scratch, TILLER};
 
 /// A server on a scratch home, pointed at an in-process mock model.
@@ -64,9 +69,13 @@ impl Harness {
     }
 
     async fn thread_start(&self) -> String {
+        self.thread_start_with_policy("never").await
+    }
+
+    async fn thread_start_with_policy(&self, approval_policy: &str) -> String {
         let params = ThreadStartParams {
             cwd: Some(self.scratch.work().display().to_string()),
-            approval_policy: Some(json!("never")),
+            approval_policy: Some(json!(approval_policy)),
             ..ThreadStartParams::default()
         };
         self.client.thread_start(params).await.unwrap().thread.id
@@ -528,23 +537,34 @@ async fn listening(scratch: &Scratch, listen: &str) -> (tokio::process::Child, S
     (child, url)
 }
 
-/// Wait for `turn`'s `turn/completed` on `events`.
-async fn completed(events: &mut EventReceiver, turn: &str) -> TurnCompletedNotification {
+/// The next event on `events` that `wanted` picks, within [`DEADLINE`].
+async fn next_event<T>(
+    events: &mut EventReceiver,
+    what: &str,
+    wanted: impl Fn(&ClientEvent) -> Option<T>,
+) -> T {
     tokio::time::timeout(DEADLINE, async {
         loop {
             match events.recv().await {
-                Some(ClientEvent::Notification(ServerNotification::TurnCompleted(done)))
-                    if done.turn.id == turn =>
-                {
-                    return done;
+                Some(event) => {
+                    if let Some(found) = wanted(&event) {
+                        return found;
+                    }
                 }
-                Some(_) => {}
-                None => panic!("the event stream ended before turn {turn} completed"),
+                None => panic!("the event stream ended before {what}"),
             }
         }
     })
     .await
-    .expect("the turn completes")
+    .unwrap_or_else(|_| panic!("waited {DEADLINE:?} for {what}"))
+}
+
+/// Wait for `turn`'s `turn/completed` on `events`.
+async fn completed(events: &mut EventReceiver, turn: &str) -> TurnCompletedNotification {
+    next_event(events, &format!("turn/completed of {turn}"), |event| {
+        turn_completed(event).filter(|c| c.turn.id == turn).cloned()
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -607,4 +627,299 @@ async fn the_client_speaks_websocket_and_unix_sockets_to_a_listening_server() {
     }
     let refused = ClientOptions::connect("http://127.0.0.1:1").err().unwrap();
     assert!(refused.to_string().contains("ws://"), "{refused}");
+}
+
+/// What a shell command that asks for approval leaves behind when it runs:
+/// a file, and output that is not in the command's text (so only output
+/// that ran can carry it to the model).
+const APPROVED_FILE: &str = "made-after-approval";
+const APPROVED_OUTPUT: &str = "RAN-AFTER-APPROVAL-42";
+
+fn approval_steps() -> Vec<Step> {
+    vec![
+        shell(
+            "call_make",
+            &format!("touch {APPROVED_FILE} && echo RAN-AFTER-APPROVAL-$((40 + 2))"),
+        ),
+        Step::text("done"),
+    ]
+}
+
+impl Harness {
+    /// Under `untrusted`, a turn whose command asks for approval; the thread
+    /// and the turn.
+    async fn start_approval_turn(&self) -> (String, String) {
+        let thread = self.thread_start_with_policy("untrusted").await;
+        let turn = self.turn_start(&thread, "make the file").await;
+        (thread, turn)
+    }
+
+    /// The command's approval request, handed to the caller; its id.
+    async fn approval_request(&mut self, thread: &str, turn: &str) -> RequestId {
+        let (id, params) = self
+            .wait_for("the approval request", |event| match event {
+                ClientEvent::ServerRequest { id, method, params }
+                    if method == "item/commandExecution/requestApproval" =>
+                {
+                    Some((id.clone(), params.clone()))
+                }
+                _ => None,
+            })
+            .await;
+        assert_eq!(params["threadId"], thread, "{params}");
+        assert_eq!(params["turnId"], turn, "{params}");
+        assert!(
+            params["command"].as_str().unwrap().contains(APPROVED_FILE),
+            "{params}"
+        );
+        assert!(
+            !self.scratch.work().join(APPROVED_FILE).exists(),
+            "the command ran before the answer"
+        );
+        id
+    }
+
+    /// Whether the server said the request `id` of `thread` needs no more answer.
+    fn resolved(&self, thread: &str, id: &RequestId) -> bool {
+        self.log.iter().any(|event| {
+            matches!(
+                event,
+                ClientEvent::Notification(ServerNotification::ServerRequestResolved(r))
+                    if &r.request_id == id && r.thread_id == thread
+            )
+        })
+    }
+
+    /// The one command of `turn`, as it completed: its status and output.
+    fn completed_command(&self, turn: &str) -> (String, Option<String>) {
+        let commands: Vec<(String, Option<String>)> = self
+            .log
+            .iter()
+            .filter_map(|event| match event {
+                ClientEvent::Notification(ServerNotification::ItemCompleted(done))
+                    if done.turn_id == turn =>
+                {
+                    match &done.item {
+                        ThreadItem::CommandExecution {
+                            status,
+                            aggregated_output,
+                            ..
+                        } => Some((status.clone(), aggregated_output.clone())),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(commands.len(), 1, "{:#?}", self.log);
+        commands[0].clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_comes_to_the_caller_and_accepting_it_runs_the_command() {
+    let mut h =
+        Harness::start_with(approval_steps(), |options| options.server_requests(true)).await;
+    let (thread, turn) = h.start_approval_turn().await;
+    let id = h.approval_request(&thread, &turn).await;
+    h.client
+        .respond(id.clone(), Ok(json!({"decision": "accept"})))
+        .unwrap();
+    let completed = h.wait_turn_completed(&turn).await;
+    assert_eq!(
+        completed.turn.status,
+        TurnStatus::Completed,
+        "{completed:#?}"
+    );
+    assert!(h.resolved(&thread, &id), "{:#?}", h.log);
+    let (status, output) = h.completed_command(&turn);
+    assert_eq!(status, "completed");
+    assert!(
+        output
+            .as_deref()
+            .is_some_and(|o| o.contains(APPROVED_OUTPUT)),
+        "{output:?}"
+    );
+    assert!(h.scratch.work().join(APPROVED_FILE).exists());
+    // The model saw what the command printed.
+    assert_eq!(h.mock.requests().len(), 2);
+    assert_eq!(h.model_requests_with(APPROVED_OUTPUT), 1);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_approval_leaves_the_command_unrun_and_the_turn_goes_on() {
+    let mut h =
+        Harness::start_with(approval_steps(), |options| options.server_requests(true)).await;
+    let (thread, turn) = h.start_approval_turn().await;
+    let id = h.approval_request(&thread, &turn).await;
+    h.client
+        .respond(id.clone(), Ok(json!({"decision": "decline"})))
+        .unwrap();
+    let completed = h.wait_turn_completed(&turn).await;
+    assert_eq!(
+        completed.turn.status,
+        TurnStatus::Completed,
+        "{completed:#?}"
+    );
+    assert!(h.resolved(&thread, &id), "{:#?}", h.log);
+    assert_eq!(h.completed_command(&turn).0, "declined");
+    assert!(!h.scratch.work().join(APPROVED_FILE).exists());
+    assert_eq!(h.mock.requests().len(), 2);
+    assert_eq!(h.model_requests_with(APPROVED_OUTPUT), 0);
+
+    // A second answer, to a request already resolved, changes nothing; the
+    // server reads lines in order, so once the next call is answered, it
+    // has seen the answer.
+    h.client
+        .respond(id, Ok(json!({"decision": "accept"})))
+        .unwrap();
+    assert!(h.client.queue_list(&thread).await.unwrap().is_empty());
+    assert!(!h.scratch.work().join(APPROVED_FILE).exists());
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_server_requests_an_approval_is_refused_and_its_command_declined() {
+    let mut h = Harness::start(approval_steps()).await;
+    let (_, turn) = h.start_approval_turn().await;
+    let completed = h.wait_turn_completed(&turn).await;
+    assert_eq!(
+        completed.turn.status,
+        TurnStatus::Completed,
+        "{completed:#?}"
+    );
+    assert!(
+        !h.log
+            .iter()
+            .any(|e| matches!(e, ClientEvent::ServerRequest { .. })),
+        "{:#?}",
+        h.log
+    );
+    assert_eq!(h.completed_command(&turn).0, "declined");
+    assert!(!h.scratch.work().join(APPROVED_FILE).exists());
+    h.finish().await;
+}
+
+/// A connector that starts a new in-process app-server on `home` for each
+/// connection, over a duplex pair; the servers' exit codes, as they end.
+fn in_process_servers(
+    home: std::path::PathBuf,
+) -> (Connector, Arc<Mutex<Vec<tokio::task::JoinHandle<i32>>>>) {
+    let servers = Arc::new(Mutex::new(Vec::new()));
+    let started = Arc::clone(&servers);
+    let connector = Connector::new(move || {
+        let (client_end, server_end) = tokio::io::duplex(1 << 20);
+        let (input, output) = tokio::io::split(server_end);
+        let serving = tokio::spawn(run_app_server(
+            input,
+            output,
+            AppServerOptions::new(home.clone()),
+        ));
+        started.lock().unwrap().push(serving);
+        let (reader, writer) = tokio::io::split(client_end);
+        let streams: Streams = (Box::pin(reader), Box::pin(writer));
+        Ok(streams)
+    });
+    (connector, servers)
+}
+
+/// Shut the client down: one requested disconnect of `generation`, and the
+/// in-process server saw EOF and ended cleanly.
+async fn shutdown_in_process(
+    client: &Client,
+    events: &mut EventReceiver,
+    servers: &Mutex<Vec<tokio::task::JoinHandle<i32>>>,
+    generation: u64,
+) {
+    assert_eq!(client.shutdown().await, None, "no process to report on");
+    let (ended, requested) = next_event(events, "the disconnect notice", |event| match event {
+        ClientEvent::Disconnected {
+            generation,
+            requested,
+            ..
+        } => Some((*generation, *requested)),
+        _ => None,
+    })
+    .await;
+    assert_eq!((ended, requested), (generation, true));
+    assert!(matches!(events.try_recv(), Err(TryRecvError::Empty)));
+    let server = servers
+        .lock()
+        .unwrap()
+        .pop()
+        .expect("a server per connection");
+    let code = within("the in-process server", server).await.unwrap();
+    assert_eq!(code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_process_server_serves_turns_and_a_reconnect_resumes_the_thread() {
+    let scratch = Scratch::new();
+    let mock = MockModel::start(Script::new(vec![
+        Step::text("in process"),
+        Step::text("in process again"),
+    ]))
+    .await
+    .unwrap();
+    scratch.mock_config(&mock.base_url(), "");
+    let (connector, servers) = in_process_servers(scratch.home());
+    let mut options = ClientOptions::in_process(connector);
+    // Longer than any wait here: a disconnect seen in time is the server
+    // closing its end, never the client giving up on it.
+    options.shutdown_grace = 3 * DEADLINE;
+    let (client, mut events) = Client::spawn(options).await.unwrap();
+    assert_eq!(client.pid(), None, "no process of the client's");
+    assert_eq!(client.generation(), 1);
+    assert!(client.server_info().is_some());
+    let params = ThreadStartParams {
+        cwd: Some(scratch.work().display().to_string()),
+        approval_policy: Some(json!("never")),
+        ..ThreadStartParams::default()
+    };
+    let thread = client.thread_start(params).await.unwrap().thread.id;
+    let turn = client
+        .turn_start(&thread, text("hello"), None)
+        .await
+        .unwrap()
+        .turn
+        .id;
+    let done = completed(&mut events, &turn).await;
+    assert_eq!(done.turn.status, TurnStatus::Completed, "{done:#?}");
+
+    shutdown_in_process(&client, &mut events, &servers, 1).await;
+    assert!(!client.is_connected());
+    assert!(matches!(
+        client.queue_list(&thread).await,
+        Err(ClientError::Disconnected)
+    ));
+
+    // A new connection, so a new server on the same home: the thread comes
+    // back from its rollout.
+    let resumed = client.reconnect().await.unwrap();
+    assert_eq!(client.generation(), 2);
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(resumed[0].thread.id, thread);
+    let turns = &resumed[0].thread.turns;
+    assert_eq!(turns.len(), 1, "{turns:#?}");
+    assert!(
+        turns[0].items.iter().any(
+            |item| matches!(item, ThreadItem::AgentMessage { text, .. } if text == "in process")
+        ),
+        "{turns:#?}"
+    );
+    let next = client
+        .turn_start(&thread, text("and again"), None)
+        .await
+        .unwrap()
+        .turn
+        .id;
+    let done = completed(&mut events, &next).await;
+    assert_eq!(done.turn.status, TurnStatus::Completed, "{done:#?}");
+    let last = mock.requests().pop().unwrap();
+    assert!(last.raw_body.contains("hello"), "{:#}", last.body);
+    assert!(last.raw_body.contains("and again"), "{:#}", last.body);
+
+    shutdown_in_process(&client, &mut events, &servers, 2).await;
+    mock.shutdown().await;
 }

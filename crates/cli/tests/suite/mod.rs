@@ -22,4 +22,5 @@ mod secrets;
 mod sessions;
 mod stalled_reader;
 mod support;
+mod tui;
 mod undo;

@@ -1,0 +1,473 @@
+//! `tiller` as a person uses it: the real binary in a pseudo-terminal, keys
+//! pressed, the screen read back through a terminal emulator, against the
+//! mock model in this process (so each test can check what the model was
+//! sent). Esc during a command, a steer typed mid-stream, Tab to queue, Esc
+//! with a steer pending, Ctrl+C at an approval, two Ctrl+C to quit, the
+//! terminal put back, and a second client attaching with `--remote`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tiller_client::protocol::ThreadStartParams;
+use tiller_client::{Client, ClientOptions};
+use tiller_mock_model::{MockModel, Script};
+use tiller_test_support::PtyChild;
+
+use super::support::{
+    DEADLINE, PROMPT_EXIT, SCRATCH_TAG_ENV, Scratch, TILLER, shell_step, text_step,
+};
+
+const COLS: u16 = 100;
+const ROWS: u16 = 30;
+
+/// The mock model serving `steps`, made the scratch home's provider.
+async fn model(scratch: &Scratch, steps: Value, extra_config: &str) -> MockModel {
+    let script = Script::from_json_str(&steps.to_string()).unwrap();
+    let mock = MockModel::start(script).await.unwrap();
+    scratch.mock_config(&mock.base_url(), "");
+    if !extra_config.is_empty() {
+        let config = std::fs::read_to_string(scratch.home().join("config.toml")).unwrap();
+        scratch.config(&format!("{extra_config}\n{config}"));
+    }
+    mock
+}
+
+/// `tiller ARGS` in a pseudo-terminal, working in the scratch folder.
+fn tui(scratch: &Scratch, args: &[&str]) -> PtyChild {
+    tui_with(scratch, args, &[])
+}
+
+/// [`tui`] with variables added to its environment.
+fn tui_with(scratch: &Scratch, args: &[&str], env: &[(&str, &str)]) -> PtyChild {
+    let mut command = std::process::Command::new(TILLER);
+    command
+        .args(args)
+        .arg("--cd")
+        .arg(scratch.work())
+        .env(SCRATCH_TAG_ENV, scratch.home().parent().unwrap())
+        .env("TILLER_HOME", scratch.home())
+        .env("HOME", scratch.home())
+        .env("TERM", "xterm-256color")
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .envs(env.iter().copied());
+    PtyChild::spawn(command, COLS, ROWS)
+}
+
+/// Wait until the UI is idle with a session open: the status line says ready.
+fn wait_ready(ui: &PtyChild) -> String {
+    ui.wait_screen("the UI ready", DEADLINE, |screen| {
+        screen
+            .lines()
+            .last()
+            .is_some_and(|status| status.contains("ready"))
+            && screen.contains("approvals:")
+    })
+}
+
+/// Type `text` and press Enter.
+fn submit(ui: &mut PtyChild, text: &str) {
+    ui.send(text.as_bytes());
+    ui.send(b"\r");
+}
+
+/// The live processes this scratch started whose command line contains `what`.
+fn processes(scratch: &Scratch, what: &str) -> Vec<i32> {
+    scratch
+        .processes_left()
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|raw| {
+                    String::from_utf8_lossy(&raw)
+                        .replace('\0', " ")
+                        .contains(what)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Wait until a process whose command line contains `what` runs.
+fn wait_process(scratch: &Scratch, what: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    while processes(scratch, what).is_empty() {
+        assert!(Instant::now() < deadline, "no `{what}` process started");
+        // Processes that are not our children: nothing to wait on but /proc.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The text of the last user message in a model request's input.
+fn last_input_text(request: &Value) -> String {
+    let input = request["input"].as_array().cloned().unwrap_or_default();
+    let last = input.last().cloned().unwrap_or(Value::Null);
+    assert_eq!(
+        last["role"], "user",
+        "the last input item is not the user's: {last}"
+    );
+    last["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|part| part["text"].as_str())
+        .collect()
+}
+
+/// Ctrl+C twice on the idle UI: it quits with 0 and puts the terminal back.
+fn quit(ui: &mut PtyChild) {
+    ui.send(b"\x03");
+    ui.wait_screen_shows("press ctrl+c again to quit", DEADLINE);
+    ui.send(b"\x03");
+    let status = ui.wait_exit(PROMPT_EXIT);
+    assert_eq!(status.code(), Some(0), "{}", ui.screen());
+    assert_terminal_restored(ui);
+}
+
+fn assert_terminal_restored(ui: &PtyChild) {
+    assert!(!ui.is_raw(), "the terminal was left in raw mode");
+    let (alternate, hidden_cursor) = ui.screen_modes();
+    assert!(!alternate, "the terminal was left on the alternate screen");
+    assert!(!hidden_cursor, "the cursor was left hidden");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esc_during_a_command_kills_it_and_leaves_one_interrupted_line() {
+    let scratch = Scratch::new();
+    let _mock = model(&scratch, json!([shell_step("call_sleep", "sleep 60")]), "").await;
+    let mut ui = tui(&scratch, &[]);
+    wait_ready(&ui);
+    submit(&mut ui, "wait a minute");
+    ui.wait_screen_shows("Running bash -lc 'sleep 60'", DEADLINE);
+    wait_process(&scratch, "sleep 60");
+
+    ui.send(b"\x1b");
+    let screen = wait_ready(&ui);
+    assert!(
+        processes(&scratch, "sleep 60").is_empty(),
+        "sleep survived Esc"
+    );
+    assert_eq!(
+        screen.matches("interrupted").count(),
+        1,
+        "not exactly one interrupted line:\n{screen}"
+    );
+    assert!(screen.contains("■ interrupted — esc pressed"), "{screen}");
+    quit(&mut ui);
+    scratch.wait_no_process_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enter_mid_stream_steers_the_text_into_the_next_request() {
+    let scratch = Scratch::new();
+    let streaming = json!({"type": "response", "stall": {"after_deltas": 2, "ms": 3000},
+        "items": [{"type": "text", "text": "Reading the code first, then I will answer."}]});
+    let mock = model(
+        &scratch,
+        json!([streaming, text_step("Done, with the tests kept.")]),
+        "",
+    )
+    .await;
+    let mut ui = tui(&scratch, &[]);
+    wait_ready(&ui);
+    submit(&mut ui, "refactor the parser");
+    ui.wait_screen_shows("Reading the", DEADLINE);
+    submit(&mut ui, "and keep the tests");
+    ui.wait_screen_shows("will be sent after the current step", DEADLINE);
+    let screen = ui.wait_screen_shows("Done, with the tests kept.", DEADLINE);
+    assert!(!screen.contains("will be sent after"), "{screen}");
+    wait_ready(&ui);
+
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert_eq!(last_input_text(&requests[1].body), "and keep the tests");
+    quit(&mut ui);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tab_queues_a_message_that_runs_after_the_turn() {
+    let scratch = Scratch::new();
+    let mock = model(
+        &scratch,
+        json!([
+            shell_step("call_wait", "sleep 1.5"),
+            text_step("first done"),
+            text_step("second done"),
+        ]),
+        "",
+    )
+    .await;
+    let mut ui = tui(&scratch, &[]);
+    wait_ready(&ui);
+    submit(&mut ui, "first task");
+    ui.wait_screen_shows("Running", DEADLINE);
+    ui.send(b"second task\t");
+    ui.wait_screen_shows("▸ second task", DEADLINE);
+    ui.wait_screen_shows("second done", DEADLINE);
+    wait_ready(&ui);
+    // The queue's list follows its `thread/queue/changed`.
+    let screen = ui.wait_screen("the queue empty", DEADLINE, |s| {
+        !s.contains("▸ second task")
+    });
+    assert_eq!(screen.matches("─ completed").count(), 2, "{screen}");
+
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 3, "{requests:#?}");
+    assert_eq!(last_input_text(&requests[2].body), "second task");
+    quit(&mut ui);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esc_with_a_pending_steer_sends_it_as_the_next_turn() {
+    let scratch = Scratch::new();
+    let mock = model(
+        &scratch,
+        json!([shell_step("call_sleep", "sleep 60"), text_step("on it")]),
+        "",
+    )
+    .await;
+    let mut ui = tui(&scratch, &[]);
+    wait_ready(&ui);
+    submit(&mut ui, "build it");
+    ui.wait_screen_shows("Running", DEADLINE);
+    wait_process(&scratch, "sleep 60");
+    submit(&mut ui, "use the fast path instead");
+    ui.wait_screen_shows("↳ use the fast path instead", DEADLINE);
+
+    ui.send(b"\x1b");
+    ui.wait_screen_shows("on it", DEADLINE);
+    let screen = wait_ready(&ui);
+    assert!(screen.contains("■ interrupted"), "{screen}");
+    assert!(screen.contains("› use the fast path instead"), "{screen}");
+    assert!(
+        processes(&scratch, "sleep 60").is_empty(),
+        "sleep survived Esc"
+    );
+
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert_eq!(
+        last_input_text(&requests[1].body),
+        "use the fast path instead"
+    );
+    quit(&mut ui);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_at_the_approval_overlay_aborts_the_turn() {
+    let scratch = Scratch::new();
+    let mock = model(
+        &scratch,
+        json!([
+            shell_step("call_touch", "touch made-it"),
+            text_step("never")
+        ]),
+        "approval_policy = \"untrusted\"",
+    )
+    .await;
+    let mut ui = tui(&scratch, &[]);
+    wait_ready(&ui);
+    submit(&mut ui, "make a file");
+    let screen = ui.wait_screen_shows("Run this command?", DEADLINE);
+    assert!(screen.contains("$ bash -lc 'touch made-it'"), "{screen}");
+
+    ui.send(b"\x03");
+    let screen = wait_ready(&ui);
+    assert!(
+        screen.contains("■ interrupted — ctrl+c at the approval"),
+        "{screen}"
+    );
+    assert!(!screen.contains("Run this command?"), "{screen}");
+    assert!(!scratch.work_file("made-it").exists(), "the command ran");
+    assert_eq!(mock.requests().len(), 1);
+    quit(&mut ui);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ctrl_c_on_an_idle_ui_exit_0_and_restore_the_terminal() {
+    let scratch = Scratch::new();
+    let _mock = model(&scratch, json!([]), "").await;
+    let mut ui = tui(&scratch, &[]);
+    wait_ready(&ui);
+    let (alternate, _) = ui.screen_modes();
+    assert!(alternate, "the UI is not on the alternate screen");
+    assert!(ui.is_raw(), "the UI did not put the terminal in raw mode");
+    // Ctrl+C on a composer with text clears it, and does not arm the quit.
+    ui.send(b"draft");
+    ui.wait_screen_shows("draft", DEADLINE);
+    ui.send(b"\x03");
+    ui.wait_screen("the composer empty", DEADLINE, |s| !s.contains("draft"));
+    quit(&mut ui);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_and_sighup_restore_the_terminal() {
+    for signal in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGHUP,
+    ] {
+        let scratch = Scratch::new();
+        let _mock = model(&scratch, json!([]), "").await;
+        let mut ui = tui(&scratch, &[]);
+        wait_ready(&ui);
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(ui.pid()).unwrap());
+        nix::sys::signal::kill(pid, signal).unwrap();
+        let status = ui.wait_exit(PROMPT_EXIT);
+        assert!(status.code().is_some(), "{signal}: {status:?}");
+        assert_terminal_restored(&ui);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_opens_the_picker_and_the_chosen_session() {
+    let scratch = Scratch::new();
+    let _mock = model(&scratch, json!([text_step("first answer")]), "").await;
+    let mut ui = tui(&scratch, &[]);
+    wait_ready(&ui);
+    submit(&mut ui, "the first prompt");
+    ui.wait_screen_shows("first answer", DEADLINE);
+    wait_ready(&ui);
+    quit(&mut ui);
+
+    let mut ui = tui(&scratch, &["resume"]);
+    let screen = ui.wait_screen("the session and how it ended", DEADLINE, |s| {
+        s.contains("the first prompt") && s.contains("completed")
+    });
+    assert!(screen.contains("Resume a session"), "{screen}");
+    ui.send(b"\r");
+    let screen = ui.wait_screen_shows("first answer", DEADLINE);
+    assert!(screen.contains("› the first prompt"), "{screen}");
+    wait_ready(&ui);
+    quit(&mut ui);
+
+    let mut ui = tui(&scratch, &["resume", "--last"]);
+    ui.wait_screen_shows("first answer", DEADLINE);
+    quit(&mut ui);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_attaches_to_a_turn_another_client_is_driving() {
+    let scratch = Scratch::new();
+    let slow = json!({"type": "response", "delta_delay_ms": 150,
+        "items": [{"type": "text", "text": "one two three four five six seven eight nine ten eleven twelve"}]});
+    let _mock = model(&scratch, json!([slow, text_step("steered answer")]), "").await;
+    let socket = scratch.home().join("control.sock");
+    let url = format!("unix://{}", socket.display());
+    let mut server = scratch.tiller(&["app-server", "--listen", &url]);
+    let server = server.spawn().unwrap();
+
+    // The other client: waits for the socket, starts a thread and a turn.
+    let deadline = Instant::now() + DEADLINE;
+    let (client, _events) = loop {
+        match Client::spawn(ClientOptions::connect(&url).unwrap()).await {
+            Ok(connected) => break connected,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "the server never listened: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let started = client
+        .thread_start(ThreadStartParams {
+            cwd: Some(scratch.work().to_string_lossy().into_owned()),
+            ..ThreadStartParams::default()
+        })
+        .await
+        .unwrap();
+    let thread_id = started.thread.id;
+    client
+        .turn_start(
+            &thread_id,
+            vec![tiller_client::protocol::UserInput::Text {
+                text: "count slowly".into(),
+            }],
+            None,
+        )
+        .await
+        .unwrap();
+
+    let mut ui = tui(&scratch, &["--remote", &url]);
+    let screen = ui.wait_screen_shows("› count slowly", DEADLINE);
+    assert!(screen.contains("working"), "{screen}");
+    ui.wait_screen_shows("twelve", DEADLINE);
+    wait_ready(&ui);
+    quit(&mut ui);
+    client.shutdown().await;
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(server.id().unwrap()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let mut server = server;
+    let status = tokio::time::timeout(DEADLINE, server.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_multi_line_paste_is_sent_whole() {
+    let scratch = Scratch::new();
+    let mock = model(&scratch, json!([text_step("read it all")]), "").await;
+    let mut ui = tui(&scratch, &[]);
+    wait_ready(&ui);
+    let pasted: String = (0..2000)
+        .map(|i| format!("log line {i}: something happened\n"))
+        .collect();
+    let mut keys = b"\x1b[200~".to_vec();
+    keys.extend_from_slice(pasted.as_bytes());
+    keys.extend_from_slice(b"\x1b[201~");
+    ui.send(&keys);
+    ui.wait_screen_shows("log line 1999", DEADLINE);
+    ui.send(b"\r");
+    ui.wait_screen_shows("read it all", DEADLINE);
+    wait_ready(&ui);
+    assert_eq!(last_input_text(&mock.requests()[0].body), pasted);
+    quit(&mut ui);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_takes_the_last_turn_and_its_file_back() {
+    let scratch = Scratch::new();
+    let _mock = model(
+        &scratch,
+        json!([
+            shell_step("call_make", "echo hi > made.txt"),
+            text_step("made it")
+        ]),
+        "",
+    )
+    .await;
+    let mut ui = tui(&scratch, &[]);
+    wait_ready(&ui);
+    submit(&mut ui, "make a file");
+    ui.wait_screen_shows("made it", DEADLINE);
+    wait_ready(&ui);
+    assert!(scratch.work_file("made.txt").exists());
+
+    submit(&mut ui, "/undo");
+    let screen = ui.wait_screen("the turn taken back", DEADLINE, |s| {
+        s.contains("undone: the last turn") && !s.contains("made it")
+    });
+    assert!(screen.contains("1 removed"), "{screen}");
+    assert!(
+        !scratch.work_file("made.txt").exists(),
+        "the file is still there"
+    );
+    quit(&mut ui);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_color_draws_without_colour() {
+    let scratch = Scratch::new();
+    let _mock = model(&scratch, json!([]), "").await;
+    let mut coloured = tui(&scratch, &[]);
+    wait_ready(&coloured);
+    assert!(coloured.screen_has_colour(), "the check cannot see colour");
+    quit(&mut coloured);
+
+    let mut plain = tui_with(&scratch, &[], &[("NO_COLOR", "1")]);
+    wait_ready(&plain);
+    assert!(!plain.screen_has_colour(), "{}", plain.screen());
+    quit(&mut plain);
+}

@@ -1,0 +1,79 @@
+//! The pager (Ctrl+T, `/diff`): lines to scroll through, full screen.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::app::Pager;
+use crate::clean::clean;
+use crate::wrap::wrap;
+
+/// A unified diff as coloured lines.
+pub fn diff_lines(diff: &str) -> Vec<Line<'static>> {
+    clean(diff)
+        .lines()
+        .map(|line| {
+            let style = if line.starts_with("+++") || line.starts_with("---") {
+                Style::new().add_modifier(Modifier::BOLD)
+            } else if line.starts_with('+') {
+                Style::new().fg(Color::Green)
+            } else if line.starts_with('-') {
+                Style::new().fg(Color::Red)
+            } else if line.starts_with("@@") {
+                Style::new().fg(Color::Cyan)
+            } else {
+                Style::new()
+            };
+            Line::styled(line.to_owned(), style)
+        })
+        .collect()
+}
+
+/// Draw `pager` over `area`; it keeps its place within the lines.
+pub fn draw(frame: &mut Frame<'_>, area: Rect, pager: &mut Pager) {
+    let body = Rect {
+        y: area.y + 1,
+        height: area.height.saturating_sub(2),
+        ..area
+    };
+    let lines = wrap(&pager.lines, body.width);
+    let height = usize::from(body.height);
+    let last_top = lines.len().saturating_sub(height);
+    if pager.at_end {
+        pager.top = last_top;
+        pager.at_end = false;
+    }
+    pager.top = pager.top.min(last_top);
+    let shown: Vec<Line<'static>> = lines.iter().skip(pager.top).take(height).cloned().collect();
+    let title = Line::from(vec![
+        Span::styled(
+            format!(" {} ", pager.title),
+            Style::new().add_modifier(Modifier::REVERSED),
+        ),
+        Span::styled(
+            format!(
+                "  lines {}–{} of {}",
+                pager.top + 1,
+                pager.top + shown.len(),
+                lines.len()
+            ),
+            Style::new().fg(Color::DarkGray),
+        ),
+    ]);
+    frame.render_widget(Paragraph::new(title), Rect { height: 1, ..area });
+    frame.render_widget(Paragraph::new(shown), body);
+    let footer = Line::styled(
+        " ↑/↓ line · pgup/pgdn page · g/G start/end · q close",
+        Style::new().fg(Color::DarkGray),
+    );
+    frame.render_widget(
+        Paragraph::new(footer),
+        Rect {
+            y: area.y + area.height.saturating_sub(1),
+            height: 1,
+            ..area
+        },
+    );
+}
