@@ -72,8 +72,9 @@ fn main() {
         &keypress,
     );
 
-    // Idle CPU.
+    // Idle CPU, once the last frame is out.
     let pid = ui.pid();
+    std::thread::sleep(Duration::from_secs(1));
     let before = cpu_ticks(pid);
     let idle = Duration::from_secs(if tiller_bench_support::quick() { 2 } else { 5 });
     std::thread::sleep(idle);
@@ -123,7 +124,16 @@ fn main() {
     ui.wait_screen("the turn ended", LIMIT, |s| {
         s.lines().last().is_some_and(|l| l.contains("ready"))
     });
-    let rss = vm_rss_kib(pid);
+    let rss = status_kib(pid, "VmRSS:");
+    let peak = status_kib(pid, "VmHWM:");
+    report.values(
+        Figure::detail(
+            "tui/peak-rss-10k-lines",
+            "TUI peak resident memory while the 10,000-line answer streamed (VmHWM)",
+        ),
+        Unit::MiB,
+        &[peak as f64 / 1024.0],
+    );
     report.values(
         Figure::new(
             "tui/rss-10k-lines",
@@ -217,11 +227,11 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
-fn vm_rss_kib(pid: u32) -> u64 {
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap()
 }

@@ -21,7 +21,7 @@ use tiller_tui::{App, Clock, Outcome, draw};
 const THREAD: &str = "bench-thread";
 /// Turns of 20 answer lines and a 5-line command each, plus their user line,
 /// end line and gaps: about 10,000 lines in all.
-const TURNS: usize = 300;
+const TURNS: usize = 320;
 
 fn main() {
     let mut report = Report::start("tui_render");
@@ -69,23 +69,35 @@ fn main() {
         &scrolling,
     );
 
-    // The first frame at a new width wraps the whole transcript again.
-    let mut resized = Vec::new();
-    for i in 0..samples(50, 5) {
-        let width = if i % 2 == 0 { 80 } else { 100 };
-        terminal.backend_mut().resize(width, 40);
-        terminal
-            .resize(ratatui::layout::Rect::new(0, 0, width, 40))
-            .unwrap();
-        resized.push(frame(&mut terminal, &mut app));
-    }
-    report.durations(
-        Figure::detail(
+    // The first frame at a new width: following the end, only what is on
+    // screen is wrapped again; scrolled back, everything above the view is.
+    for (scrolled, id, name) in [
+        (
+            false,
             "tui/frame-after-resize",
-            "TUI first frame after a resize (re-wraps all 10,000 lines)",
+            "TUI first frame after a resize, following the end",
         ),
-        &resized,
-    );
+        (
+            true,
+            "tui/frame-after-resize-scrolled",
+            "TUI first frame after a resize, scrolled back (re-wraps the transcript)",
+        ),
+    ] {
+        app.key(KeyEvent::new(KeyCode::End, KeyModifiers::CONTROL));
+        if scrolled {
+            app.key(KeyEvent::new(KeyCode::PageUp, KeyModifiers::NONE));
+        }
+        let mut resized = Vec::new();
+        for i in 0..samples(50, 5) {
+            let width = if i % 2 == 0 { 80 } else { 100 };
+            terminal.backend_mut().resize(width, 40);
+            terminal
+                .resize(ratatui::layout::Rect::new(0, 0, width, 40))
+                .unwrap();
+            resized.push(frame(&mut terminal, &mut app));
+        }
+        report.durations(Figure::detail(id, name), &resized);
+    }
     report.finish();
 }
 

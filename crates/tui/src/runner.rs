@@ -126,15 +126,26 @@ async fn event_loop(
         }
         // Everything else already waiting goes into the same frame.
         drain(&mut app, &mut events, &mut outcomes);
+        if busy && !app.is_busy() {
+            release_freed_memory();
+        }
     }
 }
 
+/// How long one batch of waiting events may take before a frame is drawn
+/// (and keys are read) again.
+const BATCH_BUDGET: Duration = Duration::from_millis(16);
+
+/// Everything already waiting, into the state: a streaming answer's deltas
+/// are taken in as fast as they come, so they never pile up in the client's
+/// queue behind frames.
 fn drain(
     app: &mut App,
     events: &mut EventReceiver,
     outcomes: &mut mpsc::UnboundedReceiver<Outcome>,
 ) {
-    for _ in 0..256 {
+    let started = Instant::now();
+    while started.elapsed() < BATCH_BUDGET {
         let mut progressed = false;
         if let Ok(event) = events.try_recv() {
             app.client_event(event);
@@ -147,6 +158,21 @@ fn drain(
         if !progressed {
             return;
         }
+    }
+}
+
+/// A turn ended: give the memory its streaming used and freed back to the
+/// system. A long answer is rendered again as it grows, and the allocator
+/// keeps what those renders freed (spread over its per-thread arenas) unless
+/// asked; the transcript itself keeps only its text and wrapped lines.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the allocator's own
+    // heaps to the kernel; it takes no pointers and is safe to call from any
+    // thread at any time.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

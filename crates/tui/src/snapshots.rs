@@ -337,3 +337,23 @@ fn resizing_reflows_the_transcript() {
     insta::assert_snapshot!("resize_wide", wide);
     insta::assert_snapshot!("resize_narrow", narrow);
 }
+
+#[test]
+fn edit_approval_overlay() {
+    let mut app = app();
+    start_turn(&mut app, "fix the config");
+    app.notification(note(
+        "item/started",
+        json!({"threadId": THREAD, "turnId": TURN, "startedAtMs": 0,
+               "item": {"type": "fileChange", "id": "f1", "status": "inProgress",
+                        "changes": [{"path": "/etc/app.toml", "kind": {"type": "update", "move_path": null},
+                                     "diff": "--- a/etc/app.toml\n+++ b/etc/app.toml\n@@ -1 +1 @@\n-port = 80\n+port = 8080\n"}]}}),
+    ));
+    app.server_request(
+        RequestId::String("approval:t:2".into()),
+        "item/fileChange/requestApproval",
+        &json!({"threadId": THREAD, "turnId": TURN, "itemId": "f1", "startedAtMs": 0,
+                "reason": "the edit writes outside the workspace", "grantRoot": "/etc"}),
+    );
+    insta::assert_snapshot!(screen(&mut app, 80, 18));
+}

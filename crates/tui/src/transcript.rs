@@ -107,6 +107,9 @@ impl Transcript {
 
     /// The `height` lines on screen at `width`.
     pub fn visible(&mut self, width: u16, height: usize) -> Vec<Line<'static>> {
+        if self.top.is_none() {
+            return self.last_lines(width, height);
+        }
         let total = self.height(width);
         let top = match self.top {
             Some(top) => top.min(total.saturating_sub(height)),
@@ -133,6 +136,23 @@ impl Transcript {
             }
         }
         lines
+    }
+
+    /// The last `height` lines, walking back from the end: only the cells on
+    /// screen are wrapped (a resize costs a screenful, not the transcript).
+    fn last_lines(&mut self, width: u16, height: usize) -> Vec<Line<'static>> {
+        let mut reversed = Vec::with_capacity(height);
+        for i in (0..self.entries.len()).rev() {
+            if reversed.len() >= height {
+                break;
+            }
+            reversed.push(Line::default());
+            let wrapped = self.wrapped(i, width);
+            reversed.extend(wrapped.iter().rev().take(height).cloned());
+        }
+        reversed.truncate(height);
+        reversed.reverse();
+        reversed
     }
 
     /// Every cell whole, unwrapped, for the pager.

@@ -22,58 +22,61 @@ pub fn wrap(lines: &[Line<'static>], width: u16) -> Vec<Line<'static>> {
 #[derive(Clone, Copy)]
 struct Glyph {
     ch: char,
-    width: usize,
-    span: usize,
+    width: u8,
+    span: u32,
 }
 
+/// Greedy wrapping, one character at a time: only the line being filled is
+/// held as glyphs (at most `width` of them), so a paragraph of any length
+/// costs its output, not a copy of itself per character.
 fn wrap_line(line: &Line<'static>, width: usize, out: &mut Vec<Line<'static>>) {
-    let glyphs: Vec<Glyph> = line
+    let total: usize = line
         .spans
         .iter()
-        .enumerate()
-        .flat_map(|(span, s)| {
-            s.content
-                .chars()
-                .filter(|c| *c != '\n')
-                .map(move |ch| Glyph {
-                    ch,
-                    width: if ch == '\t' {
-                        4
-                    } else {
-                        ch.width().unwrap_or(0)
-                    },
-                    span,
-                })
-        })
-        .collect();
-    let total: usize = glyphs.iter().map(|g| g.width).sum();
+        .flat_map(|s| s.content.chars())
+        .map(glyph_width)
+        .sum();
     if total <= width {
         out.push(line.clone());
         return;
     }
 
-    let mut start = 0;
-    while start < glyphs.len() {
-        let mut used = 0;
-        let mut end = start;
-        let mut last_space = None;
-        while end < glyphs.len() && used + glyphs[end].width <= width {
-            if glyphs[end].ch == ' ' {
-                last_space = Some(end);
+    let mut current: Vec<Glyph> = Vec::with_capacity(width + 1);
+    let mut used = 0;
+    for (span, s) in line.spans.iter().enumerate() {
+        for ch in s.content.chars().filter(|c| *c != '\n') {
+            let glyph = Glyph {
+                ch,
+                width: u8::try_from(glyph_width(ch)).unwrap_or(u8::MAX),
+                span: u32::try_from(span).unwrap_or(u32::MAX),
+            };
+            if used + usize::from(glyph.width) > width && !current.is_empty() {
+                // Break after the last space that fits, or inside the word.
+                let cut = current
+                    .iter()
+                    .rposition(|g| g.ch == ' ')
+                    .filter(|at| *at > 0)
+                    .map_or(current.len(), |at| at + 1);
+                out.push(assemble(line, &current[..cut]));
+                current.drain(..cut);
+                used = current.iter().map(|g| usize::from(g.width)).sum();
             }
-            used += glyphs[end].width;
-            end += 1;
+            used += usize::from(glyph.width);
+            current.push(glyph);
         }
-        if end == start {
-            // A glyph wider than the whole width: put it alone on a line.
-            end = start + 1;
-        } else if end < glyphs.len()
-            && let Some(space) = last_space.filter(|s| *s > start)
-        {
-            end = space + 1;
-        }
-        out.push(assemble(line, &glyphs[start..end]));
-        start = end;
+    }
+    if !current.is_empty() {
+        out.push(assemble(line, &current));
+    }
+}
+
+fn glyph_width(ch: char) -> usize {
+    if ch == '\t' {
+        4
+    } else if ch == '\n' {
+        0
+    } else {
+        ch.width().unwrap_or(0)
     }
 }
 
@@ -83,12 +86,12 @@ fn assemble(line: &Line<'static>, glyphs: &[Glyph]) -> Line<'static> {
     let mut current: Option<(usize, String)> = None;
     for glyph in glyphs {
         match &mut current {
-            Some((span, text)) if *span == glyph.span => text.push(glyph.ch),
+            Some((span, text)) if *span == glyph.span as usize => text.push(glyph.ch),
             _ => {
                 if let Some((span, text)) = current.take() {
                     spans.push(Span::styled(text, line.spans[span].style));
                 }
-                current = Some((glyph.span, glyph.ch.to_string()));
+                current = Some((glyph.span as usize, glyph.ch.to_string()));
             }
         }
     }
