@@ -381,7 +381,7 @@ fn draw_approval(frame: &mut Frame<'_>, app: &App, approval: &Approval, area: Re
             DIM,
         ));
     }
-    let wrapped = wrap(&body, width.saturating_sub(2));
+    let wrapped = wrap(&body, width.saturating_sub(4));
     let mut rect = centred(area, wrapped.len());
     rect.width = width.min(area.width);
     rect.x = area.x + (area.width - rect.width) / 2;
@@ -390,13 +390,14 @@ fn draw_approval(frame: &mut Frame<'_>, app: &App, approval: &Approval, area: Re
         .borders(Borders::ALL)
         .border_type(BorderType::Rounded)
         .border_style(Style::new().fg(Color::Yellow))
+        .padding(ratatui::widgets::Padding::horizontal(1))
         .title(Span::styled(title, bold));
     frame.render_widget(Paragraph::new(wrapped).block(block), rect);
     if let Some(note) = &approval.note {
         let prefix = "no — tell the model why (enter sends, empty for no note): ";
         let column = crate::wrap::text_width(prefix) + crate::wrap::text_width(note);
-        let inner = usize::from(rect.width.saturating_sub(2)).max(1);
-        let x = rect.x + 1 + u16::try_from(column % inner).unwrap_or(0);
+        let inner = usize::from(rect.width.saturating_sub(4)).max(1);
+        let x = rect.x + 2 + u16::try_from(column % inner).unwrap_or(0);
         let y = rect.y + rect.height.saturating_sub(2);
         frame.set_cursor_position((x, y));
     }

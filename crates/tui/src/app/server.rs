@@ -164,17 +164,18 @@ impl App {
                 .iter()
                 .position(|p| &p.client_id == client_id),
             ThreadItem::UserMessage { .. } => None,
-            // A model item starting: the steers the server accepted before it
-            // were in the request that produced it.
-            ThreadItem::AgentMessage { .. }
-            | ThreadItem::Reasoning { .. }
-            | ThreadItem::CommandExecution { .. }
-            | ThreadItem::FileChange { .. } => {
+            // The model speaking or thinking anew: the steers the server
+            // accepted before were in the request that produced it. (A
+            // command or an edit starting may still be the previous answer's
+            // tool call; those steers join the transcript at the turn's end
+            // at the latest.)
+            ThreadItem::AgentMessage { .. } | ThreadItem::Reasoning { .. } => {
                 if !completed && !self.transcript.has_item(&id) {
                     self.steers_delivered();
                 }
                 None
             }
+            ThreadItem::CommandExecution { .. } | ThreadItem::FileChange { .. } => None,
         };
         let kind = item_kind(item);
         if let Some(index) = steer {
