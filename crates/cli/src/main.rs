@@ -121,14 +121,23 @@ fn app_server_setup(
         }
         (None, Some(_)) => anyhow::bail!("--ws-token-file needs --ws-auth capability-token"),
     };
-    let tiller_home = tiller_core::config::default_tiller_home()?;
     let cli_overrides = args
         .config
         .iter()
         .map(|pair| tiller_core::config::parse_cli_override(pair))
         .collect::<Result<Vec<_>, _>>()?;
-    // A bad config or override is reported now, naming file, line and key,
-    // not on the first thread.
+    let options = app_server_options(cli_overrides)?;
+    Ok((listen, auth, options))
+}
+
+/// The options of an app-server (listening, or in this process for the
+/// terminal UI) with `cli_overrides` for every thread. The config is read
+/// now, so a bad file or override is reported at once, naming file, line and
+/// key, not on the first thread; its warnings go to stderr.
+fn app_server_options(
+    cli_overrides: Vec<(String, String)>,
+) -> anyhow::Result<tiller_app_server::AppServerOptions> {
+    let tiller_home = tiller_core::config::default_tiller_home()?;
     let loaded = tiller_core::config::Config::load(
         &tiller_home,
         tiller_core::config::ConfigOverrides {
@@ -141,7 +150,7 @@ fn app_server_setup(
     }
     let mut options = tiller_app_server::AppServerOptions::new(tiller_home);
     options.cli_overrides = cli_overrides;
-    Ok((listen, auth, options))
+    Ok(options)
 }
 
 #[allow(unsafe_code)]

@@ -48,7 +48,6 @@ pub async fn run_tui(args: TuiArgs, open: Open, prompt: Option<String>) -> anyho
             "the terminal UI needs a terminal on stdin and stdout; for a run without one use `tiller exec PROMPT`"
         );
     }
-    let tiller_home = tiller_core::config::default_tiller_home()?;
     let mut cli_overrides = args
         .config
         .iter()
@@ -78,21 +77,8 @@ pub async fn run_tui(args: TuiArgs, open: Open, prompt: Option<String>) -> anyho
             }
             options
         }
-        None => {
-            // A bad config is said now, naming file, line and key, before the
-            // screen is taken over.
-            let loaded = tiller_core::config::Config::load(
-                &tiller_home,
-                tiller_core::config::ConfigOverrides {
-                    cli_overrides: cli_overrides.clone(),
-                    ..tiller_core::config::ConfigOverrides::default()
-                },
-            )?;
-            drop(loaded);
-            let mut options = tiller_app_server::AppServerOptions::new(tiller_home);
-            options.cli_overrides = cli_overrides;
-            ClientOptions::in_process(in_process(options))
-        }
+        // Read before the screen is taken over, so a bad config is said in words.
+        None => ClientOptions::in_process(in_process(crate::app_server_options(cli_overrides)?)),
     };
     let cwd = match &args.cd {
         Some(dir) => Some(

@@ -302,18 +302,9 @@ fn file_change_lines(changes: &[Value], status: &str, full: bool) -> Vec<Line<'s
             &diff_lines[..diff_lines.len().min(DIFF_HEAD_LINES)]
         };
         for line in shown {
-            let style = if line.starts_with('+') {
-                Style::new().fg(Color::Green)
-            } else if line.starts_with('-') {
-                Style::new().fg(Color::Red)
-            } else if line.starts_with("@@") {
-                Style::new().fg(Color::Cyan)
-            } else {
-                Style::new()
-            };
             lines.push(Line::from(vec![
                 Span::styled("  ", DIM),
-                Span::styled((*line).to_owned(), style),
+                Span::styled((*line).to_owned(), diff_style(line)),
             ]));
         }
         if shown.len() < diff_lines.len() {
@@ -327,6 +318,22 @@ fn file_change_lines(changes: &[Value], status: &str, full: bool) -> Vec<Line<'s
         }
     }
     lines
+}
+
+/// How a line of a unified diff looks: additions green, removals red, hunk
+/// headers cyan, file headers bold.
+pub fn diff_style(line: &str) -> Style {
+    if line.starts_with("+++") || line.starts_with("---") {
+        Style::new().add_modifier(Modifier::BOLD)
+    } else if line.starts_with('+') {
+        Style::new().fg(Color::Green)
+    } else if line.starts_with('-') {
+        Style::new().fg(Color::Red)
+    } else if line.starts_with("@@") {
+        Style::new().fg(Color::Cyan)
+    } else {
+        Style::new()
+    }
 }
 
 fn turn_end_line(outcome: &TurnOutcome) -> Line<'static> {

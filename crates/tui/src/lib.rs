@@ -68,4 +68,6 @@ pub enum TuiError {
 }
 
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 mod snapshots;

@@ -14,20 +14,7 @@ use crate::wrap::wrap;
 pub fn diff_lines(diff: &str) -> Vec<Line<'static>> {
     clean(diff)
         .lines()
-        .map(|line| {
-            let style = if line.starts_with("+++") || line.starts_with("---") {
-                Style::new().add_modifier(Modifier::BOLD)
-            } else if line.starts_with('+') {
-                Style::new().fg(Color::Green)
-            } else if line.starts_with('-') {
-                Style::new().fg(Color::Red)
-            } else if line.starts_with("@@") {
-                Style::new().fg(Color::Cyan)
-            } else {
-                Style::new()
-            };
-            Line::styled(line.to_owned(), style)
-        })
+        .map(|line| Line::styled(line.to_owned(), crate::cell::diff_style(line)))
         .collect()
 }
 

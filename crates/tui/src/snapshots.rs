@@ -9,49 +9,23 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use serde_json::{Value, json};
-use tiller_client::protocol::{RequestId, ServerNotification};
+use tiller_client::protocol::RequestId;
 
 use crate::app::{App, Overlay, Picker};
 use crate::effect::{Effect, Outcome, SessionRow};
+use crate::fixtures::{note, opened_app};
 use crate::view::{Clock, draw};
 
 const THREAD: &str = "019a0000-0000-7000-8000-000000000001";
 const TURN: &str = "019a0000-0000-7000-8000-0000000000t1";
 
 fn app() -> App {
-    let mut app = App::new("test");
-    let opened = json!({
-        "thread": {
-            "id": THREAD, "name": null, "sessionId": THREAD, "preview": "", "cliVersion": "0.1.0",
-            "createdAt": 0, "updatedAt": 0, "cwd": "/work/project", "ephemeral": false,
-            "model": "gpt-5-codex", "modelProvider": "openai", "projectId": null,
-            "source": "appServer", "status": {"type": "idle"}, "turns": []
-        },
-        "model": "gpt-5-codex", "modelProvider": "openai", "cwd": "/work/project",
-        "approvalPolicy": "untrusted", "approvalsReviewer": "user",
-        "sandbox": {"type": "dangerFullAccess"}
-    });
-    app.outcome(Outcome::ThreadOpened(Box::new(
-        serde_json::from_value(opened).unwrap(),
-    )));
-    app.take_effects();
-    app
-}
-
-fn note(method: &str, params: Value) -> ServerNotification {
-    match tiller_client::parse_notification(method, params) {
-        Some(Ok(notification)) => notification,
-        other => panic!("{method}: {other:?}"),
-    }
+    opened_app(THREAD, "/work/project", "untrusted", json!([]))
 }
 
 fn turn(status: &str) -> Value {
     json!({"id": TURN, "items": [], "status": status, "error": null,
            "startedAt": null, "completedAt": null, "durationMs": 1500})
-}
-
-fn item(kind: Value) -> Value {
-    kind
 }
 
 /// Type `text` and press Enter: the turn starts as the server says it does.
@@ -69,8 +43,8 @@ fn start_turn(app: &mut App, text: &str) {
     app.notification(note(
         "item/completed",
         json!({"threadId": THREAD, "turnId": TURN, "completedAtMs": 0,
-               "item": item(json!({"type": "userMessage", "id": "u1",
-                                   "content": [{"type": "text", "text": text}]}))}),
+               "item": {"type": "userMessage", "id": "u1",
+                        "content": [{"type": "text", "text": text}]}}),
     ));
 }
 

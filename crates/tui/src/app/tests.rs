@@ -4,37 +4,17 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::{Value, json};
-use tiller_client::protocol::{RequestId, ServerNotification};
+use tiller_client::protocol::RequestId;
 
 use super::{App, Overlay, TurnState};
 use crate::cell::{CellKind, TurnOutcome};
 use crate::effect::{Effect, Outcome};
+use crate::fixtures::{note, opened_app};
 
 const THREAD: &str = "t1";
 
 fn app() -> App {
-    let mut app = App::new("test");
-    let opened = json!({
-        "thread": {
-            "id": THREAD, "name": null, "sessionId": THREAD, "preview": "", "cliVersion": "0",
-            "createdAt": 0, "updatedAt": 0, "cwd": "/w", "ephemeral": false, "model": "m",
-            "modelProvider": "p", "projectId": null, "source": "appServer",
-            "status": {"type": "idle"}, "turns": []
-        },
-        "model": "m", "modelProvider": "p", "cwd": "/w", "approvalPolicy": "never",
-        "approvalsReviewer": "user", "sandbox": {"type": "dangerFullAccess"}
-    });
-    app.outcome(Outcome::ThreadOpened(Box::new(
-        serde_json::from_value(opened).unwrap(),
-    )));
-    app.take_effects();
-    app
-}
-
-fn note(method: &str, params: Value) -> ServerNotification {
-    tiller_client::parse_notification(method, params)
-        .unwrap()
-        .unwrap()
+    opened_app(THREAD, "/w", "never", json!([]))
 }
 
 fn turn_json(id: &str, status: &str) -> Value {
@@ -293,26 +273,13 @@ fn ctrl_c_interrupts_then_clears_then_asks_then_quits() {
 
 #[test]
 fn a_resumed_running_turn_is_the_running_turn() {
-    let mut app = App::new("test");
-    let opened = json!({
-        "thread": {
-            "id": THREAD, "name": null, "sessionId": THREAD, "preview": "", "cliVersion": "0",
-            "createdAt": 0, "updatedAt": 0, "cwd": "/w", "ephemeral": false, "model": "m",
-            "modelProvider": "p", "projectId": null, "source": "appServer",
-            "status": {"type": "active", "activeFlags": []},
-            "turns": [
-                {"id": "u0", "items": [{"type": "userMessage", "id": "i0", "content": [{"type": "text", "text": "old"}]}],
-                 "status": "completed", "error": null, "startedAt": null, "completedAt": null, "durationMs": 10},
-                {"id": "u1", "items": [{"type": "agentMessage", "id": "i1", "text": "half"}],
-                 "status": "inProgress", "error": null, "startedAt": null, "completedAt": null, "durationMs": null}
-            ]
-        },
-        "model": "m", "modelProvider": "p", "cwd": "/w", "approvalPolicy": "never",
-        "approvalsReviewer": "user", "sandbox": {"type": "dangerFullAccess"}
-    });
-    app.outcome(Outcome::ThreadOpened(Box::new(
-        serde_json::from_value(opened).unwrap(),
-    )));
+    let turns = json!([
+        {"id": "u0", "items": [{"type": "userMessage", "id": "i0", "content": [{"type": "text", "text": "old"}]}],
+         "status": "completed", "error": null, "startedAt": null, "completedAt": null, "durationMs": 10},
+        {"id": "u1", "items": [{"type": "agentMessage", "id": "i1", "text": "half"}],
+         "status": "inProgress", "error": null, "startedAt": null, "completedAt": null, "durationMs": null}
+    ]);
+    let mut app = opened_app(THREAD, "/w", "never", turns);
     assert_eq!(app.running_turn(), Some("u1"));
     app.notification(note(
         "item/agentMessage/delta",
