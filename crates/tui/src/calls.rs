@@ -296,11 +296,13 @@ impl Calls {
 
     /// The newest session (`tiller resume --last`), or a new one.
     pub async fn open_last(&self) {
+        // `thread/list` pages by creation; the most recently active is the
+        // newest update among the latest created.
         let listed: Result<ThreadListResponse, _> = self
             .client
-            .request("thread/list", &json!({"limit": 1}))
+            .request("thread/list", &json!({"limit": PICKER_SESSIONS}))
             .await;
-        match listed.map(|l| l.data.into_iter().next()) {
+        match listed.map(|l| l.data.into_iter().max_by_key(|t| t.updated_at)) {
             Ok(Some(thread)) => self.resume(&thread.id).await,
             Ok(None) => {
                 self.out(Outcome::Notice(
@@ -355,6 +357,9 @@ impl Calls {
                 return;
             }
         };
+        let mut threads = threads;
+        // Newest first by their last change, as `tiller sessions` lists them.
+        threads.sort_by_key(|t| std::cmp::Reverse(t.updated_at));
         let rows = threads
             .iter()
             .map(|t| SessionRow {
