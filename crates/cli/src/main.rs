@@ -14,14 +14,10 @@ use tiller_exec::{ExecArgs, ExecFlags, ResumeArgs};
 use tiller_mock_model::{MockModel, Script};
 use tokio::signal::unix::{SignalKind, signal};
 
-/// A coding agent runtime you can interrupt, steer and resume.
+/// A coding agent runtime you can interrupt, steer and resume. With no
+/// command: the terminal UI.
 #[derive(Debug, Parser)]
-#[command(
-    name = "tiller",
-    version,
-    about,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "tiller", version, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

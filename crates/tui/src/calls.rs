@@ -89,7 +89,10 @@ impl Calls {
         match effect {
             Effect::StartThread => match client.thread_start(self.start.clone()).await {
                 Ok(opened) => self.out(Outcome::ThreadOpened(Box::new(opened))),
-                Err(e) => self.failed("could not start a session", &e),
+                Err(e) => self.out(Outcome::OpenFailed(format!(
+                    "could not start a session: {}",
+                    words(&e)
+                ))),
             },
             Effect::ResumeThread(id) => self.resume(&id).await,
             Effect::StartTurn { text, client_id } => {
@@ -288,9 +291,10 @@ impl Calls {
     async fn resume(&self, id: &str) {
         match self.client.thread_resume(id).await {
             Ok(opened) => self.out(Outcome::ThreadOpened(Box::new(opened))),
-            Err(e) => {
-                self.failed(&format!("could not open session {id}"), &e);
-            }
+            Err(e) => self.out(Outcome::OpenFailed(format!(
+                "could not open session {id}: {}",
+                words(&e)
+            ))),
         }
     }
 

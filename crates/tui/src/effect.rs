@@ -110,6 +110,8 @@ pub struct SessionRow {
 pub enum Outcome {
     /// A thread was started or resumed.
     ThreadOpened(Box<ThreadStartResponse>),
+    /// A session could not be started or opened: the server's words.
+    OpenFailed(String),
     /// The thread as it now stands (after another client's revert).
     Reloaded(Box<Thread>),
     /// This UI's `/undo` or `/redo` answered: the thread as it now stands

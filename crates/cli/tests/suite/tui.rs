@@ -471,3 +471,20 @@ async fn no_color_draws_without_colour() {
     assert!(!plain.screen_has_colour(), "{}", plain.screen());
     quit(&mut plain);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_api_key_is_named_and_the_typed_text_kept() {
+    let scratch = Scratch::new();
+    // No config: the built-in OpenAI provider, and no OPENAI_API_KEY.
+    let mut ui = tui(&scratch, &[]);
+    let screen = ui.wait_screen_shows("could not start a session", DEADLINE);
+    assert!(screen.contains("OPENAI_API_KEY"), "{screen}");
+    submit(&mut ui, "hello there");
+    let screen = ui.wait_screen_shows("no session is open yet", DEADLINE);
+    assert!(screen.contains("│ hello there"), "{screen}");
+    ui.send(b"\x03");
+    ui.wait_screen("the composer empty", DEADLINE, |s| {
+        !s.contains("│ hello there")
+    });
+    quit(&mut ui);
+}

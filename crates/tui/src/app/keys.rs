@@ -183,7 +183,7 @@ impl App {
             return;
         }
         if self.thread.is_none() {
-            self.flash = Some("the session is still opening".into());
+            self.flash = Some("no session is open yet (see above); the text stays here".into());
             return;
         }
         let text = self.composer.take();

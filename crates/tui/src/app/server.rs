@@ -282,6 +282,15 @@ impl App {
                 self.show_thread(&opened.thread);
                 self.effect(Effect::QueueRefresh);
             }
+            Outcome::OpenFailed(message) => {
+                self.notice(message, Tone::Error);
+                if self.thread.is_none() {
+                    self.notice(
+                        "no session is open: /new tries again, /resume opens a saved one",
+                        Tone::Info,
+                    );
+                }
+            }
             Outcome::Reloaded(thread) => self.show_thread(&thread),
             Outcome::Reverted { thread, report, ok } => {
                 if !ok {
