@@ -36,8 +36,9 @@ fn main() {
             "call_id": format!("call_{i}"), "arguments": {"command": ["sleep", "60"]}}]})
         })
         .collect();
-    let long: String = (0..10_000)
-        .map(|i| format!("line {i} of a long answer\n"))
+    // 5,000 one-line paragraphs: 10,000 lines on screen with their blank lines.
+    let long: String = (0..5_000)
+        .map(|i| format!("line {i} of a long answer\n\n"))
         .collect();
     steps.push(json!({"type": "response", "items": [{"type": "text", "text": long}]}));
     let script = Script::from_json_str(&serde_json::Value::Array(steps).to_string()).unwrap();
@@ -119,7 +120,7 @@ fn main() {
     // Resident memory with a 10,000-line transcript.
     ui.send(b"a long answer please\r");
     ui.wait_screen("the long answer's end", LIMIT, |s| {
-        s.contains("line 9999 of a long answer")
+        s.contains("line 4999 of a long answer")
     });
     ui.wait_screen("the turn ended", LIMIT, |s| {
         s.lines().last().is_some_and(|l| l.contains("ready"))

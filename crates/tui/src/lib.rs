@@ -44,6 +44,7 @@ mod pager;
 mod picker;
 mod runner;
 mod slash;
+mod streaming;
 mod terminal;
 mod transcript;
 mod view;

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use ratatui::text::Line;
 
 use crate::cell::{Cell, CellKind};
+use crate::streaming::{self, Finished};
 use crate::wrap::wrap;
 
 /// A cell with its wrapped lines for the last width it was drawn at.
@@ -15,6 +16,9 @@ struct Entry {
     cell: Cell,
     /// `(width, lines)`; `None` after a change.
     wrapped: Option<(u16, Vec<Line<'static>>)>,
+    /// An answer still streaming: what of `wrapped` is finished blocks, and
+    /// whether text came since it was wrapped.
+    streaming: Option<(Finished, bool)>,
 }
 
 /// Every cell, in order.
@@ -35,15 +39,32 @@ impl Transcript {
         self.entries.push(Entry {
             cell,
             wrapped: None,
+            streaming: None,
         });
     }
 
-    /// The cell showing item `id`, to change it.
+    /// The cell showing item `id`, to change it (it is rendered whole again).
     pub fn item_mut(&mut self, id: &str) -> Option<&mut CellKind> {
         let index = *self.by_item.get(id)?;
         let entry = &mut self.entries[index];
         entry.wrapped = None;
+        entry.streaming = None;
         Some(&mut entry.cell.kind)
+    }
+
+    /// Add a streamed delta to the answer showing item `id`; false when no
+    /// answer shows it. Its finished blocks stay rendered.
+    pub fn append_answer(&mut self, id: &str, delta: &str) -> bool {
+        let Some(entry) = self.by_item.get(id).map(|i| &mut self.entries[*i]) else {
+            return false;
+        };
+        let CellKind::Agent { text } = &mut entry.cell.kind else {
+            return false;
+        };
+        text.push_str(delta);
+        let finished = entry.streaming.map(|(f, _)| f).unwrap_or_default();
+        entry.streaming = Some((finished, true));
+        true
     }
 
     /// Whether item `id` has a cell.
@@ -167,9 +188,26 @@ impl Transcript {
 
     fn wrapped(&mut self, index: usize, width: u16) -> &[Line<'static>] {
         let entry = &mut self.entries[index];
-        let stale = entry.wrapped.as_ref().is_none_or(|(w, _)| *w != width);
-        if stale {
-            entry.wrapped = Some((width, wrap(&entry.cell.lines(false), width)));
+        let same_width = entry.wrapped.as_ref().is_some_and(|(w, _)| *w == width);
+        let grew = entry.streaming.is_some_and(|(_, grew)| grew);
+        if !same_width || grew {
+            match (&entry.cell.kind, entry.streaming) {
+                (CellKind::Agent { text }, Some((finished, _)))
+                    if text.len() >= streaming::INCREMENTAL_FROM_BYTES =>
+                {
+                    let (previous, finished) = match entry.wrapped.take() {
+                        Some((w, lines)) if w == width => (lines, finished),
+                        Some(_) | None => (Vec::new(), Finished::default()),
+                    };
+                    let (lines, finished) = streaming::render(text, width, previous, finished);
+                    entry.wrapped = Some((width, lines));
+                    entry.streaming = Some((finished, false));
+                }
+                _ => {
+                    entry.wrapped = Some((width, wrap(&entry.cell.lines(false), width)));
+                    entry.streaming = entry.streaming.map(|(f, _)| (f, false));
+                }
+            }
         }
         entry.wrapped.as_ref().map_or(&[], |(_, lines)| lines)
     }

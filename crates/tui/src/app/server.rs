@@ -95,14 +95,7 @@ impl App {
                 self.item(n.item, true);
             }
             N::AgentMessageDelta(n) if ours(&n.thread_id) && self.is_current(&n.turn_id) => {
-                match self.transcript.item_mut(&n.item_id) {
-                    Some(CellKind::Agent { text }) => text.push_str(&n.delta),
-                    Some(_) => {}
-                    None => self.transcript.push(Cell {
-                        item_id: Some(n.item_id),
-                        kind: CellKind::Agent { text: n.delta },
-                    }),
-                }
+                self.answer_delta(n.item_id, &n.delta);
             }
             N::CommandExecutionOutputDelta(n)
                 if ours(&n.thread_id) && self.is_current(&n.turn_id) =>
@@ -140,6 +133,18 @@ impl App {
                 self.notice("this session was closed by another client", Tone::Warning);
             }
             _ => {}
+        }
+    }
+
+    /// More of an answer; a delta for an answer not shown yet starts it.
+    fn answer_delta(&mut self, item_id: String, delta: &str) {
+        if !self.transcript.append_answer(&item_id, delta) && !self.transcript.has_item(&item_id) {
+            self.transcript.push(Cell {
+                item_id: Some(item_id),
+                kind: CellKind::Agent {
+                    text: delta.to_owned(),
+                },
+            });
         }
     }
 
