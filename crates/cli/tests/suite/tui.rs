@@ -488,3 +488,28 @@ async fn a_missing_api_key_is_named_and_the_typed_text_kept() {
     });
     quit(&mut ui);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resize_reflows_the_conversation() {
+    let scratch = Scratch::new();
+    let sentence =
+        "The parser keeps its state in one place, so that resuming a session reads it back whole.";
+    let _mock = model(&scratch, json!([text_step(sentence)]), "").await;
+    let mut ui = tui(&scratch, &[]);
+    wait_ready(&ui);
+    submit(&mut ui, "explain");
+    ui.wait_screen_shows(sentence, DEADLINE);
+    wait_ready(&ui);
+
+    ui.resize(50, 30);
+    let screen = ui.wait_screen("the answer wrapped at 50 columns", DEADLINE, |s| {
+        s.lines()
+            .any(|l| l.trim_end() == "The parser keeps its state in one place, so that")
+    });
+    assert!(!screen.contains(sentence), "{screen}");
+    assert!(
+        screen.lines().all(|l| l.chars().count() <= 50),
+        "a line is wider than the terminal:\n{screen}"
+    );
+    quit(&mut ui);
+}
