@@ -13,6 +13,8 @@ use crate::markdown;
 
 /// How many output lines a command shows on the main screen.
 pub const OUTPUT_TAIL_LINES: usize = 5;
+/// How many columns of one output line show on the main screen.
+pub const OUTPUT_LINE_COLUMNS: usize = 500;
 /// How many diff lines per file show on the main screen.
 pub const DIFF_HEAD_LINES: usize = 20;
 /// The most output kept per command: its end, as a terminal would keep.
@@ -250,10 +252,14 @@ fn command_lines(command: &Command, full: bool) -> Vec<Line<'static>> {
         ));
     }
     lines.extend(shown.iter().map(|line| {
-        Line::from(vec![
-            Span::styled("  │ ", DIM),
-            Span::raw((*line).to_owned()),
-        ])
+        // A line of megabytes would wrap into thousands of rows: the main
+        // screen shows its start; the pager shows it whole.
+        let line = if full {
+            (*line).to_owned()
+        } else {
+            crate::wrap::truncate(line, OUTPUT_LINE_COLUMNS)
+        };
+        Line::from(vec![Span::styled("  │ ", DIM), Span::raw(line)])
     }));
     lines
 }
@@ -399,6 +405,28 @@ mod tests {
             ]
         );
         assert_eq!(texts(&cell, true).len(), 9);
+    }
+
+    #[test]
+    fn a_huge_output_line_is_cut_on_the_main_screen_only() {
+        let mut command = Command {
+            command: "cat blob".into(),
+            status: "completed".into(),
+            exit_code: Some(0),
+            ..Command::default()
+        };
+        command.push_output(&"x".repeat(100_000));
+        let cell = Cell::new(CellKind::Command(command));
+        let compact = texts(&cell, false);
+        assert_eq!(
+            compact[1].chars().count(),
+            "  │ ".chars().count() + OUTPUT_LINE_COLUMNS
+        );
+        assert!(compact[1].ends_with('…'));
+        assert_eq!(
+            texts(&cell, true)[1].chars().count(),
+            "  │ ".chars().count() + 100_000
+        );
     }
 
     #[test]

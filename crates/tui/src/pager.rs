@@ -25,7 +25,10 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, pager: &mut Pager) {
         height: area.height.saturating_sub(2),
         ..area
     };
-    let lines = wrap(&pager.lines, body.width);
+    if pager.wrapped.as_ref().is_none_or(|(w, _)| *w != body.width) {
+        pager.wrapped = Some((body.width, wrap(&pager.lines, body.width)));
+    }
+    let lines = pager.wrapped.as_ref().map_or(&[][..], |(_, l)| l);
     let height = usize::from(body.height);
     let last_top = lines.len().saturating_sub(height);
     if pager.at_end {

@@ -253,12 +253,11 @@ impl App {
             SlashCommand::Compact => self.effect(Effect::Compact),
             SlashCommand::Diff => match self.last_diff.clone() {
                 Some(diff) => {
-                    self.overlay = Some(Overlay::Pager(Pager {
-                        title: "edits of the last turn".into(),
-                        lines: crate::pager::diff_lines(&diff),
-                        top: 0,
-                        at_end: false,
-                    }));
+                    self.overlay = Some(Overlay::Pager(Pager::new(
+                        "edits of the last turn",
+                        crate::pager::diff_lines(&diff),
+                        false,
+                    )));
                 }
                 None => self.notice(
                     "no edits by apply_patch in this session yet (edits made by shell commands are undone by /undo but not shown here)",
@@ -314,12 +313,11 @@ impl App {
     }
 
     fn open_transcript_pager(&mut self) {
-        self.overlay = Some(Overlay::Pager(Pager {
-            title: "transcript".into(),
-            lines: self.transcript.full_lines(),
-            top: 0,
-            at_end: true,
-        }));
+        self.overlay = Some(Overlay::Pager(Pager::new(
+            "transcript",
+            self.transcript.full_lines(),
+            true,
+        )));
     }
 
     fn approval_key(&mut self, mut approval: Approval, key: KeyEvent) {

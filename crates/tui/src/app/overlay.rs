@@ -90,6 +90,21 @@ pub struct Pager {
     pub top: usize,
     /// Start at the end on the first frame.
     pub at_end: bool,
+    /// The lines wrapped at the last width drawn (a frame wraps them once).
+    pub wrapped: Option<(u16, Vec<Line<'static>>)>,
+}
+
+impl Pager {
+    /// A pager over `lines`, at the start or (`at_end`) at the end.
+    pub fn new(title: impl Into<String>, lines: Vec<Line<'static>>, at_end: bool) -> Pager {
+        Pager {
+            title: title.into(),
+            lines,
+            top: 0,
+            at_end,
+            wrapped: None,
+        }
+    }
 }
 
 /// The session picker.
