@@ -3,7 +3,8 @@
 //! mock model in this process (so each test can check what the model was
 //! sent). Esc during a command, a steer typed mid-stream, Tab to queue, Esc
 //! with a steer pending, Ctrl+C at an approval, two Ctrl+C to quit, the
-//! terminal put back, and a second client attaching with `--remote`.
+//! terminal put back, and a second client attaching with `--remote` and
+//! steering the turn it sees.
 
 use std::time::{Duration, Instant};
 
@@ -349,11 +350,12 @@ async fn resume_opens_the_picker_and_the_chosen_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn remote_attaches_to_a_turn_another_client_is_driving() {
+async fn remote_attaches_to_a_turn_another_client_is_driving_and_steers_it() {
     let scratch = Scratch::new();
-    let slow = json!({"type": "response", "delta_delay_ms": 150,
-        "items": [{"type": "text", "text": "one two three four five six seven eight nine ten eleven twelve"}]});
-    let _mock = model(&scratch, json!([slow, text_step("steered answer")]), "").await;
+    // The other client's turn streams two words, then stalls: a steer cuts it.
+    let slow = json!({"type": "response", "stall": {"after_deltas": 2, "ms": 20000},
+        "items": [{"type": "text", "text": "one two three four"}]});
+    let mock = model(&scratch, json!([slow, text_step("steered answer")]), "").await;
     let socket = scratch.home().join("control.sock");
     let url = format!("unix://{}", socket.display());
     let mut server = scratch.tiller(&["app-server", "--listen", &url]);
@@ -390,10 +392,17 @@ async fn remote_attaches_to_a_turn_another_client_is_driving() {
         .unwrap();
 
     let mut ui = tui(&scratch, &["--remote", &url]);
-    let screen = ui.wait_screen_shows("› count slowly", DEADLINE);
-    assert!(screen.contains("working"), "{screen}");
-    ui.wait_screen_shows("twelve", DEADLINE);
+    // The turn as it stands: its input, and the UI's clock running for it.
+    ui.wait_screen("the other client's turn running", DEADLINE, |s| {
+        s.contains("› count slowly") && s.contains("working")
+    });
+    // Steered from the terminal: the other client's turn takes it.
+    submit(&mut ui, "and count faster");
+    ui.wait_screen_shows("steered answer", DEADLINE);
     wait_ready(&ui);
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert_eq!(last_input_text(&requests[1].body), "and count faster");
     quit(&mut ui);
     client.shutdown().await;
     let pid = nix::unistd::Pid::from_raw(i32::try_from(server.id().unwrap()).unwrap());
