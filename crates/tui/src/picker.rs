@@ -11,6 +11,9 @@ use crate::app::Picker;
 use crate::clean::clean;
 use crate::wrap::truncate;
 
+/// Below this width the picker shows only the age and the first prompt.
+const NARROW_BELOW: usize = 80;
+
 /// "just now", "5m ago", "3h ago", "2d ago".
 pub fn age(updated_at: i64, now: i64) -> String {
     let seconds = (now - updated_at).max(0);
@@ -45,13 +48,17 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, picker: &Picker, now: i64) {
             lines.push(Line::styled("  no saved sessions match", dim));
         }
         Some(_) => {
-            lines.push(Line::styled(
+            // Narrow: the first prompt matters more than the ending and folder.
+            let wide = width >= NARROW_BELOW;
+            let header = if wide {
                 format!(
                     "  {:<10} {:<14} {:<24} {}",
                     "updated", "ended", "folder", "first prompt"
-                ),
-                dim.add_modifier(Modifier::BOLD),
-            ));
+                )
+            } else {
+                format!("  {:<10} {}", "updated", "first prompt")
+            };
+            lines.push(Line::styled(header, dim.add_modifier(Modifier::BOLD)));
             let room = usize::from(area.height.saturating_sub(4));
             let shown = picker.shown();
             let first = picker.selected.saturating_sub(room.saturating_sub(1));
@@ -61,18 +68,22 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, picker: &Picker, now: i64) {
                     .file_name()
                     .map_or_else(|| row.cwd.clone(), |n| n.to_string_lossy().into_owned());
                 let prompt = clean(&row.preview).replace('\n', " ");
-                let text = format!(
-                    "{} {:<10} {:<14} {:<24} {}",
-                    if selected { "›" } else { " " },
-                    age(row.updated_at, now),
-                    truncate(row.ended.as_deref().unwrap_or("…"), 14),
-                    truncate(&folder, 24),
-                    if prompt.is_empty() {
-                        "(no prompt)".to_owned()
-                    } else {
-                        prompt
-                    },
-                );
+                let prompt = if prompt.is_empty() {
+                    "(no prompt)".to_owned()
+                } else {
+                    prompt
+                };
+                let mark = if selected { "›" } else { " " };
+                let text = if wide {
+                    format!(
+                        "{mark} {:<10} {:<14} {:<24} {prompt}",
+                        age(row.updated_at, now),
+                        truncate(row.ended.as_deref().unwrap_or("…"), 14),
+                        truncate(&folder, 24),
+                    )
+                } else {
+                    format!("{mark} {:<10} {prompt}", age(row.updated_at, now))
+                };
                 let style = if selected {
                     Style::new().add_modifier(Modifier::REVERSED)
                 } else {

@@ -285,6 +285,8 @@ fn resume_picker() {
         ended: "completed".into(),
     });
     insta::assert_snapshot!(screen(&mut app, 90, 8));
+    // Narrow: the age and the first prompt only.
+    insta::assert_snapshot!("resume_picker_narrow", screen(&mut app, 50, 8));
 }
 
 #[test]
