@@ -523,3 +523,72 @@ async fn a_resize_reflows_the_conversation() {
     );
     quit(&mut ui);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slash_commands_change_approvals_show_status_diff_and_compact() {
+    let scratch = Scratch::new();
+    let patch = "*** Begin Patch\n*** Add File: notes.txt\n+written by the patch\n*** End Patch";
+    let mock = model(
+        &scratch,
+        json!([
+            {"type": "response", "items": [{"type": "function_call", "name": "apply_patch",
+                "call_id": "call_patch", "arguments": {"input": patch}}]},
+            text_step("patched"),
+            // Aborted at the approval: no request follows it in that turn.
+            shell_step("call_touch", "touch asked-first"),
+            text_step("SUMMARY: a file was written."),
+        ]),
+        "",
+    )
+    .await;
+    let mut ui = tui(&scratch, &[]);
+    wait_ready(&ui);
+    submit(&mut ui, "write the notes");
+    ui.wait_screen_shows("patched", DEADLINE);
+    wait_ready(&ui);
+
+    // /diff: the turn's patch, in the pager.
+    submit(&mut ui, "/diff");
+    let screen = ui.wait_screen_shows("edits of the last turn", DEADLINE);
+    assert!(screen.contains("+written by the patch"), "{screen}");
+    ui.send(b"q");
+    ui.wait_screen("the pager closed", DEADLINE, |s| {
+        !s.contains("edits of the last turn")
+    });
+
+    // /approvals untrusted: the next command is asked first (Esc aborts it).
+    submit(&mut ui, "/approvals untrusted");
+    ui.wait_screen_shows("approvals: untrusted from the next turn", DEADLINE);
+    submit(&mut ui, "touch it");
+    ui.wait_screen_shows("Run this command?", DEADLINE);
+    ui.send(b"\x1b");
+    let screen = wait_ready(&ui);
+    assert!(
+        screen.contains("■ interrupted — esc at the approval"),
+        "{screen}"
+    );
+    assert!(!scratch.work_file("asked-first").exists());
+
+    // /status names the session's settings.
+    submit(&mut ui, "/status");
+    let screen = ui.wait_screen_shows("approval untrusted", DEADLINE);
+    assert!(
+        screen.contains("model    gpt-5-codex") || screen.contains("model "),
+        "{screen}"
+    );
+
+    // /compact: a turn whose summary replaces the history.
+    submit(&mut ui, "/compact");
+    ui.wait_screen_shows("SUMMARY: a file was written.", DEADLINE);
+    wait_ready(&ui);
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 4, "{requests:#?}");
+    assert!(
+        requests[3].body["tools"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "the compaction offered tools: {}",
+        requests[3].body["tools"]
+    );
+    quit(&mut ui);
+}
