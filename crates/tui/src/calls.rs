@@ -113,18 +113,20 @@ impl Calls {
                 turn_id,
                 text,
                 client_id,
-            } => match client
-                .turn_steer(
-                    &thread_id,
-                    &turn_id,
-                    text_input(&text),
-                    Some(client_id.clone()),
-                )
-                .await
-            {
-                Ok(_) => self.out(Outcome::Steered { client_id }),
-                Err(_) => self.out(Outcome::SteerRejected { text, client_id }),
-            },
+            } => {
+                // An accepted steer shows as its item; only a refusal needs an answer.
+                let steered = client
+                    .turn_steer(
+                        &thread_id,
+                        &turn_id,
+                        text_input(&text),
+                        Some(client_id.clone()),
+                    )
+                    .await;
+                if steered.is_err() {
+                    self.out(Outcome::SteerRejected { text, client_id });
+                }
+            }
             Effect::QueueAdd { text, client_id } => {
                 if let Err(e) = client
                     .queue_add(&thread_id, text_input(&text), Some(client_id))

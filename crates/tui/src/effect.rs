@@ -136,11 +136,6 @@ pub enum Outcome {
         /// The server's words.
         error: String,
     },
-    /// A steer was accepted into the running turn.
-    Steered {
-        /// Its id.
-        client_id: String,
-    },
     /// A steer came too late (or was refused): it goes to the queue.
     SteerRejected {
         /// The message.

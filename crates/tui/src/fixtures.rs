@@ -11,6 +11,14 @@ use crate::effect::Outcome;
 /// approval policy `policy`, with `turns` (wire turns) in its history.
 pub fn opened_app(id: &str, cwd: &str, policy: &str, turns: Value) -> App {
     let mut app = App::new("test");
+    app.outcome(opened(id, cwd, policy, turns));
+    app.take_effects();
+    app
+}
+
+/// The outcome of a `thread/start` (or `thread/resume`) that opened thread
+/// `id`, as [`opened_app`] describes it.
+pub fn opened(id: &str, cwd: &str, policy: &str, turns: Value) -> Outcome {
     let opened = json!({
         "thread": {
             "id": id, "name": null, "sessionId": id, "preview": "", "cliVersion": "0.1.0",
@@ -23,9 +31,7 @@ pub fn opened_app(id: &str, cwd: &str, policy: &str, turns: Value) -> App {
         "sandbox": {"type": "dangerFullAccess"}
     });
     let opened = serde_json::from_value(opened).expect("a thread/start answer");
-    app.outcome(Outcome::ThreadOpened(Box::new(opened)));
-    app.take_effects();
-    app
+    Outcome::ThreadOpened(Box::new(opened))
 }
 
 /// The notification `method` with `params`, parsed as the client parses it.

@@ -45,8 +45,8 @@ async fn event_loop(
     let (outcomes_tx, mut outcomes) = mpsc::unbounded_channel::<Outcome>();
     let calls = Calls::new(client.clone(), options.thread.clone(), outcomes_tx);
     let mut app = App::new(format!("tui-{}-{}", std::process::id(), unix_now()));
+    app.first_prompt = options.prompt.clone();
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let mut prompt = options.prompt.clone();
 
     match &options.open {
         Open::New => app.effect(Effect::StartThread),
@@ -110,11 +110,7 @@ async fn event_loop(
             },
             outcome = outcomes.recv() => {
                 if let Some(outcome) = outcome {
-                    let opened = matches!(outcome, Outcome::ThreadOpened(_));
                     app.outcome(outcome);
-                    if opened && let Some(text) = prompt.take() {
-                        app.submit(text);
-                    }
                 }
             }
             _ = tick.tick(), if busy => {}

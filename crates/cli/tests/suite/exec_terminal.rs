@@ -16,20 +16,16 @@ use super::support::{
 
 /// `tiller exec ARGS` for a pseudo-terminal, set up as [`Scratch::tiller`] does.
 fn exec_in_pty(scratch: &Scratch, script: &std::path::Path, args: &[&str]) -> PtyChild {
-    let mut command = std::process::Command::new(TILLER);
-    command
-        .args(["exec", "--cd"])
-        .arg(scratch.work())
-        .arg("--script")
-        .arg(script)
-        .args(args)
-        .env("TILLER_HOME", scratch.home())
-        .env("HOME", scratch.home())
-        .env("TERM", "xterm")
-        .env_remove("NO_COLOR")
-        .env_remove("RUST_LOG")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL");
+    let work = scratch.work();
+    let mut all = vec![
+        "exec",
+        "--cd",
+        work.to_str().unwrap(),
+        "--script",
+        script.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let command = scratch.tiller_for_pty(&all, "xterm");
     PtyChild::spawn(command, 100, 30)
 }
 

@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 use tempfile::TempDir;
 use tiller_test_support::{TurnMark, assert_marks_one_terminal_per_turn};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -144,6 +144,24 @@ impl Scratch {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+    }
+
+    /// `tiller ARGS` for a pseudo-terminal ([`PtyChild`](tiller_test_support::PtyChild)
+    /// sets its stdio), with the environment [`Scratch::tiller`] gives it but
+    /// colour allowed (the terminal decides) and `TERM` set to `term`.
+    pub fn tiller_for_pty(&self, args: &[&str], term: &str) -> std::process::Command {
+        let mut command = std::process::Command::new(TILLER);
+        command
+            .args(args)
+            .env(SCRATCH_TAG_ENV, self.dir.path())
+            .env("TILLER_HOME", self.home())
+            .env("HOME", self.home())
+            .env("TERM", term)
+            .env_remove("NO_COLOR")
+            .env_remove("RUST_LOG")
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL");
+        command
     }
 
     /// `tiller exec --cd work/ --script SCRIPT ARGS`.
@@ -742,5 +760,47 @@ pub async fn wait_for_file_within(path: &Path, within: Duration) {
         );
         // A file a tool writes: there is no event to wait on.
         tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// A `tiller app-server` listening on a socket.
+pub struct Listening {
+    child: tokio::process::Child,
+    /// What it printed after `listening on `.
+    pub url: String,
+}
+
+impl Listening {
+    /// Start the server with `args` after `app-server`; wait for its address.
+    pub async fn start(scratch: &Scratch, args: &[&str]) -> Listening {
+        let mut all = vec!["app-server"];
+        all.extend_from_slice(args);
+        let mut command = scratch.tiller(&all);
+        command.stdin(Stdio::null());
+        let mut child = command.spawn().unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let url = tokio::time::timeout(DEADLINE, async {
+            while let Some(line) = stderr.next_line().await.unwrap() {
+                if let Some(url) = line.split("listening on ").nth(1) {
+                    return url.trim().to_string();
+                }
+            }
+            panic!("the server exited without listening");
+        })
+        .await
+        .expect("the server says where it listens");
+        // Keep draining stderr so the server never blocks on it.
+        tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+        Listening { child, url }
+    }
+
+    /// SIGTERM, and the exit status within the deadline.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id().unwrap()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .expect("the server stops on SIGTERM")
+            .unwrap()
     }
 }

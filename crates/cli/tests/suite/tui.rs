@@ -14,9 +14,7 @@ use tiller_client::{Client, ClientOptions};
 use tiller_mock_model::{MockModel, Script};
 use tiller_test_support::PtyChild;
 
-use super::support::{
-    DEADLINE, PROMPT_EXIT, SCRATCH_TAG_ENV, Scratch, TILLER, shell_step, text_step,
-};
+use super::support::{DEADLINE, Listening, PROMPT_EXIT, Scratch, shell_step, text_step};
 
 const COLS: u16 = 100;
 const ROWS: u16 = 30;
@@ -25,11 +23,9 @@ const ROWS: u16 = 30;
 async fn model(scratch: &Scratch, steps: Value, extra_config: &str) -> MockModel {
     let script = Script::from_json_str(&steps.to_string()).unwrap();
     let mock = MockModel::start(script).await.unwrap();
-    scratch.mock_config(&mock.base_url(), "");
-    if !extra_config.is_empty() {
-        let config = std::fs::read_to_string(scratch.home().join("config.toml")).unwrap();
-        scratch.config(&format!("{extra_config}\n{config}"));
-    }
+    // Top-level keys go before the provider's table.
+    let provider = tiller_test_support::mock_provider_config(&mock.base_url(), "");
+    scratch.config(&format!("{extra_config}\n{provider}"));
     mock
 }
 
@@ -40,20 +36,11 @@ fn tui(scratch: &Scratch, args: &[&str]) -> PtyChild {
 
 /// [`tui`] with variables added to its environment.
 fn tui_with(scratch: &Scratch, args: &[&str], env: &[(&str, &str)]) -> PtyChild {
-    let mut command = std::process::Command::new(TILLER);
-    command
-        .args(args)
-        .arg("--cd")
-        .arg(scratch.work())
-        .env(SCRATCH_TAG_ENV, scratch.home().parent().unwrap())
-        .env("TILLER_HOME", scratch.home())
-        .env("HOME", scratch.home())
-        .env("TERM", "xterm-256color")
-        .env_remove("NO_COLOR")
-        .env_remove("RUST_LOG")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
-        .envs(env.iter().copied());
+    let work = scratch.work();
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--cd", work.to_str().unwrap()]);
+    let mut command = scratch.tiller_for_pty(&all, "xterm-256color");
+    command.envs(env.iter().copied());
     PtyChild::spawn(command, COLS, ROWS)
 }
 
@@ -357,21 +344,17 @@ async fn remote_attaches_to_a_turn_another_client_is_driving_and_steers_it() {
         "items": [{"type": "text", "text": "one two three four"}]});
     let mock = model(&scratch, json!([slow, text_step("steered answer")]), "").await;
     let socket = scratch.home().join("control.sock");
-    let url = format!("unix://{}", socket.display());
-    let mut server = scratch.tiller(&["app-server", "--listen", &url]);
-    let server = server.spawn().unwrap();
+    let server = Listening::start(
+        &scratch,
+        &["--listen", &format!("unix://{}", socket.display())],
+    )
+    .await;
+    let url = server.url.clone();
 
-    // The other client: waits for the socket, starts a thread and a turn.
-    let deadline = Instant::now() + DEADLINE;
-    let (client, _events) = loop {
-        match Client::spawn(ClientOptions::connect(&url).unwrap()).await {
-            Ok(connected) => break connected,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "the server never listened: {e}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
+    // The other client starts a thread and a turn.
+    let (client, _events) = Client::spawn(ClientOptions::connect(&url).unwrap())
+        .await
+        .unwrap();
     let started = client
         .thread_start(ThreadStartParams {
             cwd: Some(scratch.work().to_string_lossy().into_owned()),
@@ -405,14 +388,7 @@ async fn remote_attaches_to_a_turn_another_client_is_driving_and_steers_it() {
     assert_eq!(last_input_text(&requests[1].body), "and count faster");
     quit(&mut ui);
     client.shutdown().await;
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(server.id().unwrap()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let mut server = server;
-    let status = tokio::time::timeout(DEADLINE, server.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(server.stop().await.code(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -589,6 +565,21 @@ async fn slash_commands_change_approvals_show_status_diff_and_compact() {
             .is_none_or(Vec::is_empty),
         "the compaction offered tools: {}",
         requests[3].body["tools"]
+    );
+    quit(&mut ui);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_on_the_command_line_is_the_first_turn() {
+    let scratch = Scratch::new();
+    let mock = model(&scratch, json!([text_step("started with it")]), "").await;
+    let mut ui = tui(&scratch, &["hello from the shell"]);
+    ui.wait_screen_shows("started with it", DEADLINE);
+    let screen = wait_ready(&ui);
+    assert!(screen.contains("› hello from the shell"), "{screen}");
+    assert_eq!(
+        last_input_text(&mock.requests()[0].body),
+        "hello from the shell"
     );
     quit(&mut ui);
 }

@@ -105,6 +105,8 @@ pub struct App {
     finished: HashSet<String>,
     /// A short message in the status line.
     pub flash: Option<String>,
+    /// A message from the command line, sent once the first session opens.
+    pub first_prompt: Option<String>,
     /// This UI's reverts whose `thread/reverted` has not come yet: their
     /// own answer shows the thread again, so the notification need not.
     own_reverts: usize,
@@ -141,6 +143,7 @@ impl App {
             turn_ids: Vec::new(),
             finished: HashSet::new(),
             flash: None,
+            first_prompt: None,
             own_reverts: 0,
             view_height: 20,
             view_width: 80,
@@ -292,13 +295,5 @@ impl App {
                 client_id: steer.client_id,
             });
         }
-    }
-}
-
-impl App {
-    /// Send `text` as if typed and entered (a first prompt from the
-    /// command line).
-    pub fn submit(&mut self, text: String) {
-        self.send(text);
     }
 }

@@ -286,6 +286,9 @@ impl App {
                 self.overlay = None;
                 self.show_thread(&opened.thread);
                 self.effect(Effect::QueueRefresh);
+                if let Some(text) = self.first_prompt.take() {
+                    self.send(text);
+                }
             }
             Outcome::OpenFailed(message) => {
                 self.notice(message, Tone::Error);
@@ -314,7 +317,6 @@ impl App {
                 self.notice(format!("not sent: {error}"), Tone::Error);
                 self.give_back(&text);
             }
-            Outcome::Steered { .. } => {}
             Outcome::SteerRejected { text, client_id } => {
                 let was_pending = self.pending_steers.iter().any(|p| p.client_id == client_id);
                 self.pending_steers.retain(|p| p.client_id != client_id);

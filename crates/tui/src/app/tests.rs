@@ -9,7 +9,7 @@ use tiller_client::protocol::RequestId;
 use super::{App, Overlay, TurnState};
 use crate::cell::{CellKind, TurnOutcome};
 use crate::effect::{Effect, Outcome};
-use crate::fixtures::{note, opened_app};
+use crate::fixtures::{note, opened, opened_app};
 
 const THREAD: &str = "t1";
 
@@ -298,9 +298,6 @@ fn accepted_steer(app: &mut App, text: &str) -> String {
     let Some(Effect::Steer { client_id, .. }) = app.take_effects().pop() else {
         panic!("no steer");
     };
-    app.outcome(Outcome::Steered {
-        client_id: client_id.clone(),
-    });
     app.notification(note(
         "item/started",
         json!({"threadId": THREAD, "turnId": "u1", "startedAtMs": 0,
@@ -354,4 +351,17 @@ fn a_steer_joins_the_transcript_when_the_model_answers_it() {
     assert_eq!(ids, ["s1", "a2"]);
     completed(&mut app, "u1", "completed", &[]);
     assert!(app.take_effects().is_empty());
+}
+
+#[test]
+fn a_first_prompt_is_sent_once_the_session_opens() {
+    let mut app = App::new("test");
+    app.first_prompt = Some("from the command line".into());
+    app.outcome(opened(THREAD, "/w", "never", json!([])));
+    let effects = app.take_effects();
+    assert!(
+        matches!(&effects[..], [Effect::QueueRefresh, Effect::StartTurn { text, .. }] if text == "from the command line"),
+        "{effects:?}"
+    );
+    assert!(app.first_prompt.is_none());
 }

@@ -4,61 +4,18 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
-use std::process::Stdio;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tiller_mock_model::{Item, Step};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::schema::check_line;
 use super::support::{Fixture, check_protocol, is_response_to, shell, text_input, turn_of};
-use crate::suite::support::DEADLINE;
-
-/// A `tiller app-server` listening on a socket.
-struct Listening {
-    child: tokio::process::Child,
-    /// What it printed after `listening on `.
-    url: String,
-}
-
-impl Listening {
-    /// Start the server with `args` after `app-server`; wait for its address.
-    async fn start(fixture: &Fixture, args: &[&str]) -> Listening {
-        let mut all = vec!["app-server"];
-        all.extend_from_slice(args);
-        let mut command = fixture.scratch.tiller(&all);
-        command.stdin(Stdio::null());
-        let mut child = command.spawn().unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-        let url = tokio::time::timeout(DEADLINE, async {
-            while let Some(line) = stderr.next_line().await.unwrap() {
-                if let Some(url) = line.split("listening on ").nth(1) {
-                    return url.trim().to_string();
-                }
-            }
-            panic!("the server exited without listening");
-        })
-        .await
-        .expect("the server says where it listens");
-        // Keep draining stderr so the server never blocks on it.
-        tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
-        Listening { child, url }
-    }
-
-    /// SIGTERM, and the exit status within the deadline.
-    async fn stop(mut self) -> std::process::ExitStatus {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id().unwrap()).unwrap());
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        tokio::time::timeout(DEADLINE, self.child.wait())
-            .await
-            .expect("the server stops on SIGTERM")
-            .unwrap()
-    }
-}
+use crate::suite::support::{DEADLINE, Listening};
 
 /// One WebSocket client connection.
 struct Client {
@@ -275,7 +232,7 @@ fn slow_text(prefix: &str) -> Step {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_websocket_clients_share_a_thread_and_see_one_end() {
     let fixture = Fixture::new(vec![slow_text("a"), slow_text("b")]).await;
-    let server = Listening::start(&fixture, &["--listen", "ws://127.0.0.1:0"]).await;
+    let server = Listening::start(&fixture.scratch, &["--listen", "ws://127.0.0.1:0"]).await;
     assert!(server.url.starts_with("ws://127.0.0.1:"), "{}", server.url);
     let mut first = Client::tcp("first", &server.url, None).await.unwrap();
     let mut second = Client::tcp("second", &server.url, None).await.unwrap();
@@ -379,7 +336,7 @@ async fn two_websocket_clients_share_a_thread_and_see_one_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_connection_leaves_its_turn_running_for_the_next() {
     let fixture = Fixture::new(vec![slow_text("a")]).await;
-    let server = Listening::start(&fixture, &["--listen", "ws://127.0.0.1:0"]).await;
+    let server = Listening::start(&fixture.scratch, &["--listen", "ws://127.0.0.1:0"]).await;
     let mut first = Client::tcp("first", &server.url, None).await.unwrap();
     first.initialize().await;
     let thread = first.start_thread(&fixture).await;
@@ -439,7 +396,7 @@ async fn websocket_clients_need_the_capability_token_when_one_is_set() {
     );
 
     let server = Listening::start(
-        &fixture,
+        &fixture.scratch,
         &[
             "--listen",
             "ws://127.0.0.1:0",
@@ -474,7 +431,7 @@ async fn a_unix_socket_serves_two_clients_privately() {
     let fixture = Fixture::new(vec![Step::text("over the socket")]).await;
     let socket = fixture.scratch.work().join("private").join("tiller.sock");
     let url = format!("unix://{}", socket.display());
-    let server = Listening::start(&fixture, &["--listen", &url]).await;
+    let server = Listening::start(&fixture.scratch, &["--listen", &url]).await;
     assert_eq!(server.url, url);
     let mode =
         |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
@@ -535,7 +492,7 @@ async fn a_websocket_client_too_far_behind_is_closed_and_the_others_go_on() {
         Step::text("still here"),
     ])
     .await;
-    let server = Listening::start(&fixture, &["--listen", "ws://127.0.0.1:0"]).await;
+    let server = Listening::start(&fixture.scratch, &["--listen", "ws://127.0.0.1:0"]).await;
     let mut reader = Client::tcp("reader", &server.url, None).await.unwrap();
     reader.initialize().await;
     // The stalled client: a raw socket that completes the handshake and
@@ -638,7 +595,7 @@ async fn a_websocket_client_too_far_behind_is_closed_and_the_others_go_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unsubscribed_connection_hears_nothing_until_it_resumes() {
     let fixture = Fixture::new(vec![Step::text("unheard"), Step::text("heard")]).await;
-    let server = Listening::start(&fixture, &["--listen", "ws://127.0.0.1:0"]).await;
+    let server = Listening::start(&fixture.scratch, &["--listen", "ws://127.0.0.1:0"]).await;
     let mut first = Client::tcp("first", &server.url, None).await.unwrap();
     let mut second = Client::tcp("second", &server.url, None).await.unwrap();
     first.initialize().await;
@@ -710,7 +667,7 @@ async fn an_approval_is_asked_of_subscribers_only() {
         Step::text("done"),
     ])
     .await;
-    let server = Listening::start(&fixture, &["--listen", "ws://127.0.0.1:0"]).await;
+    let server = Listening::start(&fixture.scratch, &["--listen", "ws://127.0.0.1:0"]).await;
     let mut owner = Client::tcp("owner", &server.url, None).await.unwrap();
     let mut stranger = Client::tcp("stranger", &server.url, None).await.unwrap();
     owner.initialize().await;
