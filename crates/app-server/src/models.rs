@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 use tiller_app_server_protocol::{ErrorCode, JsonRpcError, ModelListParams};
-use tiller_core::client::responses::ResponsesClient;
+use tiller_core::client::models::list_models;
 use tiller_core::config::{Config, ConfigOverrides};
 
 use crate::hub::AppServerOptions;
@@ -40,10 +40,8 @@ pub(crate) async fn list(
         .provider
         .api_key()
         .map_err(|e| internal(e.to_string()))?;
-    let client =
-        ResponsesClient::new(&config.provider, api_key).map_err(|e| internal(e.to_string()))?;
-    let mut ids = match client.list_models().await {
-        Ok(ids) => ids,
+    let mut ids = match list_models(&config.provider, api_key).await {
+        Ok(models) => models.into_iter().map(|m| m.id).collect::<Vec<_>>(),
         Err(e) => {
             tracing::warn!(
                 provider = %config.provider.id,

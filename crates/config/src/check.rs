@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::raw::{Origin, RawNode, RawTable, RawValue};
-use super::{ApprovalPolicy, ConfigError, ProviderConfig};
+use super::{ApprovalPolicy, ConfigError, ProviderConfig, WireApi};
 
 /// The default `model`.
 const DEFAULT_MODEL: &str = "gpt-5-codex";
@@ -152,16 +152,13 @@ struct Candidate {
     /// A bad `OPENAI_BASE_URL` (built-in provider only); reported only if
     /// this provider is chosen, and moot once the file sets `base_url`.
     bad_base_url: Option<ConfigError>,
-    /// `wire_api = "chat"`, which is valid Codex config but not supported
-    /// yet; reported only if this provider is chosen.
-    unsupported_wire_api: Option<ConfigError>,
 }
 
 impl Candidate {
     fn into_config(self) -> Result<ProviderConfig, ConfigError> {
-        match (self.bad_base_url, self.unsupported_wire_api) {
-            (Some(error), _) | (None, Some(error)) => Err(error),
-            (None, None) => Ok(self.config),
+        match self.bad_base_url {
+            Some(error) => Err(error),
+            None => Ok(self.config),
         }
     }
 }
@@ -175,7 +172,6 @@ fn builtin_openai(env: &dyn Fn(&str) -> Option<String>) -> Candidate {
             Some("OPENAI_API_KEY"),
         ),
         bad_base_url: None,
-        unsupported_wire_api: None,
     };
     let url = env(OPENAI_BASE_URL_VAR).unwrap_or_default();
     let url = url.trim();
@@ -212,7 +208,6 @@ fn check_providers(
             // No base URL yet: a new provider must set one.
             config: ProviderConfig::with_defaults(id, id, "", None),
             bad_base_url: None,
-            unsupported_wire_api: None,
         });
         for (field, value) in table(provider_node, &prefix)? {
             let dotted = format!("{prefix}.{field}");
@@ -226,7 +221,7 @@ fn check_providers(
                     candidate.bad_base_url = None;
                 }
                 "env_key" => config.env_key = Some(string(value, &dotted)?),
-                "wire_api" => candidate.unsupported_wire_api = wire_api(value, &dotted)?,
+                "wire_api" => config.wire_api = wire_api(value, &dotted)?,
                 "request_max_retries" => config.request_max_retries = retries(value, &dotted)?,
                 "stream_max_retries" => config.stream_max_retries = retries(value, &dotted)?,
                 "stream_idle_timeout_ms" => config.stream_idle_timeout = millis(value, &dotted)?,
@@ -303,15 +298,11 @@ fn approval(
     }
 }
 
-/// Reads `wire_api`; `Ok(Some(error))` is the error to report if the provider is chosen.
-fn wire_api(node: &RawNode, key: &str) -> Result<Option<ConfigError>, ConfigError> {
+/// Reads `wire_api`.
+fn wire_api(node: &RawNode, key: &str) -> Result<WireApi, ConfigError> {
     match leaf_str(node) {
-        Some("responses") => Ok(None),
-        Some("chat") => Ok(Some(bad(
-            node,
-            key,
-            "wire_api = \"chat\" is not supported yet; use \"responses\"",
-        ))),
+        Some("responses") => Ok(WireApi::Responses),
+        Some("chat") => Ok(WireApi::Chat),
         _ => {
             let found = describe(node);
             Err(bad(

@@ -20,6 +20,7 @@ mod check;
 mod error;
 mod raw;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -78,6 +79,19 @@ pub struct Config {
     /// `None`: freeform for GPT-5 models on OpenAI's own API, which takes
     /// custom tools; a function everywhere else.
     pub freeform_apply_patch: Option<bool>,
+    /// How hard the model reasons (`model_reasoning_effort`: `minimal`,
+    /// `low`, `medium`, `high`, …); `None` sends nothing (the provider's default).
+    pub reasoning_effort: Option<String>,
+    /// How the model summarizes its reasoning (`model_reasoning_summary`:
+    /// `auto`, `concise`, `detailed` or `none`); `None` sends nothing.
+    pub reasoning_summary: Option<String>,
+    /// The model's context window in tokens (`model_context_window`); `None`:
+    /// taken from the provider's model list when it says, else unknown.
+    pub context_window: Option<u64>,
+    /// Compact the conversation before a request whose input would pass this
+    /// many tokens (`model_auto_compact_token_limit`); `None`: 90 % of the
+    /// context window, when that is known.
+    pub auto_compact_token_limit: Option<u64>,
 }
 
 /// How much of the `AGENTS.md` files is sent when the config says nothing (Codex's default).
@@ -111,6 +125,15 @@ pub struct ProviderConfig {
     pub stream_max_retries: u32,
     /// How long a response stream may be silent before it counts as broken.
     pub stream_idle_timeout: Duration,
+    /// Headers sent with every request, as given (`http_headers`).
+    pub http_headers: BTreeMap<String, String>,
+    /// Headers sent with every request, each value read from the named
+    /// environment variable when the client is built; an unset variable
+    /// sends no header (`env_http_headers`).
+    pub env_http_headers: BTreeMap<String, String>,
+    /// Query parameters added to every request URL (`query_params`, e.g.
+    /// Azure's `api-version`).
+    pub query_params: BTreeMap<String, String>,
 }
 
 impl ProviderConfig {
@@ -174,6 +197,9 @@ impl ProviderConfig {
             request_max_retries: DEFAULT_REQUEST_MAX_RETRIES,
             stream_max_retries: DEFAULT_STREAM_MAX_RETRIES,
             stream_idle_timeout: DEFAULT_STREAM_IDLE_TIMEOUT,
+            http_headers: BTreeMap::new(),
+            env_http_headers: BTreeMap::new(),
+            query_params: BTreeMap::new(),
         }
     }
 }
@@ -184,6 +210,19 @@ pub enum WireApi {
     /// The OpenAI Responses API (`POST {base_url}/responses`).
     #[default]
     Responses,
+    /// The Chat Completions API (`POST {base_url}/chat/completions`), which
+    /// local servers and most gateways speak.
+    Chat,
+}
+
+impl WireApi {
+    /// The name in config (`wire_api = "…"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WireApi::Responses => "responses",
+            WireApi::Chat => "chat",
+        }
+    }
 }
 
 /// When the engine asks the front end before running a command.
@@ -340,6 +379,10 @@ impl Config {
             checkpoints: checked.checkpoints.unwrap_or(true),
             auto_approve_workspace_edits: checked.auto_approve_workspace_edits.unwrap_or(false),
             freeform_apply_patch: checked.freeform_apply_patch,
+            reasoning_effort: None,
+            reasoning_summary: None,
+            context_window: None,
+            auto_compact_token_limit: None,
         };
         Ok(Loaded {
             config,
@@ -458,6 +501,9 @@ base_url = "http://localhost:8000/v1"
                 request_max_retries: 4,
                 stream_max_retries: 5,
                 stream_idle_timeout: Duration::from_millis(300_000),
+                http_headers: BTreeMap::new(),
+                env_http_headers: BTreeMap::new(),
+                query_params: BTreeMap::new(),
             }
         );
         assert_eq!(config.cwd, std::env::current_dir().unwrap());
@@ -506,6 +552,9 @@ command = "docs-server"
                 request_max_retries: 2,
                 stream_max_retries: 3,
                 stream_idle_timeout: Duration::from_secs(60),
+                http_headers: BTreeMap::new(),
+                env_http_headers: BTreeMap::new(),
+                query_params: BTreeMap::new(),
             }
         );
         let file = file_of(&home);
@@ -674,21 +723,13 @@ request_max_retries = "x"
     }
 
     #[test]
-    fn chat_wire_api_is_an_error_only_for_the_chosen_provider() {
+    fn chat_wire_api_is_read_for_a_provider() {
         let home = home_with(
-            "[model_providers.ollama]\nname = \"Ollama\"\nbase_url = \"http://localhost:11434/v1\"\nwire_api = \"chat\"\n",
+            "[model_providers.mine]\nname = \"Mine\"\nbase_url = \"http://localhost:11434/v1\"\nwire_api = \"chat\"\n",
         );
-        let loaded = load(&home, ConfigOverrides::default()).unwrap();
-        assert_eq!(loaded.config.provider.id, "openai");
-
-        let error = load(&home, with_cli(&[("model_provider", "ollama")])).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            format!(
-                "{}:4: model_providers.ollama.wire_api: wire_api = \"chat\" is not supported yet; use \"responses\"",
-                file_of(&home)
-            )
-        );
+        let loaded = load(&home, with_cli(&[("model_provider", "mine")])).unwrap();
+        assert_eq!(loaded.config.provider.wire_api, WireApi::Chat);
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     }
 
     #[test]

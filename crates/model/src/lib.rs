@@ -17,7 +17,10 @@
 //! [`ModelError`], and choose it in [`client_for`] by the provider's `wire_api`.
 #![deny(missing_docs)]
 
+pub mod chat;
 mod error;
+mod http;
+pub mod models;
 pub mod responses;
 pub mod retry;
 pub mod sse;
@@ -28,6 +31,7 @@ use std::pin::Pin;
 use futures::stream::BoxStream;
 use tiller_config::{ProviderConfig, WireApi};
 
+pub use chat::ChatClient;
 pub use error::{ClientBuildError, ModelError};
 pub use responses::{
     ModelRequest, OutputItem, Reasoning, ResponseEvent, ResponseStream, ResponsesClient,
@@ -57,5 +61,6 @@ pub fn client_for(
         WireApi::Responses => Ok(std::sync::Arc::new(ResponsesClient::new(
             provider, api_key,
         )?)),
+        WireApi::Chat => Ok(std::sync::Arc::new(ChatClient::new(provider, api_key)?)),
     }
 }
