@@ -194,6 +194,11 @@ pub enum ThreadItem {
         /// `inProgress`, `completed`, `failed`, `declined`.
         status: String,
     },
+    /// The conversation was compacted (started: compacting; completed: done).
+    ContextCompaction {
+        /// Item id.
+        id: String,
+    },
 }
 
 impl ThreadItem {
@@ -204,7 +209,8 @@ impl ThreadItem {
             | ThreadItem::AgentMessage { id, .. }
             | ThreadItem::Reasoning { id, .. }
             | ThreadItem::CommandExecution { id, .. }
-            | ThreadItem::FileChange { id, .. } => id,
+            | ThreadItem::FileChange { id, .. }
+            | ThreadItem::ContextCompaction { id } => id,
         }
     }
 }

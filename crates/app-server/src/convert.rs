@@ -121,6 +121,7 @@ pub(crate) fn thread_item(item: &TurnItem) -> ThreadItem {
             }
             .to_string(),
         },
+        TurnItemKind::ContextCompaction { .. } => ThreadItem::ContextCompaction { id },
     }
 }
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod oss;
 mod sessions;
 mod tui;
 mod undo;
@@ -216,6 +217,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 remote_token_file,
                 model: flags.model.clone(),
                 provider: flags.provider.clone(),
+                oss: flags.oss,
                 approval: flags.approval.clone(),
                 cd: flags.cd.clone(),
                 config: flags.config.clone(),
@@ -223,12 +225,16 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             };
             tui::run_tui(args, open, resume.prompt).await
         }
-        Command::Exec(args) => {
+        Command::Exec(mut args) => {
+            resolve_oss(&mut args.flags).await?;
             // The mock lives as long as the run: it is the model for `--script`.
             let (_mock, setup) = script_model(args.flags.script.as_deref()).await?;
             Ok(tiller_exec::run_exec(*args, setup).await?)
         }
-        Command::Resume { flags, resume, .. } => {
+        Command::Resume {
+            mut flags, resume, ..
+        } => {
+            resolve_oss(&mut flags).await?;
             let (_mock, setup) = script_model(flags.script.as_deref()).await?;
             Ok(tiller_exec::run_resume(*flags, resume, setup).await?)
         }
@@ -264,6 +270,24 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `--oss`: the local server that is up becomes `--provider`, and the
+/// model it serves `-m` (see [`oss`]).
+async fn resolve_oss(flags: &mut ExecFlags) -> anyhow::Result<()> {
+    if !flags.oss {
+        return Ok(());
+    }
+
+    let choice = oss::choose(oss::OssRequest {
+        config: &flags.config,
+        model: flags.model.as_deref(),
+        cwd: flags.cd.as_deref(),
+    })
+    .await?;
+    flags.provider = Some(choice.provider);
+    flags.model = Some(choice.model);
+    Ok(())
 }
 
 /// `--script FILE`: the built-in mock model serving that script, and the

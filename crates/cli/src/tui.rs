@@ -24,9 +24,15 @@ pub struct TuiArgs {
     /// The model to use.
     #[arg(long, short = 'm')]
     pub model: Option<String>,
-    /// The provider to use (a `[model_providers.NAME]` table, or `openai`).
+    /// The provider to use (a `[model_providers.NAME]` table, or a built-in
+    /// one: `openai`, `ollama`, `lmstudio`, `vllm`, `openrouter`).
     #[arg(long)]
     pub provider: Option<String>,
+    /// Use the local model server that is up: Ollama, LM Studio or vLLM
+    /// (`oss_provider` says which to prefer), and a model it serves unless
+    /// `-m` names one.
+    #[arg(long, conflicts_with_all = ["provider", "script", "remote"])]
+    pub oss: bool,
     /// When to ask before running a command: `never` or `untrusted`.
     #[arg(long, short = 'a', alias = "ask-for-approval", value_name = "POLICY")]
     pub approval: Option<String>,
@@ -42,11 +48,26 @@ pub struct TuiArgs {
 }
 
 /// Run the UI: `open` says which session, `prompt` is sent first.
-pub async fn run_tui(args: TuiArgs, open: Open, prompt: Option<String>) -> anyhow::Result<i32> {
+pub async fn run_tui(
+    mut args: TuiArgs,
+    open: Open,
+    prompt: Option<String>,
+) -> anyhow::Result<i32> {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         anyhow::bail!(
             "the terminal UI needs a terminal on stdin and stdout; for a run without one use `tiller exec PROMPT`"
         );
+    }
+    if args.oss {
+        // Before the screen is taken over, so a server that is not up is said in words.
+        let choice = crate::oss::choose(crate::oss::OssRequest {
+            config: &args.config,
+            model: args.model.as_deref(),
+            cwd: args.cd.as_deref(),
+        })
+        .await?;
+        args.provider = Some(choice.provider);
+        args.model = Some(choice.model);
     }
     let mut cli_overrides = args
         .config

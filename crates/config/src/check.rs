@@ -4,19 +4,22 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::builtin::{self, OPENAI, OPENAI_BASE_URL};
 use super::raw::{Origin, RawNode, RawTable, RawValue};
 use super::{ApprovalPolicy, ConfigError, ProviderConfig, WireApi};
 
 /// The default `model`.
 const DEFAULT_MODEL: &str = "gpt-5-codex";
-/// The default `model_provider`: the built-in one.
-const DEFAULT_PROVIDER: &str = "openai";
-/// The built-in provider's base URL when `OPENAI_BASE_URL` is not set.
-const OPENAI_DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
-/// The variable that overrides the built-in provider's base URL.
+/// The default `model_provider`: the built-in OpenAI one.
+const DEFAULT_PROVIDER: &str = OPENAI;
+/// The variable that overrides the built-in OpenAI provider's base URL.
 const OPENAI_BASE_URL_VAR: &str = "OPENAI_BASE_URL";
 /// The most retries a provider may ask for (Codex's cap too).
 const MAX_RETRIES: u32 = 100;
+/// The values of `model_reasoning_effort` (OpenAI's, as Codex accepts them).
+const REASONING_EFFORTS: &[&str] = &["none", "minimal", "low", "medium", "high", "xhigh"];
+/// The values of `model_reasoning_summary`.
+const REASONING_SUMMARIES: &[&str] = &["auto", "concise", "detailed", "none"];
 
 /// Top-level keys of a Codex `config.toml` that tiller reads past with a
 /// warning saying so, rather than calling them unknown.
@@ -42,17 +45,12 @@ const CODEX_TOP_LEVEL_KEYS: &[&str] = &[
     "include_plan_tool",
     "mcp_oauth_credentials_store",
     "mcp_servers",
-    "model_auto_compact_token_limit",
-    "model_context_window",
     "model_max_output_tokens",
-    "model_reasoning_effort",
-    "model_reasoning_summary",
     "model_reasoning_summary_format",
     "model_supports_reasoning_summaries",
     "model_verbosity",
     "notice",
     "notify",
-    "oss_provider",
     "otel",
     "preferred_auth_method",
     "profile",
@@ -72,11 +70,8 @@ const CODEX_TOP_LEVEL_KEYS: &[&str] = &[
 
 /// Keys of a Codex `[model_providers.<id>]` table that tiller does not use yet.
 const CODEX_PROVIDER_KEYS: &[&str] = &[
-    "env_http_headers",
     "env_key_instructions",
     "experimental_bearer_token",
-    "http_headers",
-    "query_params",
     "requires_openai_auth",
 ];
 
@@ -85,11 +80,18 @@ pub(super) struct Checked {
     pub(super) model: String,
     pub(super) approval_policy: ApprovalPolicy,
     pub(super) provider: ProviderConfig,
+    /// Every provider that checked out, by id (the chosen one included).
+    pub(super) providers: BTreeMap<String, ProviderConfig>,
     pub(super) instructions: Option<String>,
     pub(super) project_doc_max_bytes: Option<usize>,
     pub(super) checkpoints: Option<bool>,
     pub(super) auto_approve_workspace_edits: Option<bool>,
     pub(super) freeform_apply_patch: Option<bool>,
+    pub(super) reasoning_effort: Option<String>,
+    pub(super) reasoning_summary: Option<String>,
+    pub(super) context_window: Option<u64>,
+    pub(super) auto_compact_token_limit: Option<u64>,
+    pub(super) oss_provider: Option<String>,
     pub(super) warnings: Vec<String>,
 }
 
@@ -109,7 +111,12 @@ pub(super) fn check(
     let mut checkpoints = None;
     let mut auto_approve_workspace_edits = None;
     let mut freeform_apply_patch = None;
-    let mut providers = BTreeMap::from([(DEFAULT_PROVIDER.to_owned(), builtin_openai(env))]);
+    let mut reasoning_effort = None;
+    let mut reasoning_summary = None;
+    let mut context_window = None;
+    let mut auto_compact_token_limit = None;
+    let mut oss_provider = None;
+    let mut providers = builtin_providers(env);
     for (key, node) in root {
         match key.as_str() {
             "model" => model = Some(string(node, key)?),
@@ -125,10 +132,36 @@ pub(super) fn check(
             "auto_approve_workspace_edits" => {
                 auto_approve_workspace_edits = Some(boolean(node, key)?);
             }
+            "model_reasoning_effort" => {
+                reasoning_effort = Some(one_of(node, key, REASONING_EFFORTS)?);
+            }
+            "model_reasoning_summary" => {
+                reasoning_summary = Some(one_of(node, key, REASONING_SUMMARIES)?);
+            }
+            "model_context_window" => context_window = Some(positive(node, key)?),
+            "model_auto_compact_token_limit" => {
+                auto_compact_token_limit = Some(positive(node, key)?);
+            }
+            "oss_provider" => oss_provider = Some((string(node, key)?, node)),
             _ => warnings.push(ignored(node, key, key, CODEX_TOP_LEVEL_KEYS)),
         }
     }
 
+    // Checked once every table is in: the provider may come from one.
+    let oss_provider = match oss_provider {
+        Some((id, _)) if providers.contains_key(&id) => Some(id),
+        Some((id, node)) => {
+            let known = known_ids(&providers);
+            let message = format!("unknown model provider '{id}' (known providers: {known})");
+            return Err(bad(node, "oss_provider", message));
+        }
+        None => None,
+    };
+    let usable = providers
+        .iter()
+        .filter(|(_, candidate)| candidate.bad_base_url.is_none())
+        .map(|(id, candidate)| (id.clone(), candidate.config.clone()))
+        .collect();
     let provider = match provider_override {
         Some(provider) => provider,
         None => select(providers, model_provider)?,
@@ -137,11 +170,17 @@ pub(super) fn check(
         model: model.unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
         approval_policy: approval_policy.unwrap_or_default(),
         provider,
+        providers: usable,
         instructions,
         project_doc_max_bytes,
         checkpoints,
         auto_approve_workspace_edits,
         freeform_apply_patch,
+        reasoning_effort,
+        reasoning_summary,
+        context_window,
+        auto_compact_token_limit,
+        oss_provider,
         warnings,
     })
 }
@@ -163,33 +202,43 @@ impl Candidate {
     }
 }
 
-fn builtin_openai(env: &dyn Fn(&str) -> Option<String>) -> Candidate {
-    let mut candidate = Candidate {
-        config: ProviderConfig::with_defaults(
-            DEFAULT_PROVIDER,
-            "OpenAI",
-            OPENAI_DEFAULT_BASE_URL,
-            Some("OPENAI_API_KEY"),
-        ),
-        bad_base_url: None,
-    };
+/// The built-in providers, the OpenAI one pointed where `OPENAI_BASE_URL` says.
+fn builtin_providers(env: &dyn Fn(&str) -> Option<String>) -> BTreeMap<String, Candidate> {
+    builtin::providers()
+        .map(|config| {
+            let mut candidate = Candidate {
+                config,
+                bad_base_url: None,
+            };
+            if candidate.config.id == OPENAI {
+                apply_openai_base_url(&mut candidate, env);
+            }
+            (candidate.config.id.clone(), candidate)
+        })
+        .collect()
+}
+
+/// Points the built-in OpenAI provider at `OPENAI_BASE_URL`, when set. A
+/// server other than OpenAI's may need no key, so the key becomes optional.
+fn apply_openai_base_url(candidate: &mut Candidate, env: &dyn Fn(&str) -> Option<String>) {
     let url = env(OPENAI_BASE_URL_VAR).unwrap_or_default();
     let url = url.trim();
-    if !url.is_empty() {
-        match check_base_url(url) {
-            Ok(()) => {
-                candidate.config.key_optional = !is_openai(url);
-                candidate.config.base_url = url.to_owned();
-            }
-            Err(message) => {
-                candidate.bad_base_url = Some(ConfigError::BadEnvVar {
-                    var: OPENAI_BASE_URL_VAR.to_owned(),
-                    message,
-                });
-            }
+    if url.is_empty() {
+        return;
+    }
+
+    match check_base_url(url) {
+        Ok(()) => {
+            candidate.config.key_optional = !is_openai(url);
+            candidate.config.base_url = url.to_owned();
+        }
+        Err(message) => {
+            candidate.bad_base_url = Some(ConfigError::BadEnvVar {
+                var: OPENAI_BASE_URL_VAR.to_owned(),
+                message,
+            });
         }
     }
-    candidate
 }
 
 /// Checks `[model_providers]`: each table either adjusts the built-in
@@ -225,11 +274,18 @@ fn check_providers(
                 "request_max_retries" => config.request_max_retries = retries(value, &dotted)?,
                 "stream_max_retries" => config.stream_max_retries = retries(value, &dotted)?,
                 "stream_idle_timeout_ms" => config.stream_idle_timeout = millis(value, &dotted)?,
+                "http_headers" => config.http_headers = string_table(value, &dotted, header)?,
+                "env_http_headers" => {
+                    config.env_http_headers = string_table(value, &dotted, env_header)?;
+                }
+                "query_params" => {
+                    config.query_params = string_table(value, &dotted, |_, _| Ok(()))?
+                }
                 _ => warnings.push(ignored(value, &dotted, field, CODEX_PROVIDER_KEYS)),
             }
         }
         if is_new && candidate.config.base_url.is_empty() {
-            let message = "missing: every provider except the built-in 'openai' needs a base_url";
+            let message = "missing: a provider that is not built in needs a base_url";
             return Err(bad(provider_node, &format!("{prefix}.base_url"), message));
         }
 
@@ -240,8 +296,7 @@ fn check_providers(
 
 /// Whether `url` is OpenAI's own API, which always needs a key.
 fn is_openai(url: &str) -> bool {
-    url.trim_end_matches('/') == OPENAI_DEFAULT_BASE_URL
-        || url.starts_with("https://api.openai.com/")
+    url.trim_end_matches('/') == OPENAI_BASE_URL || url.starts_with("https://api.openai.com/")
 }
 
 /// Picks the provider `model_provider` names (by default the built-in one).
@@ -253,7 +308,7 @@ fn select(
         Some((id, origin)) => (id, Some(origin)),
         None => (DEFAULT_PROVIDER.to_owned(), None),
     };
-    let known = providers.keys().cloned().collect::<Vec<_>>().join(", ");
+    let known = known_ids(&providers);
     let Some(candidate) = providers.remove(&id) else {
         return Err(ConfigError::UnknownProvider {
             location: origin.map_or_else(|| "default".to_owned(), |origin| origin.location()),
@@ -263,6 +318,11 @@ fn select(
     };
 
     candidate.into_config()
+}
+
+/// The ids of `providers`, comma-separated, for "known providers: …".
+fn known_ids(providers: &BTreeMap<String, Candidate>) -> String {
+    providers.keys().cloned().collect::<Vec<_>>().join(", ")
 }
 
 /// Reads `approval_policy`, accepting Codex's policies tiller lacks as `untrusted`.
@@ -311,6 +371,99 @@ fn wire_api(node: &RawNode, key: &str) -> Result<WireApi, ConfigError> {
                 format!("expected \"responses\" or \"chat\", found {found}"),
             ))
         }
+    }
+}
+
+/// Reads a string that must be one of `accepted`.
+fn one_of(node: &RawNode, key: &str, accepted: &[&str]) -> Result<String, ConfigError> {
+    match leaf_str(node) {
+        Some(value) if accepted.contains(&value) => Ok(value.to_owned()),
+        Some(_) | None => {
+            let accepted = accepted
+                .iter()
+                .map(|value| format!("\"{value}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let found = describe(node);
+            Err(bad(
+                node,
+                key,
+                format!("expected one of {accepted}, found {found}"),
+            ))
+        }
+    }
+}
+
+/// Reads a table whose values are strings (`http_headers`, `query_params`,
+/// `env_http_headers`); `vet` checks each name and value, and what it says
+/// is reported against that entry's own line and dotted key.
+fn string_table(
+    node: &RawNode,
+    key: &str,
+    vet: fn(&str, &str) -> Result<(), String>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let RawValue::Table(entries) = &node.value else {
+        let found = describe(node);
+        return Err(bad(
+            node,
+            key,
+            format!("expected a table of strings, found {found}"),
+        ));
+    };
+
+    let mut strings = BTreeMap::new();
+    for (name, value) in entries {
+        let dotted = format!("{key}.{name}");
+        let Some(text) = leaf_str(value) else {
+            let found = describe(value);
+            return Err(bad(
+                value,
+                &dotted,
+                format!("expected a string, found {found}"),
+            ));
+        };
+
+        vet(name, text).map_err(|message| bad(value, &dotted, message))?;
+        strings.insert(name.clone(), text.to_owned());
+    }
+    Ok(strings)
+}
+
+/// Checks an `http_headers` entry: a header name and a value HTTP can carry
+/// (visible ASCII, spaces and tabs), so a bad one is reported here, with
+/// its line, rather than when the first request is built.
+fn header(name: &str, value: &str) -> Result<(), String> {
+    header_name(name)?;
+    if value.chars().all(|c| c == '\t' || (' '..='~').contains(&c)) {
+        Ok(())
+    } else {
+        // Debug quoting keeps a line break in the value on the error's one line.
+        Err(format!(
+            "expected a header value of printable ASCII characters, found {value:?}"
+        ))
+    }
+}
+
+/// Checks an `env_http_headers` entry: a header name and the name of an
+/// environment variable (whose value is read when the client is built).
+fn env_header(name: &str, var: &str) -> Result<(), String> {
+    header_name(name)?;
+    if var.is_empty() || var.contains(['=', '\0']) {
+        Err(format!(
+            "expected the name of an environment variable, found {var:?}"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks that `name` is an HTTP header name (an RFC 9110 token).
+fn header_name(name: &str) -> Result<(), String> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if !name.is_empty() && name.chars().all(token) {
+        Ok(())
+    } else {
+        Err(format!("{name:?} is not an HTTP header name"))
     }
 }
 
@@ -378,6 +531,21 @@ fn retries(node: &RawNode, key: &str) -> Result<u32, ConfigError> {
             key,
             format!("expected at most {MAX_RETRIES}, found {n}"),
         )),
+    }
+}
+
+/// Reads a count of tokens, which must be positive.
+fn positive(node: &RawNode, key: &str) -> Result<u64, ConfigError> {
+    match leaf_integer(node).and_then(|n| u64::try_from(n).ok()) {
+        Some(n) if n > 0 => Ok(n),
+        Some(_) | None => {
+            let found = describe(node);
+            Err(bad(
+                node,
+                key,
+                format!("expected a positive integer, found {found}"),
+            ))
+        }
     }
 }
 

@@ -12,10 +12,15 @@
 //! into typed settings (`check`). Keeping the origin on every value is what
 //! lets an error in a `-c` override name the override instead of a line.
 //!
+//! Besides `openai`, the local servers `ollama`, `lmstudio` and `vllm` and the
+//! `openrouter` gateway are built in (see `builtin`); a table of the same id
+//! adjusts only the fields it sets.
+//!
 //! Precedence, lowest first: built-in defaults, `OPENAI_BASE_URL` (built-in
 //! provider's base URL only), the file, `-c` overrides, typed options, and
 //! finally [`ConfigOverrides::provider_override`], which replaces the provider.
 
+mod builtin;
 mod check;
 mod error;
 mod raw;
@@ -26,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use builtin::OSS_PROVIDERS;
 pub use error::ConfigError;
 
 /// The config file's name inside the tiller home.
@@ -92,6 +98,9 @@ pub struct Config {
     /// many tokens (`model_auto_compact_token_limit`); `None`: 90 % of the
     /// context window, when that is known.
     pub auto_compact_token_limit: Option<u64>,
+    /// The provider `--oss` prefers when it answers (`oss_provider`, the id
+    /// of a known provider); `None`: the first of [`OSS_PROVIDERS`] that answers.
+    pub oss_provider: Option<String>,
 }
 
 /// How much of the `AGENTS.md` files is sent when the config says nothing (Codex's default).
@@ -321,6 +330,10 @@ pub struct Loaded {
     /// `/home/u/.tiller/config.toml:3: unknown key 'foo' (ignored)`; print
     /// them to stderr with a `warning: ` prefix.
     pub warnings: Vec<String>,
+    /// Every provider `model_provider` could name, by id, as configured:
+    /// the built-in ones and the config's tables (what `--oss` probes). The
+    /// built-in `openai` is left out when `OPENAI_BASE_URL` is bad.
+    pub providers: BTreeMap<String, ProviderConfig>,
 }
 
 impl Config {
@@ -379,14 +392,16 @@ impl Config {
             checkpoints: checked.checkpoints.unwrap_or(true),
             auto_approve_workspace_edits: checked.auto_approve_workspace_edits.unwrap_or(false),
             freeform_apply_patch: checked.freeform_apply_patch,
-            reasoning_effort: None,
-            reasoning_summary: None,
-            context_window: None,
-            auto_compact_token_limit: None,
+            reasoning_effort: checked.reasoning_effort,
+            reasoning_summary: checked.reasoning_summary,
+            context_window: checked.context_window,
+            auto_compact_token_limit: checked.auto_compact_token_limit,
+            oss_provider: checked.oss_provider,
         };
         Ok(Loaded {
             config,
             warnings: checked.warnings,
+            providers: checked.providers,
         })
     }
 }
@@ -481,6 +496,9 @@ name = "Local vLLM"
 base_url = "http://localhost:8000/v1"
 "#;
 
+    mod providers;
+    mod reasoning;
+
     #[test]
     fn defaults_apply_when_there_is_no_config_file() {
         let home = tempfile::tempdir().unwrap();
@@ -552,9 +570,15 @@ command = "docs-server"
                 request_max_retries: 2,
                 stream_max_retries: 3,
                 stream_idle_timeout: Duration::from_secs(60),
-                http_headers: BTreeMap::new(),
-                env_http_headers: BTreeMap::new(),
-                query_params: BTreeMap::new(),
+                http_headers: BTreeMap::from([("X-Example".to_owned(), "value".to_owned())]),
+                env_http_headers: BTreeMap::from([(
+                    "OpenAI-Organization".to_owned(),
+                    "OPENAI_ORGANIZATION".to_owned()
+                )]),
+                query_params: BTreeMap::from([(
+                    "api-version".to_owned(),
+                    "2025-04-01-preview".to_owned()
+                )]),
             }
         );
         let file = file_of(&home);
@@ -562,15 +586,6 @@ command = "docs-server"
             loaded.warnings,
             [
                 format!("{file}:19: key 'mcp_servers' is not used by tiller (ignored)"),
-                format!(
-                    "{file}:13: key 'model_providers.local.env_http_headers' is not used by tiller (ignored)"
-                ),
-                format!(
-                    "{file}:12: key 'model_providers.local.http_headers' is not used by tiller (ignored)"
-                ),
-                format!(
-                    "{file}:11: key 'model_providers.local.query_params' is not used by tiller (ignored)"
-                ),
                 format!(
                     "{file}:14: key 'model_providers.local.requires_openai_auth' is not used by tiller (ignored)"
                 ),
@@ -645,7 +660,7 @@ request_max_retries = "x"
             (
                 "[model_providers.local]\nname = \"no url\"",
                 3,
-                "model_providers.local.base_url: missing: every provider except the built-in 'openai' needs a base_url",
+                "model_providers.local.base_url: missing: a provider that is not built in needs a base_url",
             ),
             (
                 "[model_providers.openai]\nrequest_max_retries = 99999999999999999999",
@@ -699,13 +714,13 @@ request_max_retries = "x"
     #[test]
     fn unknown_model_provider_is_an_error_listing_known_ones() {
         let home = home_with(
-            &LOCAL_PROVIDER.replace("model_provider = \"local\"", "model_provider = \"ollama\""),
+            &LOCAL_PROVIDER.replace("model_provider = \"local\"", "model_provider = \"olama\""),
         );
         let error = load(&home, ConfigOverrides::default()).unwrap_err();
         assert_eq!(
             error.to_string(),
             format!(
-                "{}:1: model_provider: unknown model provider 'ollama' (known providers: local, openai)",
+                "{}:1: model_provider: unknown model provider 'olama' (known providers: lmstudio, local, ollama, openai, openrouter, vllm)",
                 file_of(&home)
             )
         );
@@ -718,7 +733,7 @@ request_max_retries = "x"
         let error = load(&home, overrides).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "command line: model_provider: unknown model provider 'nope' (known providers: openai)"
+            "command line: model_provider: unknown model provider 'nope' (known providers: lmstudio, ollama, openai, openrouter, vllm)"
         );
     }
 

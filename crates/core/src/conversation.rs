@@ -14,6 +14,7 @@ use tiller_model::{ModelClient, ModelRequest, Reasoning};
 use tiller_protocol::{ItemPhase, RecordedItem, ResponseItem, RolloutItem, TurnItem};
 use tiller_rollout::RolloutRecorder;
 
+use crate::compaction::ContextBudget;
 use crate::history::History;
 use crate::tools::ToolRegistry;
 
@@ -42,6 +43,8 @@ pub(crate) struct Conversation {
     approved_for_session: Mutex<HashSet<Vec<String>>>,
     /// The project's `AGENTS.md` message, and the folder it was read for.
     user_instructions: Mutex<(PathBuf, Option<String>)>,
+    /// How big the context may get before it is compacted.
+    pub(crate) context: ContextBudget,
 }
 
 impl Conversation {
@@ -56,7 +59,11 @@ impl Conversation {
             model: config.model.clone(),
             cwd: config.cwd.clone(),
             approval_policy: config.approval_policy,
-            reasoning: None,
+            reasoning: (config.reasoning_effort.is_some() || config.reasoning_summary.is_some())
+                .then(|| Reasoning {
+                    effort: config.reasoning_effort.clone(),
+                    summary: config.reasoning_summary.clone(),
+                }),
         });
         Conversation {
             settings,
@@ -67,6 +74,7 @@ impl Conversation {
             rollout,
             approved_for_session: Mutex::new(HashSet::new()),
             user_instructions: Mutex::new((config.cwd.clone(), config.user_instructions.clone())),
+            context: ContextBudget::new(config.context_window, config.auto_compact_token_limit),
             config,
         }
     }

@@ -11,6 +11,7 @@ pub mod tools;
 
 mod approval;
 mod builder;
+mod compaction;
 pub mod checkpoint;
 mod conversation;
 pub mod error;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tiller_config::{ApprovalPolicy, Config};
 use tiller_model::ModelClient;
 use tiller_protocol::{
-    CompactedLine, ErrorInfo, EventMsg, ItemPhase, LifecycleEvent, Op, OpError, RecordedItem,
+    ErrorInfo, EventMsg, ItemPhase, LifecycleEvent, Op, OpError, RecordedItem,
     Reply, ResponseItem, ReviewDecision, RolloutItem, SessionMeta, TurnAbortReason,
     TurnContextLine, TurnItem, TurnItemKind, UserInput, UserMessage,
 };
@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::conversation::{COMPACT_PREFIX, Conversation, TurnSettings};
+use crate::conversation::{Conversation, TurnSettings};
 use crate::error::CoreError;
 use crate::events::{EventSink, EventStream, TurnEmitter, event_channel};
 use crate::history::{ABORTED_BEFORE_OUTPUT, History};
@@ -355,7 +355,11 @@ pub fn spawn_session_with(
     client: Arc<dyn ModelClient>,
     tools: ToolRegistry,
 ) -> crate::error::Result<(SessionHandle, EventStream)> {
-    let SessionOptions { config, source, .. } = options;
+    let SessionOptions {
+        config,
+        source,
+        api_key,
+    } = options;
     let mut replies = HashMap::new();
     let (session_id, history, rollout, cut_off_turn): (Arc<str>, _, _, _) = match source {
         SessionSource::Ephemeral { history } => {
@@ -414,6 +418,14 @@ pub fn spawn_session_with(
     let (ops_tx, ops_rx) = mpsc::unbounded_channel();
     let (events, stream) = EventSink::channel();
     let conversation = Arc::new(Conversation::new(config, client, tools, history, rollout));
+    if !conversation.context.is_configured() {
+        // The model list may say how long a model's context is. It is read in
+        // the background: the first request does not wait for it.
+        tokio::spawn(crate::compaction::read_listed_windows(
+            Arc::downgrade(&conversation),
+            api_key,
+        ));
+    }
     events.emit(
         None,
         EventMsg::SessionConfigured {
@@ -523,6 +535,11 @@ pub(crate) fn cut_off(item: TurnItem) -> TurnItem {
             text: String::new(),
         },
         user @ TurnItemKind::UserMessage { .. } => user,
+        // Cut off before the summary replaced anything.
+        TurnItemKind::ContextCompaction { trigger, .. } => TurnItemKind::ContextCompaction {
+            trigger,
+            tokens: None,
+        },
     };
     TurnItem::new(item.id, kind)
 }
@@ -936,34 +953,6 @@ impl SessionActor {
                 http_status: None,
             })
         });
-        // A compaction's summary replaces the history, in the file (before
-        // the turn's end) and in memory; with no summary it fails.
-        let mut compacted = None;
-        let outcome = match outcome {
-            TurnOutcome::Completed {
-                last_agent_message, ..
-            } if turn.compact
-                && last_agent_message
-                    .as_deref()
-                    .is_none_or(|m| m.trim().is_empty()) =>
-            {
-                TurnOutcome::Failed(ErrorInfo {
-                    message: "the model gave no summary; the history is unchanged".to_string(),
-                    http_status: None,
-                })
-            }
-            TurnOutcome::Completed {
-                last_agent_message: Some(summary),
-                usage,
-            } if turn.compact => {
-                compacted = Some(format!("{COMPACT_PREFIX}{summary}"));
-                TurnOutcome::Completed {
-                    last_agent_message: Some(summary),
-                    usage,
-                }
-            }
-            other => other,
-        };
         let (line, msg) = match outcome {
             TurnOutcome::Completed {
                 last_agent_message,
@@ -997,7 +986,8 @@ impl SessionActor {
                     TurnAbortReason::Interrupted => INTERRUPTED_MARKER,
                     TurnAbortReason::Replaced => REPLACED_MARKER,
                 };
-                self.close_history(Some(marker));
+                // An interrupted compaction leaves the history as it was.
+                self.close_history((!turn.compact).then_some(marker));
                 (
                     LifecycleEvent::TurnAborted {
                         turn_id,
@@ -1014,21 +1004,12 @@ impl SessionActor {
         // I5: the rollout is on disk before anyone hears that the turn is over.
         // If it cannot be, the turn did not end as it would have: it failed,
         // and the file says so once the disk takes lines again.
-        let mut lines = Vec::new();
-        if let Some(message) = &compacted {
-            lines.push(RolloutItem::Compacted(CompactedLine {
-                message: message.clone(),
-            }));
-        }
-        lines.push(RolloutItem::Event(line));
-        let msg = match self.conversation.commit(lines, true).await {
-            Ok(()) => {
-                if let Some(message) = compacted {
-                    *self.conversation.history() =
-                        History::from_items(vec![ResponseItem::user_text(message)]);
-                }
-                msg
-            }
+        let msg = match self
+            .conversation
+            .commit(vec![RolloutItem::Event(line)], true)
+            .await
+        {
+            Ok(()) => msg,
             Err(message) => {
                 let error = ErrorInfo {
                     message: format!("{message}; the turn's end was not saved"),

@@ -20,11 +20,13 @@ use futures::StreamExt;
 use tiller_model::retry::{RetryBudget, RetryState};
 use tiller_model::{ModelError, ModelRequest, OutputItem, ResponseEvent};
 use tiller_protocol::{
-    CallKind, ErrorInfo, EventMsg, ResponseItem, TokenUsage, TurnItem, TurnItemKind,
+    CallKind, CompactionTrigger, ErrorInfo, EventMsg, ReasoningSummary, ResponseItem, TokenUsage, TurnItem,
+    TurnItemKind,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::compaction::{Compaction, is_context_overflow};
 use crate::conversation::Conversation;
 use crate::events::TurnEmitter;
 use crate::history::ABORTED_BEFORE_OUTPUT;
@@ -99,6 +101,17 @@ pub(crate) async fn run_turn(turn: TurnRuntime) -> TurnOutcome {
     let mut usage = TokenUsage::default();
     let mut last_agent_message = None;
     let mut missing_output_retried = false;
+    if turn.compact {
+        // A compaction turn is the compaction step alone.
+        return match turn.compact(CompactionTrigger::Manual).await {
+            Compaction::Done => TurnOutcome::Completed {
+                last_agent_message: None,
+                usage,
+            },
+            Compaction::Cancelled => TurnOutcome::Cancelled,
+            Compaction::Failed(error) => TurnOutcome::Failed(error),
+        };
+    }
     loop {
         if turn.cancel.is_cancelled() {
             return turn.close_cancelled(Sample::default());
@@ -112,7 +125,12 @@ pub(crate) async fn run_turn(turn: TurnRuntime) -> TurnOutcome {
             Err(SampleStop::Failed(error)) => return TurnOutcome::Failed(error),
         };
         usage.add(&sample.usage);
+        let sample_usage = sample.usage;
         let calls = turn.record_sample(sample, &mut last_agent_message);
+        let history_len = turn.conversation.history().items().len();
+        turn.conversation
+            .context
+            .note_usage(&sample_usage, history_len);
         if calls.is_empty() {
             if turn.inbox.close_if_no_steer() {
                 return TurnOutcome::Completed {
@@ -156,7 +174,9 @@ impl TurnRuntime {
         }
     }
 
-    /// One model request, retried per the provider's budgets.
+    /// One model request, retried per the provider's budgets; the
+    /// conversation is compacted first when the request would pass the
+    /// context limit, and once more when the server says it did.
     async fn sample(
         &self,
         steer_rx: &mut watch::Receiver<u64>,
@@ -167,10 +187,15 @@ impl TurnRuntime {
             request_max_retries: provider.request_max_retries,
             stream_max_retries: provider.stream_max_retries,
         });
+        let mut compacted = false;
         loop {
             // Steer that arrived during a backoff wait goes into the retried request.
             self.deliver_steer(steer_rx);
-            let (request, repair) = self.conversation.prepare_request(self.compact);
+            if !compacted && self.over_limit() {
+                compacted = true;
+                self.compact_or_stop(CompactionTrigger::Auto).await?;
+            }
+            let (request, repair) = self.conversation.prepare_request(false);
             if !repair.is_empty() {
                 tracing::error!(
                     ?repair,
@@ -187,6 +212,17 @@ impl TurnRuntime {
                 Attempt::Cancelled(partial) => return Err(SampleStop::Cancelled(partial)),
                 Attempt::Error(error) => error,
             };
+            if !compacted && is_context_overflow(&error) {
+                // Outside the retry budget, like the repair below.
+                compacted = true;
+                self.emitter.emit(EventMsg::BackgroundEvent {
+                    message: format!(
+                        "the model API said the conversation is too long ({error}); compacting it and sending the request again"
+                    ),
+                });
+                self.compact_or_stop(CompactionTrigger::Overflow).await?;
+                continue;
+            }
             if let Some(call_id) = error.missing_tool_output_call_id()
                 && !*missing_output_retried
             {
@@ -216,6 +252,15 @@ impl TurnRuntime {
                 () = self.cancel.cancelled() => return Err(SampleStop::Cancelled(Sample::default())),
                 () = tokio::time::sleep(retry.delay) => {}
             }
+        }
+    }
+
+    /// Compact, or say why the turn cannot go on.
+    async fn compact_or_stop(&self, trigger: CompactionTrigger) -> Result<(), SampleStop> {
+        match self.compact(trigger).await {
+            Compaction::Done => Ok(()),
+            Compaction::Cancelled => Err(SampleStop::Cancelled(Sample::default())),
+            Compaction::Failed(error) => Err(SampleStop::Failed(error)),
         }
     }
 
@@ -366,7 +411,15 @@ impl TurnRuntime {
                     self.complete_text(id, false, text.clone());
                     *last_agent_message = Some(text);
                 }
-                OutputItem::Reasoning { text } => {
+                OutputItem::Reasoning {
+                    text,
+                    encrypted_content,
+                } => {
+                    // Kept so the next request carries it, as Codex does.
+                    self.record(ResponseItem::Reasoning {
+                        summary: vec![ReasoningSummary::SummaryText { text: text.clone() }],
+                        encrypted_content,
+                    });
                     self.complete_text(id, true, text);
                 }
                 OutputItem::FunctionCall {
@@ -514,7 +567,7 @@ async fn steer_changed(rx: &mut watch::Receiver<u64>) {
     }
 }
 
-fn error_info(error: ModelError) -> ErrorInfo {
+pub(crate) fn error_info(error: ModelError) -> ErrorInfo {
     match error {
         ModelError::Fatal { message, status } => ErrorInfo {
             message,

@@ -22,6 +22,10 @@
 //!   turn once, and its turn completes (I6); the file only grew (append-only), and
 //!   reads back with every turn closed.
 //!
+//! A seed fixes the wire API the child and the resumed session speak
+//! (Responses for an even seed, Chat for an odd one); a failure names it with
+//! the seed, and the summary counts the schedules that passed on each wire.
+//!
 //! This is a test binary without the libtest harness (`harness = false`), so it
 //! can run itself as the child. It understands `cargo test`'s name filter and
 //! `--list`. `TILLER_KILL_SCHEDULES=<n>` sets how many schedules run (100 by
@@ -45,10 +49,11 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use tiller_core::config::WireApi;
 use tiller_core::rollout::{LastTurn, LoadedRollout};
 use tiller_mock_model::{MockModel, Script, Step};
 use tiller_protocol::{Event, EventMsg, Op, Reply, TurnItemKind};
-use tiller_test_support::schedules::Schedules;
+use tiller_test_support::schedules::{Schedules, wire_for};
 use tiller_test_support::{EngineSettings, Persistence, TestEngine};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
@@ -150,7 +155,7 @@ async fn run_all() {
         "running 1 test\n{NAME}: {} schedules",
         schedules.seeds().len()
     );
-    match schedules.run(run_schedule).await {
+    match schedules.run_on_both_wires(run_schedule).await {
         Ok(passed) => {
             passed.print();
             println!("test {NAME} ... ok");
@@ -214,7 +219,7 @@ enum KillAt {
     Tool(usize, u64),
 }
 
-async fn run_schedule(seed: u64) -> BTreeMap<String, usize> {
+async fn run_schedule(seed: u64, wire: WireApi) -> BTreeMap<String, usize> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mock = MockModel::start(Script::new(Vec::new()))
         .await
@@ -424,7 +429,7 @@ async fn run_schedule(seed: u64) -> BTreeMap<String, usize> {
             .entry("resumes of a cut-off line".to_owned())
             .or_default() += 1;
     }
-    resume(seed, &log, &loaded, &image).await;
+    resume(seed, wire, &log, &loaded, &image).await;
     tally
 }
 
@@ -482,12 +487,12 @@ fn check_on_disk(log: &ChildLog, loaded: &LoadedRollout, image: &[u8]) {
 }
 
 /// A session resumed from the file continues with a valid conversation.
-async fn resume(seed: u64, log: &ChildLog, loaded: &LoadedRollout, image: &[u8]) {
+async fn resume(seed: u64, wire: WireApi, log: &ChildLog, loaded: &LoadedRollout, image: &[u8]) {
     let mut engine = TestEngine::start_with(
         vec![Step::text("resumed")],
         EngineSettings {
             persistence: Persistence::Resume(loaded.path.clone()),
-            ..EngineSettings::default()
+            ..EngineSettings::new(wire)
         },
     )
     .await;
@@ -573,8 +578,9 @@ async fn resume(seed: u64, log: &ChildLog, loaded: &LoadedRollout, image: &[u8])
     }
 }
 
-/// The child: one session saved under [`HOME_ENV`], doing seeded ops at random
-/// moments until it is killed, printing every reply and event as a JSON line.
+/// The child: one session saved under [`HOME_ENV`], on its seed's wire API,
+/// doing seeded ops at random moments until it is killed, printing every reply
+/// and event as a JSON line.
 mod child {
     use super::*;
     use std::io::Write;
@@ -602,6 +608,7 @@ mod child {
         let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name}"));
         let mut rng = fastrand::Rng::with_seed(seed ^ 0xc41d);
         let mut provider = ProviderConfig::for_local_server(var(URL_ENV));
+        provider.wire_api = wire_for(seed);
         provider.request_max_retries = rng.u32(0..=2);
         provider.stream_max_retries = rng.u32(0..=2);
         provider.stream_idle_timeout = Duration::from_millis(200);

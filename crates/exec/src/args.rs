@@ -69,9 +69,16 @@ pub struct ExecFlags {
     #[arg(long, short = 'm', global = true)]
     pub model: Option<String>,
 
-    /// The provider to use (a `[model_providers.NAME]` table, or `openai`).
+    /// The provider to use (a `[model_providers.NAME]` table, or a built-in
+    /// one: `openai`, `ollama`, `lmstudio`, `vllm`, `openrouter`).
     #[arg(long, global = true)]
     pub provider: Option<String>,
+
+    /// Use the local model server that is up: Ollama, LM Studio or vLLM
+    /// (`oss_provider` says which to prefer), and a model it serves unless
+    /// `-m` names one. The binary resolves it into `--provider` and `-m`.
+    #[arg(long, global = true, conflicts_with_all = ["provider", "script"])]
+    pub oss: bool,
 
     /// When to ask before running a command: `never` or `untrusted`.
     #[arg(long, value_name = "POLICY", global = true)]

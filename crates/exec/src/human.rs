@@ -18,7 +18,7 @@ use std::io::{self, IsTerminal, Write};
 
 use tiller_protocol::{
     Event, EventMsg, ExecEndStatus, PatchStatus, TurnAbortReason, TurnItem, TurnItemKind,
-    display_command,
+    compaction_line, display_command,
 };
 
 use crate::printer::Printer;
@@ -333,6 +333,9 @@ impl HumanPrinter {
                     }
                 }
                 self.status(Some("thinking"));
+            }
+            TurnItemKind::ContextCompaction { trigger, tokens } => {
+                self.err(&self.style(DIM, &compaction_line(*trigger, *tokens)));
             }
             TurnItemKind::CommandExecution { status: None, .. }
             | TurnItemKind::FileChange { status: None, .. }

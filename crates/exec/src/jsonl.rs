@@ -61,7 +61,9 @@ impl Printer for JsonPrinter {
             }
             EventMsg::ItemCompleted { item } => {
                 let shown = match &item.kind {
-                    TurnItemKind::CommandExecution { .. } | TurnItemKind::FileChange { .. } => true,
+                    TurnItemKind::CommandExecution { .. }
+                    | TurnItemKind::FileChange { .. }
+                    | TurnItemKind::ContextCompaction { .. } => true,
                     // An empty text is one a broken stream withdrew.
                     TurnItemKind::AgentMessage { text } | TurnItemKind::Reasoning { text } => {
                         !text.is_empty()
@@ -178,6 +180,15 @@ pub(crate) fn codex_item(item: &TurnItem) -> Value {
             };
             json!({"id": item.id, "type": "file_change", "changes": changes, "status": status})
         }
+        // Codex's exec has no such item; tiller names it as its app-server does.
+        TurnItemKind::ContextCompaction { trigger, tokens } => json!({
+            "id": item.id,
+            "type": "context_compaction",
+            "trigger": trigger.as_str(),
+            "status": if tokens.is_some() { "completed" } else { "failed" },
+            "tokens_before": tokens.map(|t| t.before),
+            "tokens_after": tokens.map(|t| t.after),
+        }),
     }
 }
 

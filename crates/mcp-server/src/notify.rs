@@ -114,7 +114,8 @@ pub(crate) fn wire_msg(msg: &EventMsg) -> Option<Value> {
             )),
             TurnItemKind::UserMessage { .. }
             | TurnItemKind::AgentMessage { .. }
-            | TurnItemKind::Reasoning { .. } => None,
+            | TurnItemKind::Reasoning { .. }
+            | TurnItemKind::ContextCompaction { .. } => None,
         },
         EventMsg::ItemCompleted { item } => Some(match &item.kind {
             TurnItemKind::AgentMessage { text } => {
@@ -154,6 +155,11 @@ pub(crate) fn wire_msg(msg: &EventMsg) -> Option<Value> {
                 json!({"call_id": call_id, "changes": changes, "status": status,
                        "success": *status == Some(tiller_protocol::PatchStatus::Completed)}),
             ),
+            TurnItemKind::ContextCompaction { trigger, tokens } => item_msg(
+                "context_compacted",
+                item,
+                json!({"trigger": trigger, "tokens": tokens}),
+            ),
         }),
         other => serde_json::to_value(other).ok(),
     }
@@ -179,6 +185,7 @@ pub(crate) fn describe(msg: &EventMsg) -> String {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            TurnItemKind::ContextCompaction { .. } => "compacting the conversation".to_string(),
             TurnItemKind::UserMessage { .. }
             | TurnItemKind::AgentMessage { .. }
             | TurnItemKind::Reasoning { .. } => String::new(),
@@ -200,6 +207,9 @@ pub(crate) fn describe(msg: &EventMsg) -> String {
                 changes, status, ..
             } => {
                 format!("{} file(s) edited: {status:?}", changes.len())
+            }
+            TurnItemKind::ContextCompaction { trigger, tokens } => {
+                tiller_protocol::compaction_line(*trigger, *tokens)
             }
         },
         EventMsg::ExecCommandOutputDelta { chunk, .. } => chunk.clone(),

@@ -25,7 +25,7 @@ use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::Sleep;
 
-use crate::sse::{Plan, Segment};
+use crate::plan::{Plan, Segment};
 
 /// Consecutive events are sent as one frame up to about this many bytes, so a
 /// response with tens of thousands of deltas is written in a few large writes.

@@ -258,7 +258,7 @@ fn split_after_words(text: &str) -> Vec<String> {
 
 /// Cut into `n` pieces of nearly equal character counts (never an empty piece;
 /// fewer than `n` pieces when the text has fewer than `n` characters).
-fn split_into_chunks(text: &str, n: usize) -> Vec<String> {
+pub(crate) fn split_into_chunks(text: &str, n: usize) -> Vec<String> {
     let boundaries: Vec<usize> = text
         .char_indices()
         .map(|(index, _)| index)

@@ -65,13 +65,18 @@
 #![deny(missing_docs)]
 
 mod body;
+mod chat;
+mod chat_input;
 pub mod contract;
 mod item;
+mod plan;
 mod recording;
+mod responses;
 mod script;
 mod server;
-mod sse;
 mod step;
+mod tokens;
+mod wire;
 
 pub use contract::ContractViolation;
 pub use item::{CustomToolCallItem, FunctionCallItem, Item, StreamedText};

@@ -26,12 +26,14 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::body::{KillSwitch, KillableIo, MockBody};
 use crate::contract::{self, ContractViolation, error_body};
+use crate::plan::{Plan, ResponseMeta};
 use crate::recording::{RecordedRequest, WaitTimeout};
 use crate::script::Script;
-use crate::sse::{self, ResponseMeta};
 use crate::step::{HttpErrorStep, Step};
+use crate::wire::Wire;
+use crate::{chat, responses, tokens};
 
-/// A scripted Responses API server running on loopback.
+/// A scripted Responses and Chat Completions server running on loopback.
 ///
 /// Dropping it shuts the server down: the listener closes and every open
 /// connection, hanging ones included, is aborted.
@@ -47,9 +49,11 @@ pub struct MockModel {
 #[derive(Debug)]
 struct Shared {
     started: Instant,
-    /// What `GET …/models` lists; empty: that path is unknown, as on a
-    /// server without a model list.
-    models: Mutex<Vec<String>>,
+    /// The entries `GET …/models` lists; empty: that path is unknown, as on
+    /// a server without a model list.
+    models: Mutex<Vec<Value>>,
+    /// The context window requests are checked against, if any.
+    context_window: Mutex<Option<u64>>,
     state: Mutex<State>,
     /// How many requests have been recorded; bumped while `state` is locked,
     /// after the request was pushed, so a woken waiter always finds it.
@@ -132,6 +136,7 @@ impl MockModel {
         let shared = Arc::new(Shared {
             started: Instant::now(),
             models: Mutex::new(Vec::new()),
+            context_window: Mutex::new(None),
             state: Mutex::new(State {
                 steps: script.steps,
                 next_step: 0,
@@ -151,14 +156,42 @@ impl MockModel {
     }
 
     /// List `models` at `GET {base_url}/models` from now on (until then,
-    /// that path is a 404). A request for the list is not recorded as a
-    /// model request.
+    /// that path is a 404), each as `{"id":..,"object":"model","created":0,
+    /// "owned_by":"tiller-mock-model"}`. A request for the list is not
+    /// recorded as a model request.
     pub fn serve_models(&self, models: Vec<String>) {
+        let entries = models
+            .into_iter()
+            .map(|id| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "tiller-mock-model"}))
+            .collect();
+        self.serve_model_entries(entries);
+    }
+
+    /// List these entries, sent as given, at `GET {base_url}/models` from now
+    /// on: `{"object":"list","data":[entries..]}`. Lets a test play a server
+    /// that describes its models, e.g. `{"id":"m","context_length":8192}`.
+    /// An empty list makes that path a 404 again.
+    pub fn serve_model_entries(&self, entries: Vec<Value>) {
         *self
             .shared
             .models
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = models;
+            .unwrap_or_else(PoisonError::into_inner) = entries;
+    }
+
+    /// Enforce a context window from now on (`None`: no limit, the default).
+    ///
+    /// A request whose estimated input tokens (see
+    /// [`RecordedRequest::input_tokens`] and the crate docs) exceed `window`
+    /// is refused with the real API's `400 context_length_exceeded`, recorded
+    /// with `rejected` starting `context_length_exceeded:`, and does not use
+    /// up a step.
+    pub fn set_context_window(&self, window: Option<u64>) {
+        *self
+            .shared
+            .context_window
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = window;
     }
 
     /// The base URL clients use: `http://127.0.0.1:PORT/v1`.
@@ -303,13 +336,9 @@ async fn handle(
             let body = error_body(&message, "invalid_request_error", None, None);
             return Ok(json_response(StatusCode::NOT_FOUND, body));
         }
-        let data: Vec<Value> = models
-            .iter()
-            .map(|id| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "tiller-mock-model"}))
-            .collect();
         return Ok(json_response(
             StatusCode::OK,
-            serde_json::json!({"object": "list", "data": data}).to_string(),
+            serde_json::json!({"object": "list", "data": models}).to_string(),
         ));
     }
     let raw = match body.collect().await {
@@ -329,34 +358,46 @@ async fn handle(
         }
     };
     let arrived = Instant::now();
-    let checked = contract::check_request_body(&raw);
-    let refusal = refusal(&parts.method, parts.uri.path(), &checked);
-    let body = checked.unwrap_or_else(|_| serde_json::from_slice(&raw).unwrap_or(Value::Null));
+    let path = parts.uri.path();
+    let wire = Wire::from_path(path);
+    // An unknown path is refused whatever its body; check it as Responses
+    // only so that the body is parsed once.
+    let (body, violation) = match contract::check_body(wire.unwrap_or(Wire::Responses), &raw) {
+        Ok(body) => (body, None),
+        Err(violation) => (
+            serde_json::from_slice(&raw).unwrap_or(Value::Null),
+            Some(violation),
+        ),
+    };
     let model = body
         .get("model")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let record = RecordedRequest {
+    let include_usage = body
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        == Some(true);
+    let record = RecordedRequest::new(
+        &parts,
+        &raw,
         body,
-        raw_body: String::from_utf8_lossy(&raw).into_owned(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_owned(),
         arrived,
-        since_start: arrived.duration_since(shared.started),
-        rejected: None,
-        step_index: None,
-    };
+        arrived.duration_since(shared.started),
+    );
+    let window = *shared
+        .context_window
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let refusal = refusal(
+        &parts.method,
+        path,
+        wire,
+        violation.as_ref(),
+        window,
+        record.input_tokens,
+    );
+    let input_tokens = record.input_tokens;
 
     match shared.admit(record, refusal) {
         Admission::Refused(response) => Ok(response),
@@ -370,47 +411,73 @@ async fn handle(
             let meta = ResponseMeta {
                 number: index + 1,
                 model,
-                request_bytes: raw.len(),
+                input_tokens,
+                include_usage,
             };
-            Ok(play(index, step, &meta, kill).await)
+            // Only served paths get this far.
+            let wire = wire.unwrap_or(Wire::Responses);
+            Ok(play(index, step, wire, &meta, kill).await)
         }
     }
 }
 
 /// Why a request is refused before the script is consulted, with the response
-/// to send: an unknown path, a method other than POST, or a broken contract.
+/// to send: an unknown path, a method other than POST, a broken contract, or
+/// more input than the context window holds.
 fn refusal(
     method: &Method,
     path: &str,
-    checked: &Result<Value, ContractViolation>,
+    wire: Option<Wire>,
+    violation: Option<&ContractViolation>,
+    window: Option<u64>,
+    input_tokens: u64,
 ) -> Option<(String, Response<MockBody>)> {
-    if !path.ends_with("/responses") {
+    let Some(wire) = wire else {
         let message = format!("Invalid URL ({method} {path})");
         let body = error_body(&message, "invalid_request_error", None, None);
         return Some((message, json_response(StatusCode::NOT_FOUND, body)));
-    }
+    };
     if method != Method::POST {
         let message = format!("Method not allowed: {method} {path}");
         let body = error_body(&message, "invalid_request_error", None, None);
         return Some((message, json_response(StatusCode::METHOD_NOT_ALLOWED, body)));
     }
-
-    checked.as_ref().err().map(|violation| {
+    if let Some(violation) = violation {
         let response = json_response(StatusCode::BAD_REQUEST, violation.error_body());
-        (violation.message.clone(), response)
-    })
+        return Some((violation.message.clone(), response));
+    }
+
+    let violation = tokens::window_violation(wire, window?, input_tokens)?;
+    let response = json_response(StatusCode::BAD_REQUEST, violation.error_body());
+    Some((
+        format!("context_length_exceeded: {}", violation.message),
+        response,
+    ))
 }
 
 /// Answer a request with its step.
 async fn play(
     index: usize,
     step: Step,
+    wire: Wire,
     meta: &ResponseMeta,
     kill: KillSwitch,
 ) -> Response<MockBody> {
     match step {
-        Step::Response(response) => event_stream(sse::response_plan(&response, meta), meta, kill),
-        Step::Failed(failed) => event_stream(sse::failed_plan(&failed, meta), meta, kill),
+        Step::Response(response) => {
+            let plan = match wire {
+                Wire::Responses => responses::response_plan(&response, meta),
+                Wire::Chat => chat::response_plan(&response, meta),
+            };
+            event_stream(plan, meta, kill)
+        }
+        Step::Failed(failed) => {
+            let plan = match wire {
+                Wire::Responses => responses::failed_plan(&failed, meta),
+                Wire::Chat => chat::failed_plan(&failed, meta),
+            };
+            event_stream(plan, meta, kill)
+        }
         Step::HttpError(error) => http_error(index, &error),
         Step::Hang => {
             // Never answer; the connection task ends when the client goes away
@@ -421,7 +488,7 @@ async fn play(
     }
 }
 
-fn event_stream(plan: sse::Plan, meta: &ResponseMeta, kill: KillSwitch) -> Response<MockBody> {
+fn event_stream(plan: Plan, meta: &ResponseMeta, kill: KillSwitch) -> Response<MockBody> {
     let mut response = Response::new(MockBody::plan(plan, kill));
     let headers = response.headers_mut();
     headers.insert(

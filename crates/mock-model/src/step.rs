@@ -163,6 +163,31 @@ impl Step {
         self.map_response(|r| r.response_id = Some(id))
     }
 
+    /// End the response with this finish reason instead of the natural one
+    /// (`"tool_calls"` when it has a tool call, else `"stop"`); see
+    /// [`ResponseStep::finish_reason`].
+    #[must_use]
+    pub fn with_finish_reason(self, reason: impl Into<String>) -> Step {
+        let reason = reason.into();
+        self.map_response(|r| r.finish_reason = Some(reason))
+    }
+
+    /// Stream reasoning on Chat Completions in `delta.<field>` instead of
+    /// `delta.reasoning_content` (e.g. `"reasoning"`, as OpenRouter and
+    /// Ollama send it).
+    #[must_use]
+    pub fn with_reasoning_field(self, field: impl Into<String>) -> Step {
+        let field = field.into();
+        self.map_response(|r| r.reasoning_field = Some(field))
+    }
+
+    /// On Chat Completions, send the fragments of consecutive tool calls
+    /// round-robin instead of one call after the other.
+    #[must_use]
+    pub fn with_interleaved_tool_calls(self) -> Step {
+        self.map_response(|r| r.interleave_tool_calls = true)
+    }
+
     /// Append an item to a response step.
     #[must_use]
     pub fn with_item(self, item: Item) -> Step {
@@ -193,10 +218,14 @@ impl Step {
 
 /// A streamed response and the faults to inject into it.
 ///
-/// Faults count deltas of every kind across the whole response. `N = 0` means
-/// right after `response.created`; `N` larger than the number of deltas means
-/// right after the last delta. Several faults at the same point happen in the
-/// order stall, malformed line, then drop or hang.
+/// The same step is rendered as Responses events or as Chat Completions
+/// chunks, depending on the path of the request it answers. Faults count
+/// deltas of every kind across the whole response (text, reasoning, argument
+/// or input pieces), and both renderings have the same deltas. `N = 0` means
+/// right after `response.created` (Chat Completions: the first chunk, with
+/// the role); `N` larger than the number of deltas means right after the last
+/// delta. Several faults at the same point happen in the order stall,
+/// malformed line, then drop or hang.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResponseStep {
@@ -225,10 +254,30 @@ pub struct ResponseStep {
     /// Send only SSE comments after this many deltas, forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_alive_after_deltas: Option<KeepAlive>,
-    /// The response id; `resp_mock_<n>` by default, `n` being the step number
-    /// counted from 1.
+    /// The response id; `resp_mock_<n>` (Chat Completions: `chatcmpl-mock-<n>`)
+    /// by default, `n` being the step number counted from 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_id: Option<String>,
+    /// How the response ends, as a Chat Completions `finish_reason`; by default
+    /// `"tool_calls"` when it has a tool call, else `"stop"`. Chat Completions
+    /// sends it as given. On Responses, `"length"` ends the stream with
+    /// `response.incomplete` and `incomplete_details.reason:
+    /// "max_output_tokens"` (`"content_filter"` likewise, with reason
+    /// `"content_filter"`), the last item marked `incomplete`; any other value
+    /// ends it with `response.completed` as usual.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
+    /// Chat Completions only: the `delta` field reasoning is streamed in;
+    /// `reasoning_content` (DeepSeek, vLLM, llama-server) by default,
+    /// `reasoning` for OpenRouter and Ollama.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_field: Option<String>,
+    /// Chat Completions only: send the fragments of each run of consecutive
+    /// tool calls round-robin (the first fragment of every call, then the
+    /// second of every call, ...), as some servers do, instead of one call
+    /// after the other.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub interleave_tool_calls: bool,
 }
 
 /// A pause in the middle of a response.
@@ -312,6 +361,10 @@ fn is_zero(value: &u64) -> bool {
     *value == 0
 }
 
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,7 +379,10 @@ mod tests {
             .with_malformed_after(0)
             .with_hang_after(9)
             .with_usage(3, 4)
-            .with_response_id("resp_x");
+            .with_response_id("resp_x")
+            .with_finish_reason("length")
+            .with_reasoning_field("reasoning")
+            .with_interleaved_tool_calls();
         let Step::Response(response) = step else {
             panic!("not a response");
         };
@@ -343,12 +399,19 @@ mod tests {
         assert_eq!(response.hang_after_deltas, Some(9));
         assert_eq!(response.usage.map(|u| u.output_tokens), Some(4));
         assert_eq!(response.response_id.as_deref(), Some("resp_x"));
+        assert_eq!(response.finish_reason.as_deref(), Some("length"));
+        assert_eq!(response.reasoning_field.as_deref(), Some("reasoning"));
+        assert!(response.interleave_tool_calls);
     }
 
     #[test]
     fn steps_round_trip_through_json() {
         let steps = vec![
             Step::text("hello world").with_drop_after(1),
+            Step::text("cut").with_finish_reason("length"),
+            Step::function_call("call_2", "shell", json!({}))
+                .with_interleaved_tool_calls()
+                .with_reasoning_field("reasoning"),
             Step::function_call("call_1", "shell", json!({"command": "ls"})),
             Step::http_status(429).with_header("Retry-After", "1"),
             Step::failed("boom"),

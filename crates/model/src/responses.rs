@@ -51,8 +51,21 @@ impl ModelRequest {
         if let Some(reasoning) = &self.reasoning {
             body["reasoning"] = json!(reasoning);
         }
+        if self.reasoning.is_some() || is_reasoning_model(&self.model) {
+            // With `store: false` the server keeps nothing: the reasoning
+            // comes back encrypted so the next request can carry it.
+            body["include"] = json!(["reasoning.encrypted_content"]);
+        }
         body
     }
+}
+
+/// Whether `model` is one of OpenAI's reasoning models, which return their
+/// reasoning encrypted when asked (other models refuse the `include`).
+fn is_reasoning_model(model: &str) -> bool {
+    ["gpt-5", "o1", "o3", "o4", "codex"]
+        .iter()
+        .any(|prefix| model.starts_with(prefix))
 }
 
 /// One thing the model said, in order.
@@ -97,10 +110,14 @@ pub enum OutputItem {
         /// The call id.
         call_id: String,
     },
-    /// A reasoning summary.
+    /// Reasoning: its summary, and the reasoning encrypted if the provider
+    /// returned it.
     Reasoning {
-        /// Its text.
+        /// The summary's text.
         text: String,
+        /// The encrypted reasoning (Responses with
+        /// `include: ["reasoning.encrypted_content"]`).
+        encrypted_content: Option<String>,
     },
 }
 
@@ -271,6 +288,10 @@ fn output_item(item: &Value) -> Option<OutputItem> {
         }),
         "reasoning" => Some(OutputItem::Reasoning {
             text: text_of(item.get("summary"), "summary_text"),
+            encrypted_content: item
+                .get("encrypted_content")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         }),
         _ => None,
     }

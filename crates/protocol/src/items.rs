@@ -96,6 +96,29 @@ pub enum ResponseItem {
         /// What the model reads as the tool's result.
         output: String,
     },
+    /// The model's reasoning: its summary, and the reasoning itself
+    /// encrypted when the provider returns it, sent back in later requests
+    /// so the model keeps its train of thought across tool calls (Chat
+    /// Completions has no way to take it back; there it is not sent).
+    Reasoning {
+        /// The summary parts.
+        #[serde(default)]
+        summary: Vec<ReasoningSummary>,
+        /// The reasoning, encrypted by the provider.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encrypted_content: Option<String>,
+    },
+}
+
+/// One part of a reasoning summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ReasoningSummary {
+    /// Summary text.
+    SummaryText {
+        /// The text.
+        text: String,
+    },
 }
 
 /// Which kind of tool a call is of: its output must be of the same kind.
@@ -154,7 +177,8 @@ impl ResponseItem {
             ResponseItem::CustomToolCall { call_id, .. } => Some((call_id, CallKind::Custom)),
             ResponseItem::Message { .. }
             | ResponseItem::FunctionCallOutput { .. }
-            | ResponseItem::CustomToolCallOutput { .. } => None,
+            | ResponseItem::CustomToolCallOutput { .. }
+            | ResponseItem::Reasoning { .. } => None,
         }
     }
 
@@ -165,7 +189,8 @@ impl ResponseItem {
             | ResponseItem::CustomToolCallOutput { call_id, .. } => Some(call_id),
             ResponseItem::Message { .. }
             | ResponseItem::FunctionCall { .. }
-            | ResponseItem::CustomToolCall { .. } => None,
+            | ResponseItem::CustomToolCall { .. }
+            | ResponseItem::Reasoning { .. } => None,
         }
     }
 }

@@ -24,7 +24,7 @@ mod turn_item;
 pub use event::{
     ErrorInfo, Event, EventMsg, ExecEndStatus, ExecOutputStream, TokenUsage, TurnAbortReason,
 };
-pub use items::{CallKind, ContentItem, ResponseItem, UserInput};
+pub use items::{CallKind, ContentItem, ReasoningSummary, ResponseItem, UserInput};
 pub use op::{FilesReport, Op, OpError, Reply, ReviewDecision, SettingsUpdate, UserMessage};
 pub use rollout::{
     CheckpointLine, CheckpointStage, CompactedLine, FilesRestored, ItemPhase, LifecycleEvent,
@@ -32,5 +32,6 @@ pub use rollout::{
     TurnContextLine, UnrevertLine,
 };
 pub use turn_item::{
-    FileChange, FileChangeKind, PatchStatus, TurnItem, TurnItemKind, display_command, hidden,
+    CompactedTokens, CompactionTrigger, FileChange, FileChangeKind, PatchStatus, TurnItem,
+    TurnItemKind, compaction_line, display_command, hidden,
 };

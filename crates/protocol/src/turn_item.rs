@@ -76,6 +76,67 @@ pub enum TurnItemKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<PatchStatus>,
     },
+    /// The conversation was compacted: the model summarised it and the
+    /// summary replaced it (one line in a transcript).
+    ContextCompaction {
+        /// Why: asked for (`/compact`), `auto` (the next request would have
+        /// passed the limit), or `overflow` (the server said the context
+        /// was too long).
+        trigger: CompactionTrigger,
+        /// The estimated tokens of the conversation before and after, once
+        /// it is done.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens: Option<CompactedTokens>,
+    },
+}
+
+/// Why a conversation was compacted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompactionTrigger {
+    /// A person or client asked for it.
+    Manual,
+    /// The next request would have passed the auto-compaction limit.
+    Auto,
+    /// The server refused a request as longer than the model's context.
+    Overflow,
+}
+
+impl CompactionTrigger {
+    /// The trigger's name in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompactionTrigger::Manual => "manual",
+            CompactionTrigger::Auto => "auto",
+            CompactionTrigger::Overflow => "overflow",
+        }
+    }
+}
+
+/// A compaction as one line of a transcript: what happened, and the
+/// estimated tokens before and after (`None`: it stopped or failed, and the
+/// conversation is unchanged).
+pub fn compaction_line(trigger: CompactionTrigger, tokens: Option<CompactedTokens>) -> String {
+    let why = match trigger {
+        CompactionTrigger::Manual => "",
+        CompactionTrigger::Auto => " (it was near the context limit)",
+        CompactionTrigger::Overflow => " (the server said it was too long)",
+    };
+    match tokens {
+        Some(CompactedTokens { before, after }) => {
+            format!("conversation compacted{why}: about {before} → {after} tokens")
+        }
+        None => format!("compaction stopped{why}; the conversation is unchanged"),
+    }
+}
+
+/// The estimated size of a conversation before and after compaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactedTokens {
+    /// Before.
+    pub before: u64,
+    /// After.
+    pub after: u64,
 }
 
 /// One file of a [`TurnItemKind::FileChange`].

@@ -66,7 +66,8 @@ pub(crate) fn items_from_history(turn_id: &str, history: &[ResponseItem]) -> Vec
             // Legacy rollouts predate custom tools; their outputs show with their calls.
             ResponseItem::FunctionCallOutput { .. }
             | ResponseItem::CustomToolCall { .. }
-            | ResponseItem::CustomToolCallOutput { .. } => {}
+            | ResponseItem::CustomToolCallOutput { .. }
+            | ResponseItem::Reasoning { .. } => {}
         }
     }
     items

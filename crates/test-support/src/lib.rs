@@ -6,6 +6,12 @@
 //! on everything the session emitted and that the mock never had to reject a
 //! request for breaking the API contract (I1).
 //!
+//! A test engine speaks one wire API ([`WireApi`]), chosen when it starts
+//! ([`TestEngine::start`], [`EngineSettings::new`]) so no test can leave it out:
+//! the mock answers the same [`Step`]s on `/responses` and on
+//! `/chat/completions`, and [`RecordedRequest::input`] reads either request as
+//! Responses input items, so a lifecycle test runs unchanged on both.
+//!
 //! Waiting is always on an event or a request, with a deadline; never a sleep.
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -20,7 +26,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use tempfile::TempDir;
-use tiller_core::config::{ApprovalPolicy, Config, ConfigOverrides, ProviderConfig};
+use tiller_core::config::{ApprovalPolicy, Config, ConfigOverrides, ProviderConfig, WireApi};
 use tiller_core::{EventStream, SessionHandle, SessionOptions, SessionSource, spawn_session};
 use tiller_mock_model::{MockModel, RecordedRequest, Script, Step};
 use tiller_protocol::{Event, EventMsg, Op, Reply, ResponseItem, UserInput};
@@ -68,8 +74,13 @@ pub struct TestEngine {
 }
 
 /// Settings a test may change before the session starts.
+///
+/// There is no `Default`: settings start from [`EngineSettings::new`], which
+/// takes the wire API, so a test cannot fall back to one by omission.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
+    /// The API the session speaks to the mock.
+    pub wire: WireApi,
     /// The approval policy.
     pub approval_policy: ApprovalPolicy,
     /// Retries of requests that got no good answer.
@@ -96,9 +107,12 @@ pub enum Persistence {
     Resume(std::path::PathBuf),
 }
 
-impl Default for EngineSettings {
-    fn default() -> Self {
+impl EngineSettings {
+    /// The defaults, on `wire`: no approvals, a few retries, a long idle timeout,
+    /// an empty unsaved conversation.
+    pub fn new(wire: WireApi) -> Self {
         EngineSettings {
+            wire,
             approval_policy: ApprovalPolicy::Never,
             request_max_retries: 4,
             stream_max_retries: 5,
@@ -110,9 +124,9 @@ impl Default for EngineSettings {
 }
 
 impl TestEngine {
-    /// A session with default settings answering from `steps`.
-    pub async fn start(steps: Vec<Step>) -> TestEngine {
-        TestEngine::start_with(steps, EngineSettings::default()).await
+    /// A session on `wire` with default settings answering from `steps`.
+    pub async fn start(wire: WireApi, steps: Vec<Step>) -> TestEngine {
+        TestEngine::start_with(steps, EngineSettings::new(wire)).await
     }
 
     /// A session with `settings` answering from `steps`.
@@ -124,6 +138,7 @@ impl TestEngine {
         let home = TempDir::new().expect("temp home");
         let workdir = TempDir::new().expect("temp workdir");
         let mut provider = ProviderConfig::for_local_server(mock.base_url());
+        provider.wire_api = settings.wire;
         provider.request_max_retries = settings.request_max_retries;
         provider.stream_max_retries = settings.stream_max_retries;
         provider.stream_idle_timeout = settings.stream_idle_timeout;

@@ -6,11 +6,16 @@
 //! exercised (`"op steer accepted" → 3`). The seeds come from the
 //! environment: `<seed_env>=<seed>` replays one schedule, `<count_env>=<n>`
 //! sets how many run, else `default_count` from a random base.
+//!
+//! An engine suite runs each schedule on one wire API, fixed by its seed
+//! ([`wire_for`], [`Schedules::run_on_both_wires`]): replaying a seed replays
+//! its wire, and a run of consecutive seeds covers both halves equally.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use tiller_core::config::WireApi;
 use tokio::task::JoinSet;
 
 /// What the schedules of one run exercised, summed.
@@ -58,6 +63,16 @@ impl Passed {
     }
 }
 
+/// The wire API the schedule of `seed` speaks: Responses for an even seed,
+/// Chat for an odd one.
+pub fn wire_for(seed: u64) -> WireApi {
+    if seed.is_multiple_of(2) {
+        WireApi::Responses
+    } else {
+        WireApi::Chat
+    }
+}
+
 impl Schedules {
     /// The seeds this run takes from the environment.
     pub fn seeds(&self) -> Vec<u64> {
@@ -88,6 +103,44 @@ impl Schedules {
         F: Fn(u64) -> Fut,
         Fut: Future<Output = Tally> + Send + 'static,
     {
+        self.run_labelled(schedule, |_| String::new()).await
+    }
+
+    /// [`Schedules::run`], each schedule on the wire API its seed gives
+    /// ([`wire_for`]): a failure names the wire with the seed, and the tally
+    /// counts the schedules that passed on each wire.
+    pub async fn run_on_both_wires<F, Fut>(&self, schedule: F) -> Result<Passed, String>
+    where
+        F: Fn(u64, WireApi) -> Fut,
+        Fut: Future<Output = Tally> + Send + 'static,
+    {
+        let on_its_wire = |seed| {
+            let wire = wire_for(seed);
+            let run = schedule(seed, wire);
+            async move {
+                let mut tally = run.await;
+                *tally
+                    .entry(format!("schedules on the {} wire", wire.as_str()))
+                    .or_default() += 1;
+                tally
+            }
+        };
+        self.run_labelled(on_its_wire, |seed| {
+            format!(" on the {} wire", wire_for(seed).as_str())
+        })
+        .await
+    }
+
+    /// [`Schedules::run`], with `label(seed)` after the seed in a failure.
+    async fn run_labelled<F, Fut>(
+        &self,
+        schedule: F,
+        label: impl Fn(u64) -> String,
+    ) -> Result<Passed, String>
+    where
+        F: Fn(u64) -> Fut,
+        Fut: Future<Output = Tally> + Send + 'static,
+    {
         let seeds = self.seeds();
         let started = Instant::now();
         let mut tally = Tally::new();
@@ -114,9 +167,20 @@ impl Schedules {
             }
         }
         if let Some((seed, why)) = failures.first() {
+            let mut by_label = BTreeMap::<String, usize>::new();
+            for (seed, _) in &failures {
+                *by_label.entry(label(*seed)).or_default() += 1;
+            }
+            let by_label: Vec<String> = by_label
+                .into_iter()
+                .filter(|(label, _)| !label.is_empty())
+                .map(|(label, n)| format!(", {n}{label}"))
+                .collect();
             return Err(format!(
-                "schedule {seed} failed ({} failed in all): {why}\nreplay it with:\n  {}={seed} {}",
+                "schedule {seed}{} failed ({} failed in all{}): {why}\nreplay it with:\n  {}={seed} {}",
+                label(*seed),
                 failures.len(),
+                by_label.concat(),
                 self.seed_env,
                 self.replay
             ));

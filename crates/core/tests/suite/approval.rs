@@ -1,6 +1,6 @@
 //! Approvals under the `untrusted` policy.
 
-use tiller_core::config::ApprovalPolicy;
+use tiller_core::config::{ApprovalPolicy, WireApi};
 use tiller_mock_model::Step;
 use tiller_protocol::{
     EventMsg, ExecEndStatus, Op, OpError, ReviewDecision, TurnAbortReason, TurnItemKind,
@@ -9,12 +9,12 @@ use tiller_test_support::{EngineSettings, TestEngine, input_summary};
 
 use super::shell_call;
 
-async fn untrusted(steps: Vec<Step>) -> TestEngine {
+async fn untrusted(wire: WireApi, steps: Vec<Step>) -> TestEngine {
     TestEngine::start_with(
         steps,
         EngineSettings {
             approval_policy: ApprovalPolicy::Untrusted,
-            ..EngineSettings::default()
+            ..EngineSettings::new(wire)
         },
     )
     .await
@@ -32,9 +32,12 @@ async fn approval_request(engine: &mut TestEngine) -> String {
     call_id
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn approval_abort_interrupts_and_the_model_never_sees_a_denial() {
-    let mut engine = untrusted(vec![shell_call("call_1", "touch made"), Step::text("next")]).await;
+async fn approval_abort_interrupts_and_the_model_never_sees_a_denial(wire: WireApi) {
+    let mut engine = untrusted(
+        wire,
+        vec![shell_call("call_1", "touch made"), Step::text("next")],
+    )
+    .await;
     let turn = engine.start_turn("make a file").await;
     let call_id = approval_request(&mut engine).await;
 
@@ -73,9 +76,12 @@ async fn approval_abort_interrupts_and_the_model_never_sees_a_denial() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn denied_command_does_not_run_and_the_model_is_told() {
-    let mut engine = untrusted(vec![shell_call("call_1", "touch made"), Step::text("ok")]).await;
+async fn denied_command_does_not_run_and_the_model_is_told(wire: WireApi) {
+    let mut engine = untrusted(
+        wire,
+        vec![shell_call("call_1", "touch made"), Step::text("ok")],
+    )
+    .await;
     let turn = engine.start_turn("make a file").await;
     let call_id = approval_request(&mut engine).await;
     engine
@@ -117,14 +123,16 @@ async fn denied_command_does_not_run_and_the_model_is_told() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn approved_for_session_is_not_asked_again_and_safe_commands_never_ask() {
-    let mut engine = untrusted(vec![
-        shell_call("call_1", "touch a"),
-        shell_call("call_2", "touch a"),
-        shell_call("call_3", "ls"),
-        Step::text("done"),
-    ])
+async fn approved_for_session_is_not_asked_again_and_safe_commands_never_ask(wire: WireApi) {
+    let mut engine = untrusted(
+        wire,
+        vec![
+            shell_call("call_1", "touch a"),
+            shell_call("call_2", "touch a"),
+            shell_call("call_3", "ls"),
+            Step::text("done"),
+        ],
+    )
     .await;
     let turn = engine.start_turn("go").await;
     let call_id = approval_request(&mut engine).await;
@@ -148,3 +156,9 @@ async fn approved_for_session_is_not_asked_again_and_safe_commands_never_ask() {
     assert!(engine.dir().join("a").exists());
     engine.finish().await;
 }
+
+on_both_wires!(
+    approval_abort_interrupts_and_the_model_never_sees_a_denial,
+    denied_command_does_not_run_and_the_model_is_told,
+    approved_for_session_is_not_asked_again_and_safe_commands_never_ask,
+);

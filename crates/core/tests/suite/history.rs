@@ -1,6 +1,7 @@
 //! The missing-tool-output 400: repaired and retried once, then fatal.
 
 use serde_json::json;
+use tiller_core::config::WireApi;
 use tiller_mock_model::Step;
 use tiller_protocol::EventMsg;
 use tiller_test_support::TestEngine;
@@ -12,13 +13,12 @@ fn missing_output_400() -> Step {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_tool_output_400_is_retried_once_without_spending_the_budget() {
+async fn missing_tool_output_400_is_retried_once_without_spending_the_budget(wire: WireApi) {
     let mut engine = TestEngine::start_with(
         vec![missing_output_400(), Step::text("recovered")],
         tiller_test_support::EngineSettings {
             request_max_retries: 0,
-            ..Default::default()
+            ..tiller_test_support::EngineSettings::new(wire)
         },
     )
     .await;
@@ -40,13 +40,15 @@ async fn missing_tool_output_400_is_retried_once_without_spending_the_budget() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_missing_tool_output_400_fails_the_turn() {
-    let mut engine = TestEngine::start(vec![
-        missing_output_400(),
-        missing_output_400(),
-        Step::text("unused"),
-    ])
+async fn a_second_missing_tool_output_400_fails_the_turn(wire: WireApi) {
+    let mut engine = TestEngine::start(
+        wire,
+        vec![
+            missing_output_400(),
+            missing_output_400(),
+            Step::text("unused"),
+        ],
+    )
     .await;
     let turn = engine.start_turn("hi").await;
     let end = engine.wait_terminal(&turn).await;
@@ -61,8 +63,7 @@ async fn a_second_missing_tool_output_400_fails_the_turn() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gap_in_the_history_is_repaired_before_the_request_and_reported() {
+async fn a_gap_in_the_history_is_repaired_before_the_request_and_reported(wire: WireApi) {
     use tiller_protocol::ResponseItem;
     let broken = vec![
         ResponseItem::user_text("earlier"),
@@ -76,7 +77,7 @@ async fn a_gap_in_the_history_is_repaired_before_the_request_and_reported() {
         vec![Step::text("fine")],
         tiller_test_support::EngineSettings {
             history: broken,
-            ..Default::default()
+            ..tiller_test_support::EngineSettings::new(wire)
         },
     )
     .await;
@@ -97,3 +98,9 @@ async fn a_gap_in_the_history_is_repaired_before_the_request_and_reported() {
     ));
     engine.finish().await;
 }
+
+on_both_wires!(
+    missing_tool_output_400_is_retried_once_without_spending_the_budget,
+    a_second_missing_tool_output_400_fails_the_turn,
+    a_gap_in_the_history_is_repaired_before_the_request_and_reported,
+);

@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
+use tiller_core::config::WireApi;
 use tiller_mock_model::{Item, Step};
 use tiller_protocol::EventMsg;
 use tiller_test_support::{EngineSettings, TestEngine};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_of_keep_alive_comments_is_idle() {
+async fn a_stream_of_keep_alive_comments_is_idle(wire: WireApi) {
     let mut engine = TestEngine::start_with(
         vec![
             Step::text("one two three").with_keep_alive_after(1, 20),
@@ -18,7 +18,7 @@ async fn a_stream_of_keep_alive_comments_is_idle() {
         ],
         EngineSettings {
             stream_idle_timeout: Duration::from_millis(400),
-            ..EngineSettings::default()
+            ..EngineSettings::new(wire)
         },
     )
     .await;
@@ -40,16 +40,18 @@ async fn a_stream_of_keep_alive_comments_is_idle() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_huge_event_is_refused_in_words_and_a_large_one_is_read() {
+async fn a_huge_event_is_refused_in_words_and_a_large_one_is_read(wire: WireApi) {
     // 24 MB in one delta event: past the 16 MiB limit.
     let huge = "x".repeat(24 * 1024 * 1024);
     // 8 MB: a large event tiller reads.
     let large = "y".repeat(8 * 1024 * 1024);
-    let mut engine = TestEngine::start(vec![
-        Step::response(vec![Item::text_deltas([huge])]),
-        Step::response(vec![Item::text_deltas([large.clone()])]),
-    ])
+    let mut engine = TestEngine::start(
+        wire,
+        vec![
+            Step::response(vec![Item::text_deltas([huge])]),
+            Step::response(vec![Item::text_deltas([large.clone()])]),
+        ],
+    )
     .await;
     let turn = engine.start_turn("hi").await;
     let end = engine.wait_terminal(&turn).await;
@@ -70,13 +72,13 @@ async fn a_huge_event_is_refused_in_words_and_a_large_one_is_read() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_100_mb_error_body_is_cut_to_a_readable_message() {
+async fn a_100_mb_error_body_is_cut_to_a_readable_message(wire: WireApi) {
     let body = format!(
         "{{\"error\":{{\"message\":\"{}\"}}}}",
         "e".repeat(100 * 1024 * 1024)
     );
-    let mut engine = TestEngine::start(vec![Step::http_error(400, body), Step::text("fine")]).await;
+    let mut engine =
+        TestEngine::start(wire, vec![Step::http_error(400, body), Step::text("fine")]).await;
     let turn = engine.start_turn("hi").await;
     let end = engine.wait_terminal(&turn).await;
     let EventMsg::TurnFailed { error, .. } = end else {
@@ -99,3 +101,9 @@ async fn a_100_mb_error_body_is_cut_to_a_readable_message() {
     ));
     engine.finish().await;
 }
+
+on_both_wires!(
+    a_stream_of_keep_alive_comments_is_idle,
+    a_huge_event_is_refused_in_words_and_a_large_one_is_read,
+    a_100_mb_error_body_is_cut_to_a_readable_message,
+);

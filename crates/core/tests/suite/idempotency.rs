@@ -1,14 +1,14 @@
 //! `client_message_id`: the same request twice is accepted once.
 
+use tiller_core::config::WireApi;
 use tiller_mock_model::{Item, Step};
 use tiller_protocol::{EventMsg, Op, Reply, UserInput, UserMessage};
 use tiller_test_support::{TestEngine, input_summary};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeated_client_message_id_starts_one_turn_and_steers_once() {
+async fn repeated_client_message_id_starts_one_turn_and_steers_once(wire: WireApi) {
     let deltas: Vec<String> = (0..300).map(|i| format!("w{i} ")).collect();
     let slow = Step::response(vec![Item::text_deltas(deltas)]).with_delta_delay(10);
-    let mut engine = TestEngine::start(vec![slow, Step::text("ok")]).await;
+    let mut engine = TestEngine::start(wire, vec![slow, Step::text("ok")]).await;
     let start = || Op::StartTurn {
         input: vec![UserMessage::new(vec![UserInput::text("hello")])],
         client_message_id: Some("m1".into()),
@@ -50,11 +50,10 @@ async fn repeated_client_message_id_starts_one_turn_and_steers_once() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_message_id_is_idempotent_per_op_not_across_ops() {
+async fn a_client_message_id_is_idempotent_per_op_not_across_ops(wire: WireApi) {
     let deltas: Vec<String> = (0..300).map(|i| format!("w{i} ")).collect();
     let slow = Step::response(vec![Item::text_deltas(deltas)]).with_delta_delay(10);
-    let mut engine = TestEngine::start(vec![slow, Step::text("ok")]).await;
+    let mut engine = TestEngine::start(wire, vec![slow, Step::text("ok")]).await;
     let started = engine
         .submit(Op::StartTurn {
             input: vec![UserMessage::new(vec![UserInput::text("hello")])],
@@ -94,3 +93,8 @@ async fn a_client_message_id_is_idempotent_per_op_not_across_ops() {
     );
     engine.finish().await;
 }
+
+on_both_wires!(
+    repeated_client_message_id_starts_one_turn_and_steers_once,
+    a_client_message_id_is_idempotent_per_op_not_across_ops,
+);

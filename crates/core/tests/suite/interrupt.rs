@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use tiller_core::config::WireApi;
 use tiller_core::{INTERRUPTED_MARKER, REPLACED_MARKER};
 use tiller_mock_model::Step;
 use tiller_protocol::{
@@ -13,10 +14,12 @@ use super::shell_call;
 
 const SLEEPER: &str = "echo $$ > pids; sleep 60 & echo $! >> pids; wait";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interrupt_during_a_sleep_tool_kills_the_tree_before_the_terminal_event() {
-    let mut engine =
-        TestEngine::start(vec![shell_call("call_1", SLEEPER), Step::text("after")]).await;
+async fn interrupt_during_a_sleep_tool_kills_the_tree_before_the_terminal_event(wire: WireApi) {
+    let mut engine = TestEngine::start(
+        wire,
+        vec![shell_call("call_1", SLEEPER), Step::text("after")],
+    )
+    .await;
     let turn = engine.start_turn("run it").await;
     let pids = read_pids_when_ready(&engine.dir().join("pids"), 2, Duration::from_secs(10)).await;
 
@@ -69,12 +72,11 @@ async fn interrupt_during_a_sleep_tool_kills_the_tree_before_the_terminal_event(
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interrupt_while_text_streams_records_the_partial_text() {
+async fn interrupt_while_text_streams_records_the_partial_text(wire: WireApi) {
     let words: Vec<String> = (0..400).map(|i| format!("w{i} ")).collect();
     let slow =
         Step::response(vec![tiller_mock_model::Item::text_deltas(words)]).with_delta_delay(10);
-    let mut engine = TestEngine::start(vec![slow, Step::text("ok")]).await;
+    let mut engine = TestEngine::start(wire, vec![slow, Step::text("ok")]).await;
     let turn = engine.start_turn("talk").await;
     engine
         .wait_for("a delta", |e| {
@@ -113,12 +115,14 @@ async fn interrupt_while_text_streams_records_the_partial_text() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interrupt_during_a_backoff_wait_sends_no_further_request() {
-    let mut engine = TestEngine::start(vec![
-        Step::http_status(503).with_header("Retry-After", "30"),
-        Step::text("never sent to the first turn"),
-    ])
+async fn interrupt_during_a_backoff_wait_sends_no_further_request(wire: WireApi) {
+    let mut engine = TestEngine::start(
+        wire,
+        vec![
+            Step::http_status(503).with_header("Retry-After", "30"),
+            Step::text("never sent to the first turn"),
+        ],
+    )
     .await;
     let turn = engine.start_turn("hello").await;
     let retry = engine
@@ -144,10 +148,12 @@ async fn interrupt_during_a_backoff_wait_sends_no_further_request() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interrupt_when_idle_and_twice_is_harmless() {
-    let mut engine =
-        TestEngine::start(vec![shell_call("call_1", SLEEPER), Step::text("fine")]).await;
+async fn interrupt_when_idle_and_twice_is_harmless(wire: WireApi) {
+    let mut engine = TestEngine::start(
+        wire,
+        vec![shell_call("call_1", SLEEPER), Step::text("fine")],
+    )
+    .await;
     assert_eq!(engine.submit(Op::Interrupt).await, Ok(Reply::Done));
 
     let turn = engine.start_turn("run").await;
@@ -166,12 +172,11 @@ async fn interrupt_when_idle_and_twice_is_harmless() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn start_turn_while_running_replaces_the_old_turn() {
-    let mut engine = TestEngine::start(vec![
-        shell_call("call_1", SLEEPER),
-        Step::text("new answer"),
-    ])
+async fn start_turn_while_running_replaces_the_old_turn(wire: WireApi) {
+    let mut engine = TestEngine::start(
+        wire,
+        vec![shell_call("call_1", SLEEPER), Step::text("new answer")],
+    )
     .await;
     let old = engine.start_turn("first").await;
     let pids = read_pids_when_ready(&engine.dir().join("pids"), 2, Duration::from_secs(10)).await;
@@ -214,10 +219,9 @@ async fn start_turn_while_running_replaces_the_old_turn() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_grandchild_that_called_setsid_is_still_killed() {
+async fn a_grandchild_that_called_setsid_is_still_killed(wire: WireApi) {
     let script = "setsid sleep 60 & echo $! > pids; sleep 60 & echo $! >> pids; wait";
-    let mut engine = TestEngine::start(vec![shell_call("call_1", script)]).await;
+    let mut engine = TestEngine::start(wire, vec![shell_call("call_1", script)]).await;
     let turn = engine.start_turn("escape").await;
     let pids = read_pids_when_ready(&engine.dir().join("pids"), 2, Duration::from_secs(10)).await;
     assert!(pids.iter().all(|&pid| pid_alive(pid)));
@@ -228,3 +232,12 @@ async fn a_grandchild_that_called_setsid_is_still_killed() {
     assert!(alive.is_empty(), "still alive after TurnAborted: {alive:?}");
     engine.finish().await;
 }
+
+on_both_wires!(
+    interrupt_during_a_sleep_tool_kills_the_tree_before_the_terminal_event,
+    interrupt_while_text_streams_records_the_partial_text,
+    interrupt_during_a_backoff_wait_sends_no_further_request,
+    interrupt_when_idle_and_twice_is_harmless,
+    start_turn_while_running_replaces_the_old_turn,
+    a_grandchild_that_called_setsid_is_still_killed,
+);

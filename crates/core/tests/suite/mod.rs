@@ -1,3 +1,33 @@
+/// Runs each named lifecycle test once per wire API, as
+/// `<module>::responses::<name>` and `<module>::chat::<name>`, so
+/// `cargo test -p tiller-core --test all responses` (or `chat`) runs one half.
+///
+/// A test is written once, as `async fn <name>(wire: WireApi)`, and named in
+/// the module's `on_both_wires!` list at the end of its file. A test left out
+/// of the list is a function nobody calls: the `dead_code` warning fails
+/// `cargo clippy --all-targets -- -D warnings`, which is what keeps a test from
+/// silently running on neither wire.
+macro_rules! on_both_wires {
+    ($($name:ident),* $(,)?) => {
+        mod responses {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(tiller_core::config::WireApi::Responses).await
+                }
+            )*
+        }
+        mod chat {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(tiller_core::config::WireApi::Chat).await
+                }
+            )*
+        }
+    };
+}
+
 mod approval;
 mod history;
 mod hostile_input;

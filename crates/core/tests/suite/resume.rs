@@ -6,16 +6,17 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tiller_core::INTERRUPTED_MARKER;
+use tiller_core::config::WireApi;
 use tiller_mock_model::Step;
 use tiller_protocol::{EventMsg, Op};
 use tiller_test_support::{EngineSettings, Persistence, TestEngine, read_pids_when_ready};
 
 use super::shell_call;
 
-fn saved() -> EngineSettings {
+fn saved(wire: WireApi) -> EngineSettings {
     EngineSettings {
         persistence: Persistence::New,
-        ..EngineSettings::default()
+        ..EngineSettings::new(wire)
     }
 }
 
@@ -43,11 +44,10 @@ fn response_items(lines: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_terminal_line_is_on_disk_before_the_terminal_event() {
+async fn the_terminal_line_is_on_disk_before_the_terminal_event(wire: WireApi) {
     let mut engine = TestEngine::start_with(
         vec![shell_call("call_1", "echo hi"), Step::text("done")],
-        saved(),
+        saved(wire),
     )
     .await;
     let turn = engine.start_turn("go").await;
@@ -63,11 +63,10 @@ async fn the_terminal_line_is_on_disk_before_the_terminal_event() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_interrupt_is_recorded_with_the_aborted_output_and_the_marker() {
+async fn an_interrupt_is_recorded_with_the_aborted_output_and_the_marker(wire: WireApi) {
     let mut engine = TestEngine::start_with(
         vec![shell_call("call_1", "echo $$ > pids; sleep 60")],
-        saved(),
+        saved(wire),
     )
     .await;
     let turn = engine.start_turn("go").await;
@@ -94,8 +93,7 @@ async fn an_interrupt_is_recorded_with_the_aborted_output_and_the_marker() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resumed_history_equals_the_live_history() {
+async fn resumed_history_equals_the_live_history(wire: WireApi) {
     let mut live = TestEngine::start_with(
         vec![
             shell_call("call_1", "echo one"),
@@ -103,7 +101,7 @@ async fn resumed_history_equals_the_live_history() {
             shell_call("call_2", "echo two; exit 2"),
             Step::text("second answer"),
         ],
-        saved(),
+        saved(wire),
     )
     .await;
     for prompt in ["first", "second"] {
@@ -137,7 +135,7 @@ async fn resumed_history_equals_the_live_history() {
         vec![Step::text("third answer")],
         EngineSettings {
             persistence: Persistence::Resume(path),
-            ..EngineSettings::default()
+            ..EngineSettings::new(wire)
         },
     )
     .await;
@@ -153,8 +151,7 @@ async fn resumed_history_equals_the_live_history() {
     again.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cut_off_turn_is_closed_as_interrupted_on_resume_by_appending_only() {
+async fn a_cut_off_turn_is_closed_as_interrupted_on_resume_by_appending_only(wire: WireApi) {
     let home = tempfile::tempdir().unwrap();
     let path = home
         .path()
@@ -176,7 +173,7 @@ async fn a_cut_off_turn_is_closed_as_interrupted_on_resume_by_appending_only() {
         vec![Step::text("fine")],
         EngineSettings {
             persistence: Persistence::Resume(path.clone()),
-            ..EngineSettings::default()
+            ..EngineSettings::new(wire)
         },
     )
     .await;
@@ -225,9 +222,8 @@ fn lines_lossy(text: &str) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_message_id_stays_idempotent_across_a_restart() {
-    let mut live = TestEngine::start_with(vec![Step::text("once")], saved()).await;
+async fn client_message_id_stays_idempotent_across_a_restart(wire: WireApi) {
+    let mut live = TestEngine::start_with(vec![Step::text("once")], saved(wire)).await;
     let start = || Op::StartTurn {
         input: vec![tiller_protocol::UserMessage::new(vec![
             tiller_protocol::UserInput::text("hello"),
@@ -249,7 +245,7 @@ async fn client_message_id_stays_idempotent_across_a_restart() {
         vec![Step::text("must not be asked for")],
         EngineSettings {
             persistence: Persistence::Resume(path),
-            ..EngineSettings::default()
+            ..EngineSettings::new(wire)
         },
     )
     .await;
@@ -268,3 +264,11 @@ async fn client_message_id_stays_idempotent_across_a_restart() {
     assert!(resumed.requests().is_empty(), "nothing reached the model");
     resumed.finish().await;
 }
+
+on_both_wires!(
+    the_terminal_line_is_on_disk_before_the_terminal_event,
+    an_interrupt_is_recorded_with_the_aborted_output_and_the_marker,
+    resumed_history_equals_the_live_history,
+    a_cut_off_turn_is_closed_as_interrupted_on_resume_by_appending_only,
+    client_message_id_stays_idempotent_across_a_restart,
+);

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use tiller_core::config::WireApi;
 use tiller_mock_model::Step;
 use tiller_protocol::{ErrorInfo, EventMsg};
 use tiller_test_support::{EngineSettings, TestEngine};
@@ -21,12 +22,14 @@ fn retries(log: &[tiller_protocol::Event]) -> Vec<(u32, u32, String)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_429_honours_retry_after() {
-    let mut engine = TestEngine::start(vec![
-        Step::http_status(429).with_header("Retry-After", "1"),
-        Step::text("ok"),
-    ])
+async fn http_429_honours_retry_after(wire: WireApi) {
+    let mut engine = TestEngine::start(
+        wire,
+        vec![
+            Step::http_status(429).with_header("Retry-After", "1"),
+            Step::text("ok"),
+        ],
+    )
     .await;
     let turn = engine.start_turn("hi").await;
     assert!(matches!(
@@ -43,8 +46,7 @@ async fn http_429_honours_retry_after() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_503_retries_until_the_budget_is_spent() {
+async fn http_503_retries_until_the_budget_is_spent(wire: WireApi) {
     let mut engine = TestEngine::start_with(
         vec![
             Step::http_status(503),
@@ -54,7 +56,7 @@ async fn http_503_retries_until_the_budget_is_spent() {
         ],
         EngineSettings {
             request_max_retries: 2,
-            ..EngineSettings::default()
+            ..EngineSettings::new(wire)
         },
     )
     .await;
@@ -80,12 +82,14 @@ async fn http_503_retries_until_the_budget_is_spent() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plain_400_is_not_retried_and_carries_the_servers_words() {
+async fn plain_400_is_not_retried_and_carries_the_servers_words(wire: WireApi) {
     let body =
         json!({"error": {"message": "Invalid model 'nope'.", "type": "invalid_request_error"}});
-    let mut engine =
-        TestEngine::start(vec![Step::http_error(400, body), Step::text("unused")]).await;
+    let mut engine = TestEngine::start(
+        wire,
+        vec![Step::http_error(400, body), Step::text("unused")],
+    )
+    .await;
     let turn = engine.start_turn("hi").await;
     let end = engine.wait_terminal(&turn).await;
     assert_eq!(
@@ -103,12 +107,14 @@ async fn plain_400_is_not_retried_and_carries_the_servers_words() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_dropped_mid_way_is_retried() {
-    let mut engine = TestEngine::start(vec![
-        Step::text("one two three four five").with_drop_after(2),
-        Step::text("whole answer"),
-    ])
+async fn a_stream_dropped_mid_way_is_retried(wire: WireApi) {
+    let mut engine = TestEngine::start(
+        wire,
+        vec![
+            Step::text("one two three four five").with_drop_after(2),
+            Step::text("whole answer"),
+        ],
+    )
     .await;
     let turn = engine.start_turn("hi").await;
     let end = engine.wait_terminal(&turn).await;
@@ -121,8 +127,7 @@ async fn a_stream_dropped_mid_way_is_retried() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_stream_counts_as_a_drop() {
+async fn an_idle_stream_counts_as_a_drop(wire: WireApi) {
     let mut engine = TestEngine::start_with(
         vec![
             Step::text("one two three").with_stall(1, 10_000),
@@ -130,7 +135,7 @@ async fn an_idle_stream_counts_as_a_drop() {
         ],
         EngineSettings {
             stream_idle_timeout: Duration::from_millis(300),
-            ..EngineSettings::default()
+            ..EngineSettings::new(wire)
         },
     )
     .await;
@@ -145,12 +150,14 @@ async fn an_idle_stream_counts_as_a_drop() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_malformed_event_is_retried() {
-    let mut engine = TestEngine::start(vec![
-        Step::text("one two three").with_malformed_after(1),
-        Step::text("clean"),
-    ])
+async fn a_malformed_event_is_retried(wire: WireApi) {
+    let mut engine = TestEngine::start(
+        wire,
+        vec![
+            Step::text("one two three").with_malformed_after(1),
+            Step::text("clean"),
+        ],
+    )
     .await;
     let turn = engine.start_turn("hi").await;
     let end = engine.wait_terminal(&turn).await;
@@ -160,3 +167,12 @@ async fn a_malformed_event_is_retried() {
     assert!(retries(&engine.log)[0].2.contains("malformed"));
     engine.finish().await;
 }
+
+on_both_wires!(
+    http_429_honours_retry_after,
+    http_503_retries_until_the_budget_is_spent,
+    plain_400_is_not_retried_and_carries_the_servers_words,
+    a_stream_dropped_mid_way_is_retried,
+    an_idle_stream_counts_as_a_drop,
+    a_malformed_event_is_retried,
+);

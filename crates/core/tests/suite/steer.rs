@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use tiller_core::config::WireApi;
 use tiller_mock_model::{Item, Step};
 use tiller_protocol::{EventMsg, Op, OpError, Reply, TurnAbortReason, UserInput};
 use tiller_test_support::{TestEngine, input_summary, read_pids_when_ready};
@@ -21,9 +22,9 @@ fn slow_text(words: usize) -> Step {
     Step::response(vec![Item::text_deltas(deltas)]).with_delta_delay(10)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn steer_while_streaming_cuts_the_stream_and_sends_the_steer_last() {
-    let mut engine = TestEngine::start(vec![slow_text(500), Step::text("steered answer")]).await;
+async fn steer_while_streaming_cuts_the_stream_and_sends_the_steer_last(wire: WireApi) {
+    let mut engine =
+        TestEngine::start(wire, vec![slow_text(500), Step::text("steered answer")]).await;
     let turn = engine.start_turn("write a lot").await;
     engine
         .wait_for("a delta", |e| {
@@ -61,11 +62,13 @@ async fn steer_while_streaming_cuts_the_stream_and_sends_the_steer_last() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn steer_while_a_tool_runs_is_delivered_after_its_output() {
+async fn steer_while_a_tool_runs_is_delivered_after_its_output(wire: WireApi) {
     let wait_for_go = "echo $$ > pids; while [ ! -f go ]; do sleep 0.01; done; echo finished";
-    let mut engine =
-        TestEngine::start(vec![shell_call("call_1", wait_for_go), Step::text("done")]).await;
+    let mut engine = TestEngine::start(
+        wire,
+        vec![shell_call("call_1", wait_for_go), Step::text("done")],
+    )
+    .await;
     let turn = engine.start_turn("run").await;
     read_pids_when_ready(&engine.dir().join("pids"), 1, Duration::from_secs(10)).await;
 
@@ -88,9 +91,8 @@ async fn steer_while_a_tool_runs_is_delivered_after_its_output() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn steer_with_a_stale_turn_id_is_rejected_and_keeps_nothing() {
-    let mut engine = TestEngine::start(vec![Step::text("ok"), slow_text(500)]).await;
+async fn steer_with_a_stale_turn_id_is_rejected_and_keeps_nothing(wire: WireApi) {
+    let mut engine = TestEngine::start(wire, vec![Step::text("ok"), slow_text(500)]).await;
     let first = engine.start_turn("one").await;
     engine.wait_terminal(&first).await;
     let second = engine.start_turn("two").await;
@@ -125,9 +127,8 @@ async fn steer_with_a_stale_turn_id_is_rejected_and_keeps_nothing() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn steer_when_idle_or_empty_is_rejected() {
-    let mut engine = TestEngine::start(vec![slow_text(200)]).await;
+async fn steer_when_idle_or_empty_is_rejected(wire: WireApi) {
+    let mut engine = TestEngine::start(wire, vec![slow_text(200)]).await;
     assert_eq!(
         engine.submit(steer("nope", "hello")).await,
         Err(OpError::NoActiveTurn)
@@ -146,10 +147,9 @@ async fn steer_when_idle_or_empty_is_rejected() {
     engine.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn steer_that_never_reached_the_model_is_handed_back_on_abort() {
+async fn steer_that_never_reached_the_model_is_handed_back_on_abort(wire: WireApi) {
     let mut engine =
-        TestEngine::start(vec![shell_call("call_1", "echo $$ > pids; sleep 60")]).await;
+        TestEngine::start(wire, vec![shell_call("call_1", "echo $$ > pids; sleep 60")]).await;
     let turn = engine.start_turn("run").await;
     read_pids_when_ready(&engine.dir().join("pids"), 1, Duration::from_secs(10)).await;
     engine
@@ -169,3 +169,11 @@ async fn steer_that_never_reached_the_model_is_handed_back_on_abort() {
     assert_eq!(engine.requests().len(), 1, "the steer was not sent");
     engine.finish().await;
 }
+
+on_both_wires!(
+    steer_while_streaming_cuts_the_stream_and_sends_the_steer_last,
+    steer_while_a_tool_runs_is_delivered_after_its_output,
+    steer_with_a_stale_turn_id_is_rejected_and_keeps_nothing,
+    steer_when_idle_or_empty_is_rejected,
+    steer_that_never_reached_the_model_is_handed_back_on_abort,
+);

@@ -109,12 +109,20 @@ async fn other_paths_are_not_found() {
         .unwrap();
 
     let response = client()
-        .post(format!("{}/chat/completions", mock.base_url()))
+        .post(format!("{}/completions", mock.base_url()))
         .json(&request(vec![user("hi")]))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
     assert_eq!(mock.remaining_steps(), 1);
-    assert_eq!(mock.requests()[0].path, "/v1/chat/completions");
+    assert_eq!(mock.requests()[0].path, "/v1/completions");
+
+    let response = client()
+        .get(format!("{}/chat/completions", mock.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(mock.remaining_steps(), 1);
 }

@@ -6,24 +6,9 @@ use tiller_mock_model::{MockModel, Script, Step};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::support::{DEADLINE, deltas, parse_sse, post, post_text, request, user};
-
-/// Read a response body chunk by chunk until it ends or fails.
-async fn read_until_end_or_error(
-    mut response: reqwest::Response,
-) -> (String, Option<reqwest::Error>) {
-    let mut body = Vec::new();
-    loop {
-        match tokio::time::timeout(DEADLINE, response.chunk())
-            .await
-            .unwrap()
-        {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => return (String::from_utf8(body).unwrap(), None),
-            Err(error) => return (String::from_utf8(body).unwrap(), Some(error)),
-        }
-    }
-}
+use super::support::{
+    DEADLINE, deltas, parse_sse, post, post_text, read_until_end_or_error, request, user,
+};
 
 /// Send one request over a raw socket and read until the server closes it.
 async fn raw_exchange(mock: &MockModel, body: &serde_json::Value) -> String {

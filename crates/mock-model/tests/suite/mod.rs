@@ -1,3 +1,4 @@
+mod chat;
 mod contract;
 mod errors;
 mod faults;

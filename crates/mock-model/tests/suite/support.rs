@@ -102,3 +102,45 @@ pub fn deltas(events: &[SseEvent], kind: &str) -> String {
         .map(|e| e.json()["delta"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// A Chat Completions request body, streamed, without usage.
+pub fn chat_request(messages: Vec<Value>) -> Value {
+    json!({"model": "test-model", "messages": messages, "stream": true})
+}
+
+/// POST a JSON body to `{base_url}/chat/completions`.
+pub async fn post_chat(mock: &MockModel, body: &Value) -> reqwest::Response {
+    let send = client()
+        .post(format!("{}/chat/completions", mock.base_url()))
+        .json(body)
+        .send();
+    tokio::time::timeout(DEADLINE, send).await.unwrap().unwrap()
+}
+
+/// POST to `{base_url}/chat/completions` and read the whole body as text.
+pub async fn post_chat_text(mock: &MockModel, body: &Value) -> (reqwest::StatusCode, String) {
+    let response = post_chat(mock, body).await;
+    let status = response.status();
+    let text = tokio::time::timeout(DEADLINE, response.text())
+        .await
+        .unwrap()
+        .unwrap();
+    (status, text)
+}
+
+/// Read a response body chunk by chunk until it ends or fails.
+pub async fn read_until_end_or_error(
+    mut response: reqwest::Response,
+) -> (String, Option<reqwest::Error>) {
+    let mut body = Vec::new();
+    loop {
+        match tokio::time::timeout(DEADLINE, response.chunk())
+            .await
+            .unwrap()
+        {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => return (String::from_utf8(body).unwrap(), None),
+            Err(error) => return (String::from_utf8(body).unwrap(), Some(error)),
+        }
+    }
+}

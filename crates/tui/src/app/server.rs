@@ -180,9 +180,11 @@ impl App {
                 }
                 None
             }
-            ThreadItem::CommandExecution { .. } | ThreadItem::FileChange { .. } => None,
+            ThreadItem::CommandExecution { .. }
+            | ThreadItem::FileChange { .. }
+            | ThreadItem::ContextCompaction { .. } => None,
         };
-        let kind = item_kind(item);
+        let kind = item_kind(item, completed);
         if let Some(index) = steer {
             // Shown once the model has it; until then it waits under the composer.
             self.pending_steers[index].item = Some((id, kind));
@@ -409,7 +411,7 @@ impl App {
                 let id = item.id().to_owned();
                 self.transcript.push(Cell {
                     item_id: Some(id),
-                    kind: item_kind(item.clone()),
+                    kind: item_kind(item.clone(), true),
                 });
             }
             if turn.status == TurnStatus::InProgress {
@@ -445,8 +447,8 @@ fn outcome(turn: &Turn, why: Option<String>) -> TurnOutcome {
     }
 }
 
-/// A protocol item as a cell.
-fn item_kind(item: ThreadItem) -> CellKind {
+/// A protocol item as a cell (`completed`: as its `item/completed` has it).
+fn item_kind(item: ThreadItem, completed: bool) -> CellKind {
     match item {
         ThreadItem::UserMessage { content, .. } => CellKind::User {
             text: input_text(&content),
@@ -474,6 +476,14 @@ fn item_kind(item: ThreadItem) -> CellKind {
         ThreadItem::FileChange {
             changes, status, ..
         } => CellKind::FileChange { changes, status },
+        ThreadItem::ContextCompaction { .. } => CellKind::Notice {
+            text: if completed {
+                "conversation compacted: the model continues from its summary".to_owned()
+            } else {
+                "compacting the conversation…".to_owned()
+            },
+            tone: Tone::Retry,
+        },
     }
 }
 

@@ -18,9 +18,11 @@
 //! refused steer reaches nobody), I6 (after the random part, turns start again
 //! and a final turn completes).
 //!
-//! A seed fixes the ops, the pauses, the decisions and the model's steps; the
-//! timing (which op meets which state) is the machine's. A failure prints the
-//! seed and the command that replays it. `TILLER_TORTURE_SCHEDULES=<n>` sets
+//! A seed fixes the wire API (Responses for an even seed, Chat for an odd one),
+//! the ops, the pauses, the decisions and the model's steps; the timing (which
+//! op meets which state) is the machine's. A failure prints the seed, its wire
+//! and the command that replays it; the summary counts the schedules that
+//! passed on each wire. `TILLER_TORTURE_SCHEDULES=<n>` sets
 //! how many schedules run (500 by default), `TILLER_TORTURE_SEED=<seed>` runs
 //! that one only.
 //!
@@ -31,7 +33,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use tiller_core::config::ApprovalPolicy;
+use tiller_core::config::{ApprovalPolicy, WireApi};
 use tiller_protocol::{
     Event, EventMsg, Op, OpError, Reply, ReviewDecision, TurnItem, TurnItemKind, UserInput,
 };
@@ -60,7 +62,7 @@ async fn random_schedules_keep_the_lifecycle_invariants() {
         parallel: 8,
         replay: "cargo test -p tiller-core --test all torture -- --nocapture",
     };
-    match schedules.run(run_schedule).await {
+    match schedules.run_on_both_wires(run_schedule).await {
         Ok(passed) => passed.print(),
         Err(failure) => panic!("{failure}"),
     }
@@ -141,7 +143,7 @@ struct Schedule {
     n: usize,
 }
 
-async fn run_schedule(seed: u64) -> BTreeMap<String, usize> {
+async fn run_schedule(seed: u64, wire: WireApi) -> BTreeMap<String, usize> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let policy = if rng.u32(0..10) < 3 {
         ApprovalPolicy::Untrusted
@@ -153,7 +155,7 @@ async fn run_schedule(seed: u64) -> BTreeMap<String, usize> {
         request_max_retries: rng.u32(0..=2),
         stream_max_retries: rng.u32(0..=2),
         stream_idle_timeout: Duration::from_millis(200),
-        ..EngineSettings::default()
+        ..EngineSettings::new(wire)
     };
     let engine = TestEngine::start_with(Vec::new(), settings).await;
     let tag = format!("{}-{seed}", std::process::id());

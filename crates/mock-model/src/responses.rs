@@ -1,115 +1,66 @@
 //! Rendering steps as Responses API server-sent events.
 //!
-//! A step is rendered up front into a [`Plan`]: the exact bytes of every event,
-//! with pauses and faults between them. Rendering is pure (no clock, no I/O), so
-//! the same step and request always give the same bytes; the body in
-//! [`crate::body`] only plays the plan back.
-
-use std::time::Duration;
+//! Every event is `event: <type>` then `data: {"type":..,"sequence_number":..,
+//! ..}`, with the names, fields and ordering of the real API. Delays and
+//! faults are placed by the shared [`PlanWriter`].
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::item::{CustomToolCallItem, FunctionCallItem, Item, StreamedText};
+use crate::plan::{CREATED_AT, Plan, PlanWriter, ResponseMeta};
 use crate::step::{FailedStep, ResponseStep, Usage};
+use crate::tokens;
 
-/// The `created_at` every response reports; fixed so output is deterministic.
-const CREATED_AT: u64 = 1_700_000_000;
-
-/// The line sent by `malformed_after_deltas`.
-const MALFORMED_LINE: &[u8] = b"data: {this is not json\n\n";
-
-/// One piece of a response body as it will be played back.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Segment {
-    /// Bytes to send.
-    Bytes(Bytes),
-    /// Send nothing for a while.
-    Pause(Duration),
-    /// Abort the connection once everything before has been written.
-    Drop,
-    /// Send nothing ever again; keep the connection open.
-    Hang,
-    /// Send an SSE comment (`: keep-alive`) at this interval, forever: a
-    /// connection kept alive with no event in it.
-    KeepAlive(Duration),
+fn response_id(meta: &ResponseMeta, explicit: Option<&str>) -> String {
+    explicit.map_or_else(|| format!("resp_mock_{}", meta.number), str::to_owned)
 }
 
-/// A rendered response body.
-pub(crate) type Plan = Vec<Segment>;
-
-/// What a rendered response needs to know about the request it answers.
-#[derive(Debug, Clone)]
-pub(crate) struct ResponseMeta {
-    /// Step number, counted from 1; used in default ids.
-    pub number: usize,
-    /// The `model` of the request, echoed back.
-    pub model: String,
-    /// Size of the raw request body, for the default usage estimate.
-    pub request_bytes: usize,
+fn response_object(meta: &ResponseMeta, id: &str, status: &str) -> Map<String, Value> {
+    let mut response = Map::new();
+    response.insert("id".into(), id.into());
+    response.insert("object".into(), "response".into());
+    response.insert("created_at".into(), CREATED_AT.into());
+    response.insert("status".into(), status.into());
+    response.insert("model".into(), meta.model.clone().into());
+    response.insert("output".into(), Value::Array(Vec::new()));
+    response.insert("usage".into(), Value::Null);
+    response.insert("error".into(), Value::Null);
+    response.insert("incomplete_details".into(), Value::Null);
+    response
 }
 
-impl ResponseMeta {
-    fn response_id(&self, explicit: Option<&str>) -> String {
-        explicit.map_or_else(|| format!("resp_mock_{}", self.number), str::to_owned)
-    }
-
-    fn response_object(&self, id: &str, status: &str) -> Map<String, Value> {
-        let mut response = Map::new();
-        response.insert("id".into(), id.into());
-        response.insert("object".into(), "response".into());
-        response.insert("created_at".into(), CREATED_AT.into());
-        response.insert("status".into(), status.into());
-        response.insert("model".into(), self.model.clone().into());
-        response.insert("output".into(), Value::Array(Vec::new()));
-        response.insert("usage".into(), Value::Null);
-        response.insert("error".into(), Value::Null);
-        response.insert("incomplete_details".into(), Value::Null);
-        response
-    }
-}
-
-/// A fault injected after some number of deltas.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Fault {
-    // Declared in the order faults at the same point are played.
-    Stall(u64),
-    Malformed,
-    Drop,
-    Hang,
-    KeepAlive(u64),
-}
-
-/// Builds a plan event by event, counting sequence numbers and deltas and
-/// inserting faults and delays at the right places.
-struct PlanWriter {
-    plan: Plan,
+/// Writes Responses events into a plan, numbering them.
+struct EventWriter {
+    plan: PlanWriter,
     sequence: u64,
-    deltas_sent: usize,
-    delta_delay: Duration,
-    /// Faults by the delta count they follow, sorted by (count, fault).
-    faults: Vec<(usize, Fault)>,
-    /// Set once a drop or hang has been written: nothing after it is reachable.
-    ended: bool,
 }
 
-impl PlanWriter {
-    fn new(delta_delay: Duration, faults: Vec<(usize, Fault)>) -> PlanWriter {
-        PlanWriter {
-            plan: Vec::new(),
-            sequence: 0,
-            deltas_sent: 0,
-            delta_delay,
-            faults,
-            ended: false,
+impl EventWriter {
+    fn new(plan: PlanWriter) -> EventWriter {
+        EventWriter { plan, sequence: 0 }
+    }
+
+    /// Append one event.
+    fn event(&mut self, kind: &str, fields: Map<String, Value>) {
+        if let Some(bytes) = self.render(kind, fields) {
+            self.plan.event(bytes);
         }
     }
 
-    /// Append one event: `event: <kind>` and `data:` with `type` and
-    /// `sequence_number` first, then `fields`.
-    fn event(&mut self, kind: &str, fields: Map<String, Value>) {
-        if self.ended {
-            return;
+    /// Append a delta event.
+    fn delta(&mut self, kind: &str, fields: Map<String, Value>) {
+        if let Some(bytes) = self.render(kind, fields) {
+            self.plan.delta(bytes);
+        }
+    }
+
+    /// `event: <kind>` and `data:` with `type` and `sequence_number` first,
+    /// then `fields`; `None` once the plan has ended, so that sequence
+    /// numbers are not used up by events that are never sent.
+    fn render(&mut self, kind: &str, fields: Map<String, Value>) -> Option<Bytes> {
+        if self.plan.is_ended() {
+            return None;
         }
 
         let object = Value::Object(fields).to_string();
@@ -130,87 +81,37 @@ impl PlanWriter {
         }
         text.push_str("}\n\n");
         self.sequence += 1;
-        self.plan.push(Segment::Bytes(Bytes::from(text)));
-    }
-
-    /// Append a delta event, preceded by the delta delay (except before the
-    /// first delta) and followed by any faults due after it.
-    fn delta(&mut self, kind: &str, fields: Map<String, Value>) {
-        if self.ended {
-            return;
-        }
-
-        if self.deltas_sent > 0 && !self.delta_delay.is_zero() {
-            self.plan.push(Segment::Pause(self.delta_delay));
-        }
-        self.event(kind, fields);
-        self.deltas_sent += 1;
-        self.play_faults();
-    }
-
-    /// Insert the faults due after the deltas sent so far.
-    fn play_faults(&mut self) {
-        while let Some(&(after, fault)) = self.faults.first() {
-            if after > self.deltas_sent || self.ended {
-                break;
-            }
-
-            self.faults.remove(0);
-            match fault {
-                Fault::Stall(ms) => self.plan.push(Segment::Pause(Duration::from_millis(ms))),
-                Fault::Malformed => self
-                    .plan
-                    .push(Segment::Bytes(Bytes::from_static(MALFORMED_LINE))),
-                Fault::Drop => {
-                    self.plan.push(Segment::Drop);
-                    self.ended = true;
-                }
-                Fault::Hang => {
-                    self.plan.push(Segment::Hang);
-                    self.ended = true;
-                }
-                Fault::KeepAlive(ms) => {
-                    self.plan
-                        .push(Segment::KeepAlive(Duration::from_millis(ms.max(1))));
-                    self.ended = true;
-                }
-            }
-        }
+        Some(Bytes::from(text))
     }
 }
 
 /// Render a streamed response.
 pub(crate) fn response_plan(step: &ResponseStep, meta: &ResponseMeta) -> Plan {
-    let id = meta.response_id(step.response_id.as_deref());
-    let rendered: Vec<RenderedItem> = step
+    let id = response_id(meta, step.response_id.as_deref());
+    let mut rendered: Vec<RenderedItem> = step
         .items
         .iter()
         .enumerate()
         .map(|(index, item)| RenderedItem::new(item, index, meta.number))
         .collect();
     let total_deltas: usize = rendered.iter().map(|item| item.pieces.len()).sum();
+    let incomplete = incomplete_reason(step.finish_reason.as_deref());
+    if incomplete.is_some() {
+        // The real API marks the item it was writing when it stopped.
+        if let Some(status) = rendered
+            .last_mut()
+            .and_then(|item| item.done.get_mut("status"))
+        {
+            *status = "incomplete".into();
+        }
+    }
 
-    // A fault asked for after more deltas than there are happens after the last.
-    let mut faults: Vec<(usize, Fault)> = [
-        step.stall.map(|s| (s.after_deltas, Fault::Stall(s.ms))),
-        step.malformed_after_deltas.map(|n| (n, Fault::Malformed)),
-        step.drop_after_deltas.map(|n| (n, Fault::Drop)),
-        step.hang_after_deltas.map(|n| (n, Fault::Hang)),
-        step.keep_alive_after_deltas
-            .map(|k| (k.after_deltas, Fault::KeepAlive(k.every_ms))),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|(n, fault)| (n.min(total_deltas), fault))
-    .collect();
-    faults.sort();
-
-    let mut writer = PlanWriter::new(Duration::from_millis(step.delta_delay_ms), faults);
+    let mut writer = EventWriter::new(PlanWriter::for_step(step, total_deltas));
     writer.event(
         "response.created",
-        fields([("response", meta.response_object(&id, "in_progress").into())]),
+        fields([("response", response_object(meta, &id, "in_progress").into())]),
     );
-    writer.play_faults();
+    writer.plan.play_faults();
 
     let mut output = Vec::with_capacity(rendered.len());
     for item in &rendered {
@@ -218,34 +119,46 @@ pub(crate) fn response_plan(step: &ResponseStep, meta: &ResponseMeta) -> Plan {
         output.push(item.done.clone());
     }
 
-    let mut response = meta.response_object(&id, "completed");
+    let usage = tokens::usage(step, meta.input_tokens);
+    let (kind, status) = match incomplete {
+        Some(_) => ("response.incomplete", "incomplete"),
+        None => ("response.completed", "completed"),
+    };
+    let mut response = response_object(meta, &id, status);
     response.insert("output".into(), Value::Array(output));
-    let usage = step
-        .usage
-        .unwrap_or_else(|| estimated_usage(meta.request_bytes, &rendered));
     response.insert("usage".into(), usage_json(&usage));
-    writer.event(
-        "response.completed",
-        fields([("response", response.into())]),
-    );
-    writer.plan
+    if let Some(reason) = incomplete {
+        response.insert("incomplete_details".into(), json!({"reason": reason}));
+    }
+    writer.event(kind, fields([("response", response.into())]));
+    writer.plan.finish()
+}
+
+/// The `incomplete_details.reason` a finish reason ends a response with, if
+/// it does not complete it.
+fn incomplete_reason(finish_reason: Option<&str>) -> Option<&'static str> {
+    match finish_reason? {
+        "length" => Some("max_output_tokens"),
+        "content_filter" => Some("content_filter"),
+        _ => None,
+    }
 }
 
 /// Render a `response.failed` stream.
 pub(crate) fn failed_plan(step: &FailedStep, meta: &ResponseMeta) -> Plan {
-    let id = meta.response_id(None);
-    let mut writer = PlanWriter::new(Duration::ZERO, Vec::new());
+    let id = response_id(meta, None);
+    let mut writer = EventWriter::new(PlanWriter::plain());
     writer.event(
         "response.created",
-        fields([("response", meta.response_object(&id, "in_progress").into())]),
+        fields([("response", response_object(meta, &id, "in_progress").into())]),
     );
-    let mut response = meta.response_object(&id, "failed");
+    let mut response = response_object(meta, &id, "failed");
     response.insert(
         "error".into(),
         json!({"code": step.code(), "message": step.message()}),
     );
     writer.event("response.failed", fields([("response", response.into())]));
-    writer.plan
+    writer.plan.finish()
 }
 
 /// An item with its ids, deltas and final form worked out.
@@ -365,7 +278,7 @@ impl RenderedItem {
     }
 
     /// The events of this item, in the order the real API sends them.
-    fn write(&self, writer: &mut PlanWriter) {
+    fn write(&self, writer: &mut EventWriter) {
         let index = || Value::from(self.output_index);
         let item_id = || Value::from(self.id.as_str());
         writer.event(
@@ -491,16 +404,6 @@ fn summary_part(text: &str) -> Value {
     json!({"type": "summary_text", "text": text})
 }
 
-/// About four bytes per token, at least one token each way.
-fn estimated_usage(request_bytes: usize, items: &[RenderedItem]) -> Usage {
-    let output_bytes: usize = items.iter().map(|item| item.full.len()).sum();
-    Usage {
-        input_tokens: (request_bytes.div_ceil(4) as u64).max(1),
-        output_tokens: (output_bytes.div_ceil(4) as u64).max(1),
-        ..Usage::default()
-    }
-}
-
 fn usage_json(usage: &Usage) -> Value {
     json!({
         "input_tokens": usage.input_tokens,
@@ -514,13 +417,15 @@ fn usage_json(usage: &Usage) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::{MALFORMED_LINE, Segment};
     use crate::step::Step;
 
     fn meta() -> ResponseMeta {
         ResponseMeta {
             number: 1,
             model: "m".into(),
-            request_bytes: 40,
+            input_tokens: 10,
+            include_usage: false,
         }
     }
 
@@ -607,10 +512,10 @@ mod tests {
 
     #[test]
     fn empty_fields_still_give_valid_json() {
-        let mut writer = PlanWriter::new(Duration::ZERO, Vec::new());
+        let mut writer = EventWriter::new(PlanWriter::plain());
         writer.event("x", Map::new());
         assert_eq!(
-            writer.plan,
+            writer.plan.finish(),
             [Segment::Bytes(Bytes::from_static(
                 b"event: x\ndata: {\"type\":\"x\",\"sequence_number\":0}\n\n"
             ))]
