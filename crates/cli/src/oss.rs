@@ -20,8 +20,7 @@ use std::time::Duration;
 
 use tiller_core::client::models::{ModelInfo, list_models};
 use tiller_core::config::{
-    Config, ConfigOverrides, OSS_PROVIDERS, ProviderConfig, default_tiller_home,
-    parse_cli_override,
+    Config, ConfigOverrides, OSS_PROVIDERS, ProviderConfig, default_tiller_home, parse_cli_override,
 };
 
 /// How long a candidate may take to list its models.
@@ -166,10 +165,7 @@ mod tests {
     #[test]
     fn oss_provider_is_probed_first_and_only_once() {
         assert_eq!(candidate_ids(None), ["ollama", "lmstudio", "vllm"]);
-        assert_eq!(
-            candidate_ids(Some("vllm")),
-            ["vllm", "ollama", "lmstudio"]
-        );
+        assert_eq!(candidate_ids(Some("vllm")), ["vllm", "ollama", "lmstudio"]);
         assert_eq!(
             candidate_ids(Some("mine")),
             ["mine", "ollama", "lmstudio", "vllm"]

@@ -48,15 +48,15 @@ pub struct TuiArgs {
 }
 
 /// Run the UI: `open` says which session, `prompt` is sent first.
-pub async fn run_tui(
-    mut args: TuiArgs,
-    open: Open,
-    prompt: Option<String>,
-) -> anyhow::Result<i32> {
+pub async fn run_tui(mut args: TuiArgs, open: Open, prompt: Option<String>) -> anyhow::Result<i32> {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         anyhow::bail!(
             "the terminal UI needs a terminal on stdin and stdout; for a run without one use `tiller exec PROMPT`"
         );
+    }
+    if args.oss && args.remote.is_some() {
+        // `tiller resume --oss --remote`: clap sees only exec's flags there.
+        anyhow::bail!("--oss cannot be used with --remote: the remote server uses its own config");
     }
     if args.oss {
         // Before the screen is taken over, so a server that is not up is said in words.

@@ -160,11 +160,16 @@ impl ProviderConfig {
     ///
     /// The key is registered as a secret (redacted from everything tiller
     /// records or prints) and its variable is concealed in the environment
-    /// block other processes can read (see [`crate::secrets`]).
+    /// block other processes can read (see [`crate::secrets`]). So are the
+    /// variables of `env_http_headers`, which carry keys too (Azure's
+    /// `api-key`); the model client registers their values when it reads them.
     pub fn api_key(&self) -> Result<Option<String>, ConfigError> {
         let key = self.api_key_from(&|var| std::env::var(var).ok())?;
         if let (Some(key), Some(var)) = (&key, &self.env_key) {
             tiller_secrets::register(key);
+            tiller_secrets::conceal_env_var(var);
+        }
+        for var in self.env_http_headers.values() {
             tiller_secrets::conceal_env_var(var);
         }
         Ok(key)
@@ -340,8 +345,11 @@ impl Config {
     /// Whether `apply_patch` is offered as a freeform tool (see
     /// [`Config::freeform_apply_patch`]).
     pub fn uses_freeform_apply_patch(&self) -> bool {
+        // Chat Completions has no custom tools; the Chat client would offer
+        // it as a function anyway.
         self.freeform_apply_patch.unwrap_or_else(|| {
-            self.provider.base_url.trim_end_matches('/') == "https://api.openai.com/v1"
+            self.provider.wire_api == WireApi::Responses
+                && self.provider.base_url.trim_end_matches('/') == "https://api.openai.com/v1"
                 && self.model.starts_with("gpt-5")
         })
     }

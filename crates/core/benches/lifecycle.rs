@@ -5,7 +5,8 @@
 //! benches whose id is a filter or starts with a filter and a `-`
 //! (`interrupt`, `interrupt-sleep`, `interrupt-bg1`, `interrupt-bg10`,
 //! `interrupt-bg100`, `stream`, `stream-2000`, `stream-20000`,
-//! `stream-200000`, `steer`), or all of them. Results go to stdout as a table
+//! `stream-200000`, `stream-chat` (20,000 deltas over Chat Completions),
+//! `steer`, `compaction`), or all of them. Results go to stdout as a table
 //! (and to the summary file, see `tiller-bench-support`); `BENCHMARKS.md`
 //! explains each figure and records the last run. `TILLER_BENCH_QUICK=1` runs
 //! a few samples of each.
@@ -31,7 +32,7 @@ use serde_json::json;
 use tempfile::TempDir;
 use tiller_bench_support::{Figure, Report, runtime, samples, thousands};
 use tiller_core::client::sse::SseDecoder;
-use tiller_core::config::{ApprovalPolicy, Config, ConfigOverrides, ProviderConfig};
+use tiller_core::config::{ApprovalPolicy, Config, ConfigOverrides, ProviderConfig, WireApi};
 use tiller_core::process_tree::{
     DirectChild, ProcessTree, ToolMarker, kill_tree, spawn_registered,
 };
@@ -62,8 +63,14 @@ fn main() {
         let bench = Bench::start(mock_handle).await;
         interrupt_benches(&bench, &filter, &mut report).await;
         stream_cpu_benches(&bench, &filter, &mut report).await;
+        if filter.wants("stream-chat") {
+            chat_stream_bench(&bench, &mut report).await;
+        }
         if filter.wants("steer") {
             steer_bench(&bench, &mut report).await;
+        }
+        if filter.wants("compaction") {
+            compaction_bench(&bench, &mut report).await;
         }
     });
     drop(engine_runtime);
@@ -401,8 +408,12 @@ fn text_response(deltas: usize) -> Step {
 }
 
 async fn stream_cpu_once(bench: &Bench, deltas: usize) -> StreamSample {
+    stream_cpu_on(bench, deltas, WireApi::Responses).await
+}
+
+async fn stream_cpu_on(bench: &Bench, deltas: usize, wire: WireApi) -> StreamSample {
     bench.mock.push_step(text_response(deltas));
-    let (session, mut events) = bench.session();
+    let (session, mut events) = bench.session_with(wire, None, Vec::new());
     next_event(&mut events).await; // SessionConfigured
 
     let mock_before = bench.mock_cpu().await;
@@ -550,6 +561,178 @@ async fn sse_framing_rows(bench: &Bench, deltas: usize, iterations: usize, repor
     );
 }
 
+/// The same 20,000 deltas over Chat Completions, alternating with Responses
+/// so both see the same machine: the target is the Chat client within 10 %
+/// of the Responses one.
+async fn chat_stream_bench(bench: &Bench, report: &mut Report) {
+    const DELTAS: usize = 20_000;
+    let iterations = samples(30, 5);
+    let name = "engine CPU to consume 20,000 text deltas, Chat Completions";
+    eprint!("{name}: ");
+    let mut chat = Vec::with_capacity(iterations);
+    let mut responses = Vec::with_capacity(iterations);
+    for i in 0..iterations {
+        chat.push(stream_cpu_on(bench, DELTAS, WireApi::Chat).await.engine);
+        responses.push(
+            stream_cpu_on(bench, DELTAS, WireApi::Responses)
+                .await
+                .engine,
+        );
+        progress(i);
+    }
+    eprintln!();
+    let median = |samples: &mut Vec<Duration>| {
+        samples.sort_unstable();
+        samples[samples.len() / 2]
+    };
+    let (chat_median, responses_median) = (median(&mut chat), median(&mut responses));
+    report.durations(
+        Figure::new("stream-chat/20000", name).at_most(100.0, "≤ 100 ms p99"),
+        &chat,
+    );
+    report.durations(
+        Figure::detail(
+            "stream-chat/responses/20000",
+            "20,000 deltas: the same, Responses, interleaved with the Chat runs",
+        ),
+        &responses,
+    );
+    eprintln!(
+        "chat / responses median CPU: {:.1} / {:.1} ms = {:+.1} % (target: within 10 %)",
+        chat_median.as_secs_f64() * 1e3,
+        responses_median.as_secs_f64() * 1e3,
+        (chat_median.as_secs_f64() / responses_median.as_secs_f64() - 1.0) * 100.0
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 5. Compaction: what one costs the engine, and what checking costs a turn.
+
+/// A history of `pairs` user/assistant exchanges of about 1 KiB each.
+fn long_history(pairs: usize) -> Vec<tiller_protocol::ResponseItem> {
+    (0..pairs)
+        .flat_map(|i| {
+            [
+                tiller_protocol::ResponseItem::user_text(format!(
+                    "question {i}: {}",
+                    "why ".repeat(120)
+                )),
+                tiller_protocol::ResponseItem::assistant_text(format!(
+                    "answer {i}: {}",
+                    "because ".repeat(60)
+                )),
+            ]
+        })
+        .collect()
+}
+
+/// One turn on a 1,000-exchange history (about 250,000 estimated tokens):
+/// with no window (nothing to check), with a window it fits in (checked
+/// before each request), and with a window it does not fit (compacted
+/// first: one summary request, the history replaced, the rollout line).
+async fn compaction_bench(bench: &Bench, report: &mut Report) {
+    const PAIRS: usize = 1_000;
+    let iterations = samples(30, 5);
+    eprint!("compaction ({PAIRS} exchanges of history): ");
+    let mut rows = [
+        CompactionRow::new(
+            None,
+            "compaction/none",
+            "a turn, no context window known (nothing checked)",
+        ),
+        CompactionRow::new(
+            Some(10_000_000),
+            "compaction/checked",
+            "a turn, window known and not reached (checked before the request)",
+        ),
+        CompactionRow::new(
+            Some(50_000),
+            "compaction/compacted",
+            "a turn that compacts first (summary request + history replaced)",
+        ),
+    ];
+    for i in 0..iterations {
+        for row in &mut rows {
+            let compacts = row.window.is_some_and(|w| w < 1_000_000);
+            if compacts {
+                bench
+                    .mock
+                    .push_step(Step::text("SUMMARY: a long talk about why"));
+            }
+            bench.mock.push_step(Step::text("fine"));
+            let (session, mut events) =
+                bench.session_with(WireApi::Responses, row.window, long_history(PAIRS));
+            next_event(&mut events).await; // SessionConfigured
+            let mock_before = bench.mock_cpu().await;
+            let process_before = process_cpu();
+            let started = Instant::now();
+            start_turn(&session, "go on").await;
+            let mut compacted = false;
+            loop {
+                match next_event(&mut events).await.msg {
+                    EventMsg::ItemCompleted { item }
+                        if matches!(item.kind, TurnItemKind::ContextCompaction { .. }) =>
+                    {
+                        compacted = true;
+                    }
+                    EventMsg::TurnCompleted { .. } => break,
+                    msg if msg.is_terminal() => panic!("the turn ended with {msg:?}"),
+                    _ => {}
+                }
+            }
+            let wall = started.elapsed();
+            let process = process_cpu() - process_before;
+            let mock = bench.mock_cpu().await - mock_before;
+            assert_eq!(
+                compacted, compacts,
+                "compacted exactly when the window is small"
+            );
+            row.cpu.push(process.saturating_sub(mock));
+            row.wall.push(wall);
+            shut_down(session, events).await;
+        }
+        progress(i);
+    }
+    eprintln!();
+    for row in &rows {
+        report.durations(
+            Figure::new(
+                format!("{}/cpu", row.id),
+                format!("engine CPU: {}", row.name),
+            ),
+            &row.cpu,
+        );
+        report.durations(
+            Figure::detail(
+                format!("{}/wall", row.id),
+                format!("wall time: {}", row.name),
+            ),
+            &row.wall,
+        );
+    }
+}
+
+/// One case of the compaction bench and its samples.
+struct CompactionRow {
+    window: Option<u64>,
+    id: &'static str,
+    name: &'static str,
+    cpu: Vec<Duration>,
+    wall: Vec<Duration>,
+}
+
+impl CompactionRow {
+    fn new(window: Option<u64>, id: &'static str, name: &'static str) -> CompactionRow {
+        CompactionRow {
+            window,
+            id,
+            name,
+            cpu: Vec::new(),
+            wall: Vec::new(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 4. Steer -> next model request while streaming.
 
@@ -666,23 +849,35 @@ impl Bench {
     /// A new session talking to the mock, so every iteration starts from an
     /// empty history.
     fn session(&self) -> (SessionHandle, EventStream) {
-        let config = Config::load(
+        self.session_with(WireApi::Responses, None, Vec::new())
+    }
+
+    /// A new session on `wire`, with a context `window` if given, starting
+    /// from `history`.
+    fn session_with(
+        &self,
+        wire: WireApi,
+        window: Option<u64>,
+        history: Vec<tiller_protocol::ResponseItem>,
+    ) -> (SessionHandle, EventStream) {
+        let mut provider = ProviderConfig::for_local_server(self.mock.base_url());
+        provider.wire_api = wire;
+        let mut config = Config::load(
             self.home.path(),
             ConfigOverrides {
                 approval_policy: Some(ApprovalPolicy::Never),
                 cwd: Some(self.work.path().to_path_buf()),
-                provider_override: Some(ProviderConfig::for_local_server(self.mock.base_url())),
+                provider_override: Some(provider),
                 ..ConfigOverrides::default()
             },
         )
         .unwrap()
         .config;
+        config.context_window = window;
         spawn_session(SessionOptions {
             config,
             api_key: None,
-            source: SessionSource::Ephemeral {
-                history: Vec::new(),
-            },
+            source: SessionSource::Ephemeral { history },
         })
         .unwrap()
     }

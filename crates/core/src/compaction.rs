@@ -291,8 +291,7 @@ impl TurnRuntime {
                 Ok(Some(summary)) if !summary.trim().is_empty() => return Ok(summary),
                 Ok(Some(_)) => {
                     return Err(Some(ErrorInfo {
-                        message: "the model gave no summary; the history is unchanged"
-                            .to_string(),
+                        message: "the model gave no summary; the history is unchanged".to_string(),
                         http_status: None,
                     }));
                 }
@@ -400,7 +399,10 @@ mod tests {
         assert_eq!(ContextBudget::new(None, None).limit("m"), None);
         assert_eq!(ContextBudget::new(Some(1000), None).limit("m"), Some(900));
         assert_eq!(ContextBudget::new(None, Some(500)).limit("m"), Some(500));
-        assert_eq!(ContextBudget::new(Some(1000), Some(950)).limit("m"), Some(900));
+        assert_eq!(
+            ContextBudget::new(Some(1000), Some(950)).limit("m"),
+            Some(900)
+        );
         let listed = ContextBudget::new(None, None);
         listed.set_listed(HashMap::from([("m".to_string(), 2000)]));
         assert_eq!(listed.limit("m"), Some(1800));
@@ -410,7 +412,10 @@ mod tests {
     #[test]
     fn reported_usage_plus_what_came_after_is_the_estimate() {
         let budget = ContextBudget::new(Some(1000), None);
-        let history = vec![ResponseItem::user_text("a"), ResponseItem::assistant_text("b")];
+        let history = vec![
+            ResponseItem::user_text("a"),
+            ResponseItem::assistant_text("b"),
+        ];
         assert_eq!(budget.estimate_since_usage(&history), None);
         budget.note_usage(
             &TokenUsage {
@@ -473,7 +478,10 @@ mod tests {
             "the request exceeds the available context size, try increasing it",
             Some(400)
         )));
-        assert!(!is_context_overflow(&fatal("Invalid model 'x'.", Some(400))));
+        assert!(!is_context_overflow(&fatal(
+            "Invalid model 'x'.",
+            Some(400)
+        )));
         assert!(!is_context_overflow(&fatal("context length", Some(401))));
     }
 }

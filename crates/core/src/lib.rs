@@ -11,8 +11,8 @@ pub mod tools;
 
 mod approval;
 mod builder;
-mod compaction;
 pub mod checkpoint;
+mod compaction;
 mod conversation;
 pub mod error;
 mod events;

@@ -17,9 +17,9 @@ use std::time::Duration;
 use tiller_config::{ApprovalPolicy, Config};
 use tiller_model::ModelClient;
 use tiller_protocol::{
-    ErrorInfo, EventMsg, ItemPhase, LifecycleEvent, Op, OpError, RecordedItem,
-    Reply, ResponseItem, ReviewDecision, RolloutItem, SessionMeta, TurnAbortReason,
-    TurnContextLine, TurnItem, TurnItemKind, UserInput, UserMessage,
+    ErrorInfo, EventMsg, ItemPhase, LifecycleEvent, Op, OpError, RecordedItem, Reply, ResponseItem,
+    ReviewDecision, RolloutItem, SessionMeta, TurnAbortReason, TurnContextLine, TurnItem,
+    TurnItemKind, UserInput, UserMessage,
 };
 use tiller_rollout::timestamp::UtcTime;
 use tiller_rollout::{LoadedRollout, OpenRollout, RolloutRecorder};

@@ -20,8 +20,8 @@ use futures::StreamExt;
 use tiller_model::retry::{RetryBudget, RetryState};
 use tiller_model::{ModelError, ModelRequest, OutputItem, ResponseEvent};
 use tiller_protocol::{
-    CallKind, CompactionTrigger, ErrorInfo, EventMsg, ReasoningSummary, ResponseItem, TokenUsage, TurnItem,
-    TurnItemKind,
+    CallKind, CompactionTrigger, ErrorInfo, EventMsg, ReasoningSummary, ResponseItem, TokenUsage,
+    TurnItem, TurnItemKind,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;

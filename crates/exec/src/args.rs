@@ -76,7 +76,8 @@ pub struct ExecFlags {
 
     /// Use the local model server that is up: Ollama, LM Studio or vLLM
     /// (`oss_provider` says which to prefer), and a model it serves unless
-    /// `-m` names one. The binary resolves it into `--provider` and `-m`.
+    /// `-m` names one.
+    // The binary resolves it into `provider` and `model` before the run.
     #[arg(long, global = true, conflicts_with_all = ["provider", "script"])]
     pub oss: bool,
 

@@ -314,6 +314,7 @@ mod tests {
             model: "m".into(),
             input_tokens: 10,
             include_usage,
+            include_encrypted_reasoning: false,
         }
     }
 

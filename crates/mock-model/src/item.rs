@@ -15,16 +15,21 @@ const ARGUMENT_CHUNK_CHARS: usize = 16;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Item {
     /// An assistant message with one `output_text` part, streamed as
-    /// `response.output_text.delta` events.
+    /// `response.output_text.delta` events (Chat Completions: `content`
+    /// deltas).
     Text(StreamedText),
     /// A function (tool) call, its arguments streamed as
-    /// `response.function_call_arguments.delta` events.
+    /// `response.function_call_arguments.delta` events (Chat Completions:
+    /// `tool_calls` fragments).
     FunctionCall(FunctionCallItem),
     /// A reasoning item with one summary part, streamed as
-    /// `response.reasoning_summary_text.delta` events.
+    /// `response.reasoning_summary_text.delta` events (Chat Completions:
+    /// `reasoning_content` deltas).
     Reasoning(StreamedText),
     /// A call of a custom (freeform) tool, its input streamed as
-    /// `response.custom_tool_call_input.delta` events.
+    /// `response.custom_tool_call_input.delta` events (Chat Completions, which
+    /// has no freeform tools: a function call with arguments
+    /// `{"input": <input>}`).
     CustomToolCall(CustomToolCallItem),
 }
 

@@ -53,6 +53,9 @@ pub(crate) struct ResponseMeta {
     /// Chat Completions only: the request asked for a usage chunk
     /// (`stream_options.include_usage`).
     pub include_usage: bool,
+    /// Responses only: the request asked for reasoning back encrypted
+    /// (`include: ["reasoning.encrypted_content"]`).
+    pub include_encrypted_reasoning: bool,
 }
 
 /// A fault injected after some number of deltas.

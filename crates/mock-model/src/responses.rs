@@ -92,7 +92,7 @@ pub(crate) fn response_plan(step: &ResponseStep, meta: &ResponseMeta) -> Plan {
         .items
         .iter()
         .enumerate()
-        .map(|(index, item)| RenderedItem::new(item, index, meta.number))
+        .map(|(index, item)| RenderedItem::new(item, index, meta))
         .collect();
     let total_deltas: usize = rendered.iter().map(|item| item.pieces.len()).sum();
     let incomplete = incomplete_reason(step.finish_reason.as_deref());
@@ -184,11 +184,17 @@ enum ItemKind {
 }
 
 impl RenderedItem {
-    fn new(item: &Item, output_index: usize, number: usize) -> RenderedItem {
+    fn new(item: &Item, output_index: usize, meta: &ResponseMeta) -> RenderedItem {
+        let number = meta.number;
         match item {
             Item::Text(text) => RenderedItem::message(text, output_index, number),
             Item::FunctionCall(call) => RenderedItem::function_call(call, output_index, number),
-            Item::Reasoning(text) => RenderedItem::reasoning(text, output_index, number),
+            Item::Reasoning(text) => RenderedItem::reasoning(
+                text,
+                output_index,
+                number,
+                meta.include_encrypted_reasoning,
+            ),
             Item::CustomToolCall(call) => {
                 RenderedItem::custom_tool_call(call, output_index, number)
             }
@@ -263,12 +269,23 @@ impl RenderedItem {
         }
     }
 
-    fn reasoning(text: &StreamedText, output_index: usize, number: usize) -> RenderedItem {
+    fn reasoning(
+        text: &StreamedText,
+        output_index: usize,
+        number: usize,
+        encrypted: bool,
+    ) -> RenderedItem {
         let id = format!("rs_mock_{number}_{output_index}");
         let full = text.full_text();
+        let mut done = json!({"type": "reasoning", "id": id, "summary": [summary_part(&full)]});
+        if encrypted {
+            // Asked for, the real API returns the reasoning as an opaque
+            // blob; the mock's is recognisable: `enc:` and the summary.
+            done["encrypted_content"] = json!(format!("enc:{id}:{full}"));
+        }
         RenderedItem {
             added: json!({"type": "reasoning", "id": id, "summary": []}),
-            done: json!({"type": "reasoning", "id": id, "summary": [summary_part(&full)]}),
+            done,
             output_index,
             id,
             kind: ItemKind::Reasoning,
@@ -426,6 +443,7 @@ mod tests {
             model: "m".into(),
             input_tokens: 10,
             include_usage: false,
+            include_encrypted_reasoning: false,
         }
     }
 

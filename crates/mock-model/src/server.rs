@@ -360,8 +360,8 @@ async fn handle(
     let arrived = Instant::now();
     let path = parts.uri.path();
     let wire = Wire::from_path(path);
-    // An unknown path is refused whatever its body; check it as Responses
-    // only so that the body is parsed once.
+    // An unknown path is refused whatever its body, so its violation goes
+    // unused; checking it as Responses still parses the body for the record.
     let (body, violation) = match contract::check_body(wire.unwrap_or(Wire::Responses), &raw) {
         Ok(body) => (body, None),
         Err(violation) => (
@@ -378,6 +378,10 @@ async fn handle(
         .pointer("/stream_options/include_usage")
         .and_then(Value::as_bool)
         == Some(true);
+    let include_encrypted_reasoning = body
+        .get("include")
+        .and_then(Value::as_array)
+        .is_some_and(|include| include.iter().any(|i| i == "reasoning.encrypted_content"));
     let record = RecordedRequest::new(
         &parts,
         &raw,
@@ -413,6 +417,7 @@ async fn handle(
                 model,
                 input_tokens,
                 include_usage,
+                include_encrypted_reasoning,
             };
             // Only served paths get this far.
             let wire = wire.unwrap_or(Wire::Responses);

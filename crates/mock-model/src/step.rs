@@ -12,15 +12,22 @@ use serde_json::Value;
 use crate::item::Item;
 
 /// The answer to one request, tagged by `"type"` in JSON.
+///
+/// A step answers whichever API the request spoke: the same script serves
+/// Responses and Chat Completions requests, in arrival order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Step {
     /// `200 text/event-stream`: `response.created`, the items with their
-    /// deltas, `response.completed`; faults may cut it short.
+    /// deltas, `response.completed` (Chat Completions: a role chunk, delta
+    /// chunks, a `finish_reason` chunk, `[DONE]`); faults may cut it short.
     Response(ResponseStep),
     /// A plain HTTP error response, e.g. a 429 with `Retry-After`.
     HttpError(HttpErrorStep),
-    /// `200 text/event-stream` with `response.created` then `response.failed`.
+    /// `200 text/event-stream` with `response.created` then `response.failed`
+    /// (Chat Completions: a role chunk, then one
+    /// `data: {"error":{"message":..,"type":"server_error","code":..}}` event
+    /// and the end of the body, without `[DONE]`).
     Failed(FailedStep),
     /// Read the request, never send the response head, keep the connection
     /// open until the client goes away or the server shuts down.
@@ -144,7 +151,8 @@ impl Step {
         })
     }
 
-    /// Report this usage in `response.completed`.
+    /// Report this usage in `response.completed` (Chat Completions: in the
+    /// usage chunk).
     #[must_use]
     pub fn with_usage(self, input_tokens: u64, output_tokens: u64) -> Step {
         self.map_response(|r| {
@@ -235,8 +243,9 @@ pub struct ResponseStep {
     /// Milliseconds between consecutive delta events; 0 sends as fast as possible.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub delta_delay_ms: u64,
-    /// Usage reported in `response.completed`; estimated from the sizes of the
-    /// request and the output when absent.
+    /// Usage reported in `response.completed` (Chat Completions: the usage
+    /// chunk); estimated from the sizes of the request and the output when
+    /// absent (see the crate docs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     /// Abort the connection mid-body after this many deltas.
@@ -300,18 +309,21 @@ pub struct KeepAlive {
     pub every_ms: u64,
 }
 
-/// Token usage reported in `response.completed`.
+/// Token usage reported in `response.completed` (Chat Completions: the usage
+/// chunk, under the names in parentheses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Usage {
-    /// `usage.input_tokens`.
+    /// `usage.input_tokens` (`prompt_tokens`).
     pub input_tokens: u64,
-    /// `usage.output_tokens`.
+    /// `usage.output_tokens` (`completion_tokens`).
     pub output_tokens: u64,
-    /// `usage.input_tokens_details.cached_tokens`.
+    /// `usage.input_tokens_details.cached_tokens`
+    /// (`prompt_tokens_details.cached_tokens`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cached_tokens: u64,
-    /// `usage.output_tokens_details.reasoning_tokens`.
+    /// `usage.output_tokens_details.reasoning_tokens`
+    /// (`completion_tokens_details.reasoning_tokens`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reasoning_tokens: u64,
 }
@@ -335,10 +347,12 @@ pub struct HttpErrorStep {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailedStep {
-    /// `response.error.message`; a generic server error message by default.
+    /// `response.error.message` (Chat Completions: `error.message`); a generic
+    /// server error message by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// `response.error.code`; `server_error` by default.
+    /// `response.error.code` (Chat Completions: `error.code`); `server_error`
+    /// by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
 }

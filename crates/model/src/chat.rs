@@ -134,7 +134,8 @@ pub fn messages(instructions: &str, input: &[ResponseItem]) -> Vec<Value> {
         .collect();
     let mut messages = vec![json!({"role": "system", "content": instructions})];
     let mut assistant: Option<(Option<String>, Vec<Value>)> = None;
-    let flush = |messages: &mut Vec<Value>, assistant: &mut Option<(Option<String>, Vec<Value>)>| {
+    let flush = |messages: &mut Vec<Value>,
+                 assistant: &mut Option<(Option<String>, Vec<Value>)>| {
         let Some((content, calls)) = assistant.take() else {
             return;
         };
@@ -183,7 +184,11 @@ pub fn messages(instructions: &str, input: &[ResponseItem]) -> Vec<Value> {
                 call_id,
             } => {
                 let calls = &mut assistant.get_or_insert_with(|| (None, Vec::new())).1;
-                calls.push(tool_call(call_id, name, json!({"input": input}).to_string()));
+                calls.push(tool_call(
+                    call_id,
+                    name,
+                    json!({"input": input}).to_string(),
+                ));
             }
             // Servers that stream reasoning refuse it in a request.
             ResponseItem::Reasoning { .. } => {}
@@ -295,13 +300,15 @@ impl ChatStream {
                 && !reasoning.is_empty()
             {
                 self.answer.reasoning.push_str(&reasoning);
-                self.ready.push_back(ResponseEvent::ReasoningDelta(reasoning));
+                self.ready
+                    .push_back(ResponseEvent::ReasoningDelta(reasoning));
             }
             if let Some(content) = delta.content
                 && !content.is_empty()
             {
                 self.answer.text.push_str(&content);
-                self.ready.push_back(ResponseEvent::OutputTextDelta(content));
+                self.ready
+                    .push_back(ResponseEvent::OutputTextDelta(content));
             }
             for fragment in delta.tool_calls.unwrap_or_default() {
                 self.answer.add_fragment(fragment)?;
@@ -353,7 +360,9 @@ impl ChatStream {
         for (index, call) in answer.calls.into_iter().enumerate() {
             if call.name.is_empty() {
                 return Err(ModelError::RetryableStream {
-                    reason: format!("malformed answer from the server: tool call {index} has no name"),
+                    reason: format!(
+                        "malformed answer from the server: tool call {index} has no name"
+                    ),
                 });
             }
             let arguments = if call.arguments.trim().is_empty() {
@@ -623,7 +632,10 @@ mod tests {
         ];
         let messages = messages("i", &input);
         assert_eq!(messages[1]["content"], Value::Null);
-        assert_eq!(messages[1]["tool_calls"][0]["function"]["arguments"], "{\"x\":1}");
+        assert_eq!(
+            messages[1]["tool_calls"][0]["function"]["arguments"],
+            "{\"x\":1}"
+        );
     }
 
     #[test]
@@ -649,7 +661,11 @@ mod tests {
         assert_eq!(answer.calls[0].arguments, "{\"x\":2}");
         assert_eq!(answer.calls[1].arguments, "{\"command\":1}");
         assert_eq!(answer.calls[1].id.as_deref(), Some("b"));
-        assert!(answer.add_fragment(fragment(MAX_TOOL_CALLS, None, None, "")).is_err());
+        assert!(
+            answer
+                .add_fragment(fragment(MAX_TOOL_CALLS, None, None, ""))
+                .is_err()
+        );
     }
 
     #[test]

@@ -93,6 +93,10 @@ pub struct EngineSettings {
     pub history: Vec<ResponseItem>,
     /// Save the session under the engine's home, or resume a saved one.
     pub persistence: Persistence,
+    /// The model's context window (`model_context_window`); `None`: unknown.
+    pub context_window: Option<u64>,
+    /// `model_reasoning_effort`.
+    pub reasoning_effort: Option<String>,
 }
 
 /// Whether a test session is saved.
@@ -119,6 +123,8 @@ impl EngineSettings {
             stream_idle_timeout: Duration::from_secs(300),
             history: Vec::new(),
             persistence: Persistence::Off,
+            context_window: None,
+            reasoning_effort: None,
         }
     }
 }
@@ -142,7 +148,7 @@ impl TestEngine {
         provider.request_max_retries = settings.request_max_retries;
         provider.stream_max_retries = settings.stream_max_retries;
         provider.stream_idle_timeout = settings.stream_idle_timeout;
-        let config = Config::load(
+        let mut config = Config::load(
             home.path(),
             ConfigOverrides {
                 approval_policy: Some(settings.approval_policy),
@@ -153,6 +159,8 @@ impl TestEngine {
         )
         .expect("load config")
         .config;
+        config.context_window = settings.context_window;
+        config.reasoning_effort = settings.reasoning_effort;
         let (session, events) = spawn_session(SessionOptions {
             config,
             api_key: None,

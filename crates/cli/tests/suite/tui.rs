@@ -553,9 +553,9 @@ async fn slash_commands_change_approvals_show_status_diff_and_compact() {
         "{screen}"
     );
 
-    // /compact: a turn whose summary replaces the history.
+    // /compact: a turn whose summary replaces the history, shown as one line.
     submit(&mut ui, "/compact");
-    ui.wait_screen_shows("SUMMARY: a file was written.", DEADLINE);
+    ui.wait_screen_shows("conversation compacted", DEADLINE);
     wait_ready(&ui);
     let requests = mock.requests();
     assert_eq!(requests.len(), 4, "{requests:#?}");

@@ -29,6 +29,7 @@ macro_rules! on_both_wires {
 }
 
 mod approval;
+mod context;
 mod history;
 mod hostile_input;
 mod hostile_server;

@@ -1,5 +1,6 @@
 //! The Chat Completions contract: a non-empty `messages` array in which every
-//! assistant message with `tool_calls` is answered at once.
+//! assistant message with `tool_calls` is answered at once, and well-formed
+//! `tools` and `stream_options`.
 //!
 //! Chat Completions is stricter than Responses about where outputs go: the
 //! `tool` messages answering an assistant message's `tool_calls` must come
@@ -191,7 +192,8 @@ fn check_message(index: usize, message: &Value) -> Result<(), ContractViolation>
     }
 }
 
-/// Every tool is `{"type": "function", "function": {"name": .., ..}}`.
+/// `tools`, when given, is a non-empty list of
+/// `{"type": "function", "function": {"name": .., ..}}`.
 fn check_tools(object: &Map<String, Value>) -> Result<(), ContractViolation> {
     let tools = match object.get("tools") {
         None | Some(Value::Null) => return Ok(()),
@@ -206,6 +208,12 @@ fn check_tools(object: &Map<String, Value>) -> Result<(), ContractViolation> {
             ));
         }
     };
+
+    // OpenAI (and vLLM, which copies it) refuse an empty list rather than
+    // read it as no tools: a client must leave `tools` out instead.
+    if tools.is_empty() {
+        return Err(empty_array("tools"));
+    }
 
     for (index, tool) in tools.iter().enumerate() {
         let at = format!("tools[{index}]");
@@ -374,6 +382,12 @@ mod tests {
         assert_eq!(param(json!({"model": "m"})).as_deref(), Some("messages"));
         let empty = check_request(&json!({"model": "m", "messages": []})).unwrap_err();
         assert_eq!(empty.code.as_deref(), Some("empty_array"));
+        let no_tools = check_request(&json!({"model": "m", "messages": [user("x")], "tools": []}))
+            .unwrap_err();
+        assert_eq!(
+            (no_tools.param.as_deref(), no_tools.code.as_deref()),
+            (Some("tools"), Some("empty_array"))
+        );
         assert_eq!(
             param(json!({"model": "m", "messages": [{"content": "x"}]})).as_deref(),
             Some("messages[0].role")

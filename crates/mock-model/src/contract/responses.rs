@@ -128,20 +128,6 @@ fn call_id(item: &Value) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_custom_tool_call_pairs_only_with_a_custom_output() {
-        let call = json!({"type": "custom_tool_call", "name": "apply_patch", "input": "x", "call_id": "c1"});
-        let custom_output =
-            json!({"type": "custom_tool_call_output", "call_id": "c1", "output": "ok"});
-        let function_output =
-            json!({"type": "function_call_output", "call_id": "c1", "output": "ok"});
-        assert_eq!(check_input(&[call.clone(), custom_output]), Ok(()));
-        assert_eq!(
-            check_input(&[call, function_output]).unwrap_err().message,
-            "No tool output found for custom tool call c1."
-        );
-    }
     use serde_json::json;
 
     fn call(id: &str) -> Value {
@@ -210,5 +196,19 @@ mod tests {
                 .unwrap_err();
         assert_eq!(missing_id.param.as_deref(), Some("input[0].call_id"));
         assert_eq!(check_request(&json!({"model": "m", "input": []})), Ok(()));
+    }
+
+    #[test]
+    fn a_custom_tool_call_pairs_only_with_a_custom_output() {
+        let call = json!({"type": "custom_tool_call", "name": "apply_patch", "input": "x", "call_id": "c1"});
+        let custom_output =
+            json!({"type": "custom_tool_call_output", "call_id": "c1", "output": "ok"});
+        let function_output =
+            json!({"type": "function_call_output", "call_id": "c1", "output": "ok"});
+        assert_eq!(check_input(&[call.clone(), custom_output]), Ok(()));
+        assert_eq!(
+            check_input(&[call, function_output]).unwrap_err().message,
+            "No tool output found for custom tool call c1."
+        );
     }
 }

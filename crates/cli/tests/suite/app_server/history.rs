@@ -238,8 +238,10 @@ async fn compaction_replaces_the_history_with_the_models_summary() {
         .to_owned();
     let id = compaction.clone();
     server
-        .wait_for("a summary delta", move |l| {
-            l["method"] == "item/agentMessage/delta" && l["params"]["turnId"] == id.as_str()
+        .wait_for("the compaction item", move |l| {
+            l["method"] == "item/started"
+                && l["params"]["turnId"] == id.as_str()
+                && l["params"]["item"]["type"] == "contextCompaction"
         })
         .await;
     let steer = server
