@@ -29,6 +29,7 @@ use tiller_protocol::{
 };
 
 use crate::conversation::{COMPACT_PREFIX, Conversation};
+use crate::events::EventSink;
 use crate::history::History;
 use crate::turn::{TurnRuntime, error_info};
 
@@ -124,12 +125,14 @@ impl ContextBudget {
 }
 
 /// Learn the context windows the provider's model list gives (OpenRouter,
-/// vLLM and LM Studio say them), for a session that configured none. A
-/// provider without a list, or one that cannot be reached, leaves them
-/// unknown; a session gone by then is not kept alive for it.
+/// vLLM and LM Studio say them), for a session that configured none, and
+/// say the session model's in a background event. A provider without a
+/// list, or one that cannot be reached, leaves them unknown; a session gone
+/// by then is not kept alive for it.
 pub(crate) async fn read_listed_windows(
     conversation: std::sync::Weak<Conversation>,
     api_key: Option<String>,
+    events: EventSink,
 ) {
     let Some(provider) = conversation.upgrade().map(|c| c.config.provider.clone()) else {
         return;
@@ -145,8 +148,20 @@ pub(crate) async fn read_listed_windows(
         .into_iter()
         .filter_map(|m| m.context_window.map(|w| (m.id, w)))
         .collect();
-    if let Some(conversation) = conversation.upgrade() {
-        conversation.context.set_listed(windows);
+    let Some(conversation) = conversation.upgrade() else {
+        return;
+    };
+    let model = conversation.settings().model;
+    conversation.context.set_listed(windows);
+    if let Some(window) = conversation.context.window(&model) {
+        events.emit(
+            None,
+            EventMsg::BackgroundEvent {
+                message: format!(
+                    "{model} has a context window of {window} tokens (the provider's model list says); the conversation is compacted as it nears it"
+                ),
+            },
+        );
     }
 }
 

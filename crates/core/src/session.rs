@@ -418,14 +418,6 @@ pub fn spawn_session_with(
     let (ops_tx, ops_rx) = mpsc::unbounded_channel();
     let (events, stream) = EventSink::channel();
     let conversation = Arc::new(Conversation::new(config, client, tools, history, rollout));
-    if !conversation.context.is_configured() {
-        // The model list may say how long a model's context is. It is read in
-        // the background: the first request does not wait for it.
-        tokio::spawn(crate::compaction::read_listed_windows(
-            Arc::downgrade(&conversation),
-            api_key,
-        ));
-    }
     events.emit(
         None,
         EventMsg::SessionConfigured {
@@ -439,6 +431,15 @@ pub fn spawn_session_with(
             interrupted_turn_id: cut_off_turn,
         },
     );
+    if !conversation.context.is_configured() {
+        // The model list may say how long a model's context is. It is read in
+        // the background: the first request does not wait for it.
+        tokio::spawn(crate::compaction::read_listed_windows(
+            Arc::downgrade(&conversation),
+            api_key,
+            events.clone(),
+        ));
+    }
     let running = Arc::new(Mutex::new(None));
     let handle_conversation = Arc::clone(&conversation);
     // A session that keeps no rollout has no turns to take back.

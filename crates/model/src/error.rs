@@ -35,7 +35,10 @@ pub enum ModelError {
 }
 
 impl ModelError {
-    /// The call id named by a `No tool output found for function call X.` 400, if this is one.
+    /// The call id named by a 400 that says a call has no output, if this
+    /// is one: the Responses API's `No tool output found for function call
+    /// X.`, or Chat Completions' `… The following tool_call_ids did not have
+    /// response messages: X, Y` (the first id).
     pub fn missing_tool_output_call_id(&self) -> Option<&str> {
         let ModelError::Fatal {
             message,
@@ -44,7 +47,12 @@ impl ModelError {
         else {
             return None;
         };
-        let rest = message.strip_prefix("No tool output found for function call ")?;
-        Some(rest.trim_end().trim_end_matches('.'))
+        if let Some(rest) = message.strip_prefix("No tool output found for function call ") {
+            return Some(rest.trim_end().trim_end_matches('.'));
+        }
+        let (_, ids) = message.split_once("did not have response messages: ")?;
+        ids.split(',')
+            .next()
+            .map(|id| id.trim().trim_end_matches('.'))
     }
 }

@@ -427,5 +427,11 @@ mod tests {
             None,
         );
         assert_eq!(error.missing_tool_output_call_id(), Some("call_7"));
+        let chat = classify_status(
+            400,
+            r#"{"error":{"message":"An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: call_8, call_9","type":"invalid_request_error"}}"#,
+            None,
+        );
+        assert_eq!(chat.missing_tool_output_call_id(), Some("call_8"));
     }
 }

@@ -241,8 +241,13 @@ fn parse_event(event: &SseEvent) -> Result<Option<ResponseEvent>, ModelError> {
                 .and_then(|r| r.pointer("/incomplete_details/reason"))
                 .and_then(Value::as_str)
                 .unwrap_or("unknown");
+            let message = if reason == "max_output_tokens" {
+                "the model's answer was cut off at its output token limit (max_output_tokens); the partial answer was dropped".to_string()
+            } else {
+                server_words(&format!("the model's response was incomplete: {reason}"))
+            };
             return Err(ModelError::Fatal {
-                message: server_words(&format!("the model's response was incomplete: {reason}")),
+                message,
                 status: None,
             });
         }

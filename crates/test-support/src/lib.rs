@@ -97,6 +97,8 @@ pub struct EngineSettings {
     pub context_window: Option<u64>,
     /// `model_reasoning_effort`.
     pub reasoning_effort: Option<String>,
+    /// What the mock lists at `GET /models` from the start (none: a 404).
+    pub model_list: Vec<serde_json::Value>,
 }
 
 /// Whether a test session is saved.
@@ -125,6 +127,7 @@ impl EngineSettings {
             persistence: Persistence::Off,
             context_window: None,
             reasoning_effort: None,
+            model_list: Vec::new(),
         }
     }
 }
@@ -141,6 +144,7 @@ impl TestEngine {
         let mock = MockModel::start(Script::new(steps))
             .await
             .expect("start the mock model");
+        mock.serve_model_entries(settings.model_list.clone());
         let home = TempDir::new().expect("temp home");
         let workdir = TempDir::new().expect("temp workdir");
         let mut provider = ProviderConfig::for_local_server(mock.base_url());

@@ -391,7 +391,46 @@ async fn reasoning_is_shown_and_sent_back_where_the_api_takes_it(wire: WireApi) 
     engine.finish().await;
 }
 
+async fn a_window_from_the_model_list_is_kept_to(wire: WireApi) {
+    const WINDOW: u64 = 4_000;
+    let mut settings = EngineSettings::new(wire);
+    settings.model_list =
+        vec![json!({"id": "gpt-5-codex", "object": "model", "context_length": WINDOW})];
+    let mut engine = TestEngine::start_with(
+        vec![
+            Step::text("first"),
+            Step::text("SUMMARY: two long prompts"),
+            Step::text("second"),
+        ],
+        settings,
+    )
+    .await;
+    engine.mock.set_context_window(Some(WINDOW));
+    engine
+        .wait_for("the window from the model list", |e| {
+            matches!(&e.msg, EventMsg::BackgroundEvent { message }
+                if message.contains("context window of 4000 tokens"))
+        })
+        .await;
+    for prompt in ["one", "two"] {
+        let turn = engine
+            .start_turn(&format!("{prompt}: {}", "many words ".repeat(540)))
+            .await;
+        let terminal = engine.wait_terminal(&turn).await;
+        assert!(
+            matches!(terminal, EventMsg::TurnCompleted { .. }),
+            "{terminal:?}"
+        );
+    }
+    assert_eq!(compactions(&engine), [(CompactionTrigger::Auto, true)]);
+    let requests = engine.requests();
+    assert_eq!(requests.len(), 3);
+    assert!(requests.iter().all(|r| r.rejected.is_none()));
+    engine.finish().await;
+}
+
 on_both_wires!(
+    a_window_from_the_model_list_is_kept_to,
     reasoning_is_shown_and_sent_back_where_the_api_takes_it,
     three_calls_cut_mid_arguments_leave_a_valid_next_request,
     three_fragmented_calls_all_run_and_are_answered,

@@ -6,16 +6,26 @@ use tiller_mock_model::Step;
 use tiller_protocol::EventMsg;
 use tiller_test_support::TestEngine;
 
-fn missing_output_400() -> Step {
+/// What each API answers a call with no output, in its own words.
+fn missing_output_message(wire: WireApi) -> &'static str {
+    match wire {
+        WireApi::Responses => "No tool output found for function call call_x.",
+        WireApi::Chat => {
+            "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: call_x"
+        }
+    }
+}
+
+fn missing_output_400(wire: WireApi) -> Step {
     Step::http_error(
         400,
-        json!({"error": {"message": "No tool output found for function call call_x.", "type": "invalid_request_error", "param": "input", "code": null}}),
+        json!({"error": {"message": missing_output_message(wire), "type": "invalid_request_error", "param": "input", "code": null}}),
     )
 }
 
 async fn missing_tool_output_400_is_retried_once_without_spending_the_budget(wire: WireApi) {
     let mut engine = TestEngine::start_with(
-        vec![missing_output_400(), Step::text("recovered")],
+        vec![missing_output_400(wire), Step::text("recovered")],
         tiller_test_support::EngineSettings {
             request_max_retries: 0,
             ..tiller_test_support::EngineSettings::new(wire)
@@ -44,8 +54,8 @@ async fn a_second_missing_tool_output_400_fails_the_turn(wire: WireApi) {
     let mut engine = TestEngine::start(
         wire,
         vec![
-            missing_output_400(),
-            missing_output_400(),
+            missing_output_400(wire),
+            missing_output_400(wire),
             Step::text("unused"),
         ],
     )
@@ -55,10 +65,7 @@ async fn a_second_missing_tool_output_400_fails_the_turn(wire: WireApi) {
     let EventMsg::TurnFailed { error, .. } = end else {
         panic!("{end:?}")
     };
-    assert_eq!(
-        error.message,
-        "No tool output found for function call call_x."
-    );
+    assert_eq!(error.message, missing_output_message(wire));
     assert_eq!(engine.requests().len(), 2);
     engine.finish().await;
 }
