@@ -321,16 +321,8 @@ impl TurnRuntime {
                 );
                 return Err(Some(info));
             };
-            self.emitter.emit(EventMsg::StreamRetry {
-                attempt: retry.attempt,
-                max: retry.max,
-                delay_ms: u64::try_from(retry.delay.as_millis()).unwrap_or(u64::MAX),
-                reason: retry.reason,
-            });
-            tokio::select! {
-                biased;
-                () = self.cancel.cancelled() => return Err(None),
-                () = tokio::time::sleep(retry.delay) => {}
+            if !self.wait_to_retry(retry).await {
+                return Err(None);
             }
         }
     }

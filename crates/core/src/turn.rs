@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use tiller_model::retry::{RetryBudget, RetryState};
+use tiller_model::retry::{Retry, RetryBudget, RetryState};
 use tiller_model::{ModelError, ModelRequest, OutputItem, ResponseEvent};
 use tiller_protocol::{
     CallKind, CompactionTrigger, ErrorInfo, EventMsg, ReasoningSummary, ResponseItem, TokenUsage,
@@ -241,17 +241,24 @@ impl TurnRuntime {
             let Some(retry) = retries.next(&error) else {
                 return Err(SampleStop::Failed(error_info(error)));
             };
-            self.emitter.emit(EventMsg::StreamRetry {
-                attempt: retry.attempt,
-                max: retry.max,
-                delay_ms: u64::try_from(retry.delay.as_millis()).unwrap_or(u64::MAX),
-                reason: retry.reason,
-            });
-            tokio::select! {
-                biased;
-                () = self.cancel.cancelled() => return Err(SampleStop::Cancelled(Sample::default())),
-                () = tokio::time::sleep(retry.delay) => {}
+            if !self.wait_to_retry(retry).await {
+                return Err(SampleStop::Cancelled(Sample::default()));
             }
+        }
+    }
+
+    /// Say the retry, and wait its delay; `false` if the turn was cancelled meanwhile.
+    pub(crate) async fn wait_to_retry(&self, retry: Retry) -> bool {
+        self.emitter.emit(EventMsg::StreamRetry {
+            attempt: retry.attempt,
+            max: retry.max,
+            delay_ms: u64::try_from(retry.delay.as_millis()).unwrap_or(u64::MAX),
+            reason: retry.reason,
+        });
+        tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => false,
+            () = tokio::time::sleep(retry.delay) => true,
         }
     }
 

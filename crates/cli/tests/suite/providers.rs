@@ -13,7 +13,7 @@ use tiller_test_support::PtyChild;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::support::{DEADLINE, PROMPT_EXIT, Scratch, run, text_step};
+use super::support::{DEADLINE, PROMPT_EXIT, Scratch, run, shell_step, text_step};
 
 /// A mock model serving `steps`.
 async fn mock(steps: Value) -> MockModel {
@@ -157,8 +157,16 @@ async fn an_env_headers_value_reaches_the_server_and_nothing_else() {
         fastrand::u64(..)
     );
     let scratch = Scratch::new();
-    // A gateway that echoes the key back: tiller must not save or print it.
-    let mock = mock(json!([text_step(&format!("your key is {secret}"))])).await;
+    // A tool looks for the variable; a gateway that echoes the key back:
+    // tiller must not give it to the tool, save it or print it.
+    let mock = mock(json!([
+        shell_step(
+            "call_env",
+            "echo \"${TILLER_TEST_AZURE_KEY:-unset}\" > seen.txt"
+        ),
+        text_step(&format!("your key is {secret}"))
+    ]))
+    .await;
     scratch.mock_config(
         &mock.base_url(),
         "env_http_headers = { \"api-key\" = \"TILLER_TEST_AZURE_KEY\" }\n",
@@ -169,7 +177,18 @@ async fn an_env_headers_value_reaches_the_server_and_nothing_else() {
         .env("RUST_LOG", "trace");
     let finished = run(&mut exec).await;
     finished.assert_exit(0);
-    assert_eq!(only_request(&mock).header("api-key"), Some(secret.as_str()));
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.header("api-key") == Some(secret.as_str()))
+    );
+    assert_eq!(
+        std::fs::read_to_string(scratch.work_file("seen.txt")).unwrap(),
+        "unset\n",
+        "the tool saw the header's variable"
+    );
     // The log was on, at its most verbose: the check below means something.
     assert!(
         finished.stderr.contains("TRACE"),

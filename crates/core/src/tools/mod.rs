@@ -159,13 +159,15 @@ impl ToolContext<'_> {
         crate::DEFAULT_TOOL_TIMEOUT
     }
 
-    /// Environment variables a spawned process must not see (the provider's key).
+    /// Environment variables a spawned process must not see: the provider's
+    /// key, and the variables its `env_http_headers` read (credentials, as
+    /// Azure's `api-key` is).
     pub fn hidden_env(&self) -> Vec<String> {
-        self.conversation
-            .config
-            .provider
+        let provider = &self.conversation.config.provider;
+        provider
             .env_key
             .iter()
+            .chain(provider.env_http_headers.values())
             .cloned()
             .collect()
     }

@@ -35,24 +35,33 @@ pub fn request(input: Vec<Value>) -> Value {
     json!({"model": "test-model", "input": input, "stream": true, "tools": []})
 }
 
-/// POST a JSON body to `{base_url}/responses`.
-pub async fn post(mock: &MockModel, body: &Value) -> reqwest::Response {
+/// POST a JSON body to `{base_url}/{path}`.
+async fn post_to(mock: &MockModel, path: &str, body: &Value) -> reqwest::Response {
     let send = client()
-        .post(format!("{}/responses", mock.base_url()))
+        .post(format!("{}/{path}", mock.base_url()))
         .json(body)
         .send();
     tokio::time::timeout(DEADLINE, send).await.unwrap().unwrap()
 }
 
-/// POST and read the whole body as text.
-pub async fn post_text(mock: &MockModel, body: &Value) -> (reqwest::StatusCode, String) {
-    let response = post(mock, body).await;
+/// The status and whole body of a response, as text.
+async fn status_and_text(response: reqwest::Response) -> (reqwest::StatusCode, String) {
     let status = response.status();
     let text = tokio::time::timeout(DEADLINE, response.text())
         .await
         .unwrap()
         .unwrap();
     (status, text)
+}
+
+/// POST a JSON body to `{base_url}/responses`.
+pub async fn post(mock: &MockModel, body: &Value) -> reqwest::Response {
+    post_to(mock, "responses", body).await
+}
+
+/// POST and read the whole body as text.
+pub async fn post_text(mock: &MockModel, body: &Value) -> (reqwest::StatusCode, String) {
+    status_and_text(post(mock, body).await).await
 }
 
 /// One server-sent event as it appeared on the wire.
@@ -110,22 +119,12 @@ pub fn chat_request(messages: Vec<Value>) -> Value {
 
 /// POST a JSON body to `{base_url}/chat/completions`.
 pub async fn post_chat(mock: &MockModel, body: &Value) -> reqwest::Response {
-    let send = client()
-        .post(format!("{}/chat/completions", mock.base_url()))
-        .json(body)
-        .send();
-    tokio::time::timeout(DEADLINE, send).await.unwrap().unwrap()
+    post_to(mock, "chat/completions", body).await
 }
 
 /// POST to `{base_url}/chat/completions` and read the whole body as text.
 pub async fn post_chat_text(mock: &MockModel, body: &Value) -> (reqwest::StatusCode, String) {
-    let response = post_chat(mock, body).await;
-    let status = response.status();
-    let text = tokio::time::timeout(DEADLINE, response.text())
-        .await
-        .unwrap()
-        .unwrap();
-    (status, text)
+    status_and_text(post_chat(mock, body).await).await
 }
 
 /// Read a response body chunk by chunk until it ends or fails.
