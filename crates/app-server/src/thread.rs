@@ -28,7 +28,7 @@ mod usage;
 
 pub(crate) use approvals::thread_of_request;
 pub(crate) use info::{ThreadHandle, ThreadInfo};
-use usage::Usage;
+use usage::{Context, Usage};
 
 use approvals::{Approvals, Asked};
 
@@ -319,7 +319,13 @@ impl ThreadDriver {
             self.info.failed.store(true, Ordering::Release);
         }
         if let EventMsg::TurnCompleted { usage, .. } = &event.msg {
-            let notification = self.usage.turn_completed(&self.info.id, &turn_id, usage);
+            let context = Context {
+                window: self.session.context_window(),
+                last_response: self.session.last_response_usage(),
+            };
+            let notification = self
+                .usage
+                .turn_completed(&self.info.id, &turn_id, usage, context);
             self.broadcast(&notification);
         }
         let clock = match &self.clock {

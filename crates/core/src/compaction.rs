@@ -49,6 +49,8 @@ pub(crate) struct ContextBudget {
     /// The size of the last request that was answered, and how long the
     /// history was when its answer was recorded.
     mark: Mutex<Option<UsageMark>>,
+    /// The usage the last response reported.
+    last_usage: Mutex<Option<TokenUsage>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -102,11 +104,23 @@ impl ContextBudget {
     /// history is `history_len` long. A provider that reports no input
     /// tokens leaves the estimate to bytes.
     pub(crate) fn note_usage(&self, usage: &TokenUsage, history_len: usize) {
+        *self
+            .last_usage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(*usage);
         let mut mark = self.mark.lock().unwrap_or_else(PoisonError::into_inner);
         *mark = (usage.input_tokens > 0).then_some(UsageMark {
             tokens: usage.input_tokens + usage.output_tokens,
             history_len,
         });
+    }
+
+    /// The usage the last response reported, if one has been answered.
+    pub(crate) fn last_usage(&self) -> Option<TokenUsage> {
+        *self
+            .last_usage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The history was replaced: what was reported no longer measures it.

@@ -18,8 +18,8 @@ use tiller_config::{ApprovalPolicy, Config};
 use tiller_model::ModelClient;
 use tiller_protocol::{
     ErrorInfo, EventMsg, ItemPhase, LifecycleEvent, Op, OpError, RecordedItem, Reply, ResponseItem,
-    ReviewDecision, RolloutItem, SessionMeta, TurnAbortReason, TurnContextLine, TurnItem,
-    TurnItemKind, UserInput, UserMessage,
+    ReviewDecision, RolloutItem, SessionMeta, TokenUsage, TurnAbortReason, TurnContextLine,
+    TurnItem, TurnItemKind, UserInput, UserMessage,
 };
 use tiller_rollout::timestamp::UtcTime;
 use tiller_rollout::{LoadedRollout, OpenRollout, RolloutRecorder};
@@ -208,6 +208,19 @@ impl SessionHandle {
             .send(Submission { op, reply, shown })
             .map_err(|_| OpError::SessionClosed)?;
         rx.await.map_err(|_| OpError::SessionClosed)?
+    }
+
+    /// The context window of the model the session uses now, when known
+    /// (`model_context_window`, or the provider's model list).
+    pub fn context_window(&self) -> Option<u64> {
+        let model = self.conversation.settings().model;
+        self.conversation.context.window(&model)
+    }
+
+    /// The usage the model's last response reported (a turn's usage, in its
+    /// `TurnCompleted`, is the sum of all its responses).
+    pub fn last_response_usage(&self) -> Option<TokenUsage> {
+        self.conversation.context.last_usage()
     }
 
     /// Add `items` to the running turn `expected_turn_id` (see `Op::Steer`).

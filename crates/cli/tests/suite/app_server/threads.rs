@@ -195,16 +195,20 @@ async fn threads_are_read_paged_and_listed_loaded_or_saved() {
 }
 
 /// `thread/tokenUsage/updated` after each completed turn, before its
-/// `turn/completed`: that turn's counts as the model reported them, and the
-/// thread's running total.
+/// `turn/completed`: the thread's running total of what the model reported,
+/// the turn's last response as `last` (how full the context is now), and the
+/// context window the session knows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_usage_is_reported_after_each_completed_turn() {
     let fixture = Fixture::new(vec![
         Step::text("one").with_usage(100, 7),
+        Step::function_call("call_1", "shell", json!({"command": ["true"]})).with_usage(200, 5),
         Step::text("two").with_usage(250, 11),
     ])
     .await;
-    let (mut server, thread) = fixture.started().await;
+    let mut server = fixture.spawn_with(&["-c", "model_context_window=8000"]);
+    server.initialize().await;
+    let thread = server.start_thread(&fixture.scratch).await;
     let mut lasts = Vec::new();
     for prompt in ["first", "second"] {
         let turn = server.start_turn(&thread, prompt, None).await;
@@ -229,9 +233,12 @@ async fn token_usage_is_reported_after_each_completed_turn() {
     assert_eq!(lasts[0]["last"]["inputTokens"], 100);
     assert_eq!(lasts[0]["last"]["outputTokens"], 7);
     assert_eq!(lasts[0]["last"]["totalTokens"], 107);
+    // The second turn made two requests: `last` is the second's.
     assert_eq!(lasts[1]["last"]["inputTokens"], 250);
-    assert_eq!(lasts[1]["total"]["inputTokens"], 350);
-    assert_eq!(lasts[1]["total"]["totalTokens"], 368);
+    assert_eq!(lasts[1]["last"]["outputTokens"], 11);
+    assert_eq!(lasts[1]["total"]["inputTokens"], 550);
+    assert_eq!(lasts[1]["total"]["totalTokens"], 573);
+    assert_eq!(lasts[1]["modelContextWindow"], 8000);
     server.close().await.assert_success();
     fixture.finish().await;
 }
