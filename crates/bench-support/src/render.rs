@@ -17,6 +17,14 @@ const GROUPS: &[(&str, &str)] = &[
     ),
     ("stream", "Engine CPU for one streamed response, by deltas"),
     (
+        "stream-chat",
+        "Chat Completions: the same 20,000 deltas (Responses runs interleaved)",
+    ),
+    (
+        "compaction",
+        "Context compaction: one turn on a 1,000-exchange history (about 250,000 tokens)",
+    ),
+    (
         "resume",
         "Resume of a saved session to ready, by rollout items",
     ),

@@ -254,15 +254,16 @@ impl TurnRuntime {
         let Some(limit) = conversation.context.limit(&conversation.settings().model) else {
             return false;
         };
-        let estimate = {
-            let history = conversation.history();
-            if history.items().len() <= 1 {
-                return false;
-            }
-            conversation.context.estimate_since_usage(history.items())
-        };
-        let estimate =
-            estimate.unwrap_or_else(|| request_tokens(&conversation.prepare_request(false).0));
+        // Measured without copying the history: this runs before every request.
+        let fixed = conversation.request_without_history();
+        let history = conversation.history();
+        if history.items().len() <= 1 {
+            return false;
+        }
+        let estimate = conversation
+            .context
+            .estimate_since_usage(history.items())
+            .unwrap_or_else(|| request_tokens(&fixed) + tokens_of(history.items()));
         estimate > limit
     }
 

@@ -178,30 +178,12 @@ impl Conversation {
     /// returned, to be reported: aborts close the history as they happen, so a
     /// gap here is a bug in tiller), the instructions and the tools.
     pub(crate) fn prepare_request(&self, compact: bool) -> (ModelRequest, crate::history::Repair) {
-        let (repair, input) = {
+        let mut request = self.request_without_history();
+        let repair = {
             let mut history = self.history();
             let repair = history.repair();
-            (repair, history.items().to_vec())
-        };
-        let settings = self.settings();
-        let mut input = input;
-        let project = self
-            .user_instructions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .1
-            .clone();
-        if let Some(project) = project {
-            // The project's instructions come first, as Codex sends them; they
-            // are not in the history (a resumed session reads them afresh).
-            input.insert(0, ResponseItem::user_text(project));
-        }
-        let mut request = ModelRequest {
-            model: settings.model,
-            instructions: instructions(&self.config, &settings.cwd),
-            input,
-            tools: self.tools.specs(),
-            reasoning: settings.reasoning,
+            request.input.extend_from_slice(history.items());
+            repair
         };
         if compact {
             // The summary is all the model is asked for: no tools.
@@ -209,6 +191,28 @@ impl Conversation {
             request.input.push(ResponseItem::user_text(COMPACT_PROMPT));
         }
         (request, repair)
+    }
+
+    /// The next request with only what comes before the history in its
+    /// input: the settings, the instructions, the tools and the project's
+    /// instructions.
+    pub(crate) fn request_without_history(&self) -> ModelRequest {
+        let settings = self.settings();
+        let project = self
+            .user_instructions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .clone();
+        ModelRequest {
+            model: settings.model,
+            instructions: instructions(&self.config, &settings.cwd),
+            // The project's instructions come first, as Codex sends them; they
+            // are not in the history (a resumed session reads them afresh).
+            input: project.map(ResponseItem::user_text).into_iter().collect(),
+            tools: self.tools.specs(),
+            reasoning: settings.reasoning,
+        }
     }
 }
 
