@@ -28,7 +28,7 @@ use tiller_protocol::{
     RolloutItem, TokenUsage, TurnItem, TurnItemKind,
 };
 
-use crate::conversation::{COMPACT_PREFIX, Conversation};
+use crate::conversation::{COMPACT_PREFIX, COMPACT_PROMPT, Conversation};
 use crate::events::EventSink;
 use crate::history::History;
 use crate::turn::{TurnRuntime, error_info};
@@ -280,8 +280,8 @@ impl TurnRuntime {
                 tokens: None,
             },
         ));
-        let (mut request, _) = conversation.prepare_request(true);
-        let before = request_tokens(&request);
+        let before = request_tokens(&conversation.prepare_request(false).0);
+        let (mut request, kept) = summary_request(conversation, trigger);
         if let Some(window) = conversation.context.window(&request.model) {
             fit(&mut request, window);
         }
@@ -289,7 +289,7 @@ impl TurnRuntime {
         let tokens = match &outcome {
             Ok(summary) => {
                 let message = format!("{COMPACT_PREFIX}{summary}");
-                replace_history(conversation, message);
+                replace_history(conversation, message, kept);
                 let (after, _) = conversation.prepare_request(false);
                 Some(CompactedTokens {
                     before,
@@ -393,12 +393,59 @@ fn fit(request: &mut ModelRequest, window: u64) {
 }
 
 /// The history is the summary from here on, in memory and in the rollout.
-fn replace_history(conversation: &Conversation, message: String) {
+/// The request for the summary, and how many of the history's last items
+/// stay as they are after it. A turn that compacts before answering keeps
+/// the person's newest messages (the ones after the model last spoke)
+/// word for word after the summary, as Codex keeps recent user messages: a
+/// long paste is not left to a summary of it. When there is nothing before
+/// them, or for a compaction asked for between turns, everything is
+/// summarised.
+fn summary_request(
+    conversation: &Conversation,
+    trigger: CompactionTrigger,
+) -> (ModelRequest, usize) {
+    let mut request = conversation.request_without_history();
+    let kept = {
+        let mut history = conversation.history();
+        history.repair();
+        let items = history.items();
+        let newest = items
+            .iter()
+            .rev()
+            .take_while(|item| matches!(item, ResponseItem::Message { role, .. } if role == "user"))
+            .count();
+        let kept = match trigger {
+            CompactionTrigger::Manual => 0,
+            CompactionTrigger::Auto | CompactionTrigger::Overflow if newest < items.len() => newest,
+            CompactionTrigger::Auto | CompactionTrigger::Overflow => 0,
+        };
+        request
+            .input
+            .extend_from_slice(&items[..items.len() - kept]);
+        kept
+    };
+    // The summary is all the model is asked for: no tools.
+    request.tools = Vec::new();
+    request.input.push(ResponseItem::user_text(COMPACT_PROMPT));
+    (request, kept)
+}
+
+/// The history is the summary, then its last `kept` items, from here on,
+/// in memory and in the rollout (whose reader starts the history again at
+/// a `compacted` line: the kept items are recorded again after it).
+fn replace_history(conversation: &Conversation, message: String, kept: usize) {
     let mut history = conversation.history();
+    let items = history.items();
+    let tail = items[items.len().saturating_sub(kept)..].to_vec();
     conversation.record_line(RolloutItem::Compacted(CompactedLine {
         message: message.clone(),
     }));
-    *history = History::from_items(vec![ResponseItem::user_text(message)]);
+    for item in &tail {
+        conversation.record_line(RolloutItem::ResponseItem(item.clone()));
+    }
+    let mut items = vec![ResponseItem::user_text(message)];
+    items.extend(tail);
+    *history = History::from_items(items);
     conversation.context.forget_usage();
 }
 

@@ -116,6 +116,9 @@ async fn a_conversation_past_the_window_is_compacted_with_one_line() {
     // The model's summary, then the answer to the second prompt.
     steps.push(Step::text("SUMMARY: the user asked twice"));
     steps.push(Step::text("second answer"));
+    // The kept prompt keeps the next run near the limit too: it compacts again.
+    steps.push(Step::text("SUMMARY: a long prompt, answered"));
+    steps.push(Step::text("third answer"));
     let mock = MockModel::start(Script::new(steps)).await.unwrap();
     mock.set_context_window(Some(WINDOW));
     let scratch = Scratch::new();
@@ -154,11 +157,47 @@ async fn a_conversation_past_the_window_is_compacted_with_one_line() {
     let requests = mock.requests();
     assert!(requests.iter().all(|r| r.rejected.is_none()));
     assert!(requests.iter().all(|r| r.input_tokens <= WINDOW));
-    // The rollout records it, so a resumed session starts from the summary.
+    // The rollout records it, so a resumed session starts from the summary,
+    // then the prompt that was kept word for word.
     let rollout = &scratch.rollout_files()[0];
     let text = std::fs::read_to_string(rollout).unwrap();
     assert!(
         text.contains("\"type\":\"compacted\"") && text.contains("SUMMARY: the user asked twice"),
         "no compacted line in the rollout"
     );
+    let third = run(&mut scratch.tiller(&[
+        "exec",
+        "--cd",
+        work.to_str().unwrap(),
+        "resume",
+        "--last",
+        "third",
+    ]))
+    .await;
+    third.assert_exit(0);
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 5);
+    // What the resumed session read back: the summary, the kept prompt once,
+    // the answer; it summarised that (the new prompt kept aside) ...
+    let resumed = tiller_test_support::input_summary(&requests[3]);
+    assert_eq!(resumed.len(), 4, "{resumed:?}");
+    assert!(
+        resumed[0].contains("SUMMARY: the user asked twice"),
+        "{resumed:?}"
+    );
+    assert!(
+        resumed[1].starts_with("user: again: more words"),
+        "{resumed:?}"
+    );
+    assert_eq!(resumed[2], "assistant: second answer");
+    assert!(resumed[3].starts_with("user: Summarize the conversation"));
+    // ... and went on from the new summary and the new prompt.
+    let last = tiller_test_support::input_summary(&requests[4]);
+    assert_eq!(last.len(), 2, "{last:?}");
+    assert!(
+        last[0].contains("SUMMARY: a long prompt, answered"),
+        "{last:?}"
+    );
+    assert_eq!(last[1], "user: third");
+    assert!(requests.iter().all(|r| r.input_tokens <= WINDOW));
 }

@@ -238,12 +238,29 @@ async fn a_context_length_error_compacts_once_and_sends_again(wire: WireApi) {
     assert_eq!(compactions(&engine), [(CompactionTrigger::Overflow, true)]);
     let requests = engine.wait_requests(4).await;
     assert!(requests[2].tool_names().is_empty(), "the summary request");
+    // The summary was asked of what came before the new message, which
+    // follows it word for word.
+    assert!(
+        input_summary(&requests[2])
+            .last()
+            .is_some_and(|line| line.starts_with("user: Summarize the conversation")),
+        "{:?}",
+        input_summary(&requests[2])
+    );
+    assert!(
+        !input_summary(&requests[2])
+            .iter()
+            .any(|line| line == "user: hello again"),
+        "{:?}",
+        input_summary(&requests[2])
+    );
     let resent = input_summary(&requests[3]);
-    assert_eq!(resent.len(), 1, "{resent:?}");
+    assert_eq!(resent.len(), 2, "{resent:?}");
     assert!(
         resent[0].contains("SUMMARY: the user said hello twice"),
         "{resent:?}"
     );
+    assert_eq!(resent[1], "user: hello again");
     engine.finish().await;
 }
 
