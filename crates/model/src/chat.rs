@@ -506,8 +506,20 @@ struct ToolCallDelta {
 struct FunctionDelta {
     #[serde(default)]
     name: Option<String>,
-    #[serde(default)]
+    /// A piece of the arguments' JSON text; some servers send the
+    /// arguments whole, as a JSON object, which is taken as its text.
+    #[serde(default, deserialize_with = "arguments_text")]
     arguments: Option<String>,
+}
+
+fn arguments_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text),
+        Some(other) => Some(other.to_string()),
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -665,6 +677,20 @@ mod tests {
             answer
                 .add_fragment(fragment(MAX_TOOL_CALLS, None, None, ""))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn arguments_sent_as_an_object_are_taken_as_their_text() {
+        let chunk: Chunk = serde_json::from_str(
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"shell","arguments":{"command":["ls"]}}}]}}]}"#,
+        )
+        .unwrap();
+        let delta = chunk.choices.into_iter().next().unwrap().delta.unwrap();
+        let call = delta.tool_calls.unwrap().into_iter().next().unwrap();
+        assert_eq!(
+            call.function.unwrap().arguments.as_deref(),
+            Some(r#"{"command":["ls"]}"#)
         );
     }
 
