@@ -482,7 +482,7 @@ fn item_kind(item: ThreadItem, completed: bool) -> CellKind {
             } else {
                 "compacting the conversation…".to_owned()
             },
-            tone: Tone::Retry,
+            tone: Tone::Info,
         },
     }
 }
