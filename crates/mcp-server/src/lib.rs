@@ -1,7 +1,8 @@
 //! `tiller mcp-server`: the agent as an MCP tool, over stdio, built on the
 //! official Rust MCP SDK (`rmcp`).
 //!
-//! Three tools ([`server::TillerMcpServer`]):
+//! Three tools ([`server::TillerMcpServer`]), and Codex's `codex` and
+//! `codex-reply` as aliases of the first two ([`codex`]):
 //! - `tiller` starts a session (a *thread*) with a prompt and answers when the
 //!   turn ends;
 //! - `tiller-reply` continues a thread (one this process started, or a saved
@@ -43,6 +44,7 @@
 
 mod approval;
 mod call;
+pub mod codex;
 mod error;
 mod notify;
 pub mod params;

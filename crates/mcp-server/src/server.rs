@@ -21,6 +21,7 @@ use tiller_protocol::Op;
 
 use crate::McpServerOptions;
 use crate::call::{ActiveCalls, error_result, run_turn_call};
+use crate::codex::{CodexParams, CodexReplyParams, codex_content};
 use crate::error::{McpServerError, Result};
 use crate::params::{
     AbortReason, InterruptResult, TillerInterruptParams, TillerParams, TillerReplyParams,
@@ -94,16 +95,18 @@ impl TillerMcpServer {
         &self.inner.options.tiller_home
     }
 
-    async fn start_thread(&self, params: &TillerParams) -> Result<Arc<McpThread>> {
+    async fn start_thread(&self, start: ThreadStart) -> Result<Arc<McpThread>> {
         let overrides = ConfigOverrides {
-            model: params.model.clone(),
-            approval_policy: params.approval_policy.map(Into::into),
-            cwd: params.cwd.as_ref().map(PathBuf::from),
+            model: start.model,
+            approval_policy: start.approval_policy,
+            cwd: start.cwd.map(PathBuf::from),
+            cli_overrides: start.cli_overrides,
             ..ConfigOverrides::default()
         };
         let opened = SessionBuilder::new(self.home())
             .overrides(overrides)
-            .base_instructions(params.base_instructions.clone())
+            .base_instructions(start.base_instructions)
+            .developer_instructions(start.developer_instructions)
             .spawn()
             .await?;
         Ok(self.add_thread(opened))
@@ -153,6 +156,23 @@ impl TillerMcpServer {
     }
 }
 
+/// The session a `tiller` or `codex` call starts.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadStart {
+    /// The model; the config's when `None`.
+    pub model: Option<String>,
+    /// The working folder; the server's when `None`.
+    pub cwd: Option<String>,
+    /// When to ask before running a command.
+    pub approval_policy: Option<tiller_core::config::ApprovalPolicy>,
+    /// Replaces the system instructions.
+    pub base_instructions: Option<String>,
+    /// Added after the system instructions.
+    pub developer_instructions: Option<String>,
+    /// `-c key=value` overrides.
+    pub cli_overrides: Vec<(String, String)>,
+}
+
 #[tool_router]
 impl TillerMcpServer {
     /// Start a tiller session with a prompt; answers when the turn ends.
@@ -169,11 +189,69 @@ impl TillerMcpServer {
         Parameters(params): Parameters<TillerParams>,
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let thread = match self.start_thread(&params).await {
+        let start = ThreadStart {
+            model: params.model,
+            cwd: params.cwd,
+            approval_policy: params.approval_policy.map(Into::into),
+            base_instructions: params.base_instructions,
+            developer_instructions: None,
+            cli_overrides: Vec::new(),
+        };
+        let thread = match self.start_thread(start).await {
             Ok(thread) => thread,
             Err(e) => return error_result("", e.to_string()),
         };
         run_turn_call(thread, params.prompt, context, &self.inner.calls).await
+    }
+
+    /// Codex's `codex` tool: `tiller` with Codex's parameter names.
+    #[tool(
+        name = "codex",
+        description = "Codex's `codex` tool, for clients written against `codex mcp-server`: \
+                       start a session with a prompt (Codex's parameter names) and run one \
+                       turn. Answers like `tiller`, with structuredContent {threadId, content, \
+                       status, lastAgentMessage}. Continue with `codex-reply`."
+    )]
+    async fn codex(
+        &self,
+        Parameters(params): Parameters<CodexParams>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let start = match params.thread_start() {
+            Ok(start) => start,
+            Err(e) => return error_result("", e),
+        };
+        let thread = match self.start_thread(start).await {
+            Ok(thread) => thread,
+            Err(e) => return error_result("", e.to_string()),
+        };
+        let mut result = run_turn_call(thread, params.prompt, context, &self.inner.calls).await;
+        codex_content(&mut result.structured_content);
+        result
+    }
+
+    /// Codex's `codex-reply` tool: `tiller-reply` with Codex's parameter names.
+    #[tool(
+        name = "codex-reply",
+        description = "Codex's `codex-reply` tool: continue a session (`threadId`, or \
+                       Codex's older `conversationId`) with the next prompt. Answers like `codex`."
+    )]
+    async fn codex_reply(
+        &self,
+        Parameters(params): Parameters<CodexReplyParams>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let thread_id = match params.thread() {
+            Ok(id) => id.to_string(),
+            Err(e) => return error_result("", e.to_string()),
+        };
+        let thread = match self.find_thread(&thread_id).await {
+            Ok(thread) => thread,
+            Err(e) => return error_result(&thread_id, e.to_string()),
+        };
+        let mut result = run_turn_call(thread, params.prompt, context, &self.inner.calls).await;
+        codex_content(&mut result.structured_content);
+        result
     }
 
     /// Continue a session with the next prompt; answers when the turn ends.

@@ -143,7 +143,7 @@ def mock_script(work):
 
 async def check_schemas(session):
     tools = {t.name: t for t in (await session.list_tools()).tools}
-    assert set(tools) == {"tiller", "tiller-reply", "tiller-interrupt"}, sorted(tools)
+    assert set(tools) == {"tiller", "tiller-reply", "tiller-interrupt", "codex", "codex-reply"}, sorted(tools)
     tiller = tools["tiller"].input_schema
     assert tiller["type"] == "object"
     assert tiller["required"] == ["prompt"], tiller

@@ -36,6 +36,83 @@ async fn tools_have_schemas_generated_from_their_parameters() {
     required.sort();
     assert_eq!(required, ["prompt", "threadId"]);
     assert_eq!(schema("tiller-interrupt")["required"], json!(["threadId"]));
+    // Codex's tools, with Codex's parameter names.
+    let codex = schema("codex");
+    assert_eq!(codex["required"], json!(["prompt"]));
+    for key in [
+        "approval-policy",
+        "base-instructions",
+        "developer-instructions",
+        "config",
+        "sandbox",
+        "cwd",
+        "model",
+    ] {
+        assert!(
+            codex["properties"].get(key).is_some(),
+            "codex takes {key}: {codex}"
+        );
+    }
+    let codex_reply = schema("codex-reply");
+    assert_eq!(codex_reply["required"], json!(["prompt"]));
+    for key in ["threadId", "conversationId"] {
+        assert!(
+            codex_reply["properties"].get(key).is_some(),
+            "{codex_reply}"
+        );
+    }
+    h.finish().await;
+}
+
+/// A client written against `codex mcp-server` calls `codex` and
+/// `codex-reply` with Codex's parameters and reads Codex's result fields.
+#[tokio::test]
+async fn codex_and_codex_reply_are_drop_in_aliases() {
+    let h = Harness::start(vec![Step::text("codex answer"), Step::text("reply answer")]).await;
+    let result = h
+        .call(
+            "codex",
+            args(json!({
+                "prompt": "do it the codex way",
+                "cwd": h.work.path(),
+                "approval-policy": "on-request",
+                "sandbox": "workspace-write",
+                "developer-instructions": "answer in one line",
+                "config": {"model_reasoning_effort": "high"},
+            })),
+        )
+        .await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    assert_eq!(text(&result), "codex answer");
+    let content = structured(&result);
+    assert_eq!(content["content"], "codex answer");
+    assert_eq!(content["status"], "completed");
+    let thread_id = content["threadId"].as_str().unwrap().to_string();
+    let first = &h.mock.requests()[0];
+    assert!(
+        first
+            .instructions()
+            .is_some_and(|i| i.ends_with("answer in one line")),
+        "{:?}",
+        first.instructions()
+    );
+    assert_eq!(first.body["reasoning"]["effort"], "high");
+
+    // Codex's older name for the thread.
+    let reply = h
+        .call(
+            "codex-reply",
+            args(json!({"conversationId": thread_id, "prompt": "and again"})),
+        )
+        .await;
+    assert_eq!(text(&reply), "reply answer");
+    assert_eq!(structured(&reply)["threadId"], thread_id.as_str());
+    assert_eq!(structured(&reply)["content"], "reply answer");
+    let missing = h
+        .call("codex-reply", args(json!({"prompt": "whose?"})))
+        .await;
+    assert_eq!(missing.is_error, Some(true));
+    assert!(text(&missing).contains("threadId"), "{}", text(&missing));
     h.finish().await;
 }
 
