@@ -497,6 +497,19 @@ mod tests {
         home.path().join(CONFIG_FILE_NAME).display().to_string()
     }
 
+    /// Each config file `text` fails to load with `file:line: expected`.
+    fn assert_file_errors<'a>(cases: impl IntoIterator<Item = (String, usize, &'a str)>) {
+        for (text, line, expected) in cases {
+            let home = home_with(&text);
+            let error = load(&home, ConfigOverrides::default()).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!("{}:{line}: {expected}", file_of(&home)),
+                "for {text:?}"
+            );
+        }
+    }
+
     const LOCAL_PROVIDER: &str = r#"model_provider = "local"
 
 [model_providers.local]
@@ -676,15 +689,11 @@ request_max_retries = "x"
                 "model_providers.openai.request_max_retries: integer 99999999999999999999 is out of range",
             ),
         ];
-        for (text, line, expected) in cases {
-            let home = home_with(&format!("# tiller\n#\n{text}\n"));
-            let error = load(&home, ConfigOverrides::default()).unwrap_err();
-            assert_eq!(
-                error.to_string(),
-                format!("{}:{line}: {expected}", file_of(&home)),
-                "for {text:?}"
-            );
-        }
+        assert_file_errors(
+            cases
+                .into_iter()
+                .map(|(text, line, expected)| (format!("# tiller\n#\n{text}\n"), line, expected)),
+        );
     }
 
     #[test]

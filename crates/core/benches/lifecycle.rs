@@ -416,30 +416,44 @@ async fn stream_cpu_on(bench: &Bench, deltas: usize, wire: WireApi) -> StreamSam
     let (session, mut events) = bench.session_with(wire, None, Vec::new());
     next_event(&mut events).await; // SessionConfigured
 
+    let (seen, sample) = measured(bench, async {
+        start_turn(&session, "say a lot").await;
+        let mut seen = 0;
+        loop {
+            let event = next_event(&mut events).await;
+            match event.msg {
+                EventMsg::AgentMessageDelta { .. } => seen += 1,
+                EventMsg::TurnCompleted { .. } => break seen,
+                msg if msg.is_terminal() => panic!("the turn ended with {msg:?}"),
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(seen, deltas, "every delta reaches the client");
+    shut_down(session, events).await;
+    sample
+}
+
+/// Run `work`, and measure it: the engine's CPU (the process's, minus the
+/// mock's thread), the mock's, and the wall time.
+async fn measured<T>(
+    bench: &Bench,
+    work: impl std::future::Future<Output = T>,
+) -> (T, StreamSample) {
     let mock_before = bench.mock_cpu().await;
     let process_before = process_cpu();
     let started = Instant::now();
-    start_turn(&session, "say a lot").await;
-    let mut seen = 0;
-    loop {
-        let event = next_event(&mut events).await;
-        match event.msg {
-            EventMsg::AgentMessageDelta { .. } => seen += 1,
-            EventMsg::TurnCompleted { .. } => break,
-            msg if msg.is_terminal() => panic!("the turn ended with {msg:?}"),
-            _ => {}
-        }
-    }
+    let out = work.await;
     let wall = started.elapsed();
     let process = process_cpu() - process_before;
     let mock = bench.mock_cpu().await - mock_before;
-    assert_eq!(seen, deltas, "every delta reaches the client");
-    shut_down(session, events).await;
-    StreamSample {
+    let sample = StreamSample {
         engine: process.saturating_sub(mock),
         mock,
         wall,
-    }
+    };
+    (out, sample)
 }
 
 /// The floor: process CPU (minus the mock's thread) of a client that posts the
@@ -658,19 +672,19 @@ async fn client_cpu(bench: &Bench, deltas: usize, wire: WireApi) -> Duration {
         tools: Vec::new(),
         reasoning: None,
     };
-    let mock_before = bench.mock_cpu().await;
-    let process_before = process_cpu();
-    let mut stream = client.stream(&request).await.unwrap();
-    let mut seen = 0;
-    while let Some(event) = stream.next().await {
-        if let tiller_core::client::ResponseEvent::OutputTextDelta(_) = event.unwrap() {
-            seen += 1;
+    let (seen, sample) = measured(bench, async {
+        let mut stream = client.stream(&request).await.unwrap();
+        let mut seen = 0;
+        while let Some(event) = stream.next().await {
+            if let tiller_core::client::ResponseEvent::OutputTextDelta(_) = event.unwrap() {
+                seen += 1;
+            }
         }
-    }
-    let process = process_cpu() - process_before;
-    let mock = bench.mock_cpu().await - mock_before;
+        seen
+    })
+    .await;
     assert_eq!(seen, deltas);
-    process.saturating_sub(mock)
+    sample.engine
 }
 
 // ---------------------------------------------------------------------------
@@ -731,32 +745,29 @@ async fn compaction_bench(bench: &Bench, report: &mut Report) {
             let (session, mut events) =
                 bench.session_with(WireApi::Responses, row.window, long_history(PAIRS));
             next_event(&mut events).await; // SessionConfigured
-            let mock_before = bench.mock_cpu().await;
-            let process_before = process_cpu();
-            let started = Instant::now();
-            start_turn(&session, "go on").await;
-            let mut compacted = false;
-            loop {
-                match next_event(&mut events).await.msg {
-                    EventMsg::ItemCompleted { item }
-                        if matches!(item.kind, TurnItemKind::ContextCompaction { .. }) =>
-                    {
-                        compacted = true;
+            let (compacted, sample) = measured(bench, async {
+                start_turn(&session, "go on").await;
+                let mut compacted = false;
+                loop {
+                    match next_event(&mut events).await.msg {
+                        EventMsg::ItemCompleted { item }
+                            if matches!(item.kind, TurnItemKind::ContextCompaction { .. }) =>
+                        {
+                            compacted = true;
+                        }
+                        EventMsg::TurnCompleted { .. } => break compacted,
+                        msg if msg.is_terminal() => panic!("the turn ended with {msg:?}"),
+                        _ => {}
                     }
-                    EventMsg::TurnCompleted { .. } => break,
-                    msg if msg.is_terminal() => panic!("the turn ended with {msg:?}"),
-                    _ => {}
                 }
-            }
-            let wall = started.elapsed();
-            let process = process_cpu() - process_before;
-            let mock = bench.mock_cpu().await - mock_before;
+            })
+            .await;
             assert_eq!(
                 compacted, compacts,
                 "compacted exactly when the window is small"
             );
-            row.cpu.push(process.saturating_sub(mock));
-            row.wall.push(wall);
+            row.cpu.push(sample.engine);
+            row.wall.push(sample.wall);
             shut_down(session, events).await;
         }
         progress(i);

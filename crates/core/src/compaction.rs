@@ -28,10 +28,16 @@ use tiller_protocol::{
     RolloutItem, TokenUsage, TurnItem, TurnItemKind,
 };
 
-use crate::conversation::{COMPACT_PREFIX, COMPACT_PROMPT, Conversation};
+use crate::conversation::Conversation;
 use crate::events::EventSink;
 use crate::history::History;
 use crate::turn::{TurnRuntime, error_info};
+
+/// What the model is asked in a compaction (sent, not kept).
+const COMPACT_PROMPT: &str = "Summarize the conversation so far so that you can continue the work from the summary alone: the user's goals and requests, what has been done (files, commands, results), decisions made, and what is left to do. Be complete but concise. Reply with the summary only.";
+
+/// What the summary is introduced with in the history that replaces the old one.
+const COMPACT_PREFIX: &str = "The conversation so far was compacted. Its summary:\n\n";
 
 /// The share of the context window a request may fill before the
 /// conversation is compacted, when no limit is configured.
@@ -186,6 +192,13 @@ pub(crate) fn request_tokens(request: &ModelRequest) -> u64 {
         + tokens_of(&request.tools)
 }
 
+/// The estimated tokens of the next request, measured without copying the
+/// history (this runs before every request).
+fn next_request_tokens(conversation: &Conversation) -> u64 {
+    let fixed = request_tokens(&conversation.request_without_history());
+    fixed + tokens_of(conversation.history().items())
+}
+
 /// The estimated tokens of `values` as JSON.
 fn tokens_of<T: serde::Serialize>(values: &[T]) -> u64 {
     let mut counter = ByteCounter(0);
@@ -254,17 +267,14 @@ impl TurnRuntime {
         let Some(limit) = conversation.context.limit(&conversation.settings().model) else {
             return false;
         };
-        // Measured without copying the history: this runs before every request.
-        let fixed = conversation.request_without_history();
-        let history = conversation.history();
-        if history.items().len() <= 1 {
-            return false;
-        }
-        let estimate = conversation
-            .context
-            .estimate_since_usage(history.items())
-            .unwrap_or_else(|| request_tokens(&fixed) + tokens_of(history.items()));
-        estimate > limit
+        let since_usage = {
+            let history = conversation.history();
+            if history.items().len() <= 1 {
+                return false;
+            }
+            conversation.context.estimate_since_usage(history.items())
+        };
+        since_usage.unwrap_or_else(|| next_request_tokens(conversation)) > limit
     }
 
     /// Ask the model for a summary of the conversation and replace the
@@ -280,7 +290,7 @@ impl TurnRuntime {
                 tokens: None,
             },
         ));
-        let before = request_tokens(&conversation.prepare_request(false).0);
+        let before = next_request_tokens(conversation);
         let (mut request, kept) = summary_request(conversation, trigger);
         if let Some(window) = conversation.context.window(&request.model) {
             fit(&mut request, window);
@@ -290,10 +300,9 @@ impl TurnRuntime {
             Ok(summary) => {
                 let message = format!("{COMPACT_PREFIX}{summary}");
                 replace_history(conversation, message, kept);
-                let (after, _) = conversation.prepare_request(false);
                 Some(CompactedTokens {
                     before,
-                    after: request_tokens(&after),
+                    after: next_request_tokens(conversation),
                 })
             }
             Err(_) => None,

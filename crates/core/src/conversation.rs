@@ -177,7 +177,7 @@ impl Conversation {
     /// The next request: the history checked for I1 first (a repair is
     /// returned, to be reported: aborts close the history as they happen, so a
     /// gap here is a bug in tiller), the instructions and the tools.
-    pub(crate) fn prepare_request(&self, compact: bool) -> (ModelRequest, crate::history::Repair) {
+    pub(crate) fn prepare_request(&self) -> (ModelRequest, crate::history::Repair) {
         let mut request = self.request_without_history();
         let repair = {
             let mut history = self.history();
@@ -185,11 +185,6 @@ impl Conversation {
             request.input.extend_from_slice(history.items());
             repair
         };
-        if compact {
-            // The summary is all the model is asked for: no tools.
-            request.tools = Vec::new();
-            request.input.push(ResponseItem::user_text(COMPACT_PROMPT));
-        }
         (request, repair)
     }
 
@@ -215,12 +210,6 @@ impl Conversation {
         }
     }
 }
-
-/// What the model is asked in a compaction turn (sent, not kept).
-pub(crate) const COMPACT_PROMPT: &str = "Summarize the conversation so far so that you can continue the work from the summary alone: the user's goals and requests, what has been done (files, commands, results), decisions made, and what is left to do. Be complete but concise. Reply with the summary only.";
-
-/// What the summary is introduced with in the history that replaces the old one.
-pub(crate) const COMPACT_PREFIX: &str = "The conversation so far was compacted. Its summary:\n\n";
 
 fn instructions(config: &Config, cwd: &Path) -> String {
     let base = config.base_instructions.clone().unwrap_or_else(|| {

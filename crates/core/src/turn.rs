@@ -195,7 +195,7 @@ impl TurnRuntime {
                 compacted = true;
                 self.compact_or_stop(CompactionTrigger::Auto).await?;
             }
-            let (request, repair) = self.conversation.prepare_request(false);
+            let (request, repair) = self.conversation.prepare_request();
             if !repair.is_empty() {
                 tracing::error!(
                     ?repair,

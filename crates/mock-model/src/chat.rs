@@ -244,10 +244,7 @@ fn function_call_fragments(
     output_index: usize,
     meta: &ResponseMeta,
 ) -> Vec<Fragment> {
-    let call_id = call
-        .call_id
-        .clone()
-        .unwrap_or_else(|| default_call_id(meta, output_index));
+    let call_id = call_id_of(call.call_id.as_deref(), meta, output_index);
     tool_call_fragments(index, &call_id, &call.name, call.delta_pieces())
 }
 
@@ -257,10 +254,7 @@ fn custom_tool_call_fragments(
     output_index: usize,
     meta: &ResponseMeta,
 ) -> Vec<Fragment> {
-    let call_id = call
-        .call_id
-        .clone()
-        .unwrap_or_else(|| default_call_id(meta, output_index));
+    let call_id = call_id_of(call.call_id.as_deref(), meta, output_index);
     let arguments = json!({"input": call.input}).to_string();
     // As many pieces as the input has on Responses, so faults count the same.
     let pieces = split_into_chunks(&arguments, call.delta_pieces().len());
@@ -268,8 +262,11 @@ fn custom_tool_call_fragments(
 }
 
 /// The same default call id the Responses rendering uses.
-fn default_call_id(meta: &ResponseMeta, output_index: usize) -> String {
-    format!("call_mock_{}_{output_index}", meta.number)
+fn call_id_of(explicit: Option<&str>, meta: &ResponseMeta, output_index: usize) -> String {
+    explicit.map_or_else(
+        || format!("call_mock_{}_{output_index}", meta.number),
+        str::to_owned,
+    )
 }
 
 fn tool_call_fragments(
@@ -305,7 +302,6 @@ fn usage_json(usage: &Usage) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Segment;
     use crate::step::Step;
 
     fn meta(include_usage: bool) -> ResponseMeta {
@@ -325,16 +321,12 @@ mod tests {
         };
         response_plan(&response, &meta(include_usage))
             .iter()
-            .map(|segment| match segment {
-                Segment::Bytes(bytes) => {
-                    let text = std::str::from_utf8(bytes).unwrap();
+            .map(|segment| match segment.shown() {
+                Ok(text) => {
                     let data = text.strip_prefix("data: ").unwrap();
                     data.strip_suffix("\n\n").unwrap().to_owned()
                 }
-                Segment::Pause(_) => "!pause".to_owned(),
-                Segment::Drop => "!drop".to_owned(),
-                Segment::Hang => "!hang".to_owned(),
-                Segment::KeepAlive(_) => "!keep-alive".to_owned(),
+                Err(marker) => marker.to_owned(),
             })
             .collect()
     }

@@ -40,6 +40,21 @@ pub(crate) enum Segment {
 /// A rendered response body.
 pub(crate) type Plan = Vec<Segment>;
 
+#[cfg(test)]
+impl Segment {
+    /// The bytes as text, or a `!pause`-style marker for what is not bytes;
+    /// for tests that read a plan.
+    pub(crate) fn shown(&self) -> Result<&str, &'static str> {
+        match self {
+            Segment::Bytes(bytes) => Ok(std::str::from_utf8(bytes).unwrap_or("!not utf-8")),
+            Segment::Pause(_) => Err("!pause"),
+            Segment::Drop => Err("!drop"),
+            Segment::Hang => Err("!hang"),
+            Segment::KeepAlive(_) => Err("!keep-alive"),
+        }
+    }
+}
+
 /// What a rendered response needs to know about the request it answers.
 #[derive(Debug, Clone)]
 pub(crate) struct ResponseMeta {

@@ -458,19 +458,13 @@ mod tests {
     /// `!malformed` markers.
     fn kinds(plan: &Plan) -> Vec<String> {
         plan.iter()
-            .map(|segment| match segment {
-                Segment::Bytes(bytes) if bytes.as_ref() == MALFORMED_LINE => {
-                    "!malformed".to_owned()
-                }
-                Segment::Bytes(bytes) => {
-                    let text = std::str::from_utf8(bytes).unwrap();
+            .map(|segment| match segment.shown() {
+                Ok(text) if text.as_bytes() == MALFORMED_LINE => "!malformed".to_owned(),
+                Ok(text) => {
                     let first = text.lines().next().unwrap();
                     first.trim_start_matches("event: ").to_owned()
                 }
-                Segment::Pause(_) => "!pause".to_owned(),
-                Segment::Drop => "!drop".to_owned(),
-                Segment::Hang => "!hang".to_owned(),
-                Segment::KeepAlive(_) => "!keep-alive".to_owned(),
+                Err(marker) => marker.to_owned(),
             })
             .collect()
     }

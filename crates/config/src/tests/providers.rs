@@ -205,15 +205,11 @@ fn bad_headers_and_query_params_name_file_line_and_dotted_key() {
             "model_providers.local.query_params.api-version: expected a string, found 2025",
         ),
     ];
-    for (text, line, expected) in cases {
-        let home = home_with(&format!("{LOCAL_PROVIDER}{text}\n"));
-        let error = load(&home, ConfigOverrides::default()).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            format!("{}:{line}: {expected}", file_of(&home)),
-            "for {text:?}"
-        );
-    }
+    assert_file_errors(
+        cases
+            .into_iter()
+            .map(|(text, line, expected)| (format!("{LOCAL_PROVIDER}{text}\n"), line, expected)),
+    );
 }
 
 #[test]

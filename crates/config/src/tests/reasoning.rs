@@ -113,16 +113,12 @@ fn bad_model_settings_name_file_line_key_and_the_accepted_values() {
             "oss_provider: unknown model provider 'llama' (known providers: lmstudio, ollama, openai, openrouter, vllm)",
         ),
     ];
-    for (text, expected) in cases {
-        // Two comment lines first, so line 1 is never right by accident.
-        let home = home_with(&format!("# tiller\n#\n{text}\n"));
-        let error = load(&home, ConfigOverrides::default()).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            format!("{}:3: {expected}", file_of(&home)),
-            "for {text:?}"
-        );
-    }
+    // Two comment lines first, so line 1 is never right by accident.
+    assert_file_errors(
+        cases
+            .into_iter()
+            .map(|(text, expected)| (format!("# tiller\n#\n{text}\n"), 3, expected)),
+    );
 }
 
 #[test]

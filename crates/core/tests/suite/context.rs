@@ -403,6 +403,11 @@ async fn reasoning_is_shown_and_sent_back_where_the_api_takes_it(wire: WireApi) 
         WireApi::Chat => {
             assert_eq!(requests[0].body["reasoning_effort"], "high");
             assert!(reasoning.is_empty(), "chat servers refuse reasoning back");
+            assert!(
+                !requests[1].raw_body.contains("thinking hard"),
+                "the reasoning went back in some form: {}",
+                requests[1].raw_body
+            );
         }
     }
     engine.finish().await;
