@@ -198,6 +198,11 @@ pub enum ThreadItem {
     ContextCompaction {
         /// Item id.
         id: String,
+        /// tiller: `inProgress`, `completed` (the summary replaced the
+        /// history), or `failed` (stopped or failed: the history is as it
+        /// was). Codex sends none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<String>,
     },
 }
 
@@ -210,7 +215,7 @@ impl ThreadItem {
             | ThreadItem::Reasoning { id, .. }
             | ThreadItem::CommandExecution { id, .. }
             | ThreadItem::FileChange { id, .. }
-            | ThreadItem::ContextCompaction { id } => id,
+            | ThreadItem::ContextCompaction { id, .. } => id,
         }
     }
 }

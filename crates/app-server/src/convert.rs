@@ -4,7 +4,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tiller_app_server_protocol::{ErrorCode, JsonRpcError, ThreadItem, UserInput as WireInput};
 use tiller_protocol::{
-    ExecEndStatus, FileChangeKind, PatchStatus, TurnItem, TurnItemKind, UserInput, display_command,
+    CompactionStatus, ExecEndStatus, FileChangeKind, PatchStatus, TurnItem, TurnItemKind,
+    UserInput, display_command,
 };
 
 /// Wire input to engine input, as the person gave it (the engine decides what
@@ -121,7 +122,17 @@ pub(crate) fn thread_item(item: &TurnItem) -> ThreadItem {
             }
             .to_string(),
         },
-        TurnItemKind::ContextCompaction { .. } => ThreadItem::ContextCompaction { id },
+        TurnItemKind::ContextCompaction { status, .. } => ThreadItem::ContextCompaction {
+            id,
+            status: Some(
+                match status {
+                    None => "inProgress",
+                    Some(CompactionStatus::Completed) => "completed",
+                    Some(CompactionStatus::Failed) => "failed",
+                }
+                .to_string(),
+            ),
+        },
     }
 }
 
@@ -209,6 +220,26 @@ mod tests {
             serde_json::to_value(thread_item(&reasoning)).unwrap(),
             serde_json::json!({"type": "reasoning", "id": "t-item-3", "summary": ["so"], "content": []})
         );
+        // A compaction says how it ended (tiller's `status`): a stopped one
+        // left the history as it was.
+        for (status, shown) in [
+            (None, "inProgress"),
+            (Some(CompactionStatus::Completed), "completed"),
+            (Some(CompactionStatus::Failed), "failed"),
+        ] {
+            let compaction = TurnItem::new(
+                "t-item-4",
+                TurnItemKind::ContextCompaction {
+                    trigger: tiller_protocol::CompactionTrigger::Auto,
+                    status,
+                    tokens: None,
+                },
+            );
+            assert_eq!(
+                serde_json::to_value(thread_item(&compaction)).unwrap(),
+                serde_json::json!({"type": "contextCompaction", "id": "t-item-4", "status": shown})
+            );
+        }
         // Wire input survives the round trip through the engine.
         let wire = vec![
             WireInput::Text { text: "a".into() },

@@ -24,8 +24,8 @@ use futures::StreamExt;
 use tiller_model::retry::{RetryBudget, RetryState};
 use tiller_model::{ModelError, ModelRequest, OutputItem, ResponseEvent};
 use tiller_protocol::{
-    CompactedLine, CompactedTokens, CompactionTrigger, ErrorInfo, EventMsg, ResponseItem,
-    RolloutItem, TokenUsage, TurnItem, TurnItemKind,
+    CompactedLine, CompactedTokens, CompactionStatus, CompactionTrigger, ErrorInfo, EventMsg,
+    ResponseItem, RolloutItem, TokenUsage, TurnItem, TurnItemKind,
 };
 
 use crate::conversation::Conversation;
@@ -287,6 +287,7 @@ impl TurnRuntime {
             id.clone(),
             TurnItemKind::ContextCompaction {
                 trigger,
+                status: None,
                 tokens: None,
             },
         ));
@@ -309,7 +310,15 @@ impl TurnRuntime {
         };
         self.items.completed(TurnItem::new(
             id,
-            TurnItemKind::ContextCompaction { trigger, tokens },
+            TurnItemKind::ContextCompaction {
+                trigger,
+                status: Some(if tokens.is_some() {
+                    CompactionStatus::Completed
+                } else {
+                    CompactionStatus::Failed
+                }),
+                tokens,
+            },
         ));
         match outcome {
             Ok(_) => Compaction::Done,

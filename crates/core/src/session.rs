@@ -552,6 +552,7 @@ pub(crate) fn cut_off(item: TurnItem) -> TurnItem {
         // Cut off before the summary replaced anything.
         TurnItemKind::ContextCompaction { trigger, .. } => TurnItemKind::ContextCompaction {
             trigger,
+            status: Some(tiller_protocol::CompactionStatus::Failed),
             tokens: None,
         },
     };

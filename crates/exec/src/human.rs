@@ -334,7 +334,9 @@ impl HumanPrinter {
                 }
                 self.status(Some("thinking"));
             }
-            TurnItemKind::ContextCompaction { trigger, tokens } => {
+            TurnItemKind::ContextCompaction {
+                trigger, tokens, ..
+            } => {
                 self.err(&self.style(DIM, &compaction_line(*trigger, *tokens)));
             }
             TurnItemKind::CommandExecution { status: None, .. }

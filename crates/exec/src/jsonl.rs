@@ -6,8 +6,8 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 use tiller_protocol::{
-    Event, EventMsg, ExecEndStatus, FileChangeKind, PatchStatus, TurnAbortReason, TurnItem,
-    TurnItemKind, display_command,
+    CompactionStatus, Event, EventMsg, ExecEndStatus, FileChangeKind, PatchStatus, TurnAbortReason,
+    TurnItem, TurnItemKind, display_command,
 };
 
 use crate::printer::Printer;
@@ -181,11 +181,19 @@ pub(crate) fn codex_item(item: &TurnItem) -> Value {
             json!({"id": item.id, "type": "file_change", "changes": changes, "status": status})
         }
         // Codex's exec has no such item; tiller names it as its app-server does.
-        TurnItemKind::ContextCompaction { trigger, tokens } => json!({
+        TurnItemKind::ContextCompaction {
+            trigger,
+            status,
+            tokens,
+        } => json!({
             "id": item.id,
             "type": "context_compaction",
             "trigger": trigger.as_str(),
-            "status": if tokens.is_some() { "completed" } else { "failed" },
+            "status": match status {
+                None => "in_progress",
+                Some(CompactionStatus::Completed) => "completed",
+                Some(CompactionStatus::Failed) => "failed",
+            },
             "tokens_before": tokens.map(|t| t.before),
             "tokens_after": tokens.map(|t| t.after),
         }),

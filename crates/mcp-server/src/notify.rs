@@ -155,10 +155,14 @@ pub(crate) fn wire_msg(msg: &EventMsg) -> Option<Value> {
                 json!({"call_id": call_id, "changes": changes, "status": status,
                        "success": *status == Some(tiller_protocol::PatchStatus::Completed)}),
             ),
-            TurnItemKind::ContextCompaction { trigger, tokens } => item_msg(
+            TurnItemKind::ContextCompaction {
+                trigger,
+                status,
+                tokens,
+            } => item_msg(
                 "context_compacted",
                 item,
-                json!({"trigger": trigger, "tokens": tokens}),
+                json!({"trigger": trigger, "status": status, "tokens": tokens}),
             ),
         }),
         other => serde_json::to_value(other).ok(),
@@ -208,9 +212,9 @@ pub(crate) fn describe(msg: &EventMsg) -> String {
             } => {
                 format!("{} file(s) edited: {status:?}", changes.len())
             }
-            TurnItemKind::ContextCompaction { trigger, tokens } => {
-                tiller_protocol::compaction_line(*trigger, *tokens)
-            }
+            TurnItemKind::ContextCompaction {
+                trigger, tokens, ..
+            } => tiller_protocol::compaction_line(*trigger, *tokens),
         },
         EventMsg::ExecCommandOutputDelta { chunk, .. } => chunk.clone(),
         EventMsg::ExecApprovalRequest { command, .. } => {

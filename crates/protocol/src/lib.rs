@@ -32,6 +32,6 @@ pub use rollout::{
     TurnContextLine, UnrevertLine,
 };
 pub use turn_item::{
-    CompactedTokens, CompactionTrigger, FileChange, FileChangeKind, PatchStatus, TurnItem,
-    TurnItemKind, compaction_line, display_command, hidden,
+    CompactedTokens, CompactionStatus, CompactionTrigger, FileChange, FileChangeKind, PatchStatus,
+    TurnItem, TurnItemKind, compaction_line, display_command, hidden,
 };

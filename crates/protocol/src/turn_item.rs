@@ -83,8 +83,11 @@ pub enum TurnItemKind {
         /// passed the limit), or `overflow` (the server said the context
         /// was too long).
         trigger: CompactionTrigger,
+        /// How it ended; `None` while it runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<CompactionStatus>,
         /// The estimated tokens of the conversation before and after, once
-        /// it is done.
+        /// it has replaced the history.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tokens: Option<CompactedTokens>,
     },
@@ -128,6 +131,16 @@ pub fn compaction_line(trigger: CompactionTrigger, tokens: Option<CompactedToken
         }
         None => format!("compaction stopped{why}; the conversation is unchanged"),
     }
+}
+
+/// How a compaction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompactionStatus {
+    /// The summary replaced the history.
+    Completed,
+    /// Interrupted or failed: the history is as it was.
+    Failed,
 }
 
 /// The estimated size of a conversation before and after compaction.

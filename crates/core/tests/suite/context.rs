@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 use tiller_core::config::WireApi;
 use tiller_mock_model::{Item, Step};
 use tiller_protocol::{
-    CompactionTrigger, EventMsg, Op, Reply, TurnAbortReason, TurnItem, TurnItemKind,
+    CompactionStatus, CompactionTrigger, EventMsg, Op, Reply, TurnAbortReason, TurnItem,
+    TurnItemKind,
 };
 use tiller_test_support::{EngineSettings, TestEngine, input_summary};
 
@@ -18,7 +19,10 @@ fn compactions(engine: &TestEngine) -> Vec<(CompactionTrigger, bool)> {
             EventMsg::ItemCompleted {
                 item:
                     TurnItem {
-                        kind: TurnItemKind::ContextCompaction { trigger, tokens },
+                        kind:
+                            TurnItemKind::ContextCompaction {
+                                trigger, tokens, ..
+                            },
                         ..
                     },
             } => Some((*trigger, tokens.is_some())),
@@ -310,6 +314,18 @@ async fn an_interrupted_compaction_leaves_the_history_as_it_was(wire: WireApi) {
         EventMsg::TurnAborted { .. }
     ));
     assert_eq!(compactions(&engine), [(CompactionTrigger::Manual, false)]);
+    assert!(engine.log.iter().any(|e| matches!(
+        &e.msg,
+        EventMsg::ItemCompleted {
+            item: TurnItem {
+                kind: TurnItemKind::ContextCompaction {
+                    status: Some(CompactionStatus::Failed),
+                    ..
+                },
+                ..
+            }
+        }
+    )));
     let next = engine.start_turn("still there?").await;
     engine.wait_terminal(&next).await;
     let requests = engine.wait_requests(3).await;

@@ -476,12 +476,17 @@ fn item_kind(item: ThreadItem, completed: bool) -> CellKind {
         ThreadItem::FileChange {
             changes, status, ..
         } => CellKind::FileChange { changes, status },
-        ThreadItem::ContextCompaction { .. } => CellKind::Notice {
-            text: if completed {
-                "conversation compacted: the model continues from its summary".to_owned()
-            } else {
-                "compacting the conversation…".to_owned()
-            },
+        ThreadItem::ContextCompaction { status, .. } => CellKind::Notice {
+            text: match (completed, status.as_deref()) {
+                (false, _) => "compacting the conversation…",
+                // A server that sends no status (Codex) completes only
+                // compactions that happened.
+                (true, Some("completed") | None) => {
+                    "conversation compacted: the model continues from its summary"
+                }
+                (true, Some(_)) => "compaction stopped: the conversation is as it was",
+            }
+            .to_owned(),
             tone: Tone::Info,
         },
     }
