@@ -33,10 +33,10 @@ pub use requests::{
 pub use types::{
     AgentMessageDeltaNotification, CommandApprovalParams, CommandExecutionOutputDeltaNotification,
     ErrorNotification, FileChangeApprovalParams, ItemCompletedNotification,
-    ItemStartedNotification, Metadata, QueueChangedNotification, QueuedSubmission,
-    ServerNotification, ServerRequestResolvedNotification, Thread, ThreadIdNotification,
-    ThreadItem, ThreadNameUpdatedNotification, ThreadStartedNotification, ThreadStatus,
-    ThreadStatusChangedNotification, ThreadTokenUsage, TokenUsageBreakdown,
+    ItemStartedNotification, McpToolCallProgressNotification, Metadata, QueueChangedNotification,
+    QueuedSubmission, ServerNotification, ServerRequestResolvedNotification, Thread,
+    ThreadIdNotification, ThreadItem, ThreadNameUpdatedNotification, ThreadStartedNotification,
+    ThreadStatus, ThreadStatusChangedNotification, ThreadTokenUsage, TokenUsageBreakdown,
     TokenUsageUpdatedNotification, Turn, TurnCompletedNotification, TurnDiffUpdatedNotification,
     TurnError, TurnStartedNotification, TurnStatus, UserInput, WarningNotification,
 };

@@ -204,6 +204,36 @@ pub enum ThreadItem {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<String>,
     },
+    /// A call of an MCP server's tool.
+    #[serde(rename_all = "camelCase")]
+    McpToolCall {
+        /// Item id.
+        id: String,
+        /// The server's name.
+        server: String,
+        /// Codex's registration scope; tiller has none (null).
+        environment_id: Option<String>,
+        /// The tool's name on the server.
+        tool: String,
+        /// `inProgress`, `completed` or `failed` (an aborted call is failed).
+        status: String,
+        /// The arguments the model gave.
+        arguments: Value,
+        /// Codex's app context; null.
+        app_context: Option<Value>,
+        /// Codex's app UI; null.
+        mcp_app_ui: Option<Value>,
+        /// Codex's plugin; null.
+        plugin_id: Option<String>,
+        /// Codex's read-only hint; null.
+        read_only_hint: Option<bool>,
+        /// What the server returned (`content`, `structuredContent`, `_meta`), once it did.
+        result: Option<Value>,
+        /// Why it failed (`{message}`), when it did.
+        error: Option<Value>,
+        /// Wall time, once it ended.
+        duration_ms: Option<i64>,
+    },
 }
 
 impl ThreadItem {
@@ -215,7 +245,8 @@ impl ThreadItem {
             | ThreadItem::Reasoning { id, .. }
             | ThreadItem::CommandExecution { id, .. }
             | ThreadItem::FileChange { id, .. }
-            | ThreadItem::ContextCompaction { id, .. } => id,
+            | ThreadItem::ContextCompaction { id, .. }
+            | ThreadItem::McpToolCall { id, .. } => id,
         }
     }
 }
@@ -331,6 +362,20 @@ pub struct CommandExecutionOutputDeltaNotification {
     pub item_id: String,
     /// The new output.
     pub delta: String,
+}
+
+/// `item/mcpToolCall/progress`: what a running MCP tool call's server says of its progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpToolCallProgressNotification {
+    /// The thread.
+    pub thread_id: String,
+    /// The turn.
+    pub turn_id: String,
+    /// The MCP tool call item.
+    pub item_id: String,
+    /// The server's message.
+    pub message: String,
 }
 
 /// `error`: `willRetry` true means the turn goes on.
@@ -504,6 +549,8 @@ pub enum ServerNotification {
     AgentMessageDelta(AgentMessageDeltaNotification),
     /// `item/commandExecution/outputDelta`.
     CommandExecutionOutputDelta(CommandExecutionOutputDeltaNotification),
+    /// `item/mcpToolCall/progress`.
+    McpToolCallProgress(McpToolCallProgressNotification),
     /// `error`.
     Error(ErrorNotification),
     /// `warning`.
@@ -556,6 +603,7 @@ impl ServerNotification {
             ServerNotification::CommandExecutionOutputDelta(_) => {
                 "item/commandExecution/outputDelta"
             }
+            ServerNotification::McpToolCallProgress(_) => "item/mcpToolCall/progress",
             ServerNotification::Error(_) => "error",
             ServerNotification::Warning(_) => "warning",
             ServerNotification::QueueChanged(_) => "thread/queue/changed",
@@ -582,6 +630,7 @@ impl ServerNotification {
             ServerNotification::ItemCompleted(p) => serde_json::to_value(p),
             ServerNotification::AgentMessageDelta(p) => serde_json::to_value(p),
             ServerNotification::CommandExecutionOutputDelta(p) => serde_json::to_value(p),
+            ServerNotification::McpToolCallProgress(p) => serde_json::to_value(p),
             ServerNotification::Error(p) => serde_json::to_value(p),
             ServerNotification::Warning(p) => serde_json::to_value(p),
             ServerNotification::QueueChanged(p) => serde_json::to_value(p),

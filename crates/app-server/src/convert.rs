@@ -4,8 +4,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tiller_app_server_protocol::{ErrorCode, JsonRpcError, ThreadItem, UserInput as WireInput};
 use tiller_protocol::{
-    CompactionStatus, ExecEndStatus, FileChangeKind, PatchStatus, TurnItem, TurnItemKind,
-    UserInput, display_command,
+    CompactionStatus, ExecEndStatus, FileChangeKind, McpToolCallStatus, PatchStatus, TurnItem,
+    TurnItemKind, UserInput, display_command,
 };
 
 /// Wire input to engine input, as the person gave it (the engine decides what
@@ -132,6 +132,43 @@ pub(crate) fn thread_item(item: &TurnItem) -> ThreadItem {
                 }
                 .to_string(),
             ),
+        },
+        TurnItemKind::McpToolCall {
+            server,
+            tool,
+            arguments,
+            status,
+            result,
+            error,
+            duration_ms,
+            ..
+        } => ThreadItem::McpToolCall {
+            id,
+            server: server.clone(),
+            environment_id: None,
+            tool: tool.clone(),
+            status: match status {
+                None => "inProgress",
+                Some(McpToolCallStatus::Completed) => "completed",
+                Some(McpToolCallStatus::Failed | McpToolCallStatus::Aborted) => "failed",
+            }
+            .to_string(),
+            arguments: arguments.0.clone(),
+            app_context: None,
+            mcp_app_ui: None,
+            plugin_id: None,
+            read_only_hint: None,
+            result: result.as_ref().map(|r| {
+                serde_json::json!({
+                    "content": r.content,
+                    "structuredContent": r.structured_content,
+                    "_meta": null,
+                })
+            }),
+            error: error
+                .as_ref()
+                .map(|message| serde_json::json!({ "message": message })),
+            duration_ms: duration_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
         },
     }
 }

@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use tiller_app_server_protocol::{
     AgentMessageDeltaNotification, CommandExecutionOutputDeltaNotification, ErrorNotification,
-    ItemCompletedNotification, ItemStartedNotification, ServerNotification, ThreadStatus,
-    ThreadStatusChangedNotification, Turn, TurnCompletedNotification, TurnDiffUpdatedNotification,
-    TurnError, TurnStartedNotification, TurnStatus,
+    ItemCompletedNotification, ItemStartedNotification, McpToolCallProgressNotification,
+    ServerNotification, ThreadStatus, ThreadStatusChangedNotification, Turn,
+    TurnCompletedNotification, TurnDiffUpdatedNotification, TurnError, TurnStartedNotification,
+    TurnStatus,
 };
 use tiller_protocol::EventMsg;
 
@@ -137,6 +138,19 @@ pub(crate) fn notifications(
             )],
             None,
         ),
+        EventMsg::McpToolCallProgress {
+            item_id, message, ..
+        } => (
+            vec![ServerNotification::McpToolCallProgress(
+                McpToolCallProgressNotification {
+                    thread_id: thread(),
+                    turn_id: turn(),
+                    item_id,
+                    message,
+                },
+            )],
+            None,
+        ),
         EventMsg::StreamRetry {
             attempt,
             max,
@@ -187,6 +201,9 @@ pub(crate) fn notifications(
         | EventMsg::PatchApprovalRequest { .. }
         | EventMsg::BackgroundEvent { .. }
         | EventMsg::SteerDelivered { .. }
+        // Session-level: the thread's event loop shows them.
+        | EventMsg::McpServerStatus { .. }
+        | EventMsg::ElicitationRequest { .. }
         | EventMsg::ShutdownComplete => (Vec::new(), None),
     }
 }

@@ -442,6 +442,7 @@ impl Actor {
             | ServerNotification::ItemCompleted(_)
             | ServerNotification::AgentMessageDelta(_)
             | ServerNotification::CommandExecutionOutputDelta(_)
+            | ServerNotification::McpToolCallProgress(_)
             | ServerNotification::Error(_)
             | ServerNotification::Warning(_)
             | ServerNotification::QueueChanged(_)

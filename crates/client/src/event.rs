@@ -77,6 +77,7 @@ pub fn parse_notification(
         "item/commandExecution/outputDelta" => {
             serde_json::from_value(params).map(N::CommandExecutionOutputDelta)
         }
+        "item/mcpToolCall/progress" => serde_json::from_value(params).map(N::McpToolCallProgress),
         "error" => serde_json::from_value(params).map(N::Error),
         "warning" => serde_json::from_value(params).map(N::Warning),
         "thread/queue/changed" => serde_json::from_value(params).map(N::QueueChanged),
@@ -101,9 +102,9 @@ mod tests {
     use serde_json::json;
     use tiller_app_server_protocol::{
         AgentMessageDeltaNotification, CommandExecutionOutputDeltaNotification, ErrorNotification,
-        ItemCompletedNotification, ItemStartedNotification, QueueChangedNotification,
-        ServerRequestResolvedNotification, Thread, ThreadIdNotification, ThreadItem,
-        ThreadNameUpdatedNotification, ThreadStartedNotification, ThreadStatus,
+        ItemCompletedNotification, ItemStartedNotification, McpToolCallProgressNotification,
+        QueueChangedNotification, ServerRequestResolvedNotification, Thread, ThreadIdNotification,
+        ThreadItem, ThreadNameUpdatedNotification, ThreadStartedNotification, ThreadStatus,
         ThreadStatusChangedNotification, ThreadTokenUsage, TokenUsageBreakdown,
         TokenUsageUpdatedNotification, Turn, TurnCompletedNotification,
         TurnDiffUpdatedNotification, TurnError, TurnStartedNotification, TurnStatus,
@@ -198,6 +199,12 @@ mod tests {
                 item_id: "c".to_owned(),
                 delta: "out".to_owned(),
             }),
+            N::McpToolCallProgress(McpToolCallProgressNotification {
+                thread_id: "t".to_owned(),
+                turn_id: "u".to_owned(),
+                item_id: "m".to_owned(),
+                message: "half way".to_owned(),
+            }),
             N::Error(ErrorNotification {
                 thread_id: "t".to_owned(),
                 turn_id: "u".to_owned(),
@@ -259,6 +266,7 @@ mod tests {
                 | ServerNotification::ItemCompleted(_)
                 | ServerNotification::AgentMessageDelta(_)
                 | ServerNotification::CommandExecutionOutputDelta(_)
+                | ServerNotification::McpToolCallProgress(_)
                 | ServerNotification::Error(_)
                 | ServerNotification::Warning(_)
                 | ServerNotification::QueueChanged(_)
@@ -279,7 +287,7 @@ mod tests {
             assert_eq!(parsed, sample, "{method}");
             methods.insert(method);
         }
-        assert_eq!(methods.len(), 20, "one sample per variant: {methods:?}");
+        assert_eq!(methods.len(), 21, "one sample per variant: {methods:?}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::builtin::{self, OPENAI, OPENAI_BASE_URL};
+use super::mcp::{McpServerConfig, check_servers};
 use super::raw::{Origin, RawNode, RawTable, RawValue};
 use super::{ApprovalPolicy, ConfigError, ProviderConfig, WireApi};
 
@@ -44,7 +45,6 @@ const CODEX_TOP_LEVEL_KEYS: &[&str] = &[
     "include_apply_patch_tool",
     "include_plan_tool",
     "mcp_oauth_credentials_store",
-    "mcp_servers",
     "model_max_output_tokens",
     "model_reasoning_summary_format",
     "model_supports_reasoning_summaries",
@@ -92,6 +92,7 @@ pub(super) struct Checked {
     pub(super) context_window: Option<u64>,
     pub(super) auto_compact_token_limit: Option<u64>,
     pub(super) oss_provider: Option<String>,
+    pub(super) mcp_servers: BTreeMap<String, McpServerConfig>,
     pub(super) warnings: Vec<String>,
 }
 
@@ -116,6 +117,7 @@ pub(super) fn check(
     let mut context_window = None;
     let mut auto_compact_token_limit = None;
     let mut oss_provider = None;
+    let mut mcp_servers = BTreeMap::new();
     let mut providers = builtin_providers(env);
     for (key, node) in root {
         match key.as_str() {
@@ -143,6 +145,7 @@ pub(super) fn check(
                 auto_compact_token_limit = Some(positive(node, key)?);
             }
             "oss_provider" => oss_provider = Some((string(node, key)?, node)),
+            "mcp_servers" => mcp_servers = check_servers(node, key, &mut warnings)?,
             _ => warnings.push(ignored(node, key, key, CODEX_TOP_LEVEL_KEYS)),
         }
     }
@@ -181,6 +184,7 @@ pub(super) fn check(
         context_window,
         auto_compact_token_limit,
         oss_provider,
+        mcp_servers,
         warnings,
     })
 }
@@ -397,7 +401,7 @@ fn one_of(node: &RawNode, key: &str, accepted: &[&str]) -> Result<String, Config
 /// Reads a table whose values are strings (`http_headers`, `query_params`,
 /// `env_http_headers`); `vet` checks each name and value, and what it says
 /// is reported against that entry's own line and dotted key.
-fn string_table(
+pub(super) fn string_table(
     node: &RawNode,
     key: &str,
     vet: fn(&str, &str) -> Result<(), String>,
@@ -432,7 +436,7 @@ fn string_table(
 /// Checks an `http_headers` entry: a header name and a value HTTP can carry
 /// (visible ASCII, spaces and tabs), so a bad one is reported here, with
 /// its line, rather than when the first request is built.
-fn header(name: &str, value: &str) -> Result<(), String> {
+pub(super) fn header(name: &str, value: &str) -> Result<(), String> {
     header_name(name)?;
     if value.chars().all(|c| c == '\t' || (' '..='~').contains(&c)) {
         Ok(())
@@ -446,7 +450,7 @@ fn header(name: &str, value: &str) -> Result<(), String> {
 
 /// Checks an `env_http_headers` entry: a header name and the name of an
 /// environment variable (whose value is read when the client is built).
-fn env_header(name: &str, var: &str) -> Result<(), String> {
+pub(super) fn env_header(name: &str, var: &str) -> Result<(), String> {
     header_name(name)?;
     if var.is_empty() || var.contains(['=', '\0']) {
         Err(format!(
@@ -467,7 +471,7 @@ fn header_name(name: &str) -> Result<(), String> {
     }
 }
 
-fn table<'n>(node: &'n RawNode, key: &str) -> Result<&'n RawTable, ConfigError> {
+pub(super) fn table<'n>(node: &'n RawNode, key: &str) -> Result<&'n RawTable, ConfigError> {
     match &node.value {
         RawValue::Table(table) => Ok(table),
         RawValue::Leaf(_) => Err(bad(
@@ -478,7 +482,7 @@ fn table<'n>(node: &'n RawNode, key: &str) -> Result<&'n RawTable, ConfigError> 
     }
 }
 
-fn string(node: &RawNode, key: &str) -> Result<String, ConfigError> {
+pub(super) fn string(node: &RawNode, key: &str) -> Result<String, ConfigError> {
     match leaf_str(node) {
         Some("") => Err(bad(node, key, "expected a non-empty string")),
         Some(value) => Ok(value.to_owned()),
@@ -490,7 +494,7 @@ fn string(node: &RawNode, key: &str) -> Result<String, ConfigError> {
     }
 }
 
-fn boolean(node: &RawNode, key: &str) -> Result<bool, ConfigError> {
+pub(super) fn boolean(node: &RawNode, key: &str) -> Result<bool, ConfigError> {
     match &node.value {
         RawValue::Leaf(toml::Value::Boolean(b)) => Ok(*b),
         RawValue::Leaf(_) | RawValue::Table(_) => Err(bad(
@@ -577,7 +581,7 @@ fn check_base_url(url: &str) -> Result<(), String> {
     }
 }
 
-fn leaf_str(node: &RawNode) -> Option<&str> {
+pub(super) fn leaf_str(node: &RawNode) -> Option<&str> {
     match &node.value {
         RawValue::Leaf(toml::Value::String(s)) => Some(s),
         RawValue::Leaf(_) | RawValue::Table(_) => None,
@@ -592,7 +596,7 @@ fn leaf_integer(node: &RawNode) -> Option<i64> {
 }
 
 /// The value as TOML would write it, shortened, for "found ..." in errors.
-fn describe(node: &RawNode) -> String {
+pub(super) fn describe(node: &RawNode) -> String {
     const MAX_CHARS: usize = 60;
     let text = match &node.value {
         RawValue::Table(_) => return "a table".to_owned(),
@@ -606,13 +610,13 @@ fn describe(node: &RawNode) -> String {
     }
 }
 
-fn bad(node: &RawNode, key: &str, message: impl Into<String>) -> ConfigError {
+pub(super) fn bad(node: &RawNode, key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::bad_value(&node.origin, key, message)
 }
 
 /// The warning for a key tiller ignores; `name` is the key's last part,
 /// looked up in `codex_keys`, `dotted` the whole key.
-fn ignored(node: &RawNode, dotted: &str, name: &str, codex_keys: &[&str]) -> String {
+pub(super) fn ignored(node: &RawNode, dotted: &str, name: &str, codex_keys: &[&str]) -> String {
     let location = node.origin.location();
     if codex_keys.contains(&name) {
         format!("{location}: key '{dotted}' is not used by tiller (ignored)")

@@ -23,6 +23,7 @@
 mod builtin;
 mod check;
 mod error;
+mod mcp;
 mod raw;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,10 @@ use std::time::Duration;
 
 pub use builtin::OSS_PROVIDERS;
 pub use error::ConfigError;
+pub use mcp::{
+    DEFAULT_MCP_STARTUP_TIMEOUT, DEFAULT_MCP_TOOL_TIMEOUT, McpApproval, McpServerConfig,
+    McpTransport, valid_name as valid_mcp_server_name,
+};
 
 /// The config file's name inside the tiller home.
 const CONFIG_FILE_NAME: &str = "config.toml";
@@ -101,6 +106,8 @@ pub struct Config {
     /// The provider `--oss` prefers when it answers (`oss_provider`, the id
     /// of a known provider); `None`: the first of [`OSS_PROVIDERS`] that answers.
     pub oss_provider: Option<String>,
+    /// The MCP servers whose tools are offered, by name (`[mcp_servers.<name>]`).
+    pub mcp_servers: BTreeMap<String, McpServerConfig>,
 }
 
 /// How much of the `AGENTS.md` files is sent when the config says nothing (Codex's default).
@@ -405,6 +412,7 @@ impl Config {
             context_window: checked.context_window,
             auto_compact_token_limit: checked.auto_compact_token_limit,
             oss_provider: checked.oss_provider,
+            mcp_servers: checked.mcp_servers,
         };
         Ok(Loaded {
             config,
@@ -602,11 +610,19 @@ command = "docs-server"
                 )]),
             }
         );
+        assert_eq!(
+            config.mcp_servers["docs"].transport,
+            McpTransport::Stdio {
+                command: "docs-server".to_owned(),
+                args: Vec::new(),
+                env: BTreeMap::new(),
+                cwd: None,
+            }
+        );
         let file = file_of(&home);
         assert_eq!(
             loaded.warnings,
             [
-                format!("{file}:19: key 'mcp_servers' is not used by tiller (ignored)"),
                 format!(
                     "{file}:14: key 'model_providers.local.requires_openai_auth' is not used by tiller (ignored)"
                 ),

@@ -19,6 +19,7 @@ mod events;
 pub mod history;
 mod inbox;
 mod items;
+pub mod mcp;
 pub mod patch;
 pub mod project_docs;
 mod session;

@@ -33,6 +33,7 @@ use crate::events::{EventSink, EventStream, TurnEmitter, event_channel};
 use crate::history::{ABORTED_BEFORE_OUTPUT, History};
 use crate::inbox::TurnInbox;
 use crate::items::TurnItems;
+use crate::mcp::McpConnections;
 use crate::tools::ToolRegistry;
 use crate::turn::{TurnOutcome, TurnRuntime, run_turn};
 
@@ -119,6 +120,9 @@ impl TurnEnd {
             | EventMsg::ExecCommandOutputDelta { .. }
             | EventMsg::ExecApprovalRequest { .. }
             | EventMsg::PatchApprovalRequest { .. }
+            | EventMsg::McpToolCallProgress { .. }
+            | EventMsg::McpServerStatus { .. }
+            | EventMsg::ElicitationRequest { .. }
             | EventMsg::StreamRetry { .. }
             | EventMsg::SteerDelivered { .. }
             | EventMsg::BackgroundEvent { .. }
@@ -325,6 +329,22 @@ impl SessionHandle {
     pub fn session_id(&self) -> &str {
         &self.session_id
     }
+
+    /// Answer an MCP server's elicitation
+    /// ([`EventMsg::ElicitationRequest`]); `content` is the person's input,
+    /// sent with [`ElicitationAction::Accept`] only. False when no elicitation
+    /// `request_id` waits (answered already, or cancelled with its call).
+    pub fn resolve_elicitation(
+        &self,
+        request_id: &str,
+        action: tiller_protocol::ElicitationAction,
+        content: Option<serde_json::Value>,
+    ) -> bool {
+        self.conversation
+            .tools
+            .mcp()
+            .is_some_and(|mcp| mcp.resolve_elicitation(request_id, action, content))
+    }
 }
 
 /// An accepted steer.
@@ -430,6 +450,16 @@ pub fn spawn_session_with(
     };
     let (ops_tx, ops_rx) = mpsc::unbounded_channel();
     let (events, stream) = EventSink::channel();
+    let mut tools = tools;
+    // MCP servers start in the background: the first request never waits for them.
+    if let Some(mcp) = McpConnections::start(
+        config.mcp_servers.values().cloned(),
+        config.cwd.clone(),
+        crate::tools::secret_env(&config),
+        &events,
+    ) {
+        tools.attach_mcp(mcp);
+    }
     let conversation = Arc::new(Conversation::new(config, client, tools, history, rollout));
     events.emit(
         None,
@@ -549,6 +579,23 @@ pub(crate) fn cut_off(item: TurnItem) -> TurnItem {
             text: String::new(),
         },
         user @ TurnItemKind::UserMessage { .. } => user,
+        // Cut off while the server worked on it: whether it finished is not known.
+        TurnItemKind::McpToolCall {
+            call_id,
+            server,
+            tool,
+            arguments,
+            ..
+        } => TurnItemKind::McpToolCall {
+            call_id,
+            server,
+            tool,
+            arguments,
+            status: Some(tiller_protocol::McpToolCallStatus::Aborted),
+            result: None,
+            error: None,
+            duration_ms: None,
+        },
         // Cut off before the summary replaced anything.
         TurnItemKind::ContextCompaction { trigger, .. } => TurnItemKind::ContextCompaction {
             trigger,

@@ -17,8 +17,8 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, IsTerminal, Write};
 
 use tiller_protocol::{
-    Event, EventMsg, ExecEndStatus, PatchStatus, TurnAbortReason, TurnItem, TurnItemKind,
-    compaction_line, display_command,
+    Event, EventMsg, ExecEndStatus, McpToolCallStatus, PatchStatus, TurnAbortReason, TurnItem,
+    TurnItemKind, compaction_line, display_command, mcp_call_line,
 };
 
 use crate::printer::Printer;
@@ -339,6 +339,22 @@ impl HumanPrinter {
             } => {
                 self.err(&self.style(DIM, &compaction_line(*trigger, *tokens)));
             }
+            TurnItemKind::McpToolCall {
+                server,
+                tool,
+                status,
+                error,
+                ..
+            } => {
+                let line = mcp_call_line(server, tool, *status, error.as_deref());
+                let style = if *status == Some(McpToolCallStatus::Completed) {
+                    DIM
+                } else {
+                    RED
+                };
+                self.err(&self.style(style, &for_terminal(&line)));
+                self.status(Some("thinking"));
+            }
             TurnItemKind::CommandExecution { status: None, .. }
             | TurnItemKind::FileChange { status: None, .. }
             | TurnItemKind::UserMessage { .. }
@@ -398,6 +414,18 @@ impl Printer for HumanPrinter {
                 if let TurnItemKind::FileChange { changes, .. } = &item.kind {
                     self.edits.insert(item.id.clone(), changes.clone());
                 }
+                if let TurnItemKind::McpToolCall {
+                    server,
+                    tool,
+                    arguments,
+                    ..
+                } = &item.kind
+                {
+                    self.end_message_line()?;
+                    let line = format!("→ {server}.{tool} {}", arguments.0);
+                    self.err(&self.style(DIM, &for_terminal(&line)));
+                    self.status(Some(&format!("calling {server}.{tool}")));
+                }
                 if let TurnItemKind::CommandExecution { command, .. } = &item.kind {
                     self.end_message_line()?;
                     let shown = display_command(command);
@@ -407,6 +435,10 @@ impl Printer for HumanPrinter {
                     let short: String = shown.chars().take(40).collect();
                     self.status(Some(&format!("running {short}")));
                 }
+            }
+            EventMsg::McpToolCallProgress { message, .. } => {
+                let short: String = message.chars().take(60).collect();
+                self.status(Some(&for_terminal(&short)));
             }
             EventMsg::ExecCommandOutputDelta { item_id, chunk, .. } => {
                 self.command_output(item_id, chunk);
@@ -470,6 +502,9 @@ impl Printer for HumanPrinter {
             EventMsg::SessionConfigured { .. }
             | EventMsg::ReasoningDelta { .. }
             | EventMsg::SteerDelivered { .. }
+            // Session-level: `run` shows them.
+            | EventMsg::McpServerStatus { .. }
+            | EventMsg::ElicitationRequest { .. }
             // Each edit showed its own diff as it was made.
             | EventMsg::TurnDiff { .. }
             | EventMsg::ShutdownComplete => {}

@@ -6,8 +6,8 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 use tiller_protocol::{
-    CompactionStatus, Event, EventMsg, ExecEndStatus, FileChangeKind, PatchStatus, TurnAbortReason,
-    TurnItem, TurnItemKind, display_command,
+    CompactionStatus, Event, EventMsg, ExecEndStatus, FileChangeKind, McpToolCallStatus,
+    PatchStatus, TurnAbortReason, TurnItem, TurnItemKind, display_command,
 };
 
 use crate::printer::Printer;
@@ -55,7 +55,9 @@ impl Printer for JsonPrinter {
         match &event.msg {
             EventMsg::TurnStarted { .. } => self.line(json!({"type": "turn.started"}))?,
             EventMsg::ItemStarted { item } => {
-                if let TurnItemKind::CommandExecution { .. } = &item.kind {
+                if let TurnItemKind::CommandExecution { .. } | TurnItemKind::McpToolCall { .. } =
+                    &item.kind
+                {
                     self.line(json!({"type": "item.started", "item": codex_item(item)}))?;
                 }
             }
@@ -63,7 +65,8 @@ impl Printer for JsonPrinter {
                 let shown = match &item.kind {
                     TurnItemKind::CommandExecution { .. }
                     | TurnItemKind::FileChange { .. }
-                    | TurnItemKind::ContextCompaction { .. } => true,
+                    | TurnItemKind::ContextCompaction { .. }
+                    | TurnItemKind::McpToolCall { .. } => true,
                     // An empty text is one a broken stream withdrew.
                     TurnItemKind::AgentMessage { text } | TurnItemKind::Reasoning { text } => {
                         !text.is_empty()
@@ -113,6 +116,9 @@ impl Printer for JsonPrinter {
             | EventMsg::BackgroundEvent { .. }
             | EventMsg::TurnDiff { .. }
             | EventMsg::SteerDelivered { .. }
+            | EventMsg::McpToolCallProgress { .. }
+            | EventMsg::McpServerStatus { .. }
+            | EventMsg::ElicitationRequest { .. }
             | EventMsg::ShutdownComplete => {}
         }
         Ok(())
@@ -196,6 +202,31 @@ pub(crate) fn codex_item(item: &TurnItem) -> Value {
             },
             "tokens_before": tokens.map(|t| t.before),
             "tokens_after": tokens.map(|t| t.after),
+        }),
+        TurnItemKind::McpToolCall {
+            server,
+            tool,
+            arguments,
+            status,
+            result,
+            error,
+            ..
+        } => json!({
+            "id": item.id,
+            "type": "mcp_tool_call",
+            "server": server,
+            "tool": tool,
+            "arguments": arguments,
+            "result": result.as_ref().map(|r| json!({
+                "content": r.content,
+                "structured_content": r.structured_content,
+            })),
+            "error": error.as_ref().map(|message| json!({"message": message})),
+            "status": match status {
+                None => "in_progress",
+                Some(McpToolCallStatus::Completed) => "completed",
+                Some(McpToolCallStatus::Failed | McpToolCallStatus::Aborted) => "failed",
+            },
         }),
     }
 }

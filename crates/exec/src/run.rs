@@ -1,6 +1,6 @@
 //! The event loop of `tiller exec`.
 
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 use std::time::{Duration, Instant};
 
 use tiller_core::config::{
@@ -8,7 +8,8 @@ use tiller_core::config::{
 };
 use tiller_core::{Resume, SessionBuilder, SessionHandle};
 use tiller_protocol::{
-    EventMsg, Op, ReviewDecision, TurnAbortReason, UserInput, UserMessage, display_command,
+    ElicitationAction, EventMsg, McpServerState, Op, ReviewDecision, TurnAbortReason, UserInput,
+    UserMessage, display_command, mcp_server_line,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
@@ -148,6 +149,9 @@ async fn run(
         ));
     }
     let approval_policy = opened.config.approval_policy;
+    // Session-level events (MCP servers starting, an elicitation) come on
+    // the session's stream, not the turn's.
+    let mut session_events = opened.events;
     let session = opened.handle;
     let session_id = session.session_id().to_string();
     if let Err(e) = printer.session_started(&session_id) {
@@ -168,6 +172,7 @@ async fn run(
     // terminal is read on a thread of its own, so Ctrl+C and events are
     // handled while the question waits.
     let mut asking: Option<(String, oneshot::Receiver<ReviewDecision>)> = None;
+    let mut eliciting: Option<(String, oneshot::Receiver<Elicited>)> = None;
     let stdout_gone = stdout_closed();
     tokio::pin!(stdout_gone);
     let code = loop {
@@ -196,6 +201,18 @@ async fn run(
                 asking = None;
                 interrupt_exit = EXIT_TERMINATED;
                 interrupt(&session);
+                continue;
+            }
+            Some(event) = session_events.recv() => {
+                if event.turn_id.is_none() {
+                    session_event(&mut *printer, &event.msg, interactive, &mut eliciting, &session);
+                }
+                continue;
+            }
+            (action, content) = elicited(&mut eliciting) => {
+                if let Some((request_id, _)) = eliciting.take() {
+                    session.resolve_elicitation(&request_id, action, content);
+                }
                 continue;
             }
             decision = answer(&mut asking) => {
@@ -284,6 +301,118 @@ async fn stdout_closed() {
         }
         None => std::future::pending().await,
     }
+}
+
+/// An MCP server's answer from the person: the action and the content.
+type Elicited = (ElicitationAction, Option<serde_json::Value>);
+
+/// Show a session-level event: an MCP server's start (a line when it is
+/// ready or failed), an elicitation (asked on the terminal, or declined
+/// when there is none).
+fn session_event(
+    printer: &mut dyn Printer,
+    msg: &EventMsg,
+    interactive: bool,
+    eliciting: &mut Option<(String, oneshot::Receiver<Elicited>)>,
+    session: &SessionHandle,
+) {
+    match msg {
+        EventMsg::McpServerStatus {
+            server,
+            status,
+            error,
+            tools,
+        } => match status {
+            McpServerState::Starting => {}
+            McpServerState::Ready => printer.note(&format!(
+                "{} ({} tools)",
+                mcp_server_line(server, *status, None),
+                tools.len()
+            )),
+            McpServerState::Failed => printer.note(&format!(
+                "warning: {}",
+                mcp_server_line(server, *status, error.as_deref())
+            )),
+        },
+        EventMsg::ElicitationRequest {
+            server,
+            request_id,
+            message,
+            requested_schema,
+        } => {
+            if interactive && eliciting.is_none() {
+                printer.ask(&format!(
+                    "{server} asks: {message}\nanswer? [y]es / [n]o / [c]ancel: "
+                ));
+                *eliciting = Some((
+                    request_id.clone(),
+                    elicit_on_terminal(requested_schema.clone()),
+                ));
+            } else {
+                printer.note(&format!(
+                    "declined: {server} asks \"{message}\" and there is no terminal to answer on"
+                ));
+                session.resolve_elicitation(request_id, ElicitationAction::Decline, None);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The answer to the elicitation being asked; never, when none is.
+async fn elicited(eliciting: &mut Option<(String, oneshot::Receiver<Elicited>)>) -> Elicited {
+    match eliciting {
+        Some((_, rx)) => rx.await.unwrap_or((ElicitationAction::Cancel, None)),
+        None => std::future::pending().await,
+    }
+}
+
+/// Ask on the terminal, on a thread of its own: yes, no or cancel, then, on
+/// yes, each field of `schema` in turn (a number, integer or boolean field
+/// is read as one; anything else as text).
+fn elicit_on_terminal(schema: serde_json::Value) -> oneshot::Receiver<Elicited> {
+    let (tx, rx) = oneshot::channel();
+    std::thread::spawn(move || {
+        let read = || {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .ok()
+                .filter(|n| *n > 0)
+                .map(|_| line.trim().to_owned())
+        };
+        let action = match read().as_deref() {
+            Some("y" | "Y" | "yes") => ElicitationAction::Accept,
+            Some("n" | "N" | "no") => ElicitationAction::Decline,
+            _ => ElicitationAction::Cancel,
+        };
+        if action != ElicitationAction::Accept {
+            let _ = tx.send((action, None));
+            return;
+        }
+        let mut content = serde_json::Map::new();
+        let fields = schema["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for (name, field) in fields {
+            let kind = field["type"].as_str().unwrap_or("string").to_owned();
+            let _ = write!(std::io::stderr().lock(), "  {name} ({kind}): ");
+            let Some(text) = read() else {
+                let _ = tx.send((ElicitationAction::Cancel, None));
+                return;
+            };
+            let value = match kind.as_str() {
+                "number" | "integer" | "boolean" => {
+                    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+                }
+                _ => serde_json::Value::String(text),
+            };
+            content.insert(name, value);
+        }
+        let _ = tx.send((action, Some(serde_json::Value::Object(content))));
+    });
+    rx
 }
 
 /// If `msg` asks for an approval: its call, what a person is asked to allow,

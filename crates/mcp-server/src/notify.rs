@@ -112,6 +112,18 @@ pub(crate) fn wire_msg(msg: &EventMsg) -> Option<Value> {
                 item,
                 json!({"call_id": call_id, "changes": changes}),
             )),
+            TurnItemKind::McpToolCall {
+                call_id,
+                server,
+                tool,
+                arguments,
+                ..
+            } => Some(item_msg(
+                "mcp_tool_call_begin",
+                item,
+                json!({"call_id": call_id,
+                       "invocation": {"server": server, "tool": tool, "arguments": arguments}}),
+            )),
             TurnItemKind::UserMessage { .. }
             | TurnItemKind::AgentMessage { .. }
             | TurnItemKind::Reasoning { .. }
@@ -164,6 +176,23 @@ pub(crate) fn wire_msg(msg: &EventMsg) -> Option<Value> {
                 item,
                 json!({"trigger": trigger, "status": status, "tokens": tokens}),
             ),
+            TurnItemKind::McpToolCall {
+                call_id,
+                server,
+                tool,
+                arguments,
+                status,
+                result,
+                error,
+                duration_ms,
+            } => item_msg(
+                "mcp_tool_call_end",
+                item,
+                json!({"call_id": call_id,
+                       "invocation": {"server": server, "tool": tool, "arguments": arguments},
+                       "status": status, "result": result, "error": error,
+                       "duration_ms": duration_ms}),
+            ),
         }),
         other => serde_json::to_value(other).ok(),
     }
@@ -190,6 +219,7 @@ pub(crate) fn describe(msg: &EventMsg) -> String {
                     .join(", ")
             ),
             TurnItemKind::ContextCompaction { .. } => "compacting the conversation".to_string(),
+            TurnItemKind::McpToolCall { server, tool, .. } => format!("calling {server}.{tool}"),
             TurnItemKind::UserMessage { .. }
             | TurnItemKind::AgentMessage { .. }
             | TurnItemKind::Reasoning { .. } => String::new(),
@@ -215,7 +245,24 @@ pub(crate) fn describe(msg: &EventMsg) -> String {
             TurnItemKind::ContextCompaction {
                 trigger, tokens, ..
             } => tiller_protocol::compaction_line(*trigger, *tokens),
+            TurnItemKind::McpToolCall {
+                server,
+                tool,
+                status,
+                error,
+                ..
+            } => tiller_protocol::mcp_call_line(server, tool, *status, error.as_deref()),
         },
+        EventMsg::McpToolCallProgress { message, .. } => message.clone(),
+        EventMsg::McpServerStatus {
+            server,
+            status,
+            error,
+            ..
+        } => tiller_protocol::mcp_server_line(server, *status, error.as_deref()),
+        EventMsg::ElicitationRequest {
+            server, message, ..
+        } => format!("{server} asks: {message}"),
         EventMsg::ExecCommandOutputDelta { chunk, .. } => chunk.clone(),
         EventMsg::ExecApprovalRequest { command, .. } => {
             format!("approval needed: {}", display_command(command))

@@ -369,7 +369,7 @@ pub(crate) fn human_duration(d: Duration) -> String {
 /// root certificates (about 3 ms), and sessions (app-server threads) share its
 /// connection pool. Idle timeouts are applied per read by [`ResponseStream`],
 /// so nothing in the client is per provider.
-pub(crate) fn shared_http_client() -> Result<reqwest::Client, ClientBuildError> {
+pub fn shared_http_client() -> Result<reqwest::Client, ClientBuildError> {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     if let Some(client) = CLIENT.get() {
         return Ok(client.clone());

@@ -33,6 +33,7 @@ use tiller_config::{ProviderConfig, WireApi};
 
 pub use chat::ChatClient;
 pub use error::{ClientBuildError, ModelError};
+pub use http::shared_http_client;
 pub use responses::{
     ModelRequest, OutputItem, Reasoning, ResponseEvent, ResponseStream, ResponsesClient,
 };

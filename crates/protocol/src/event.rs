@@ -20,6 +20,49 @@ impl Event {
     }
 }
 
+/// How a person answered an MCP server's elicitation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ElicitationAction {
+    /// They gave what was asked (the answer's content).
+    Accept,
+    /// They said no.
+    Decline,
+    /// They dismissed it without choosing.
+    Cancel,
+}
+
+/// Where an MCP server's start is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum McpServerState {
+    /// Starting: its tools join when it is ready.
+    Starting,
+    /// Its tools are offered.
+    Ready,
+    /// It could not start (or list its tools); the session goes on without it.
+    Failed,
+}
+
+/// An MCP server's start as one line: "MCP server docs: ready (3 tools)".
+pub fn mcp_server_line(server: &str, status: McpServerState, error: Option<&str>) -> String {
+    match (status, error) {
+        (McpServerState::Failed, Some(error)) => format!("MCP server {server} failed: {error}"),
+        (status, _) => format!("MCP server {server}: {}", status.as_str()),
+    }
+}
+
+impl McpServerState {
+    /// Its name in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            McpServerState::Starting => "starting",
+            McpServerState::Ready => "ready",
+            McpServerState::Failed => "failed",
+        }
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -80,6 +123,41 @@ pub enum EventMsg {
         stream: ExecOutputStream,
         /// The bytes, lossily decoded.
         chunk: String,
+    },
+    /// Progress of a running MCP tool call, as its server reports it.
+    McpToolCallProgress {
+        /// The MCP tool call item.
+        item_id: String,
+        /// The tool call.
+        call_id: String,
+        /// What the server said (its message, or "N of M").
+        message: String,
+    },
+    /// An MCP server started, became ready, or failed (session-level).
+    McpServerStatus {
+        /// The server's name.
+        server: String,
+        /// Where its start is.
+        status: McpServerState,
+        /// Why it failed, when it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// The tools it offers the model (qualified names), once ready.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tools: Vec<String>,
+    },
+    /// An MCP server asks the person for input (an elicitation); answer with
+    /// `SessionHandle::resolve_elicitation`. Unanswered, it is cancelled when
+    /// the call that caused it ends.
+    ElicitationRequest {
+        /// The server's name.
+        server: String,
+        /// The request's id, unique in the session.
+        request_id: String,
+        /// What the server asks.
+        message: String,
+        /// The JSON schema of the answer it wants (an object of primitive fields).
+        requested_schema: serde_json::Value,
     },
     /// The engine waits for a person to allow a command.
     ExecApprovalRequest {

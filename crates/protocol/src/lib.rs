@@ -22,7 +22,8 @@ mod rollout;
 mod turn_item;
 
 pub use event::{
-    ErrorInfo, Event, EventMsg, ExecEndStatus, ExecOutputStream, TokenUsage, TurnAbortReason,
+    ElicitationAction, ErrorInfo, Event, EventMsg, ExecEndStatus, ExecOutputStream, McpServerState,
+    TokenUsage, TurnAbortReason, mcp_server_line,
 };
 pub use items::{CallKind, ContentItem, ReasoningSummary, ResponseItem, UserInput};
 pub use op::{FilesReport, Op, OpError, Reply, ReviewDecision, SettingsUpdate, UserMessage};
@@ -32,6 +33,7 @@ pub use rollout::{
     TurnContextLine, UnrevertLine,
 };
 pub use turn_item::{
-    CompactedTokens, CompactionStatus, CompactionTrigger, FileChange, FileChangeKind, PatchStatus,
-    TurnItem, TurnItemKind, compaction_line, display_command, hidden,
+    CompactedTokens, CompactionStatus, CompactionTrigger, FileChange, FileChangeKind, Json,
+    McpToolCallResult, McpToolCallStatus, PatchStatus, TurnItem, TurnItemKind, compaction_line,
+    display_command, hidden, mcp_call_line,
 };

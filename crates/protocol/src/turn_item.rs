@@ -91,6 +91,62 @@ pub enum TurnItemKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tokens: Option<CompactedTokens>,
     },
+    /// A call of a tool of an MCP server.
+    McpToolCall {
+        /// The tool call it answers.
+        call_id: String,
+        /// The server's name (`[mcp_servers.<server>]`).
+        server: String,
+        /// The tool's name on the server.
+        tool: String,
+        /// The arguments the model gave.
+        arguments: Json,
+        /// How it ended; `None` while it runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<McpToolCallStatus>,
+        /// What the server returned, once it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<McpToolCallResult>,
+        /// Why it failed (no result), when it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// Wall time, once it ended.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u64>,
+    },
+}
+
+/// A JSON value inside an item (arguments, a tool's result). JSON has no NaN,
+/// so equality is an equivalence.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Json(pub serde_json::Value);
+
+impl Eq for Json {}
+
+/// How an MCP tool call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum McpToolCallStatus {
+    /// The server answered (its answer may say the tool failed: `is_error`).
+    Completed,
+    /// No answer: the server failed, crashed or timed out, or the call was refused.
+    Failed,
+    /// The turn was aborted while it ran; the server was told to cancel it.
+    Aborted,
+}
+
+/// What an MCP server returned for a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpToolCallResult {
+    /// The content blocks, as MCP defines them (text, image, resource, …).
+    pub content: Vec<Json>,
+    /// The structured result, when the tool gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured_content: Option<Json>,
+    /// Whether the tool says it failed.
+    #[serde(default)]
+    pub is_error: bool,
 }
 
 /// Why a conversation was compacted.
@@ -130,6 +186,25 @@ pub fn compaction_line(trigger: CompactionTrigger, tokens: Option<CompactedToken
             format!("conversation compacted{why}: about {before} → {after} tokens")
         }
         None => format!("compaction stopped{why}; the conversation is unchanged"),
+    }
+}
+
+/// An MCP tool call as one line of a transcript: `server.tool` and how it
+/// ended (`None`: it runs).
+pub fn mcp_call_line(
+    server: &str,
+    tool: &str,
+    status: Option<McpToolCallStatus>,
+    error: Option<&str>,
+) -> String {
+    match (status, error) {
+        (None, _) => format!("calling {server}.{tool}"),
+        (Some(McpToolCallStatus::Completed), _) => format!("called {server}.{tool}"),
+        (Some(McpToolCallStatus::Aborted), _) => format!("{server}.{tool} aborted"),
+        (Some(McpToolCallStatus::Failed), Some(error)) => {
+            format!("{server}.{tool} failed: {error}")
+        }
+        (Some(McpToolCallStatus::Failed), None) => format!("{server}.{tool} failed"),
     }
 }
 

@@ -38,7 +38,7 @@ const WRITE_THRESHOLD: usize = 64 * 1024;
 type Reply = oneshot::Sender<io::Result<()>>;
 
 enum Command {
-    Line(RolloutItem),
+    Line(Box<RolloutItem>),
     /// Write and fsync.
     Flush(Reply),
     /// Write, no fsync.
@@ -146,7 +146,7 @@ impl RolloutRecorder {
     /// Queue a line. Never blocks on the disk.
     pub fn record(&self, item: RolloutItem) {
         // The writer thread lives as long as any sender.
-        let _ = self.tx.send(Command::Line(item));
+        let _ = self.tx.send(Command::Line(Box::new(item)));
     }
 
     /// Wait until every queued line is written and the file is fsynced.

@@ -18,6 +18,7 @@
 
 mod invariants;
 mod line_child;
+pub mod mcp_servers;
 mod processes;
 mod pty;
 pub mod schedules;
@@ -99,6 +100,8 @@ pub struct EngineSettings {
     pub reasoning_effort: Option<String>,
     /// What the mock lists at `GET /models` from the start (none: a 404).
     pub model_list: Vec<serde_json::Value>,
+    /// The MCP servers the session starts (`[mcp_servers]`).
+    pub mcp_servers: Vec<tiller_core::config::McpServerConfig>,
 }
 
 /// Whether a test session is saved.
@@ -128,6 +131,7 @@ impl EngineSettings {
             context_window: None,
             reasoning_effort: None,
             model_list: Vec::new(),
+            mcp_servers: Vec::new(),
         }
     }
 }
@@ -165,6 +169,11 @@ impl TestEngine {
         .config;
         config.context_window = settings.context_window;
         config.reasoning_effort = settings.reasoning_effort;
+        config.mcp_servers = settings
+            .mcp_servers
+            .into_iter()
+            .map(|server| (server.name.clone(), server))
+            .collect();
         let (session, events) = spawn_session(SessionOptions {
             config,
             api_key: None,

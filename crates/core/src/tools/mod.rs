@@ -38,6 +38,7 @@ use crate::events::TurnEmitter;
 pub use crate::inbox::Cancelled;
 use crate::inbox::TurnInbox;
 use crate::items::TurnItems;
+use crate::mcp::McpConnections;
 
 /// A call the model made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +81,8 @@ pub trait Tool: Send + Sync {
 #[derive(Clone, Default)]
 pub struct ToolRegistry {
     tools: BTreeMap<String, Arc<dyn Tool>>,
+    /// The session's MCP servers, whose tools join as each is ready.
+    mcp: Option<Arc<McpConnections>>,
 }
 
 impl std::fmt::Debug for ToolRegistry {
@@ -112,20 +115,51 @@ impl ToolRegistry {
         self.tools.insert(tool.name().to_string(), tool);
     }
 
-    /// The tool named `name`.
-    pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
-        self.tools.get(name)
+    /// Offer the tools of `mcp`'s servers too, each once its server is ready.
+    pub(crate) fn attach_mcp(&mut self, mcp: McpConnections) {
+        self.mcp = Some(Arc::new(mcp));
     }
 
-    /// The specs of every tool, for a model request.
+    /// The session's MCP servers, if it has any.
+    pub(crate) fn mcp(&self) -> Option<&McpConnections> {
+        self.mcp.as_deref()
+    }
+
+    /// The tool named `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Tool>> {
+        match self.tools.get(name) {
+            Some(tool) => Some(Arc::clone(tool)),
+            None => self.mcp.as_ref().and_then(|mcp| mcp.get(name)),
+        }
+    }
+
+    /// The specs of every tool, for a model request: tiller's own, then
+    /// those of every MCP server ready now.
     pub fn specs(&self) -> Vec<serde_json::Value> {
-        self.tools.values().map(|tool| tool.spec()).collect()
+        let own = self.tools.values().map(|tool| tool.spec());
+        let mcp = self.mcp.iter().flat_map(|mcp| mcp.specs());
+        own.chain(mcp).collect()
     }
 
     /// The names of every tool.
-    pub fn names(&self) -> Vec<&str> {
-        self.tools.keys().map(String::as_str).collect()
+    pub fn names(&self) -> Vec<String> {
+        let own = self.tools.keys().cloned();
+        let mcp = self.mcp.iter().flat_map(|mcp| mcp.names());
+        own.chain(mcp).collect()
     }
+}
+
+/// The environment variables no process tiller starts may see: the
+/// provider's key, and the variables its `env_http_headers` read
+/// (credentials, as Azure's `api-key` is).
+pub(crate) fn secret_env(config: &tiller_config::Config) -> Vec<String> {
+    let provider = &config.provider;
+    provider
+        .env_key
+        .iter()
+        .chain(provider.env_http_headers.values())
+        .cloned()
+        .collect()
 }
 
 /// What a tool call can use of its turn and session.
@@ -163,13 +197,7 @@ impl ToolContext<'_> {
     /// key, and the variables its `env_http_headers` read (credentials, as
     /// Azure's `api-key` is).
     pub fn hidden_env(&self) -> Vec<String> {
-        let provider = &self.conversation.config.provider;
-        provider
-            .env_key
-            .iter()
-            .chain(provider.env_http_headers.values())
-            .cloned()
-            .collect()
+        secret_env(&self.conversation.config)
     }
 
     /// When the person is asked before something runs.
@@ -206,6 +234,16 @@ impl ToolContext<'_> {
             stream,
             chunk: chunk.to_string(),
         });
+    }
+
+    /// Show `msg` as part of the turn.
+    pub(crate) fn emit(&self, msg: EventMsg) {
+        self.emitter.emit(msg);
+    }
+
+    /// Remember `key` as approved for the rest of the session.
+    pub(crate) fn remember_approval(&self, key: Vec<String>) {
+        self.conversation.approve_for_session(key);
     }
 
     /// Whether `key` (a command, say) was approved for the rest of the session.

@@ -35,6 +35,7 @@ mod hostile_input;
 mod hostile_server;
 mod idempotency;
 mod interrupt;
+mod mcp;
 mod resume;
 mod retry;
 mod steer;

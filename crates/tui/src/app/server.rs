@@ -182,7 +182,8 @@ impl App {
             }
             ThreadItem::CommandExecution { .. }
             | ThreadItem::FileChange { .. }
-            | ThreadItem::ContextCompaction { .. } => None,
+            | ThreadItem::ContextCompaction { .. }
+            | ThreadItem::McpToolCall { .. } => None,
         };
         let kind = item_kind(item, completed);
         if let Some(index) = steer {
@@ -489,6 +490,27 @@ fn item_kind(item: ThreadItem, completed: bool) -> CellKind {
             .to_owned(),
             tone: Tone::Info,
         },
+        ThreadItem::McpToolCall {
+            server,
+            tool,
+            status,
+            error,
+            ..
+        } => {
+            let error = error.as_ref().and_then(|e| e["message"].as_str());
+            let (text, tone) = match (completed, status.as_str()) {
+                (false, _) => (format!("calling {server}.{tool}…"), Tone::Info),
+                (true, "completed") => (format!("called {server}.{tool}"), Tone::Info),
+                (true, _) => (
+                    match error {
+                        Some(error) => format!("{server}.{tool} failed: {error}"),
+                        None => format!("{server}.{tool} failed"),
+                    },
+                    Tone::Error,
+                ),
+            };
+            CellKind::Notice { text, tone }
+        }
     }
 }
 

@@ -1,0 +1,138 @@
+//! A stdio MCP server's process: spawned as a tool's is (its own process
+//! group and cgroup, a marker, registered with the orphan watchdog before the
+//! spawn), so that however tiller ends, the server and everything it started
+//! end too; killed as a tree when the connection is dropped.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tiller_process::{CallCgroup, ProcessTree, ToolMarker, orphan_guard};
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+/// How much of a server's stderr is kept, to say why it failed.
+const STDERR_TAIL_BYTES: usize = 2048;
+
+/// What to run.
+pub(crate) struct Launch<'a> {
+    pub(crate) command: &'a str,
+    pub(crate) args: &'a [String],
+    pub(crate) env: &'a BTreeMap<String, String>,
+    pub(crate) cwd: &'a Path,
+    /// Variables the server must not see (the provider's secrets).
+    pub(crate) hidden_env: &'a [String],
+}
+
+/// A running stdio server. Dropping it kills its whole tree.
+pub(crate) struct ServerProcess {
+    child: Child,
+    tree: ProcessTree,
+    stderr_tail: Arc<Mutex<Vec<u8>>>,
+    // Dropped after the tree is killed (field order): the watchdog forgets
+    // the server, and its cgroup is removed, only then.
+    _guarded: orphan_guard::Guarded,
+    _cgroup: Option<CallCgroup>,
+}
+
+impl ServerProcess {
+    /// Start the server; returns it and its stdout and stdin, for the transport.
+    pub(crate) fn spawn(
+        launch: &Launch<'_>,
+    ) -> Result<(ServerProcess, ChildStdout, ChildStdin), String> {
+        let marker = ToolMarker::new();
+        let (marker_name, marker_value) = marker.env();
+        let mut command = Command::new(launch.command);
+        for name in launch.hidden_env {
+            command.env_remove(name);
+        }
+        command
+            .args(launch.args)
+            .envs(launch.env)
+            .current_dir(launch.cwd)
+            .env(marker_name, marker_value)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let cgroup = CallCgroup::create();
+        if let Some(cgroup) = &cgroup
+            && let Ok(enter) = cgroup.enter_hook()
+        {
+            // SAFETY: the hook only calls write(2) on a file opened before the
+            // fork: async-signal-safe, no allocation, no lock.
+            #[allow(unsafe_code)]
+            unsafe {
+                command.pre_exec(enter);
+            }
+        }
+        // Registered before the spawn, so a tiller killed at any instant leaves no orphan.
+        let guarded = orphan_guard::guard(marker_value, cgroup.as_ref().map(CallCgroup::path));
+        let (mut child, _registration) = tiller_process::spawn_registered(&mut command)
+            .map_err(|e| format!("cannot start `{}`: {e}", launch.command))?;
+        let Some(pid) = child.id() else {
+            return Err(format!("`{}` exited at once", launch.command));
+        };
+        guarded.set_group(pid);
+        let tree = ProcessTree::new(pid, marker).map_err(|e| e.to_string())?;
+        let tree = match &cgroup {
+            Some(cgroup) => tree.with_cgroup(cgroup.path()),
+            None => tree,
+        };
+        let (Some(stdout), Some(stdin), Some(stderr)) =
+            (child.stdout.take(), child.stdin.take(), child.stderr.take())
+        else {
+            tiller_process::kill_tree_now(&tree);
+            return Err("the server's pipes could not be opened".to_owned());
+        };
+        let stderr_tail = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(keep_tail(stderr, Arc::clone(&stderr_tail)));
+        let process = ServerProcess {
+            child,
+            tree,
+            stderr_tail,
+            _guarded: guarded,
+            _cgroup: cgroup,
+        };
+        Ok((process, stdout, stdin))
+    }
+
+    /// The last lines the server wrote to stderr, for an error message.
+    pub(crate) fn stderr_tail(&self) -> String {
+        let tail = self
+            .stderr_tail
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let text = String::from_utf8_lossy(&tail);
+        tiller_secrets::redact(text.trim()).into_owned()
+    }
+
+    /// Kill the tree and wait until it is gone.
+    pub(crate) async fn kill(mut self) {
+        tiller_process::kill_tree(&self.tree, Some(&mut self.child)).await;
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        tiller_process::kill_tree_now(&self.tree);
+    }
+}
+
+/// Reads the server's stderr to its end, keeping the last [`STDERR_TAIL_BYTES`].
+async fn keep_tail(mut stderr: tokio::process::ChildStderr, tail: Arc<Mutex<Vec<u8>>>) {
+    let mut buf = [0u8; 1024];
+    loop {
+        match stderr.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let mut tail = tail.lock().unwrap_or_else(PoisonError::into_inner);
+                tail.extend_from_slice(&buf[..n]);
+                let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
+                tail.drain(..excess);
+            }
+        }
+    }
+}

@@ -1,0 +1,555 @@
+//! MCP servers' tools, against real servers no one here wrote: a script on
+//! the official Python SDK's FastMCP (`MCPServer`) and the reference
+//! `@modelcontextprotocol/server-everything` from npm, both pinned and
+//! installed by the tests. What the server saw is read from its side (the
+//! script's record file).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::json;
+use tempfile::TempDir;
+use tiller_core::config::{McpApproval, McpServerConfig, McpTransport, WireApi};
+use tiller_mock_model::Step;
+use tiller_protocol::{
+    ElicitationAction, Event, EventMsg, McpServerState, McpToolCallStatus, Op, ReviewDecision,
+    TurnAbortReason, TurnItem, TurnItemKind,
+};
+use tiller_test_support::mcp_servers::{
+    python_mcp_site, recorded, server_everything, slow_server, wait_for_record,
+};
+use tiller_test_support::{
+    EngineSettings, TestEngine, input_summary, pid_alive, read_pids_when_ready,
+};
+
+/// How long a server may take to be recorded doing something.
+const SERVER_DEADLINE: Duration = Duration::from_secs(20);
+
+/// A session with `servers`, answering from `steps`, on the Responses API
+/// (MCP calls do not depend on the wire; the lifecycle suites run on both).
+async fn engine_with(servers: Vec<McpServerConfig>, steps: Vec<Step>) -> TestEngine {
+    let mut settings = EngineSettings::new(WireApi::Responses);
+    settings.mcp_servers = servers;
+    TestEngine::start_with(steps, settings).await
+}
+
+/// The FastMCP server as `slow`, recording into a file of `dir`.
+async fn slow(dir: &TempDir) -> (McpServerConfig, PathBuf) {
+    let site = python_mcp_site().await;
+    let record = dir.path().join("record");
+    (slow_server("slow", &site, &record), record)
+}
+
+/// Wait until `server` is ready; returns the tools it offers.
+async fn ready(engine: &mut TestEngine, server: &str) -> Vec<String> {
+    let name = server.to_owned();
+    let event = engine
+        .wait_for("the MCP server to be ready", move |e| {
+            matches!(&e.msg, EventMsg::McpServerStatus { server, status, .. }
+                if *server == name && *status == McpServerState::Ready)
+        })
+        .await;
+    match event.msg {
+        EventMsg::McpServerStatus { tools, .. } => tools,
+        _ => unreachable!(),
+    }
+}
+
+/// The completed MCP tool call items in the log.
+fn completed_calls(log: &[Event]) -> Vec<TurnItemKind> {
+    log.iter()
+        .filter_map(|e| match &e.msg {
+            EventMsg::ItemCompleted {
+                item:
+                    TurnItem {
+                        kind: kind @ TurnItemKind::McpToolCall { .. },
+                        ..
+                    },
+            } => Some(kind.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn status_of(kind: &TurnItemKind) -> Option<McpToolCallStatus> {
+    match kind {
+        TurnItemKind::McpToolCall { status, .. } => *status,
+        _ => None,
+    }
+}
+
+/// The output the model got for `call_id` in `request`.
+fn output_for(request: &tiller_mock_model::RecordedRequest, call_id: &str) -> String {
+    input_summary(request)
+        .into_iter()
+        .find_map(|line| {
+            line.strip_prefix(&format!("output {call_id}: "))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("no output for {call_id} in {:?}", input_summary(request)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_join_when_ready_and_a_call_returns_its_structured_result() {
+    let dir = TempDir::new().unwrap();
+    let (server, _record) = slow(&dir).await;
+    let mut engine = engine_with(
+        vec![server],
+        vec![
+            Step::function_call("call_1", "mcp__slow__add", json!({"a": 2, "b": 3})),
+            Step::text("five"),
+        ],
+    )
+    .await;
+    let tools = ready(&mut engine, "slow").await;
+    assert!(tools.contains(&"mcp__slow__add".to_owned()), "{tools:?}");
+
+    let turn = engine.start_turn("add").await;
+    let terminal = engine.wait_terminal(&turn).await;
+    assert!(
+        matches!(terminal, EventMsg::TurnCompleted { .. }),
+        "{terminal:?}"
+    );
+    let requests = engine.wait_requests(2).await;
+    // The tool is offered with its input schema, made an object schema.
+    let spec = requests[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "mcp__slow__add")
+        .cloned()
+        .expect("mcp__slow__add offered");
+    assert_eq!(spec["parameters"]["type"], "object");
+    assert!(spec["parameters"]["properties"]["a"].is_object(), "{spec}");
+    assert_eq!(output_for(&requests[1], "call_1"), "5");
+    let calls = completed_calls(&engine.log);
+    let [
+        TurnItemKind::McpToolCall {
+            server,
+            tool,
+            arguments,
+            status,
+            result: Some(result),
+            ..
+        },
+    ] = calls.as_slice()
+    else {
+        panic!("one completed MCP call with a result: {calls:?}");
+    };
+    assert_eq!((server.as_str(), tool.as_str()), ("slow", "add"));
+    assert_eq!(arguments.0, json!({"a": 2, "b": 3}));
+    assert_eq!(*status, Some(McpToolCallStatus::Completed));
+    assert_eq!(
+        result.structured_content.as_ref().map(|s| s.0.clone()),
+        Some(json!({"result": 5}))
+    );
+    engine.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupt_during_a_long_call_sends_the_cancel_and_aborts_at_once() {
+    let dir = TempDir::new().unwrap();
+    let (server, record) = slow(&dir).await;
+    let mut engine = engine_with(
+        vec![server],
+        vec![
+            Step::function_call("call_1", "mcp__slow__sleep", json!({"seconds": 60})),
+            Step::text("after"),
+        ],
+    )
+    .await;
+    ready(&mut engine, "slow").await;
+    let turn = engine.start_turn("sleep").await;
+    // Progress from the server is passed on while the call runs.
+    engine
+        .wait_for("progress", |e| {
+            matches!(&e.msg, EventMsg::McpToolCallProgress { message, .. } if message.starts_with("slept"))
+        })
+        .await;
+
+    engine.submit(Op::Interrupt).await.unwrap();
+    let terminal = engine.wait_terminal(&turn).await;
+    assert_eq!(
+        terminal,
+        EventMsg::TurnAborted {
+            reason: TurnAbortReason::Interrupted,
+            unsent_input: vec![]
+        }
+    );
+    let calls = completed_calls(&engine.log);
+    assert_eq!(
+        calls.iter().map(status_of).collect::<Vec<_>>(),
+        [Some(McpToolCallStatus::Aborted)]
+    );
+    // The server got notifications/cancelled for the call.
+    wait_for_record(&record, "cancelled", SERVER_DEADLINE).await;
+    assert!(!recorded(&record).contains(&"finished".to_owned()));
+
+    // The conversation stays valid: the next turn carries the aborted output.
+    let next = engine.start_turn("again").await;
+    engine.wait_terminal(&next).await;
+    let requests = engine.wait_requests(2).await;
+    assert!(
+        output_for(&requests[1], "call_1").contains("aborted by the user"),
+        "{:?}",
+        input_summary(&requests[1])
+    );
+    engine.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_ignores_the_cancel_does_not_hold_the_turn() {
+    let dir = TempDir::new().unwrap();
+    let (server, record) = slow(&dir).await;
+    let mut engine = engine_with(
+        vec![server],
+        vec![Step::function_call(
+            "call_1",
+            "mcp__slow__stubborn",
+            json!({"seconds": 60}),
+        )],
+    )
+    .await;
+    ready(&mut engine, "slow").await;
+    let turn = engine.start_turn("wait").await;
+    wait_for_record(&record, "stubborn started", SERVER_DEADLINE).await;
+    engine.submit(Op::Interrupt).await.unwrap();
+    let terminal = engine.wait_terminal(&turn).await;
+    assert!(
+        matches!(terminal, EventMsg::TurnAborted { .. }),
+        "{terminal:?}"
+    );
+    // Still sleeping on the server: the turn did not wait for it.
+    assert!(!recorded(&record).contains(&"stubborn finished".to_owned()));
+    engine.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_timeout_cancels_the_call_and_tells_the_model() {
+    let dir = TempDir::new().unwrap();
+    let (mut server, record) = slow(&dir).await;
+    server.tool_timeout = Duration::from_millis(500);
+    let mut engine = engine_with(
+        vec![server],
+        vec![
+            Step::function_call("call_1", "mcp__slow__sleep", json!({"seconds": 60})),
+            Step::text("it timed out"),
+        ],
+    )
+    .await;
+    ready(&mut engine, "slow").await;
+    let turn = engine.start_turn("sleep").await;
+    let terminal = engine.wait_terminal(&turn).await;
+    assert!(
+        matches!(terminal, EventMsg::TurnCompleted { .. }),
+        "{terminal:?}"
+    );
+    let requests = engine.wait_requests(2).await;
+    let output = output_for(&requests[1], "call_1");
+    assert!(output.contains("tool_timeout_sec"), "{output}");
+    wait_for_record(&record, "cancelled", SERVER_DEADLINE).await;
+    assert_eq!(
+        completed_calls(&engine.log)
+            .iter()
+            .map(status_of)
+            .collect::<Vec<_>>(),
+        [Some(McpToolCallStatus::Failed)]
+    );
+    engine.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_dies_mid_call_fails_the_call_and_the_next_call_restarts_it() {
+    let dir = TempDir::new().unwrap();
+    let (server, record) = slow(&dir).await;
+    let mut engine = engine_with(
+        vec![server],
+        vec![
+            Step::function_call("call_1", "mcp__slow__crash", json!({})),
+            Step::function_call("call_2", "mcp__slow__add", json!({"a": 1, "b": 1})),
+            Step::text("two"),
+        ],
+    )
+    .await;
+    ready(&mut engine, "slow").await;
+    let turn = engine.start_turn("crash, then add").await;
+    let terminal = engine.wait_terminal(&turn).await;
+    assert!(
+        matches!(terminal, EventMsg::TurnCompleted { .. }),
+        "{terminal:?}"
+    );
+    let requests = engine.wait_requests(3).await;
+    let crashed = output_for(&requests[1], "call_1");
+    assert!(crashed.contains("exited during the call"), "{crashed}");
+    assert_eq!(output_for(&requests[2], "call_2"), "2");
+    // Two processes served the session: the first exited, the second was started for call_2.
+    let ups: Vec<String> = recorded(&record)
+        .into_iter()
+        .filter(|line| line.starts_with("up "))
+        .collect();
+    assert_eq!(ups.len(), 2, "{ups:?}");
+    assert_ne!(ups[0], ups[1]);
+    assert_eq!(
+        completed_calls(&engine.log)
+            .iter()
+            .map(status_of)
+            .collect::<Vec<_>>(),
+        [
+            Some(McpToolCallStatus::Failed),
+            Some(McpToolCallStatus::Completed)
+        ]
+    );
+    engine.finish().await;
+}
+
+/// A "server" that writes its pid and then never says a word.
+fn silent_server(dir: &Path, startup: Duration) -> McpServerConfig {
+    let pidfile = dir.join("silent.pid");
+    let mut config = McpServerConfig::stdio(
+        "silent",
+        "sh",
+        vec![
+            "-c".to_owned(),
+            format!("echo $$ > '{}'; exec sleep 600", pidfile.display()),
+        ],
+    );
+    config.startup_timeout = startup;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_starts_does_not_delay_the_first_request_and_dies_with_the_session() {
+    let dir = TempDir::new().unwrap();
+    let mut engine = engine_with(
+        vec![silent_server(dir.path(), Duration::from_secs(60))],
+        vec![Step::text("hello")],
+    )
+    .await;
+    let turn = engine.start_turn("hi").await;
+    let terminal = engine.wait_terminal(&turn).await;
+    assert!(
+        matches!(terminal, EventMsg::TurnCompleted { .. }),
+        "{terminal:?}"
+    );
+    // The turn ran while the server was still starting: it neither became
+    // ready nor failed, and the request offered none of its tools.
+    engine.drain_ready();
+    assert!(
+        !engine.log.iter().any(|e| matches!(&e.msg,
+            EventMsg::McpServerStatus { status, .. } if *status != McpServerState::Starting)),
+        "{:#?}",
+        engine.log
+    );
+    let requests = engine.wait_requests(1).await;
+    assert!(
+        !requests[0].body.to_string().contains("mcp__silent"),
+        "no tool of a server that is not ready is offered"
+    );
+    let pid = read_pids_when_ready(&dir.path().join("silent.pid"), 1, SERVER_DEADLINE).await[0];
+    assert!(pid_alive(pid));
+    engine.finish().await;
+    // The session is gone, and its server with it.
+    wait_until_dead(pid).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_misses_its_startup_timeout_is_reported_failed_and_killed() {
+    let dir = TempDir::new().unwrap();
+    let mut engine = engine_with(
+        vec![silent_server(dir.path(), Duration::from_millis(300))],
+        vec![
+            Step::function_call("call_1", "mcp__silent__x", json!({})),
+            Step::text("ok"),
+        ],
+    )
+    .await;
+    let event = engine
+        .wait_for("the failure", |e| {
+            matches!(&e.msg, EventMsg::McpServerStatus { status, .. } if *status == McpServerState::Failed)
+        })
+        .await;
+    let EventMsg::McpServerStatus {
+        error: Some(error), ..
+    } = event.msg
+    else {
+        panic!("a failure says why");
+    };
+    assert!(error.contains("startup_timeout_sec"), "{error}");
+    let pid = read_pids_when_ready(&dir.path().join("silent.pid"), 1, SERVER_DEADLINE).await[0];
+    wait_until_dead(pid).await;
+    // A call of a tool no server offers is answered, not hung.
+    let turn = engine.start_turn("call it").await;
+    engine.wait_terminal(&turn).await;
+    let requests = engine.wait_requests(2).await;
+    assert!(output_for(&requests[1], "call_1").contains("unknown tool"));
+    engine.finish().await;
+}
+
+async fn wait_until_dead(pid: i32) {
+    let deadline = tokio::time::Instant::now() + SERVER_DEADLINE;
+    while pid_alive(pid) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the MCP server {pid} outlived its session"
+        );
+        // Polling /proc: there is no event to wait on for another process's death.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_mode_asks_before_a_call_and_a_denial_reaches_the_model() {
+    let dir = TempDir::new().unwrap();
+    let (mut server, record) = slow(&dir).await;
+    server.approval = McpApproval::Prompt;
+    let mut engine = engine_with(
+        vec![server],
+        vec![
+            Step::function_call("call_1", "mcp__slow__add", json!({"a": 1, "b": 2})),
+            Step::text("ok"),
+        ],
+    )
+    .await;
+    ready(&mut engine, "slow").await;
+    let turn = engine.start_turn("add").await;
+    let asked = engine
+        .wait_for("the approval request", |e| {
+            matches!(e.msg, EventMsg::ExecApprovalRequest { .. })
+        })
+        .await;
+    let EventMsg::ExecApprovalRequest {
+        call_id, command, ..
+    } = asked.msg
+    else {
+        unreachable!()
+    };
+    assert_eq!(command[0], "mcp__slow__add");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&command[1]).unwrap(),
+        json!({"a": 1, "b": 2})
+    );
+    engine
+        .submit(Op::Approval {
+            call_id,
+            decision: ReviewDecision::Denied,
+        })
+        .await
+        .unwrap();
+    engine.wait_terminal(&turn).await;
+    let requests = engine.wait_requests(2).await;
+    assert!(output_for(&requests[1], "call_1").contains("declined"));
+    assert!(!recorded(&record).iter().any(|l| l == "started"));
+    engine.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_elicitation_reaches_the_person_and_their_answer_the_server() {
+    let dir = TempDir::new().unwrap();
+    let (server, record) = slow(&dir).await;
+    let mut engine = engine_with(
+        vec![server],
+        vec![
+            Step::function_call("call_1", "mcp__slow__ask_name", json!({})),
+            Step::text("hello Ada"),
+        ],
+    )
+    .await;
+    ready(&mut engine, "slow").await;
+    let turn = engine.start_turn("ask me").await;
+    let asked = engine
+        .wait_for("the elicitation", |e| {
+            matches!(e.msg, EventMsg::ElicitationRequest { .. })
+        })
+        .await;
+    let EventMsg::ElicitationRequest {
+        server,
+        request_id,
+        message,
+        requested_schema,
+    } = asked.msg
+    else {
+        unreachable!()
+    };
+    assert_eq!(server, "slow");
+    assert_eq!(message, "What is your name?");
+    assert!(
+        requested_schema["properties"]["name"].is_object(),
+        "{requested_schema}"
+    );
+    assert!(engine.session.resolve_elicitation(
+        &request_id,
+        ElicitationAction::Accept,
+        Some(json!({"name": "Ada"}))
+    ));
+    // Answered once only.
+    assert!(
+        !engine
+            .session
+            .resolve_elicitation(&request_id, ElicitationAction::Decline, None)
+    );
+    engine.wait_terminal(&turn).await;
+    wait_for_record(&record, "elicited accept Ada", SERVER_DEADLINE).await;
+    let requests = engine.wait_requests(2).await;
+    assert_eq!(output_for(&requests[1], "call_1"), "accept: Ada");
+    engine.finish().await;
+}
+
+/// The reference server, run with node.
+async fn everything() -> McpServerConfig {
+    let entry = server_everything().await;
+    McpServerConfig::stdio(
+        "everything",
+        "node",
+        vec![entry.display().to_string(), "stdio".to_owned()],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_server_everything_answers_images_and_is_cancelled_mid_operation() {
+    let server = everything().await;
+    assert!(matches!(server.transport, McpTransport::Stdio { .. }));
+    let mut engine = engine_with(
+        vec![server],
+        vec![
+            Step::function_call("call_1", "mcp__everything__get-tiny-image", json!({})),
+            Step::function_call(
+                "call_2",
+                "mcp__everything__trigger-long-running-operation",
+                json!({"duration": 60, "steps": 600}),
+            ),
+            Step::text("after"),
+        ],
+    )
+    .await;
+    let tools = ready(&mut engine, "everything").await;
+    assert!(
+        tools.contains(&"mcp__everything__echo".to_owned()),
+        "{tools:?}"
+    );
+    let turn = engine.start_turn("image, then wait").await;
+    engine
+        .wait_for("progress", |e| {
+            matches!(e.msg, EventMsg::McpToolCallProgress { .. })
+        })
+        .await;
+    engine.submit(Op::Interrupt).await.unwrap();
+    let terminal = engine.wait_terminal(&turn).await;
+    assert!(
+        matches!(terminal, EventMsg::TurnAborted { .. }),
+        "{terminal:?}"
+    );
+    let requests = engine.wait_requests(2).await;
+    let image = output_for(&requests[1], "call_1");
+    assert!(image.contains("[image: image/png"), "{image}");
+    assert_eq!(
+        completed_calls(&engine.log)
+            .iter()
+            .map(status_of)
+            .collect::<Vec<_>>(),
+        [
+            Some(McpToolCallStatus::Completed),
+            Some(McpToolCallStatus::Aborted)
+        ]
+    );
+    engine.finish().await;
+}
