@@ -31,7 +31,7 @@ use tiller_protocol::{ElicitationAction, EventMsg, McpServerState};
 
 use self::client::Connection;
 use self::elicitation::Elicitations;
-use self::tool::{McpTool, ToolInfo};
+use self::tool::{McpTool, StartingTool, ToolInfo};
 use crate::events::EventSink;
 use crate::tools::Tool;
 
@@ -102,11 +102,20 @@ impl McpConnections {
             .collect()
     }
 
-    /// The tool named `name` (qualified), if a ready server offers it.
+    /// The tool named `name` (qualified), if a ready server offers it, or if
+    /// it is named for a server that has not started yet: a call then waits
+    /// for the server (as long as its `startup_timeout_sec`) and looks again.
     pub(crate) fn get(&self, name: &str) -> Option<Arc<dyn Tool>> {
-        self.servers.iter().find_map(|server| {
+        let ready = self.servers.iter().find_map(|server| {
             let info = server.tools().into_iter().find(|t| t.qualified == name)?;
             Some(Arc::new(McpTool::new(Arc::clone(server), info)) as Arc<dyn Tool>)
+        });
+        ready.or_else(|| {
+            let server = self
+                .servers
+                .iter()
+                .find(|server| !server.has_started() && name.starts_with(&server.tool_prefix()))?;
+            Some(Arc::new(StartingTool::new(Arc::clone(server), name)) as Arc<dyn Tool>)
         })
     }
 
@@ -156,12 +165,24 @@ struct SlotState {
     /// The tools it listed when it last started; kept when it exits, so a
     /// call of one starts it again.
     tools: Vec<ToolInfo>,
+    /// Whether a first start ended (ready or failed).
+    started: bool,
 }
 
 impl ServerSlot {
     /// Its tools, as last listed.
-    fn tools(&self) -> Vec<ToolInfo> {
+    pub(crate) fn tools(&self) -> Vec<ToolInfo> {
         self.lock().tools.clone()
+    }
+
+    /// Whether it started once (its tools are known), successfully or not.
+    fn has_started(&self) -> bool {
+        self.lock().started
+    }
+
+    /// What its tools' qualified names begin with.
+    fn tool_prefix(&self) -> String {
+        tool::qualified_name(&self.config.name, "")
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
@@ -197,11 +218,13 @@ impl ServerSlot {
                     let mut state = self.lock();
                     state.connection = Some(Arc::clone(&connection));
                     state.tools = tools;
+                    state.started = true;
                 }
                 self.status(McpServerState::Ready, None, names);
                 Ok(connection)
             }
             Err(error) => {
+                self.lock().started = true;
                 self.status(McpServerState::Failed, Some(error.clone()), Vec::new());
                 Err(error)
             }

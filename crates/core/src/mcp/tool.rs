@@ -26,6 +26,8 @@ const PREFIX: &str = "mcp";
 const MAX_NAME: usize = 64;
 /// The most of a result the model reads; the rest is cut, and the cut said.
 const MAX_OUTPUT_BYTES: usize = 64 * 1024;
+/// The most of a result an item keeps (it is shown, sent to clients and saved).
+const MAX_ITEM_BYTES: usize = 256 * 1024;
 /// What the model reads of a call aborted while it ran.
 const ABORTED: &str =
     "aborted by the user while the MCP tool ran; the server was told to cancel the call";
@@ -122,6 +124,68 @@ fn sanitized_schema(schema: &Map<String, Value>) -> Value {
         schema.insert("properties".to_owned(), json!({}));
     }
     Value::Object(schema)
+}
+
+/// A call of a tool of a server still starting (a model that knows its
+/// tools from an earlier session, say): it waits for the server, then runs
+/// as the tool the server lists under that name, if any.
+pub(crate) struct StartingTool {
+    server: Arc<ServerSlot>,
+    name: String,
+}
+
+impl StartingTool {
+    pub(crate) fn new(server: Arc<ServerSlot>, name: &str) -> StartingTool {
+        StartingTool {
+            server,
+            name: name.to_owned(),
+        }
+    }
+
+    async fn call(&self, call: &ToolCall, ctx: &ToolContext<'_>) -> ToolOutput {
+        let started = tokio::select! {
+            started = self.server.connection() => started,
+            () = ctx.cancel().cancelled() => {
+                return ToolOutput::Aborted(crate::history::ABORTED_BEFORE_OUTPUT.to_owned());
+            }
+        };
+        let server = &self.server.config.name;
+        if let Err(error) = started {
+            return ToolOutput::Output(format!(
+                "the MCP server {server} is not available: {error}"
+            ));
+        }
+        let tools = self.server.tools();
+        match tools.iter().find(|tool| tool.qualified == self.name) {
+            Some(info) => {
+                let tool = McpTool::new(Arc::clone(&self.server), info.clone());
+                tool.call(call, ctx).await
+            }
+            None => {
+                let names: Vec<&str> = tools.iter().map(|t| t.qualified.as_str()).collect();
+                ToolOutput::Output(format!(
+                    "unknown tool '{}': the MCP server {server} offers {}",
+                    self.name,
+                    names.join(", ")
+                ))
+            }
+        }
+    }
+}
+
+impl Tool for StartingTool {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn spec(&self) -> Value {
+        // Never offered: its server is not ready.
+        Value::Null
+    }
+
+    fn run<'a>(&'a self, call: &'a ToolCall, ctx: &'a ToolContext<'a>) -> ToolFuture<'a> {
+        Box::pin(self.call(call, ctx))
+    }
 }
 
 /// A call of one MCP tool.
@@ -387,15 +451,28 @@ fn parse_arguments(text: &str) -> Result<Map<String, Value>, String> {
     }
 }
 
-/// The result as the item shows it.
+/// The result as the item shows it (and the rollout keeps it): blocks in
+/// order while they fit in [`MAX_ITEM_BYTES`], each one past that replaced by
+/// a note of its size; likewise the structured content.
 fn item_result(result: CallToolResult) -> McpToolCallResult {
+    let mut budget = MAX_ITEM_BYTES;
+    let mut kept = |value: Value| {
+        let size = value.to_string().len();
+        if size <= budget {
+            budget -= size;
+            value
+        } else {
+            json!({"type": "text", "text": format!("[… a block of {size} bytes was not kept]")})
+        }
+    };
+    let content = result
+        .content
+        .iter()
+        .map(|block| Json(kept(serde_json::to_value(block).unwrap_or_default())))
+        .collect();
     McpToolCallResult {
-        content: result
-            .content
-            .iter()
-            .map(|block| Json(serde_json::to_value(block).unwrap_or_default()))
-            .collect(),
-        structured_content: result.structured_content.map(Json),
+        content,
+        structured_content: result.structured_content.map(|value| Json(kept(value))),
         is_error: result.is_error.unwrap_or(false),
     }
 }
@@ -513,6 +590,21 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(model_output(&structured), r#"{"sum":3}"#);
+        let huge: CallToolResult = serde_json::from_value(json!({
+            "content": [
+                {"type": "text", "text": "small"},
+                {"type": "text", "text": "x".repeat(MAX_ITEM_BYTES)},
+            ],
+        }))
+        .unwrap();
+        let kept = item_result(huge);
+        assert_eq!(kept.content[0].0["text"], "small");
+        assert!(
+            kept.content[1].0["text"]
+                .as_str()
+                .unwrap()
+                .contains("was not kept")
+        );
         assert_eq!(cut("ééé", 3), "é\n[… 4 more bytes cut]");
     }
 }

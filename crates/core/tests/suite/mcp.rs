@@ -553,3 +553,30 @@ async fn the_reference_server_everything_answers_images_and_is_cancelled_mid_ope
     );
     engine.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_made_while_its_server_starts_waits_for_it() {
+    let dir = TempDir::new().unwrap();
+    let (server, _record) = slow(&dir).await;
+    let mut engine = engine_with(
+        vec![server],
+        vec![
+            Step::function_call("call_1", "mcp__slow__add", json!({"a": 20, "b": 22})),
+            Step::text("42"),
+        ],
+    )
+    .await;
+    // At once: the server (a Python process) is still starting.
+    let turn = engine.start_turn("add").await;
+    engine.wait_terminal(&turn).await;
+    let requests = engine.wait_requests(2).await;
+    assert!(
+        !requests[0]
+            .tool_names()
+            .iter()
+            .any(|name| name.starts_with("mcp__")),
+        "the first request went before the server was ready"
+    );
+    assert_eq!(output_for(&requests[1], "call_1"), "42");
+    engine.finish().await;
+}
