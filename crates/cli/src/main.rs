@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod config_edit;
+mod mcp;
 mod oss;
 mod sessions;
 mod tui;
@@ -54,6 +56,8 @@ enum Command {
     AppServer(AppServerArgs),
     /// Serve MCP on stdin/stdout: tools `tiller`, `tiller-reply`, `tiller-interrupt`.
     McpServer,
+    /// Manage the MCP servers whose tools sessions offer (`[mcp_servers]` in config.toml).
+    Mcp(mcp::McpArgs),
     /// List saved sessions, newest first.
     Sessions {
         /// Print a JSON array instead of a table.
@@ -253,6 +257,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             tiller_mcp_server::run_mcp_server(options).await?;
             Ok(0)
         }
+        Command::Mcp(args) => mcp::run_mcp(args),
         Command::MockModel { script } => {
             let script = Script::from_file(&script)?;
             let mock = MockModel::start(script)

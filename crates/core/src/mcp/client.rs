@@ -150,17 +150,16 @@ pub(crate) async fn connect(
             env,
             cwd: server_cwd,
         } => {
-            let cwd = server_cwd
-                .as_deref()
-                .map_or(cwd.to_path_buf(), |dir| cwd.join(dir));
             let launch = Launch {
-                command,
-                args,
-                env,
-                cwd: &cwd,
-                hidden_env,
+                command: command.clone(),
+                args: args.clone(),
+                env: env.clone(),
+                cwd: server_cwd
+                    .as_deref()
+                    .map_or(cwd.to_path_buf(), |dir| cwd.join(dir)),
+                hidden_env: hidden_env.to_vec(),
             };
-            let (process, stdout, stdin) = ServerProcess::spawn(&launch)?;
+            let (process, stdout, stdin) = ServerProcess::start(launch).await?;
             match handler.serve((stdout, stdin)).await {
                 Ok(service) => Ok(Connection {
                     service,

@@ -4,7 +4,7 @@
 //! end too; killed as a tree when the connection is dropped.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -16,13 +16,13 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 const STDERR_TAIL_BYTES: usize = 2048;
 
 /// What to run.
-pub(crate) struct Launch<'a> {
-    pub(crate) command: &'a str,
-    pub(crate) args: &'a [String],
-    pub(crate) env: &'a BTreeMap<String, String>,
-    pub(crate) cwd: &'a Path,
+pub(crate) struct Launch {
+    pub(crate) command: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) cwd: PathBuf,
     /// Variables the server must not see (the provider's secrets).
-    pub(crate) hidden_env: &'a [String],
+    pub(crate) hidden_env: Vec<String>,
 }
 
 /// A running stdio server. Dropping it kills its whole tree.
@@ -37,20 +37,34 @@ pub(crate) struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Start the server; returns it and its stdout and stdin, for the transport.
-    pub(crate) fn spawn(
-        launch: &Launch<'_>,
+    /// Start the server; returns it and its stdout and stdin, for the
+    /// transport. The fork and exec run on a blocking thread: ten servers
+    /// starting at once do not hold up the engine's workers (and the
+    /// session's first model request).
+    pub(crate) async fn start(
+        launch: Launch,
     ) -> Result<(ServerProcess, ChildStdout, ChildStdin), String> {
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            // The child's pipes and its reaping belong to the async runtime.
+            let _entered = runtime.enter();
+            ServerProcess::spawn(&launch)
+        })
+        .await
+        .map_err(|e| format!("the server could not be started: {e}"))?
+    }
+
+    fn spawn(launch: &Launch) -> Result<(ServerProcess, ChildStdout, ChildStdin), String> {
         let marker = ToolMarker::new();
         let (marker_name, marker_value) = marker.env();
-        let mut command = Command::new(launch.command);
-        for name in launch.hidden_env {
+        let mut command = Command::new(&launch.command);
+        for name in &launch.hidden_env {
             command.env_remove(name);
         }
         command
-            .args(launch.args)
-            .envs(launch.env)
-            .current_dir(launch.cwd)
+            .args(&launch.args)
+            .envs(&launch.env)
+            .current_dir(&launch.cwd)
             .env(marker_name, marker_value)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
