@@ -103,8 +103,9 @@ impl McpConnections {
     }
 
     /// The tool named `name` (qualified), if a ready server offers it, or if
-    /// it is named for a server that has not started yet: a call then waits
-    /// for the server (as long as its `startup_timeout_sec`) and looks again.
+    /// it is named for a server that is not running (still starting, or it
+    /// failed to start): a call then waits for the server to start (again,
+    /// for at most its `startup_timeout_sec`) and looks again.
     pub(crate) fn get(&self, name: &str) -> Option<Arc<dyn Tool>> {
         let ready = self.servers.iter().find_map(|server| {
             let info = server.tools().into_iter().find(|t| t.qualified == name)?;
@@ -114,7 +115,7 @@ impl McpConnections {
             let server = self
                 .servers
                 .iter()
-                .find(|server| !server.has_started() && name.starts_with(&server.tool_prefix()))?;
+                .find(|server| !server.is_connected() && name.starts_with(&server.tool_prefix()))?;
             Some(Arc::new(StartingTool::new(Arc::clone(server), name)) as Arc<dyn Tool>)
         })
     }
@@ -165,8 +166,6 @@ struct SlotState {
     /// The tools it listed when it last started; kept when it exits, so a
     /// call of one starts it again.
     tools: Vec<ToolInfo>,
-    /// Whether a first start ended (ready or failed).
-    started: bool,
 }
 
 impl ServerSlot {
@@ -175,9 +174,12 @@ impl ServerSlot {
         self.lock().tools.clone()
     }
 
-    /// Whether it started once (its tools are known), successfully or not.
-    fn has_started(&self) -> bool {
-        self.lock().started
+    /// Whether it is running now (started, and not exited since).
+    fn is_connected(&self) -> bool {
+        self.lock()
+            .connection
+            .as_ref()
+            .is_some_and(|connection| !connection.is_closed())
     }
 
     /// What its tools' qualified names begin with.
@@ -218,13 +220,11 @@ impl ServerSlot {
                     let mut state = self.lock();
                     state.connection = Some(Arc::clone(&connection));
                     state.tools = tools;
-                    state.started = true;
                 }
                 self.status(McpServerState::Ready, None, names);
                 Ok(connection)
             }
             Err(error) => {
-                self.lock().started = true;
                 self.status(McpServerState::Failed, Some(error.clone()), Vec::new());
                 Err(error)
             }

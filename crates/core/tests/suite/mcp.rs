@@ -377,11 +377,16 @@ async fn a_server_that_misses_its_startup_timeout_is_reported_failed_and_killed(
     assert!(error.contains("startup_timeout_sec"), "{error}");
     let pid = read_pids_when_ready(&dir.path().join("silent.pid"), 1, SERVER_DEADLINE).await[0];
     wait_until_dead(pid).await;
-    // A call of a tool no server offers is answered, not hung.
+    // A call of one of its tools tries to start it again, and says why it cannot.
     let turn = engine.start_turn("call it").await;
     engine.wait_terminal(&turn).await;
     let requests = engine.wait_requests(2).await;
-    assert!(output_for(&requests[1], "call_1").contains("unknown tool"));
+    let output = output_for(&requests[1], "call_1");
+    assert!(
+        output.contains("the MCP server silent is not available")
+            && output.contains("startup_timeout_sec"),
+        "{output}"
+    );
     engine.finish().await;
 }
 
@@ -578,5 +583,181 @@ async fn a_call_made_while_its_server_starts_waits_for_it() {
         "the first request went before the server was ready"
     );
     assert_eq!(output_for(&requests[1], "call_1"), "42");
+    engine.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_task_replacing_the_turn_cancels_its_mcp_call() {
+    let dir = TempDir::new().unwrap();
+    let (server, record) = slow(&dir).await;
+    let mut engine = engine_with(
+        vec![server],
+        vec![
+            Step::function_call("call_1", "mcp__slow__sleep", json!({"seconds": 60})),
+            Step::text("the new task's answer"),
+        ],
+    )
+    .await;
+    ready(&mut engine, "slow").await;
+    let old = engine.start_turn("sleep").await;
+    wait_for_record(&record, "started", SERVER_DEADLINE).await;
+    let new = engine.start_turn("something else").await;
+    assert_eq!(
+        engine.wait_terminal(&old).await,
+        EventMsg::TurnAborted {
+            reason: TurnAbortReason::Replaced,
+            unsent_input: vec![]
+        }
+    );
+    let end = engine.wait_terminal(&new).await;
+    assert!(matches!(end, EventMsg::TurnCompleted { .. }), "{end:?}");
+    wait_for_record(&record, "cancelled", SERVER_DEADLINE).await;
+    let requests = engine.wait_requests(2).await;
+    assert!(output_for(&requests[1], "call_1").contains("aborted"));
+    engine.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_at_the_approval_stops_the_turn_before_the_server_is_called() {
+    let dir = TempDir::new().unwrap();
+    let (mut server, record) = slow(&dir).await;
+    server
+        .tool_approvals
+        .insert("sleep".to_owned(), McpApproval::Prompt);
+    let mut engine = engine_with(
+        vec![server],
+        vec![
+            Step::function_call("call_1", "mcp__slow__sleep", json!({"seconds": 60})),
+            Step::text("after"),
+        ],
+    )
+    .await;
+    ready(&mut engine, "slow").await;
+    let turn = engine.start_turn("sleep").await;
+    let asked = engine
+        .wait_for("the approval request", |e| {
+            matches!(e.msg, EventMsg::ExecApprovalRequest { .. })
+        })
+        .await;
+    let EventMsg::ExecApprovalRequest { call_id, .. } = asked.msg else {
+        unreachable!()
+    };
+    engine
+        .submit(Op::Approval {
+            call_id,
+            decision: ReviewDecision::Abort,
+        })
+        .await
+        .unwrap();
+    let end = engine.wait_terminal(&turn).await;
+    assert!(matches!(end, EventMsg::TurnAborted { .. }), "{end:?}");
+    assert!(!recorded(&record).iter().any(|l| l == "started"));
+    // A tool not named in `tools` keeps the server's mode (auto, never asking here).
+    engine.finish().await;
+}
+
+/// The FastMCP server over streamable HTTP on a free loopback port.
+struct HttpServer {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl HttpServer {
+    async fn start(site: &Path, record: &Path, dir: &Path) -> HttpServer {
+        let port_file = dir.join("port");
+        let child = tokio::process::Command::new("python3")
+            .arg(tiller_test_support::mcp_servers::slow_server_script())
+            .arg("--http")
+            .arg(&port_file)
+            .env("PYTHONPATH", site)
+            .env("MCP_RECORD", record)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let port = read_pids_when_ready(&port_file, 1, SERVER_DEADLINE).await[0];
+        // The port is chosen before the server listens on it.
+        let deadline = tokio::time::Instant::now() + SERVER_DEADLINE;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port as u16))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the HTTP server never listened"
+            );
+            // Nothing to wait on but the port itself.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        HttpServer {
+            child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamable_http_server_is_called_and_cancelled() {
+    let dir = TempDir::new().unwrap();
+    let site = python_mcp_site().await;
+    let record = dir.path().join("record");
+    let mut http = HttpServer::start(&site, &record, dir.path()).await;
+    let mut server = McpServerConfig::stdio("web", "unused", Vec::new());
+    server.transport = McpTransport::Http {
+        url: http.url.clone(),
+        bearer_token_env_var: None,
+        http_headers: [("X-Tiller-Test".to_owned(), "1".to_owned())].into(),
+        env_http_headers: Default::default(),
+    };
+    let mut engine = engine_with(
+        vec![server],
+        vec![
+            Step::function_call("call_1", "mcp__web__add", json!({"a": 4, "b": 5})),
+            Step::function_call("call_2", "mcp__web__sleep", json!({"seconds": 60})),
+            Step::text("after"),
+        ],
+    )
+    .await;
+    let turn = engine.start_turn("add, then sleep").await;
+    wait_for_record(&record, "started", SERVER_DEADLINE).await;
+    engine.submit(Op::Interrupt).await.unwrap();
+    let end = engine.wait_terminal(&turn).await;
+    assert!(matches!(end, EventMsg::TurnAborted { .. }), "{end:?}");
+    wait_for_record(&record, "cancelled", SERVER_DEADLINE).await;
+    let requests = engine.wait_requests(2).await;
+    assert_eq!(output_for(&requests[1], "call_1"), "9");
+    engine.finish().await;
+    http.child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_speaks_garbage_fails_its_start_and_the_session_goes_on() {
+    let mut server = McpServerConfig::stdio(
+        "junk",
+        "sh",
+        vec![
+            "-c".to_owned(),
+            "echo 'this is not JSON-RPC' >&2; head -c 100000 /dev/urandom; sleep 600".to_owned(),
+        ],
+    );
+    server.startup_timeout = Duration::from_secs(2);
+    let mut engine = engine_with(vec![server], vec![Step::text("still here")]).await;
+    let failed = engine
+        .wait_for("the failure", |e| {
+            matches!(&e.msg, EventMsg::McpServerStatus { status, .. } if *status == McpServerState::Failed)
+        })
+        .await;
+    let EventMsg::McpServerStatus {
+        error: Some(error), ..
+    } = failed.msg
+    else {
+        panic!("a failure says why");
+    };
+    assert!(!error.is_empty());
+    let turn = engine.start_turn("hi").await;
+    let end = engine.wait_terminal(&turn).await;
+    assert!(matches!(end, EventMsg::TurnCompleted { .. }), "{end:?}");
     engine.finish().await;
 }
