@@ -9,6 +9,8 @@ use tiller_test_support::mcp_servers::{
     python_mcp_site, slow_server_script, slow_server_toml, wait_for_record,
 };
 
+use tiller_test_support::PtyChild;
+
 use super::support::{DEADLINE, PROMPT_EXIT, Running, Scratch, completed_items, run, text_step};
 
 /// A script step calling the MCP tool `name` with `arguments`.
@@ -104,4 +106,54 @@ async fn tiller_killed_mid_call_takes_its_mcp_server_with_it() {
     exec.finish(PROMPT_EXIT).await;
     // No clean-up code ran: the watchdog killed the server's tree.
     scratch.wait_no_process_left().await;
+}
+
+#[tokio::test]
+async fn exec_asks_an_elicitation_on_the_terminal() {
+    let (scratch, record) = scratch_with_slow_server().await;
+    let script = scratch.script(json!([
+        mcp_step("call_1", "mcp__slow__ask_name", json!({})),
+        text_step("hello"),
+    ]));
+    let work = scratch.work();
+    let command = scratch.tiller_for_pty(
+        &[
+            "exec",
+            "--cd",
+            work.to_str().unwrap(),
+            "--script",
+            script.to_str().unwrap(),
+            "ask me",
+        ],
+        "xterm",
+    );
+    let mut tiller = PtyChild::spawn(command, 100, 30);
+    tiller.wait_for("slow asks: What is your name?", DEADLINE);
+    tiller.wait_for("[y]es / [n]o / [c]ancel", DEADLINE);
+    tiller.send(b"y\r");
+    tiller.wait_for("name (string):", DEADLINE);
+    tiller.send(b"Ada\r");
+    let status = tiller.wait_exit(DEADLINE);
+    assert_eq!(status.code(), Some(0), "{}", tiller.output());
+    wait_for_record(&record, "elicited accept Ada", DEADLINE).await;
+    scratch.wait_no_process_left().await;
+}
+
+#[tokio::test]
+async fn exec_without_a_terminal_declines_an_elicitation_and_says_so() {
+    let (scratch, record) = scratch_with_slow_server().await;
+    let script = scratch.script(json!([
+        mcp_step("call_1", "mcp__slow__ask_name", json!({})),
+        text_step("no name then"),
+    ]));
+    let finished = run(&mut scratch.exec(&script, &["ask me"])).await;
+    finished.assert_exit(0);
+    wait_for_record(&record, "elicited decline -", DEADLINE).await;
+    assert!(
+        finished
+            .stderr
+            .contains("declined: slow asks \"What is your name?\""),
+        "{}",
+        finished.stderr
+    );
 }
