@@ -104,8 +104,10 @@ use tokio::signal::unix::{SignalKind, signal};
 
 pub mod cgroup;
 pub mod orphan_guard;
+mod spawn;
 
 pub use cgroup::CallCgroup;
+pub use spawn::{SpawnError, ToolProcess, spawn_tool};
 
 /// The environment variable that carries a tool call's [`ToolMarker`].
 pub const TOOL_MARKER_ENV: &str = "TILLER_TOOL_MARKER";

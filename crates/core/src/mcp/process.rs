@@ -1,16 +1,17 @@
-//! A stdio MCP server's process: spawned as a tool's is (its own process
-//! group and cgroup, a marker, registered with the orphan watchdog before the
-//! spawn), so that however tiller ends, the server and everything it started
-//! end too; killed as a tree when the connection is dropped.
+//! A stdio MCP server's process: spawned as a tool's is
+//! ([`tiller_process::spawn_tool`]: its own process group and cgroup, a
+//! marker, registered with the orphan watchdog before the spawn), so that
+//! however tiller ends, the server and everything it started end too; killed
+//! as a tree when the connection is dropped.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tiller_process::{CallCgroup, ProcessTree, ToolMarker, orphan_guard};
+use tiller_process::{SpawnError, ToolMarker, ToolProcess, spawn_tool};
 use tokio::io::AsyncReadExt;
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{ChildStdin, ChildStdout, Command};
 
 /// How much of a server's stderr is kept, to say why it failed.
 const STDERR_TAIL_BYTES: usize = 2048;
@@ -27,13 +28,9 @@ pub(crate) struct Launch {
 
 /// A running stdio server. Dropping it kills its whole tree.
 pub(crate) struct ServerProcess {
-    child: Child,
-    tree: ProcessTree,
+    /// `None` once killed.
+    process: Option<ToolProcess>,
     stderr_tail: Arc<Mutex<Vec<u8>>>,
-    // Dropped after the tree is killed (field order): the watchdog forgets
-    // the server, and its cgroup is removed, only then.
-    _guarded: orphan_guard::Guarded,
-    _cgroup: Option<CallCgroup>,
 }
 
 impl ServerProcess {
@@ -55,8 +52,6 @@ impl ServerProcess {
     }
 
     fn spawn(launch: &Launch) -> Result<(ServerProcess, ChildStdout, ChildStdin), String> {
-        let marker = ToolMarker::new();
-        let (marker_name, marker_value) = marker.env();
         let mut command = Command::new(&launch.command);
         for name in &launch.hidden_env {
             command.env_remove(name);
@@ -65,50 +60,25 @@ impl ServerProcess {
             .args(&launch.args)
             .envs(&launch.env)
             .current_dir(&launch.cwd)
-            .env(marker_name, marker_value)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let cgroup = CallCgroup::create();
-        if let Some(cgroup) = &cgroup
-            && let Ok(enter) = cgroup.enter_hook()
-        {
-            // SAFETY: the hook only calls write(2) on a file opened before the
-            // fork: async-signal-safe, no allocation, no lock.
-            #[allow(unsafe_code)]
-            unsafe {
-                command.pre_exec(enter);
-            }
-        }
-        // Registered before the spawn, so a tiller killed at any instant leaves no orphan.
-        let guarded = orphan_guard::guard(marker_value, cgroup.as_ref().map(CallCgroup::path));
-        let (mut child, _registration) = tiller_process::spawn_registered(&mut command)
-            .map_err(|e| format!("cannot start `{}`: {e}", launch.command))?;
-        let Some(pid) = child.id() else {
-            return Err(format!("`{}` exited at once", launch.command));
-        };
-        guarded.set_group(pid);
-        let tree = ProcessTree::new(pid, marker).map_err(|e| e.to_string())?;
-        let tree = match &cgroup {
-            Some(cgroup) => tree.with_cgroup(cgroup.path()),
-            None => tree,
-        };
+            .stderr(Stdio::piped());
+        let mut process = spawn_tool(&mut command, ToolMarker::new()).map_err(|e| match e {
+            SpawnError::Spawn(e) => format!("cannot start `{}`: {e}", launch.command),
+            SpawnError::Track(e) => format!("cannot track `{}`: {e}", launch.command),
+        })?;
+        let child = &mut process.child;
         let (Some(stdout), Some(stdin), Some(stderr)) =
             (child.stdout.take(), child.stdin.take(), child.stderr.take())
         else {
-            tiller_process::kill_tree_now(&tree);
+            tiller_process::kill_tree_now(&process.tree);
             return Err("the server's pipes could not be opened".to_owned());
         };
         let stderr_tail = Arc::new(Mutex::new(Vec::new()));
         tokio::spawn(keep_tail(stderr, Arc::clone(&stderr_tail)));
         let process = ServerProcess {
-            child,
-            tree,
+            process: Some(process),
             stderr_tail,
-            _guarded: guarded,
-            _cgroup: cgroup,
         };
         Ok((process, stdout, stdin))
     }
@@ -125,13 +95,19 @@ impl ServerProcess {
 
     /// Kill the tree and wait until it is gone.
     pub(crate) async fn kill(mut self) {
-        tiller_process::kill_tree(&self.tree, Some(&mut self.child)).await;
+        if let Some(mut process) = self.process.take() {
+            tiller_process::kill_tree(&process.tree, Some(&mut process.child)).await;
+            process.release();
+        }
     }
 }
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        tiller_process::kill_tree_now(&self.tree);
+        if let Some(process) = self.process.take() {
+            tiller_process::kill_tree_now(&process.tree);
+            process.release();
+        }
     }
 }
 

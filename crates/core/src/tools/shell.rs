@@ -31,8 +31,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{ChildStderr, ChildStdout, Command};
 use tokio_util::sync::CancellationToken;
 
-use tiller_process::orphan_guard;
-use tiller_process::{CallCgroup, ProcessTree, ToolMarker, kill_tree};
+use tiller_process::{ProcessTree, SpawnError, ToolMarker, kill_tree, spawn_tool};
 
 /// The name the model calls the tool by.
 pub const SHELL_TOOL_NAME: &str = "shell";
@@ -346,8 +345,6 @@ pub async fn run_shell(
         };
     }
 
-    let marker = ToolMarker::new();
-    let (marker_name, marker_value) = marker.env();
     let mut command = Command::new(program);
     for name in &req.hidden_env {
         command.env_remove(name);
@@ -355,31 +352,12 @@ pub async fn run_shell(
     command
         .args(args)
         .current_dir(&req.cwd)
-        .env(marker_name, marker_value)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    // Its own cgroup where tiller can make one: then nothing the command
-    // starts can leave the call, whatever it does with its group or
-    // environment (see `process_tree::cgroup`).
-    let cgroup = CallCgroup::create();
-    if let Some(cgroup) = &cgroup
-        && let Ok(enter) = cgroup.enter_hook()
-    {
-        // SAFETY: the hook only calls write(2) on a file opened before the
-        // fork: async-signal-safe, no allocation, no lock.
-        #[allow(unsafe_code)]
-        unsafe {
-            command.pre_exec(enter);
-        }
-    }
-    // Registered before the spawn, so a tiller killed at any instant leaves no orphan.
-    let guarded = orphan_guard::guard(marker_value, cgroup.as_ref().map(CallCgroup::path));
-    let (mut child, _registration) = match tiller_process::spawn_registered(&mut command) {
-        Ok(spawned) => spawned,
-        Err(err) => {
+        .stderr(Stdio::piped());
+    let mut process = match spawn_tool(&mut command, ToolMarker::new()) {
+        Ok(process) => process,
+        Err(SpawnError::Spawn(err)) => {
             // As a shell reports it: 127 for a command that is not there, 126
             // for one that cannot be run.
             let code = if err.kind() == io::ErrorKind::NotFound && req.cwd.is_dir() {
@@ -392,36 +370,17 @@ pub async fn run_shell(
                 ..ShellOutcome::not_started(describe_spawn_error(program, &req.cwd, &err), started)
             };
         }
-    };
-    if let Some(pid) = child.id() {
-        guarded.set_group(pid);
-    }
-    let tree = match child.id().map(|pid| ProcessTree::new(pid, marker)) {
-        Some(Ok(tree)) => match &cgroup {
-            Some(cgroup) => tree.with_cgroup(cgroup.path()),
-            None => tree,
-        },
-        Some(Err(err)) => {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
+        Err(SpawnError::Track(err)) => {
             return ShellOutcome::not_started(
                 format!("could not track `{program}`: {err}"),
                 started,
             );
         }
-        None => {
-            let _ = child.wait().await;
-            return ShellOutcome::not_started(
-                format!("`{program}` exited before it could be tracked"),
-                started,
-            );
-        }
     };
+    let tree = &process.tree;
+    let child = &mut process.child;
     // If this future is dropped half way, at least SIGKILL the tree.
-    let mut kill_guard = KillTreeOnDrop {
-        tree: &tree,
-        armed: true,
-    };
+    let mut kill_guard = KillTreeOnDrop { tree, armed: true };
     let mut pump = OutputPump::new(child.stdout.take(), child.stderr.take());
 
     let timeout = tokio::time::sleep(req.timeout.min(MAX_SHELL_TIMEOUT));
@@ -439,18 +398,18 @@ pub async fn run_shell(
     let (exit, killed) = match stop {
         Stop::Exited(status) => {
             // Background processes must not outlive the call.
-            kill_tree(&tree, None).await;
+            kill_tree(tree, None).await;
             (status, false)
         }
         Stop::TimedOut | Stop::Aborted => {
             let exited = child.try_wait().ok().flatten();
-            let report = kill_tree(&tree, Some(&mut child)).await;
+            let report = kill_tree(tree, Some(child)).await;
             (exited.or(report.leader_status), exited.is_none())
         }
     };
     kill_guard.armed = false;
-    drop(guarded);
-    drop(cgroup);
+    drop(kill_guard);
+    process.release();
     pump.drain(on_output, DRAIN_WAIT, &cancel).await;
 
     let status = match stop {
