@@ -40,6 +40,20 @@ async fn slow(dir: &TempDir) -> (McpServerConfig, PathBuf) {
     (slow_server("slow", &site, &record), record)
 }
 
+/// A session with the FastMCP server as `slow` (changed by `configure`),
+/// answering from `steps`, once the server is ready; and the server's record.
+async fn slow_engine(
+    dir: &TempDir,
+    configure: impl FnOnce(&mut McpServerConfig),
+    steps: Vec<Step>,
+) -> (TestEngine, PathBuf) {
+    let (mut server, record) = slow(dir).await;
+    configure(&mut server);
+    let mut engine = engine_with(vec![server], steps).await;
+    ready(&mut engine, "slow").await;
+    (engine, record)
+}
+
 /// Wait until `server` is ready; returns the tools it offers.
 async fn ready(engine: &mut TestEngine, server: &str) -> Vec<String> {
     let name = server.to_owned();
@@ -149,16 +163,15 @@ async fn tools_join_when_ready_and_a_call_returns_its_structured_result() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupt_during_a_long_call_sends_the_cancel_and_aborts_at_once() {
     let dir = TempDir::new().unwrap();
-    let (server, record) = slow(&dir).await;
-    let mut engine = engine_with(
-        vec![server],
+    let (mut engine, record) = slow_engine(
+        &dir,
+        |_| {},
         vec![
             Step::function_call("call_1", "mcp__slow__sleep", json!({"seconds": 60})),
             Step::text("after"),
         ],
     )
     .await;
-    ready(&mut engine, "slow").await;
     let turn = engine.start_turn("sleep").await;
     // Progress from the server is passed on while the call runs.
     engine
@@ -227,17 +240,17 @@ async fn a_server_that_ignores_the_cancel_does_not_hold_the_turn() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tool_timeout_cancels_the_call_and_tells_the_model() {
     let dir = TempDir::new().unwrap();
-    let (mut server, record) = slow(&dir).await;
-    server.tool_timeout = Duration::from_millis(500);
-    let mut engine = engine_with(
-        vec![server],
+    let (mut engine, record) = slow_engine(
+        &dir,
+        |server| {
+            server.tool_timeout = Duration::from_millis(500);
+        },
         vec![
             Step::function_call("call_1", "mcp__slow__sleep", json!({"seconds": 60})),
             Step::text("it timed out"),
         ],
     )
     .await;
-    ready(&mut engine, "slow").await;
     let turn = engine.start_turn("sleep").await;
     let terminal = engine.wait_terminal(&turn).await;
     assert!(
@@ -261,9 +274,9 @@ async fn tool_timeout_cancels_the_call_and_tells_the_model() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_dies_mid_call_fails_the_call_and_the_next_call_restarts_it() {
     let dir = TempDir::new().unwrap();
-    let (server, record) = slow(&dir).await;
-    let mut engine = engine_with(
-        vec![server],
+    let (mut engine, record) = slow_engine(
+        &dir,
+        |_| {},
         vec![
             Step::function_call("call_1", "mcp__slow__crash", json!({})),
             Step::function_call("call_2", "mcp__slow__add", json!({"a": 1, "b": 1})),
@@ -271,7 +284,6 @@ async fn a_server_that_dies_mid_call_fails_the_call_and_the_next_call_restarts_i
         ],
     )
     .await;
-    ready(&mut engine, "slow").await;
     let turn = engine.start_turn("crash, then add").await;
     let terminal = engine.wait_terminal(&turn).await;
     assert!(
@@ -405,17 +417,17 @@ async fn wait_until_dead(pid: i32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_mode_asks_before_a_call_and_a_denial_reaches_the_model() {
     let dir = TempDir::new().unwrap();
-    let (mut server, record) = slow(&dir).await;
-    server.approval = McpApproval::Prompt;
-    let mut engine = engine_with(
-        vec![server],
+    let (mut engine, record) = slow_engine(
+        &dir,
+        |server| {
+            server.approval = McpApproval::Prompt;
+        },
         vec![
             Step::function_call("call_1", "mcp__slow__add", json!({"a": 1, "b": 2})),
             Step::text("ok"),
         ],
     )
     .await;
-    ready(&mut engine, "slow").await;
     let turn = engine.start_turn("add").await;
     let asked = engine
         .wait_for("the approval request", |e| {
@@ -450,16 +462,15 @@ async fn prompt_mode_asks_before_a_call_and_a_denial_reaches_the_model() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_elicitation_reaches_the_person_and_their_answer_the_server() {
     let dir = TempDir::new().unwrap();
-    let (server, record) = slow(&dir).await;
-    let mut engine = engine_with(
-        vec![server],
+    let (mut engine, record) = slow_engine(
+        &dir,
+        |_| {},
         vec![
             Step::function_call("call_1", "mcp__slow__ask_name", json!({})),
             Step::text("hello Ada"),
         ],
     )
     .await;
-    ready(&mut engine, "slow").await;
     let turn = engine.start_turn("ask me").await;
     let asked = engine
         .wait_for("the elicitation", |e| {
@@ -589,16 +600,15 @@ async fn a_call_made_while_its_server_starts_waits_for_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_task_replacing_the_turn_cancels_its_mcp_call() {
     let dir = TempDir::new().unwrap();
-    let (server, record) = slow(&dir).await;
-    let mut engine = engine_with(
-        vec![server],
+    let (mut engine, record) = slow_engine(
+        &dir,
+        |_| {},
         vec![
             Step::function_call("call_1", "mcp__slow__sleep", json!({"seconds": 60})),
             Step::text("the new task's answer"),
         ],
     )
     .await;
-    ready(&mut engine, "slow").await;
     let old = engine.start_turn("sleep").await;
     wait_for_record(&record, "started", SERVER_DEADLINE).await;
     let new = engine.start_turn("something else").await;
@@ -620,19 +630,19 @@ async fn a_new_task_replacing_the_turn_cancels_its_mcp_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_at_the_approval_stops_the_turn_before_the_server_is_called() {
     let dir = TempDir::new().unwrap();
-    let (mut server, record) = slow(&dir).await;
-    server
-        .tool_approvals
-        .insert("sleep".to_owned(), McpApproval::Prompt);
-    let mut engine = engine_with(
-        vec![server],
+    let (mut engine, record) = slow_engine(
+        &dir,
+        |server| {
+            server
+                .tool_approvals
+                .insert("sleep".to_owned(), McpApproval::Prompt);
+        },
         vec![
             Step::function_call("call_1", "mcp__slow__sleep", json!({"seconds": 60})),
             Step::text("after"),
         ],
     )
     .await;
-    ready(&mut engine, "slow").await;
     let turn = engine.start_turn("sleep").await;
     let asked = engine
         .wait_for("the approval request", |e| {
