@@ -525,6 +525,7 @@ name = "Local vLLM"
 base_url = "http://localhost:8000/v1"
 "#;
 
+    mod mcp;
     mod providers;
     mod reasoning;
 
