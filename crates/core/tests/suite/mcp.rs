@@ -103,16 +103,18 @@ fn output_for(request: &tiller_mock_model::RecordedRequest, call_id: &str) -> St
         .unwrap_or_else(|| panic!("no output for {call_id} in {:?}", input_summary(request)))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tools_join_when_ready_and_a_call_returns_its_structured_result() {
+/// Offered on both wire APIs (Chat Completions takes the tool as a function).
+async fn tools_join_when_ready_and_a_call_returns_its_structured_result(wire: WireApi) {
     let dir = TempDir::new().unwrap();
     let (server, _record) = slow(&dir).await;
-    let mut engine = engine_with(
-        vec![server],
+    let mut settings = EngineSettings::new(wire);
+    settings.mcp_servers = vec![server];
+    let mut engine = TestEngine::start_with(
         vec![
             Step::function_call("call_1", "mcp__slow__add", json!({"a": 2, "b": 3})),
             Step::text("five"),
         ],
+        settings,
     )
     .await;
     let tools = ready(&mut engine, "slow").await;
@@ -130,8 +132,15 @@ async fn tools_join_when_ready_and_a_call_returns_its_structured_result() {
         .as_array()
         .unwrap()
         .iter()
+        // Responses names the tool at the top; chat inside `function`.
+        .map(|t| {
+            if t["function"].is_object() {
+                t["function"].clone()
+            } else {
+                t.clone()
+            }
+        })
         .find(|t| t["name"] == "mcp__slow__add")
-        .cloned()
         .expect("mcp__slow__add offered");
     assert_eq!(spec["parameters"]["type"], "object");
     assert!(spec["parameters"]["properties"]["a"].is_object(), "{spec}");
@@ -771,3 +780,5 @@ async fn a_server_that_speaks_garbage_fails_its_start_and_the_session_goes_on() 
     assert!(matches!(end, EventMsg::TurnCompleted { .. }), "{end:?}");
     engine.finish().await;
 }
+
+on_both_wires!(tools_join_when_ready_and_a_call_returns_its_structured_result);
