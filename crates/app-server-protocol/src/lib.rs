@@ -5,7 +5,8 @@
 //! `{id, method, params}`, responses `{id, result}` / `{id, error}`, notifications
 //! `{method, params}`, no `"jsonrpc"` field. [`ClientRequest`] is the one method
 //! table: each method name maps to its params type here, and the server answers
-//! with the matching result type. tiller's extensions (idempotent
+//! with the matching result type; [`ServerNotification`] and [`ServerRequest`]
+//! are the tables of what the server sends. tiller's extensions (idempotent
 //! `clientUserMessageId`, `thread/interrupt`, `thread/queue/*`, `unsentInput` on
 //! an interrupted turn) are marked where they are defined.
 //!
@@ -13,10 +14,16 @@
 #![deny(missing_docs)]
 
 mod jsonrpc;
+mod mcp;
 mod requests;
+mod server_requests;
 mod types;
 
 pub use jsonrpc::{ErrorCode, Incoming, JsonRpcError, OutgoingMessage, RequestId, parse_line};
+pub use mcp::{
+    McpServerElicitationAction, McpServerElicitationRequestParams, McpServerElicitationResponse,
+    McpServerStartupState, McpServerStatusUpdatedNotification,
+};
 pub use requests::{
     ClientRequest, DEFAULT_PAGE, EmptyResponse, InitializeParams, InitializeResponse,
     ModelListParams, QueueAddParams, QueueAddResponse, QueueDeleteParams, QueueDeleteResponse,
@@ -30,6 +37,7 @@ pub use requests::{
     ThreadUnsubscribeResponse, TurnInterruptParams, TurnInterruptResponse, TurnStartParams,
     TurnStartResponse, TurnSteerParams, TurnSteerResponse,
 };
+pub use server_requests::ServerRequest;
 pub use types::{
     AgentMessageDeltaNotification, CommandApprovalParams, CommandExecutionOutputDeltaNotification,
     ErrorNotification, FileChangeApprovalParams, ItemCompletedNotification,

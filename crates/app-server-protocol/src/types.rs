@@ -551,6 +551,8 @@ pub enum ServerNotification {
     CommandExecutionOutputDelta(CommandExecutionOutputDeltaNotification),
     /// `item/mcpToolCall/progress`.
     McpToolCallProgress(McpToolCallProgressNotification),
+    /// `mcpServer/startupStatus/updated`.
+    McpServerStatusUpdated(crate::McpServerStatusUpdatedNotification),
     /// `error`.
     Error(ErrorNotification),
     /// `warning`.
@@ -604,6 +606,7 @@ impl ServerNotification {
                 "item/commandExecution/outputDelta"
             }
             ServerNotification::McpToolCallProgress(_) => "item/mcpToolCall/progress",
+            ServerNotification::McpServerStatusUpdated(_) => "mcpServer/startupStatus/updated",
             ServerNotification::Error(_) => "error",
             ServerNotification::Warning(_) => "warning",
             ServerNotification::QueueChanged(_) => "thread/queue/changed",
@@ -631,6 +634,7 @@ impl ServerNotification {
             ServerNotification::AgentMessageDelta(p) => serde_json::to_value(p),
             ServerNotification::CommandExecutionOutputDelta(p) => serde_json::to_value(p),
             ServerNotification::McpToolCallProgress(p) => serde_json::to_value(p),
+            ServerNotification::McpServerStatusUpdated(p) => serde_json::to_value(p),
             ServerNotification::Error(p) => serde_json::to_value(p),
             ServerNotification::Warning(p) => serde_json::to_value(p),
             ServerNotification::QueueChanged(p) => serde_json::to_value(p),

@@ -147,8 +147,14 @@ pub(crate) fn thread_item(item: &TurnItem) -> ThreadItem {
             server: server.clone(),
             environment_id: None,
             tool: tool.clone(),
+            // As Codex: a result the tool itself calls an error is a failed call.
             status: match status {
                 None => "inProgress",
+                Some(McpToolCallStatus::Completed)
+                    if result.as_ref().is_some_and(|r| r.is_error) =>
+                {
+                    "failed"
+                }
                 Some(McpToolCallStatus::Completed) => "completed",
                 Some(McpToolCallStatus::Failed | McpToolCallStatus::Aborted) => "failed",
             }
@@ -165,13 +171,22 @@ pub(crate) fn thread_item(item: &TurnItem) -> ThreadItem {
                     "_meta": null,
                 })
             }),
-            error: error
-                .as_ref()
-                .map(|message| serde_json::json!({ "message": message })),
+            error: match (status, error) {
+                (_, Some(message)) => Some(serde_json::json!({ "message": message })),
+                // A failed item says why, and this one has no answer to show.
+                (Some(McpToolCallStatus::Aborted), None) => {
+                    Some(serde_json::json!({ "message": MCP_CALL_ABORTED }))
+                }
+                (_, None) => None,
+            },
             duration_ms: duration_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
         },
     }
 }
+
+/// Why an MCP tool call that its turn's end cut off failed.
+const MCP_CALL_ABORTED: &str =
+    "its turn ended while the call ran; the server was told to cancel it";
 
 /// A result as JSON; a type that does not serialize is the server's failure.
 pub(crate) fn to_value<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, JsonRpcError> {
@@ -288,5 +303,64 @@ mod tests {
             },
         ];
         assert_eq!(wire_input(&engine_input(&wire)), wire);
+    }
+
+    #[test]
+    fn an_mcp_call_fails_when_its_tool_says_so_and_a_cut_off_one_says_why() {
+        let call = |status, result, error: Option<&str>| {
+            let item = TurnItem::new(
+                "t-item-5",
+                TurnItemKind::McpToolCall {
+                    call_id: "c".into(),
+                    server: "docs".into(),
+                    tool: "find".into(),
+                    arguments: tiller_protocol::Json(serde_json::json!({"q": "x"})),
+                    status,
+                    result,
+                    error: error.map(str::to_owned),
+                    duration_ms: Some(7),
+                },
+            );
+            serde_json::to_value(thread_item(&item)).unwrap()
+        };
+        let answer = |is_error| tiller_protocol::McpToolCallResult {
+            content: vec![tiller_protocol::Json(
+                serde_json::json!({"type": "text", "text": "5"}),
+            )],
+            structured_content: Some(tiller_protocol::Json(serde_json::json!({"result": 5}))),
+            is_error,
+        };
+        let done = call(
+            Some(McpToolCallStatus::Completed),
+            Some(answer(false)),
+            None,
+        );
+        assert_eq!(
+            done,
+            serde_json::json!({"type": "mcpToolCall", "id": "t-item-5", "server": "docs",
+                "environmentId": null, "tool": "find", "status": "completed",
+                "arguments": {"q": "x"}, "appContext": null, "mcpAppUi": null,
+                "pluginId": null, "readOnlyHint": null,
+                "result": {"content": [{"type": "text", "text": "5"}],
+                           "structuredContent": {"result": 5}, "_meta": null},
+                "error": null, "durationMs": 7})
+        );
+        let refused = call(Some(McpToolCallStatus::Completed), Some(answer(true)), None);
+        assert_eq!(refused["status"], "failed");
+        assert_eq!(
+            refused["result"]["structuredContent"],
+            serde_json::json!({"result": 5})
+        );
+        let running = call(None, None, None);
+        assert_eq!(running["status"], "inProgress");
+        assert_eq!(running["error"], serde_json::Value::Null);
+        let cut_off = call(Some(McpToolCallStatus::Aborted), None, None);
+        assert_eq!(cut_off["status"], "failed");
+        assert_eq!(cut_off["error"]["message"], MCP_CALL_ABORTED);
+        let failed = call(Some(McpToolCallStatus::Failed), None, Some("it crashed"));
+        assert_eq!(
+            failed["error"],
+            serde_json::json!({"message": "it crashed"})
+        );
     }
 }

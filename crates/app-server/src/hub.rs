@@ -35,7 +35,7 @@ use crate::saved;
 
 mod archive;
 use crate::thread::{
-    Replies, ThreadCommand, ThreadHandle, ThreadInfo, spawn_driver, thread_of_request,
+    Replies, ThreadCommand, ThreadDriver, ThreadHandle, ThreadInfo, new_driver, thread_of_request,
 };
 
 /// How long shutdown waits for running turns to be interrupted.
@@ -179,7 +179,7 @@ impl Hub {
         match opened {
             Ok(mut opened) => {
                 let warnings = std::mem::take(&mut opened.warnings);
-                let (handle, info) = self.spawn_thread(opened, from);
+                let (handle, driver, info) = self.load_thread(opened, from);
                 let response = answer(&info);
                 self.threads().insert(info.id.clone(), handle);
                 from.respond_with(id, &response);
@@ -191,6 +191,9 @@ impl Hub {
                     ));
                 }
                 warn(from, &info.id, warnings);
+                // What the thread says (its MCP servers starting, say) comes
+                // after all that.
+                driver.spawn();
             }
             Err(error) => from.error(Some(id), core_error(&error)),
         }
@@ -360,8 +363,12 @@ impl Hub {
     }
 
     /// A driver for an opened session, with `from` subscribed: its saved
-    /// turns, queue and answers restored.
-    fn spawn_thread(&self, opened: OpenedSession, from: &Outgoing) -> (ThreadHandle, ThreadInfo) {
+    /// turns, queue and answers restored. It runs once spawned.
+    fn load_thread(
+        &self,
+        opened: OpenedSession,
+        from: &Outgoing,
+    ) -> (ThreadHandle, ThreadDriver, ThreadInfo) {
         let config = &opened.config;
         let id = opened.handle.session_id().to_string();
         let (preview, turns, queue, replies) = match &opened.resumed {
@@ -389,7 +396,7 @@ impl Hub {
             preview,
             turns,
         };
-        let handle = spawn_driver(
+        let (handle, driver) = new_driver(
             info.clone(),
             opened.handle,
             opened.events,
@@ -397,7 +404,7 @@ impl Hub {
             queue,
             replies,
         );
-        (handle, info)
+        (handle, driver, info)
     }
 
     /// `thread/unsubscribe`: `from` gets no more of `thread_id`'s

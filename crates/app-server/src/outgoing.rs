@@ -228,7 +228,7 @@ impl Outgoing {
         self.send(&OutgoingMessage::Error { id, error }, false);
     }
 
-    /// A request of the server's (an approval).
+    /// A request of the server's (an approval, an elicitation).
     pub(crate) fn request(&self, id: RequestId, method: &str, params: Value) {
         self.send(
             &OutgoingMessage::Request {

@@ -23,14 +23,18 @@ use crate::translate::{TurnClock, notifications};
 
 mod approvals;
 mod info;
+mod mcp;
 mod queue;
+mod server_requests;
 mod usage;
 
-pub(crate) use approvals::thread_of_request;
 pub(crate) use info::{ThreadHandle, ThreadInfo};
+pub(crate) use server_requests::thread_of_request;
 use usage::{Context, Usage};
 
-use approvals::{Approvals, Asked};
+use approvals::Asked;
+use mcp::{Elicitation, McpStatuses};
+use server_requests::ServerRequests;
 
 /// At most this many ready events are handled in one go, so a request is never
 /// starved by a fast stream.
@@ -80,7 +84,8 @@ pub(crate) enum ThreadCommand {
     /// `thread/resume` of this (loaded) thread: answer `from` with the turns
     /// so far, and send it the thread's notifications from then on.
     Resume { id: RequestId, from: Outgoing },
-    /// A client's answer to a server request (an approval) of this thread.
+    /// A client's answer to a server request (an approval, an elicitation)
+    /// of this thread.
     Answer {
         id: RequestId,
         result: Result<Value, Value>,
@@ -103,15 +108,18 @@ pub(crate) enum ThreadCommand {
     Close(oneshot::Sender<bool>),
 }
 
-/// Start a driver task for a session.
-pub(crate) fn spawn_driver(
+/// A driver for a session, and the handle its commands go through. The
+/// driver runs once [`ThreadDriver::spawn`]ed: the commands sent before wait
+/// for it, and so do the session's events, so that the answer that opened
+/// the thread is written before anything the thread says.
+pub(crate) fn new_driver(
     info: ThreadInfo,
     session: SessionHandle,
     events: EventStream,
     first: Outgoing,
     queue: Vec<QueuedSubmission>,
     replies: Replies,
-) -> ThreadHandle {
+) -> (ThreadHandle, ThreadDriver) {
     let (tx, rx) = mpsc::unbounded_channel();
     let handle = ThreadHandle {
         tx,
@@ -128,11 +136,11 @@ pub(crate) fn spawn_driver(
         queue,
         replies,
         usage: Usage::default(),
-        approvals: Approvals::default(),
+        requests: ServerRequests::default(),
+        mcp: McpStatuses::default(),
         notify_after: Vec::new(),
     };
-    tokio::spawn(driver.run());
-    handle
+    (handle, driver)
 }
 
 /// What an event asks the driver to do next.
@@ -152,21 +160,29 @@ pub(crate) struct ThreadDriver {
     /// The connections that get this thread's notifications.
     subscribers: Vec<Outgoing>,
     rx: mpsc::UnboundedReceiver<ThreadCommand>,
-    /// The running turn's id and start time (for `turn/completed`'s times).
+    /// The running turn's id and start time (for `turn/completed`'s times),
+    /// from its `TurnStarted` to its terminal event.
     clock: Option<(String, TurnClock)>,
     queue: Vec<QueuedSubmission>,
     /// Results already given, by method and `clientUserMessageId` (idempotency).
     replies: Replies,
     /// Token counts since the thread was loaded.
     usage: Usage,
-    /// Approvals waiting for a client's answer.
-    approvals: Approvals,
+    /// Approvals and elicitations waiting for a client's answer.
+    requests: ServerRequests,
+    /// Where each MCP server of the session stands.
+    mcp: McpStatuses,
     /// What the current request causes (warnings, `thread/reverted`), sent
     /// after its answer.
     notify_after: Vec<ServerNotification>,
 }
 
 impl ThreadDriver {
+    /// Run the driver, on a task of its own.
+    pub(crate) fn spawn(self) {
+        tokio::spawn(self.run());
+    }
+
     async fn run(mut self) {
         loop {
             tokio::select! {
@@ -176,7 +192,7 @@ impl ThreadDriver {
                     }
                     Some(ThreadCommand::Resume { id, from }) => self.resume(id, from).await,
                     Some(ThreadCommand::Answer { id, result, from }) => {
-                        self.approval_answer(&id, result, from).await;
+                        self.server_request_answer(&id, result, from).await;
                         self.pump_ready().await;
                     }
                     Some(ThreadCommand::Unsubscribe { connection, done }) => {
@@ -185,6 +201,7 @@ impl ThreadDriver {
                         if let Some(done) = done {
                             let _ = done.send(self.subscribers.len() != before);
                         }
+                        self.connection_left(connection);
                     }
                     Some(ThreadCommand::Renamed(name)) => {
                         self.info.name = name.clone();
@@ -269,6 +286,7 @@ impl ThreadDriver {
         };
         let info = self.info.current(&self.session);
         from.respond_with(id, &info.response(running.is_none(), turns));
+        self.tell_mcp_statuses(&from);
         self.ask_again(&from);
         if !self.subscribers.iter().any(|s| s.id() == from.id()) {
             self.subscribers.push(from);
@@ -302,6 +320,7 @@ impl ThreadDriver {
 
     fn event(&mut self, event: Event) -> FollowUp {
         let Some(turn_id) = event.turn_id.as_deref().map(str::to_string) else {
+            self.session_event(event.msg);
             return FollowUp::Nothing;
         };
         if let Some(asked) = Asked::of_event(&turn_id, &event.msg) {
@@ -341,6 +360,10 @@ impl ThreadDriver {
         let Some(status) = ended else {
             return FollowUp::Nothing;
         };
+
+        if self.clock.as_ref().is_some_and(|(id, _)| *id == turn_id) {
+            self.clock = None;
+        }
         // A turn started after this one ended (a `turn/start` read before
         // this event) is the client's: the queue waits for it.
         let newer_turn = self
@@ -351,6 +374,50 @@ impl ThreadDriver {
             FollowUp::StartQueued
         } else {
             FollowUp::Nothing
+        }
+    }
+
+    /// An event of the session, not of a turn: MCP servers starting and
+    /// asking the person for input. (A turn's events always carry its id.)
+    fn session_event(&mut self, msg: EventMsg) {
+        match msg {
+            EventMsg::McpServerStatus {
+                server,
+                status,
+                error,
+                ..
+            } => self.mcp_status(server, status, error),
+            EventMsg::ElicitationRequest {
+                server,
+                request_id,
+                message,
+                requested_schema,
+            } => self.ask_elicitation(Elicitation {
+                server,
+                request_id,
+                message,
+                requested_schema,
+            }),
+            // The thread's answers already say how it is configured, and
+            // shutting down is the driver's own doing.
+            EventMsg::SessionConfigured { .. }
+            | EventMsg::BackgroundEvent { .. }
+            | EventMsg::ShutdownComplete
+            | EventMsg::TurnStarted { .. }
+            | EventMsg::ItemStarted { .. }
+            | EventMsg::ItemCompleted { .. }
+            | EventMsg::AgentMessageDelta { .. }
+            | EventMsg::ReasoningDelta { .. }
+            | EventMsg::ExecCommandOutputDelta { .. }
+            | EventMsg::McpToolCallProgress { .. }
+            | EventMsg::ExecApprovalRequest { .. }
+            | EventMsg::PatchApprovalRequest { .. }
+            | EventMsg::StreamRetry { .. }
+            | EventMsg::SteerDelivered { .. }
+            | EventMsg::TurnDiff { .. }
+            | EventMsg::TurnCompleted { .. }
+            | EventMsg::TurnAborted { .. }
+            | EventMsg::TurnFailed { .. } => {}
         }
     }
 

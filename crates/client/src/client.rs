@@ -7,11 +7,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tiller_app_server_protocol::{
-    InitializeParams, InitializeResponse, JsonRpcError, QueueAddParams, QueueAddResponse,
-    QueueDeleteParams, QueueDeleteResponse, QueueListParams, QueueListResponse, QueuedSubmission,
-    RequestId, ThreadInterruptParams, ThreadInterruptResponse, ThreadResumeParams,
-    ThreadStartParams, ThreadStartResponse, TurnInterruptParams, TurnInterruptResponse,
-    TurnStartParams, TurnStartResponse, TurnSteerParams, TurnSteerResponse, UserInput,
+    InitializeParams, InitializeResponse, JsonRpcError, McpServerElicitationAction,
+    McpServerElicitationResponse, QueueAddParams, QueueAddResponse, QueueDeleteParams,
+    QueueDeleteResponse, QueueListParams, QueueListResponse, QueuedSubmission, RequestId,
+    ThreadInterruptParams, ThreadInterruptResponse, ThreadResumeParams, ThreadStartParams,
+    ThreadStartResponse, TurnInterruptParams, TurnInterruptResponse, TurnStartParams,
+    TurnStartResponse, TurnSteerParams, TurnSteerResponse, UserInput,
 };
 use tokio::sync::mpsc;
 
@@ -146,6 +147,28 @@ impl Client {
             .as_ref()
             .ok_or(ClientError::Disconnected)?
             .respond(id, result)
+    }
+
+    /// Answer an `mcpServer/elicitation/request`
+    /// ([`ServerRequest::McpServerElicitation`](tiller_app_server_protocol::ServerRequest::McpServerElicitation))
+    /// `id`: `accept` with `content` (an object that fits its requested
+    /// schema), `decline`, or `cancel`. As [`Client::respond`], the answer
+    /// goes to the current server.
+    pub fn respond_elicitation(
+        &self,
+        id: RequestId,
+        action: McpServerElicitationAction,
+        content: Option<Value>,
+    ) -> Result<(), ClientError> {
+        let response = McpServerElicitationResponse {
+            action,
+            content,
+            meta: None,
+        };
+        let result = serde_json::to_value(&response).map_err(|e| {
+            ClientError::Protocol(format!("could not encode the elicitation's answer: {e}"))
+        })?;
+        self.respond(id, Ok(result))
     }
 
     /// `thread/start`; the thread is resumed by [`Client::reconnect`].

@@ -443,6 +443,7 @@ impl Actor {
             | ServerNotification::AgentMessageDelta(_)
             | ServerNotification::CommandExecutionOutputDelta(_)
             | ServerNotification::McpToolCallProgress(_)
+            | ServerNotification::McpServerStatusUpdated(_)
             | ServerNotification::Error(_)
             | ServerNotification::Warning(_)
             | ServerNotification::QueueChanged(_)

@@ -3,7 +3,7 @@
 use std::process::ExitStatus;
 
 use serde_json::Value;
-use tiller_app_server_protocol::{RequestId, ServerNotification};
+use tiller_app_server_protocol::{RequestId, ServerNotification, ServerRequest};
 
 /// The message of the `turn/completed` (status `failed`) the client
 /// synthesizes for a turn that was running when the server went away.
@@ -31,12 +31,15 @@ pub enum ClientEvent {
         params: Value,
     },
     /// A request of the server's (an approval such as
-    /// `item/commandExecution/requestApproval`), when
+    /// `item/commandExecution/requestApproval`, or an MCP server's
+    /// `mcpServer/elicitation/request`), when
     /// [`ClientOptions::server_requests`](crate::ClientOptions::server_requests)
-    /// is on. The server waits for the answer:
-    /// [`Client::respond`](crate::Client::respond) with this `id`. A request
-    /// the server stops waiting for (the turn was interrupted) is followed by
-    /// `serverRequest/resolved`; answering it then changes nothing.
+    /// is on; [`parse_server_request`] reads it. The server waits for the
+    /// answer: [`Client::respond`](crate::Client::respond) (or
+    /// [`Client::respond_elicitation`](crate::Client::respond_elicitation))
+    /// with this `id`. A request the server stops waiting for (the turn was
+    /// interrupted) is followed by `serverRequest/resolved`; answering it
+    /// then changes nothing.
     ServerRequest {
         /// Its id, to answer with.
         id: RequestId,
@@ -78,6 +81,9 @@ pub fn parse_notification(
             serde_json::from_value(params).map(N::CommandExecutionOutputDelta)
         }
         "item/mcpToolCall/progress" => serde_json::from_value(params).map(N::McpToolCallProgress),
+        "mcpServer/startupStatus/updated" => {
+            serde_json::from_value(params).map(N::McpServerStatusUpdated)
+        }
         "error" => serde_json::from_value(params).map(N::Error),
         "warning" => serde_json::from_value(params).map(N::Warning),
         "thread/queue/changed" => serde_json::from_value(params).map(N::QueueChanged),
@@ -95,6 +101,30 @@ pub fn parse_notification(
     Some(parsed)
 }
 
+/// Read a request of the server's ([`ClientEvent::ServerRequest`]) by its
+/// method name: `None` for a method this crate does not know (refuse it
+/// with an error: the server takes that as a no), an error for params of
+/// the wrong shape.
+pub fn parse_server_request(
+    method: &str,
+    params: Value,
+) -> Option<Result<ServerRequest, serde_json::Error>> {
+    use ServerRequest as R;
+    let parsed = match method {
+        "item/commandExecution/requestApproval" => {
+            serde_json::from_value(params).map(R::CommandApproval)
+        }
+        "item/fileChange/requestApproval" => {
+            serde_json::from_value(params).map(R::FileChangeApproval)
+        }
+        "mcpServer/elicitation/request" => {
+            serde_json::from_value(params).map(R::McpServerElicitation)
+        }
+        _ => return None,
+    };
+    Some(parsed)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -102,7 +132,8 @@ mod tests {
     use serde_json::json;
     use tiller_app_server_protocol::{
         AgentMessageDeltaNotification, CommandExecutionOutputDeltaNotification, ErrorNotification,
-        ItemCompletedNotification, ItemStartedNotification, McpToolCallProgressNotification,
+        ItemCompletedNotification, ItemStartedNotification, McpServerStartupState,
+        McpServerStatusUpdatedNotification, McpToolCallProgressNotification,
         QueueChangedNotification, ServerRequestResolvedNotification, Thread, ThreadIdNotification,
         ThreadItem, ThreadNameUpdatedNotification, ThreadStartedNotification, ThreadStatus,
         ThreadStatusChangedNotification, ThreadTokenUsage, TokenUsageBreakdown,
@@ -205,6 +236,14 @@ mod tests {
                 item_id: "m".to_owned(),
                 message: "half way".to_owned(),
             }),
+            N::McpServerStatusUpdated(McpServerStatusUpdatedNotification {
+                thread_id: Some("t".to_owned()),
+                name: "docs".to_owned(),
+                environment_id: None,
+                status: McpServerStartupState::Failed,
+                error: Some("it did not start".to_owned()),
+                failure_reason: None,
+            }),
             N::Error(ErrorNotification {
                 thread_id: "t".to_owned(),
                 turn_id: "u".to_owned(),
@@ -267,6 +306,7 @@ mod tests {
                 | ServerNotification::AgentMessageDelta(_)
                 | ServerNotification::CommandExecutionOutputDelta(_)
                 | ServerNotification::McpToolCallProgress(_)
+                | ServerNotification::McpServerStatusUpdated(_)
                 | ServerNotification::Error(_)
                 | ServerNotification::Warning(_)
                 | ServerNotification::QueueChanged(_)
@@ -287,7 +327,66 @@ mod tests {
             assert_eq!(parsed, sample, "{method}");
             methods.insert(method);
         }
-        assert_eq!(methods.len(), 21, "one sample per variant: {methods:?}");
+        assert_eq!(methods.len(), 22, "one sample per variant: {methods:?}");
+    }
+
+    #[test]
+    fn every_server_request_method_round_trips() {
+        use tiller_app_server_protocol::{
+            CommandApprovalParams, FileChangeApprovalParams, McpServerElicitationRequestParams,
+        };
+        let samples = vec![
+            ServerRequest::CommandApproval(CommandApprovalParams {
+                kind: "command".to_owned(),
+                thread_id: "t".to_owned(),
+                turn_id: "u".to_owned(),
+                item_id: "c".to_owned(),
+                started_at_ms: 1,
+                approval_id: None,
+                environment_id: None,
+                reason: Some("why".to_owned()),
+                command: Some("ls".to_owned()),
+                cwd: Some("/w".to_owned()),
+                available_decisions: vec!["accept".to_owned(), "decline".to_owned()],
+            }),
+            ServerRequest::FileChangeApproval(FileChangeApprovalParams {
+                thread_id: "t".to_owned(),
+                turn_id: "u".to_owned(),
+                item_id: "f".to_owned(),
+                started_at_ms: 1,
+                reason: None,
+                grant_root: Some("/elsewhere".to_owned()),
+            }),
+            ServerRequest::McpServerElicitation(McpServerElicitationRequestParams {
+                thread_id: "t".to_owned(),
+                turn_id: None,
+                server_name: "docs".to_owned(),
+                environment_id: None,
+                mode: "form".to_owned(),
+                meta: None,
+                message: "Your name?".to_owned(),
+                requested_schema: json!({"type": "object", "properties": {
+                    "name": {"type": "string"}}}),
+            }),
+        ];
+        let mut methods = BTreeSet::new();
+        for sample in samples {
+            // A new variant fails to compile here until it has a sample above.
+            match &sample {
+                ServerRequest::CommandApproval(_)
+                | ServerRequest::FileChangeApproval(_)
+                | ServerRequest::McpServerElicitation(_) => {}
+            }
+            let method = sample.method();
+            let parsed = parse_server_request(method, sample.params())
+                .unwrap_or_else(|| panic!("{method} is not known"))
+                .unwrap_or_else(|e| panic!("{method}: {e}"));
+            assert_eq!(parsed, sample, "{method}");
+            assert_eq!(parsed.thread_id(), "t");
+            methods.insert(method);
+        }
+        assert_eq!(methods.len(), 3, "one sample per variant: {methods:?}");
+        assert!(parse_server_request("item/tool/call", json!({})).is_none());
     }
 
     #[test]

@@ -27,12 +27,15 @@
 //!
 //! # The server's requests
 //!
-//! Approvals are requests of the server's, which it waits on. By default the
+//! Approvals, and MCP servers' elicitations (a tool asking the person for
+//! input), are requests of the server's, which it waits on. By default the
 //! client refuses each at once (method not found), so a caller that shows no
-//! approvals never leaves a turn hanging. With
-//! [`ClientOptions::server_requests`], each comes on the event stream as
-//! [`ClientEvent::ServerRequest`], in order with the notifications, and the
-//! caller answers it with [`Client::respond`].
+//! approvals never leaves a turn hanging (a refused approval is declined, a
+//! refused elicitation cancelled). With [`ClientOptions::server_requests`],
+//! each comes on the event stream as [`ClientEvent::ServerRequest`], in order
+//! with the notifications; [`parse_server_request`] reads it, and the caller
+//! answers it with [`Client::respond`] (an elicitation with
+//! [`Client::respond_elicitation`]).
 //!
 //! # When the server goes away
 //!
@@ -71,7 +74,7 @@ mod transport;
 
 pub use client::{Client, EventReceiver};
 pub use error::{ClientError, SteerRejected};
-pub use event::{ClientEvent, DISCONNECTED_TURN_MESSAGE, parse_notification};
+pub use event::{ClientEvent, DISCONNECTED_TURN_MESSAGE, parse_notification, parse_server_request};
 pub use options::{ClientOptions, Connector, Endpoint, Streams, Timeouts};
 
 /// The protocol types the client's calls take and return.

@@ -143,7 +143,7 @@ pub struct ClientOptions {
     pub shutdown_grace: Duration,
     /// Connect to this server instead of starting one.
     pub endpoint: Option<Endpoint>,
-    /// Hand the server's requests (approvals) to the caller as
+    /// Hand the server's requests (approvals, elicitations) to the caller as
     /// [`ClientEvent::ServerRequest`](crate::ClientEvent::ServerRequest), to
     /// be answered with [`Client::respond`](crate::Client::respond); when
     /// false, each is refused at once (method not found).
@@ -205,7 +205,7 @@ impl ClientOptions {
         options
     }
 
-    /// Whether the server's requests (approvals) come to the caller as
+    /// Whether the server's requests (approvals, elicitations) come to the caller as
     /// [`ClientEvent::ServerRequest`](crate::ClientEvent::ServerRequest),
     /// to be answered with [`Client::respond`](crate::Client::respond),
     /// instead of being refused.
