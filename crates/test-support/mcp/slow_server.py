@@ -5,7 +5,8 @@ and writes the port there).
 
 Every event a test checks on the server side is appended as a line to the
 file named by `MCP_RECORD`: `up PID`, `started`, `cancelled`, `finished`,
-`stubborn finished`, `crash`, `elicited ACTION VALUE`.
+`stubborn finished`, `crash`, `elicited ACTION VALUE`. Its tools: `sleep`,
+`stubborn`, `add`, `crash`, `env`, `ask_name`.
 """
 
 import os
@@ -66,6 +67,12 @@ def crash() -> str:
     record("crash")
     sys.stdout.flush()
     os._exit(3)
+
+
+@server.tool()
+def env(name: str) -> str:
+    """The value of the environment variable `name`, or "unset"."""
+    return os.environ.get(name, "unset")
 
 
 class Name(BaseModel):

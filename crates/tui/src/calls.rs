@@ -165,6 +165,14 @@ impl Calls {
             } => {
                 let _ = client.respond(request_id, Ok(json!({ "decision": decision })));
             }
+            Effect::AnswerElicitation {
+                request_id,
+                action,
+                content,
+            } => {
+                // A question resolved meanwhile needs no answer.
+                let _ = client.respond_elicitation(request_id, action, content);
+            }
             Effect::Refuse { request_id } => {
                 let error = JsonRpcError::new(
                     ErrorCode::MethodNotFound,

@@ -1,6 +1,8 @@
 //! One entry of the transcript, and how it is drawn: compact on the main
-//! screen (a command's last output lines, a diff's first lines), whole in the
-//! pager (Ctrl+T).
+//! screen (a command's last output lines, a diff's first lines, an MCP
+//! call's first result lines), whole in the pager (Ctrl+T).
+
+mod mcp_call;
 
 use std::time::Duration;
 
@@ -10,6 +12,8 @@ use serde_json::Value;
 
 use crate::clean::clean;
 use crate::markdown;
+
+pub use mcp_call::McpCall;
 
 /// How many output lines a command shows on the main screen.
 pub const OUTPUT_TAIL_LINES: usize = 5;
@@ -40,6 +44,8 @@ pub enum CellKind {
     },
     /// A shell command.
     Command(Command),
+    /// A tool of an MCP server.
+    McpCall(McpCall),
     /// Files the model changed.
     FileChange {
         /// Each file: `{path, kind: {type}, diff}`.
@@ -94,6 +100,8 @@ pub enum Tone {
     Info,
     /// A model request being retried: dim.
     Retry,
+    /// Something that went as expected (an MCP server ready): dim.
+    Quiet,
     /// Something to know.
     Warning,
     /// Something that failed.
@@ -145,16 +153,17 @@ impl Cell {
             CellKind::Agent { text } => markdown::render(&clean(text)),
             CellKind::Reasoning { summary } => reasoning_lines(summary, full),
             CellKind::Command(command) => command_lines(command, full),
+            CellKind::McpCall(call) => call.lines(full),
             CellKind::FileChange { changes, status } => file_change_lines(changes, status, full),
             CellKind::Notice { text, tone } => {
                 let style = match tone {
                     Tone::Info => Style::new(),
-                    Tone::Retry => DIM,
+                    Tone::Retry | Tone::Quiet => DIM,
                     Tone::Warning => Style::new().fg(Color::Yellow),
                     Tone::Error => Style::new().fg(Color::Red),
                 };
                 let mark = match tone {
-                    Tone::Info => "• ",
+                    Tone::Info | Tone::Quiet => "• ",
                     Tone::Retry => "↻ ",
                     Tone::Warning => "⚠ ",
                     Tone::Error => "✗ ",

@@ -4,7 +4,10 @@
 //! event. That keeps the state machine testable without a server, and the
 //! runner the only place that awaits.
 
-use tiller_client::protocol::{QueuedSubmission, RequestId, Thread, ThreadStartResponse};
+use serde_json::Value;
+use tiller_client::protocol::{
+    McpServerElicitationAction, QueuedSubmission, RequestId, Thread, ThreadStartResponse,
+};
 
 use crate::cell::Tone;
 
@@ -60,6 +63,15 @@ pub enum Effect {
         request_id: RequestId,
         /// `accept`, `acceptForSession`, `decline` or `cancel`.
         decision: &'static str,
+    },
+    /// The answer to an MCP server's question.
+    AnswerElicitation {
+        /// The request.
+        request_id: RequestId,
+        /// `accept`, `decline` or `cancel`.
+        action: McpServerElicitationAction,
+        /// With `accept`: the fields, typed as its schema says.
+        content: Option<Value>,
     },
     /// A JSON-RPC error for a server request this UI does not handle.
     Refuse {

@@ -17,6 +17,8 @@ pub enum SlashCommand {
     Diff,
     /// Show the thread, model, folder and tokens.
     Status,
+    /// List the thread's MCP servers.
+    Mcp,
     /// Take the last turn back, files included.
     Undo,
     /// Take the last undo back.
@@ -49,6 +51,11 @@ pub const COMMANDS: &[(SlashCommand, &str, &str)] = &[
         SlashCommand::Status,
         "status",
         "show the session, model, folder and tokens",
+    ),
+    (
+        SlashCommand::Mcp,
+        "mcp",
+        "list the MCP servers and how their start went",
     ),
     (
         SlashCommand::Undo,

@@ -333,3 +333,145 @@ fn edit_approval_overlay() {
     );
     insta::assert_snapshot!(screen(&mut app, 80, 18));
 }
+
+fn mcp_call(id: &str, tool: &str, arguments: Value) -> Value {
+    json!({"type": "mcpToolCall", "id": id, "server": "docs", "environmentId": null,
+           "tool": tool, "status": "inProgress", "arguments": arguments, "appContext": null,
+           "mcpAppUi": null, "pluginId": null, "readOnlyHint": null, "result": null,
+           "error": null, "durationMs": null})
+}
+
+fn item_event(app: &mut App, method: &str, item: Value) {
+    app.notification(note(
+        method,
+        json!({"threadId": THREAD, "turnId": TURN, "startedAtMs": 0, "completedAtMs": 0,
+               "item": item}),
+    ));
+}
+
+fn mcp_status(app: &mut App, name: &str, status: &str, error: Option<&str>) {
+    app.notification(note(
+        "mcpServer/startupStatus/updated",
+        json!({"threadId": THREAD, "name": name, "environmentId": null, "status": status,
+               "error": error, "failureReason": null}),
+    ));
+}
+
+#[test]
+fn mcp_tool_call_running_with_progress() {
+    let mut app = app();
+    start_turn(&mut app, "find the docs on wrapping");
+    item_event(
+        &mut app,
+        "item/started",
+        mcp_call(
+            "m1",
+            "search",
+            json!({"query": "ratatui paragraph wrapping", "limit": 5}),
+        ),
+    );
+    app.notification(note(
+        "item/mcpToolCall/progress",
+        json!({"threadId": THREAD, "turnId": TURN, "itemId": "m1",
+               "message": "searched 120 of 400 pages"}),
+    ));
+    insta::assert_snapshot!(screen(&mut app, 90, 10));
+}
+
+#[test]
+fn mcp_tool_calls_completed_and_failed() {
+    let mut app = app();
+    start_turn(&mut app, "look it up");
+    let mut search = mcp_call("m1", "search", json!({"query": "wrap"}));
+    item_event(&mut app, "item/started", search.clone());
+    search["status"] = json!("completed");
+    search["durationMs"] = json!(420);
+    search["result"] = json!({"content": [{"type": "text",
+        "text": "Paragraph::wrap(Wrap { trim: true })\nwraps at word boundaries\nsee also: Line::width\nexample in examples/paragraph.rs\nand two\nmore lines"}],
+        "structuredContent": null, "_meta": null});
+    item_event(&mut app, "item/completed", search);
+    let mut shot = mcp_call("m2", "screenshot", json!({}));
+    shot["status"] = json!("completed");
+    shot["durationMs"] = json!(1300);
+    shot["result"] = json!({"content": [{"type": "image", "data": "iVBORw0KGgo=", "mimeType": "image/png"}],
+                            "structuredContent": null, "_meta": null});
+    item_event(&mut app, "item/completed", shot);
+    let mut add = mcp_call("m3", "add", json!({"a": 2, "b": 3}));
+    add["status"] = json!("completed");
+    add["durationMs"] = json!(8);
+    add["result"] = json!({"content": [], "structuredContent": {"result": 5}, "_meta": null});
+    item_event(&mut app, "item/completed", add);
+    let mut fetch = mcp_call(
+        "m4",
+        "fetch",
+        json!({"url": "https://example.com/a/very/long/path/that/goes/on/and/on/and/on/until/it/is/cut"}),
+    );
+    fetch["status"] = json!("failed");
+    fetch["durationMs"] = json!(30_000);
+    fetch["error"] = json!({"message": "the MCP tool did not answer within 30 s (tool_timeout_sec); the call was cancelled"});
+    item_event(&mut app, "item/completed", fetch);
+    turn_ends(&mut app, "completed", None);
+    insta::assert_snapshot!(screen(&mut app, 90, 24));
+}
+
+#[test]
+fn mcp_servers_starting_ready_and_failed() {
+    let mut app = app();
+    mcp_status(&mut app, "docs", "starting", None);
+    mcp_status(&mut app, "github", "starting", None);
+    mcp_status(&mut app, "broken", "starting", None);
+    mcp_status(&mut app, "docs", "ready", None);
+    // The same state again says nothing more.
+    mcp_status(&mut app, "docs", "ready", None);
+    mcp_status(
+        &mut app,
+        "broken",
+        "failed",
+        Some("it did not start and list its tools within 10 s (startup_timeout_sec)"),
+    );
+    insta::assert_snapshot!(screen(&mut app, 90, 14));
+    mcp_status(&mut app, "github", "ready", None);
+    type_text(&mut app, "/mcp");
+    press(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!("mcp_command", screen(&mut app, 90, 16));
+}
+
+fn elicitation(app: &mut App, schema: Value) {
+    app.server_request(
+        RequestId::String("elicitation:t:1".into()),
+        "mcpServer/elicitation/request",
+        &json!({"threadId": THREAD, "turnId": TURN, "serverName": "shop", "environmentId": null,
+                "mode": "form", "_meta": null,
+                "message": "Where should the order go? It ships tomorrow.",
+                "requestedSchema": schema}),
+    );
+}
+
+#[test]
+fn elicitation_overlay() {
+    let mut app = app();
+    start_turn(&mut app, "order more paper");
+    item_event(
+        &mut app,
+        "item/started",
+        mcp_call("m1", "order", json!({"item": "paper"})),
+    );
+    // Named so that the order the parsed JSON keeps is the order shown.
+    elicitation(
+        &mut app,
+        json!({"type": "object", "properties": {
+            "a_name": {"type": "string", "title": "Name"},
+            "b_count": {"type": "integer", "title": "Boxes", "description": "500 sheets a box"},
+            "c_express": {"type": "boolean", "title": "Express", "default": false},
+            "d_size": {"type": "string", "title": "Size", "enum": ["a4", "letter"],
+                       "enumNames": ["A4", "US Letter"]},
+        }, "required": ["a_name", "b_count"]}),
+    );
+    type_text(&mut app, "Ada Lovelace");
+    press(&mut app, KeyCode::Tab);
+    insta::assert_snapshot!(screen(&mut app, 90, 24));
+    type_text(&mut app, "two");
+    press(&mut app, KeyCode::Enter);
+    assert!(app.take_effects().is_empty(), "a bad number sent an answer");
+    insta::assert_snapshot!("elicitation_overlay_problem", screen(&mut app, 90, 24));
+}

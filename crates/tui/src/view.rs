@@ -1,6 +1,8 @@
 //! One frame: the transcript, what waits to be sent, the composer and the
 //! status line, and any window over them.
 
+mod elicitation;
+
 use std::time::Instant;
 
 use ratatui::Frame;
@@ -37,7 +39,9 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, clock: Clock, no_color: bool) 
     match &mut app.overlay {
         Some(Overlay::Pager(pager)) => crate::pager::draw(frame, area, pager),
         Some(Overlay::Picker(picker)) => crate::picker::draw(frame, area, picker, clock.unix),
-        Some(Overlay::Approval(_) | Overlay::Choice(_)) | None => draw_main(frame, app, clock),
+        Some(Overlay::Approval(_) | Overlay::Elicitation(_) | Overlay::Choice(_)) | None => {
+            draw_main(frame, app, clock);
+        }
     }
     if no_color {
         strip_colour(frame);
@@ -72,8 +76,17 @@ fn draw_main(frame: &mut Frame<'_>, app: &mut App, clock: Clock) {
     let mut lines = app
         .transcript
         .visible(transcript_area.width, usize::from(transcript_area.height));
-    if app.transcript.is_empty() && lines.is_empty() {
-        lines = welcome(app);
+    // Before the first turn the welcome stays on top, above what came
+    // already (an MCP server's start, a command's report) while both fit.
+    if app.turn_ids.is_empty() && !app.is_busy() {
+        let mut top = welcome(app);
+        if !lines.is_empty() {
+            top.push(Line::default());
+        }
+        if lines.is_empty() || top.len() + lines.len() <= usize::from(transcript_area.height) {
+            top.append(&mut lines);
+            lines = top;
+        }
     }
     frame.render_widget(Paragraph::new(lines), transcript_area);
     frame.render_widget(Paragraph::new(waiting), waiting_area);
@@ -121,6 +134,9 @@ fn draw_main(frame: &mut Frame<'_>, app: &mut App, clock: Clock) {
 
     match &app.overlay {
         Some(Overlay::Approval(approval)) => draw_approval(frame, app, approval, area),
+        Some(Overlay::Elicitation(form)) => {
+            elicitation::draw(frame, form, app.requests.len(), area);
+        }
         Some(Overlay::Choice(choice)) => draw_choice(frame, choice, area),
         Some(Overlay::Pager(_) | Overlay::Picker(_)) | None => {}
     }
@@ -206,7 +222,9 @@ fn menu_lines(app: &App) -> Vec<Line<'static>> {
         .collect()
 }
 
-/// "gpt-5 · ~/src/app · untrusted · working 12s · esc to interrupt · 1.2k tokens"
+/// "gpt-5 · ~/src/app · untrusted · working 12s · esc to interrupt · 1.2k
+/// tokens"; while an MCP call runs, its last progress message; while MCP
+/// servers start, their names.
 fn status_line(app: &App, clock: Clock, width: u16) -> Line<'static> {
     let mut left = Vec::new();
     if let Some(thread) = &app.thread {
@@ -216,17 +234,29 @@ fn status_line(app: &App, clock: Clock, width: u16) -> Line<'static> {
     }
     let state = match app.elapsed(clock.now) {
         Some(elapsed) if app.running_turn().is_some() => {
-            let waiting = matches!(app.overlay, Some(Overlay::Approval(_)));
-            if waiting {
-                format!("waiting for you {}", seconds(elapsed))
-            } else {
-                format!("working {} · esc to interrupt", seconds(elapsed))
+            let waiting = app.overlay.as_ref().and_then(Overlay::request).is_some();
+            match &app.mcp_progress {
+                _ if waiting => format!("waiting for you {}", seconds(elapsed)),
+                Some(progress) => format!(
+                    "working {} · {}: {} · esc to interrupt",
+                    seconds(elapsed),
+                    progress.call,
+                    truncate(&progress.message, 60)
+                ),
+                None => format!("working {} · esc to interrupt", seconds(elapsed)),
             }
         }
         Some(_) => "starting…".to_owned(),
         None => "ready".to_owned(),
     };
     let mut right = vec![state];
+    let starting = app.mcp_starting();
+    if !starting.is_empty() {
+        right.push(format!(
+            "MCP starting: {}",
+            truncate(&clean(&starting.join(", ")), 40)
+        ));
+    }
     if let Some(tokens) = &app.tokens {
         let used = tokens.last.input_tokens + tokens.last.output_tokens;
         match tokens.model_context_window {
@@ -375,9 +405,9 @@ fn draw_approval(frame: &mut Frame<'_>, app: &App, approval: &Approval, area: Re
             Span::raw(" abort the turn"),
         ])),
     }
-    if !app.approvals.is_empty() {
+    if !app.requests.is_empty() {
         body.push(Line::styled(
-            format!("{} more waiting", app.approvals.len()),
+            format!("{} more waiting", app.requests.len()),
             DIM,
         ));
     }

@@ -9,6 +9,7 @@ use tiller_test_support::mcp_servers::{
     python_mcp_site, slow_server_script, slow_server_toml, wait_for_record,
 };
 
+use tiller_mock_model::{MockModel, Script};
 use tiller_test_support::PtyChild;
 
 use super::support::{DEADLINE, PROMPT_EXIT, Running, Scratch, completed_items, run, text_step};
@@ -56,7 +57,7 @@ async fn exec_calls_an_mcp_tool_and_shows_the_call() {
     assert_eq!(call["error"], Value::Null);
     // The server's start is told on stderr, never on the JSON stream.
     assert!(
-        finished.stderr.contains("MCP server slow: ready (5 tools)"),
+        finished.stderr.contains("MCP server slow: ready (6 tools)"),
         "{}",
         finished.stderr
     );
@@ -156,4 +157,51 @@ async fn exec_without_a_terminal_declines_an_elicitation_and_says_so() {
         "{}",
         finished.stderr
     );
+}
+
+#[tokio::test]
+async fn an_mcp_server_never_sees_the_providers_secrets() {
+    let secret = format!("mcp-secret-{}-{:x}", std::process::id(), fastrand::u64(..));
+    let scratch = Scratch::new();
+    let site = python_mcp_site().await;
+    let steps = json!([
+        mcp_step(
+            "call_1",
+            "mcp__slow__env",
+            json!({"name": "TILLER_TEST_MCP_KEY"})
+        ),
+        text_step("done"),
+    ]);
+    let mock = MockModel::start(Script::from_json_str(&steps.to_string()).unwrap())
+        .await
+        .unwrap();
+    // The provider's credential is read from a variable; the server is started
+    // from the same process and must not find it.
+    let provider = tiller_test_support::mock_provider_config(
+        &mock.base_url(),
+        "env_http_headers = { \"api-key\" = \"TILLER_TEST_MCP_KEY\" }\n",
+    );
+    let record = scratch.work_file("record");
+    scratch.config(&format!(
+        "{provider}\n{}",
+        slow_server_toml("slow", &site, &record, "")
+    ));
+    let work = scratch.work();
+    let mut exec = scratch.tiller(&["exec", "--json", "--cd", work.to_str().unwrap(), "look"]);
+    exec.env("TILLER_TEST_MCP_KEY", &secret);
+    let finished = run(&mut exec).await;
+    finished.assert_exit(0);
+    assert!(
+        mock.requests()
+            .iter()
+            .all(|r| r.header("api-key") == Some(secret.as_str()))
+    );
+    let events = finished.json();
+    let calls = completed_items(&events, "mcp_tool_call");
+    assert_eq!(
+        calls[0].1["result"]["content"][0]["text"], "unset",
+        "{events:#?}"
+    );
+    assert!(!finished.stdout.contains(&secret));
+    scratch.wait_no_process_left().await;
 }

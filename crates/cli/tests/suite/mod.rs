@@ -27,4 +27,5 @@ mod sessions;
 mod stalled_reader;
 mod support;
 mod tui;
+mod tui_mcp;
 mod undo;

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use rmcp::RoleClient;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest, ContentBlock,
     ServerResult,
 };
-use rmcp::service::PeerRequestOptions;
+use rmcp::service::{PeerRequestOptions, RequestHandle};
 use serde_json::{Map, Value, json};
 use tiller_config::{ApprovalPolicy, McpApproval, McpServerConfig};
 use tiller_protocol::{
@@ -356,8 +357,7 @@ impl McpTool {
         match answer {
             Answer::Cancelled => {
                 // Told, not waited for: the turn ends whatever the server does.
-                tokio::spawn(handle.cancel(Some("interrupted by the user".to_owned())));
-                self.server.elicitations.cancel_server(&server);
+                self.tell_cancelled(handle, "interrupted by the user".to_owned());
                 ctx.item_completed(item(Some(Ended {
                     status: McpToolCallStatus::Aborted,
                     result: None,
@@ -367,8 +367,7 @@ impl McpTool {
             }
             Answer::TimedOut => {
                 let secs = self.server.config.tool_timeout.as_secs_f64();
-                tokio::spawn(handle.cancel(Some(format!("timed out after {secs} s"))));
-                self.server.elicitations.cancel_server(&server);
+                self.tell_cancelled(handle, format!("timed out after {secs} s"));
                 let why = format!(
                     "the MCP tool did not answer within {secs} s (tool_timeout_sec); the call was cancelled"
                 );
@@ -381,6 +380,18 @@ impl McpTool {
                 ToolOutput::Output(output)
             }
         }
+    }
+
+    /// Send `notifications/cancelled` for the call, in the background, and
+    /// then cancel the elicitations its server still waits on: the server
+    /// hears of the cancel first, so a tool that was asking stops rather than
+    /// taking the elicitation's "cancel" for an answer.
+    fn tell_cancelled(&self, handle: RequestHandle<RoleClient>, reason: String) {
+        let server = Arc::clone(&self.server);
+        tokio::spawn(async move {
+            let _ = handle.cancel(Some(reason)).await;
+            server.elicitations.cancel_server(&server.config.name);
+        });
     }
 
     /// What the server's answer (or its absence: the transport closed) means

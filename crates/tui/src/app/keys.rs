@@ -1,6 +1,7 @@
 //! What each key does, by what is on screen.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use tiller_client::protocol::McpServerElicitationAction;
 
 use super::{App, Approval, Choice, ChoiceKind, Overlay, Pager, Picker};
 use crate::cell::Tone;
@@ -31,6 +32,7 @@ impl App {
         self.flash = None;
         match self.overlay.take() {
             Some(Overlay::Approval(approval)) => self.approval_key(approval, key),
+            Some(Overlay::Elicitation(form)) => self.elicitation_key(form, key),
             Some(Overlay::Pager(pager)) => self.pager_key(pager, key),
             Some(Overlay::Picker(picker)) => self.picker_key(picker, key),
             Some(Overlay::Choice(choice)) => self.choice_key(choice, key),
@@ -38,14 +40,24 @@ impl App {
         }
     }
 
-    /// Text pasted (bracketed paste): into the note being typed, or the composer.
+    /// Text pasted (bracketed paste): into the note being typed, the
+    /// field of an MCP server's question, or the composer.
     pub fn paste(&mut self, text: &str) {
-        if let Some(Overlay::Approval(Approval {
-            note: Some(note), ..
-        })) = &mut self.overlay
-        {
-            note.push_str(text);
-            return;
+        match &mut self.overlay {
+            Some(Overlay::Approval(Approval {
+                note: Some(note), ..
+            })) => {
+                note.push_str(text);
+                return;
+            }
+            Some(Overlay::Elicitation(form)) => {
+                form.paste(text);
+                return;
+            }
+            Some(
+                Overlay::Approval(_) | Overlay::Pager(_) | Overlay::Picker(_) | Overlay::Choice(_),
+            )
+            | None => {}
         }
         if self.overlay.is_some() {
             return;
@@ -55,8 +67,9 @@ impl App {
         }
     }
 
-    /// Ctrl+C: abort at an approval, interrupt a running turn, clear the
-    /// composer, or (asked once) quit.
+    /// Ctrl+C: abort at an approval, cancel an MCP server's question and
+    /// interrupt, interrupt a running turn, clear the composer, or (asked
+    /// once) quit.
     fn ctrl_c(&mut self) {
         match self.overlay.take() {
             Some(Overlay::Approval(approval)) => {
@@ -65,7 +78,17 @@ impl App {
                     request_id: approval.request_id,
                     decision: "cancel",
                 });
-                self.next_approval();
+                self.next_request();
+                return;
+            }
+            Some(Overlay::Elicitation(form)) => {
+                self.effect(Effect::AnswerElicitation {
+                    request_id: form.request_id,
+                    action: McpServerElicitationAction::Cancel,
+                    content: None,
+                });
+                self.interrupt("ctrl+c at the MCP server's question");
+                self.next_request();
                 return;
             }
             Some(Overlay::Pager(_) | Overlay::Picker(_) | Overlay::Choice(_)) | None => {}
@@ -268,6 +291,10 @@ impl App {
                 let text = self.status_report();
                 self.notice(text, Tone::Info);
             }
+            SlashCommand::Mcp => {
+                let text = self.mcp_report();
+                self.notice(text, Tone::Info);
+            }
             SlashCommand::Undo if busy => refuse_while_busy(self, "undo"),
             SlashCommand::Undo => match self.turn_ids.last() {
                 Some(last) => {
@@ -368,7 +395,7 @@ impl App {
             request_id: approval.request_id,
             decision,
         });
-        self.next_approval();
+        self.next_request();
     }
 
     /// `n`, then Enter: decline, and tell the model why (as a steer into
@@ -393,15 +420,15 @@ impl App {
             request_id: approval.request_id,
             decision: "decline",
         });
-        self.next_approval();
+        self.next_request();
     }
 
-    /// Show the next waiting approval, if any.
-    pub(super) fn next_approval(&mut self) {
+    /// Show the next waiting request, if any.
+    pub(super) fn next_request(&mut self) {
         if self.overlay.is_none()
-            && let Some(next) = self.approvals.pop_front()
+            && let Some(next) = self.requests.pop_front()
         {
-            self.overlay = Some(Overlay::Approval(next));
+            self.overlay = Some(next.into_overlay());
         }
     }
 
@@ -409,11 +436,11 @@ impl App {
         let page = self.view_height.max(2) - 1;
         match key.code {
             KeyCode::Esc | KeyCode::Char('q') => {
-                self.next_approval();
+                self.next_request();
                 return;
             }
             KeyCode::Char('t') if key.modifiers.contains(KeyModifiers::CONTROL) => {
-                self.next_approval();
+                self.next_request();
                 return;
             }
             KeyCode::Up | KeyCode::Char('k') => pager.top = pager.top.saturating_sub(1),

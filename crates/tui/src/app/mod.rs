@@ -2,7 +2,9 @@
 //! from protocol items and notifications ([`server`]); what a key asks of the
 //! server leaves as an [`Effect`]. No method here awaits.
 
+mod elicitation;
 mod keys;
+mod mcp;
 mod overlay;
 mod server;
 #[cfg(test)]
@@ -11,14 +13,20 @@ mod tests;
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use tiller_client::protocol::{QueuedSubmission, ThreadTokenUsage};
+use tiller_client::protocol::{
+    McpServerStatusUpdatedNotification, QueuedSubmission, ThreadTokenUsage,
+};
 
 use crate::cell::{Cell, CellKind, Tone};
 use crate::composer::Composer;
 use crate::effect::Effect;
 use crate::transcript::Transcript;
 
-pub use overlay::{Approval, ApprovalKind, Choice, ChoiceKind, Overlay, Pager, Picker};
+pub use elicitation::{Elicitation, Input, TextKind};
+pub use mcp::{McpProgress, McpServer};
+pub use overlay::{
+    Approval, ApprovalKind, Choice, ChoiceKind, Overlay, Pager, Picker, WaitingRequest,
+};
 pub use server::input_text;
 
 /// What the thread is doing, as far as this UI knows.
@@ -91,8 +99,15 @@ pub struct App {
     pub menu_index: usize,
     /// The window over the screen, if one is open.
     pub overlay: Option<Overlay>,
-    /// Approvals waiting behind the one shown.
-    pub approvals: VecDeque<Approval>,
+    /// Approvals and MCP servers' questions waiting behind the one shown.
+    pub requests: VecDeque<WaitingRequest>,
+    /// The thread's MCP servers, as last reported, in the order first seen.
+    pub mcp_servers: Vec<McpServer>,
+    /// Reports about other threads' servers (the one being opened may
+    /// report before its answer is in), the newest few.
+    mcp_elsewhere: VecDeque<McpServerStatusUpdatedNotification>,
+    /// The running MCP call's last progress message.
+    pub mcp_progress: Option<McpProgress>,
     /// Ctrl+C was pressed once on an idle, empty composer.
     pub quit_armed: bool,
     /// The thread's token counts.
@@ -136,7 +151,10 @@ impl App {
             composer: Composer::default(),
             menu_index: 0,
             overlay: None,
-            approvals: VecDeque::new(),
+            requests: VecDeque::new(),
+            mcp_servers: Vec::new(),
+            mcp_elsewhere: VecDeque::new(),
+            mcp_progress: None,
             quit_armed: false,
             tokens: None,
             last_diff: None,

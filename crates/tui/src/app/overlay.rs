@@ -1,10 +1,12 @@
-//! The windows that open over the conversation: an approval, the pager, the
-//! session picker, and a list to choose from.
+//! The windows that open over the conversation: an approval, an MCP
+//! server's question, the pager, the session picker, and a list to choose
+//! from.
 
 use ratatui::text::Line;
 use serde_json::Value;
 use tiller_client::protocol::RequestId;
 
+use super::elicitation::Elicitation;
 use crate::effect::SessionRow;
 
 /// A window over the screen.
@@ -12,6 +14,8 @@ use crate::effect::SessionRow;
 pub enum Overlay {
     /// A command or an edit waiting for a yes.
     Approval(Approval),
+    /// An MCP server's question, as a form.
+    Elicitation(Elicitation),
     /// The whole transcript, or a diff.
     Pager(Pager),
     /// The saved sessions.
@@ -76,6 +80,53 @@ impl Approval {
             reason: text("reason"),
             note: None,
         })
+    }
+}
+
+/// A server request waiting for the person: one shows at a time, the
+/// others wait behind it in the order they came.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WaitingRequest {
+    /// A command or an edit to approve.
+    Approval(Approval),
+    /// An MCP server's question.
+    Elicitation(Elicitation),
+}
+
+impl WaitingRequest {
+    /// The request's id.
+    pub fn request_id(&self) -> &RequestId {
+        match self {
+            WaitingRequest::Approval(a) => &a.request_id,
+            WaitingRequest::Elicitation(e) => &e.request_id,
+        }
+    }
+
+    /// The turn it belongs to, if any: its end voids it.
+    pub fn turn_id(&self) -> Option<&str> {
+        match self {
+            WaitingRequest::Approval(a) => Some(&a.turn_id),
+            WaitingRequest::Elicitation(e) => e.turn_id.as_deref(),
+        }
+    }
+
+    /// As the window that shows it.
+    pub fn into_overlay(self) -> Overlay {
+        match self {
+            WaitingRequest::Approval(a) => Overlay::Approval(a),
+            WaitingRequest::Elicitation(e) => Overlay::Elicitation(e),
+        }
+    }
+}
+
+impl Overlay {
+    /// The server request it shows, if it shows one.
+    pub fn request(&self) -> Option<(&RequestId, Option<&str>)> {
+        match self {
+            Overlay::Approval(a) => Some((&a.request_id, Some(&a.turn_id))),
+            Overlay::Elicitation(e) => Some((&e.request_id, e.turn_id.as_deref())),
+            Overlay::Pager(_) | Overlay::Picker(_) | Overlay::Choice(_) => None,
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! What the server says, folded into the state: notifications (only those
-//! of this thread, and of its running turn), its requests (approvals), and
-//! the outcomes of the UI's own calls.
+//! of this thread, and of its running turn), its requests (approvals and MCP
+//! servers' questions), and the outcomes of the UI's own calls.
 
 use std::time::Duration;
 
@@ -10,8 +10,10 @@ use tiller_client::protocol::{
     RequestId, ServerNotification, Thread, ThreadItem, Turn, TurnStatus, UserInput,
 };
 
-use super::{App, Approval, Choice, ChoiceKind, Overlay, PendingSteer, ThreadInfo, TurnState};
-use crate::cell::{Cell, CellKind, Command, Tone, TurnOutcome};
+use super::{
+    App, Approval, Choice, ChoiceKind, Overlay, PendingSteer, ThreadInfo, TurnState, WaitingRequest,
+};
+use crate::cell::{Cell, CellKind, Command, McpCall, Tone, TurnOutcome};
 use crate::effect::{Effect, Outcome};
 
 /// The most turns remembered as ended (their late events are dropped).
@@ -52,25 +54,24 @@ impl App {
         }
     }
 
-    /// A request of the server's: an approval to ask, or one refused.
+    /// A request of the server's: an approval or an MCP server's question
+    /// to ask, or one refused (an elicitation that does not parse is
+    /// refused too, which the server takes as a cancel).
     pub fn server_request(&mut self, id: RequestId, method: &str, params: &Value) {
         let ours = params.get("threadId").and_then(Value::as_str) == self.thread_id();
-        match Approval::from_request(id.clone(), method, params) {
-            Some(approval) if ours => {
-                if matches!(self.overlay, Some(Overlay::Approval(_))) {
-                    self.approvals.push_back(approval);
-                } else {
-                    // An approval goes before a pager or a list: it holds the turn up.
-                    self.overlay = Some(Overlay::Approval(approval));
-                }
-            }
+        let request = match Approval::from_request(id.clone(), method, params) {
+            Some(approval) => Some(WaitingRequest::Approval(approval)),
+            None => self.elicitation(&id, method, params),
+        };
+        match request {
+            Some(request) if ours => self.ask(request),
             // Another thread's: a client that has it open answers.
             Some(_) => {}
             None => self.effect(Effect::Refuse { request_id: id }),
         }
     }
 
-    fn thread_id(&self) -> Option<&str> {
+    pub(super) fn thread_id(&self) -> Option<&str> {
         self.thread.as_ref().map(|t| t.id.as_str())
     }
 
@@ -78,6 +79,11 @@ impl App {
     /// turn's events) about the turn that runs.
     pub fn notification(&mut self, notification: ServerNotification) {
         use ServerNotification as N;
+        if let N::McpServerStatusUpdated(update) = notification {
+            // Kept even before a thread is open: see `mcp_server_status`.
+            self.mcp_server_status(update);
+            return;
+        }
         let Some(thread_id) = self.thread_id().map(str::to_owned) else {
             return;
         };
@@ -104,6 +110,9 @@ impl App {
                     command.push_output(&n.delta);
                 }
             }
+            N::McpToolCallProgress(n) if ours(&n.thread_id) && self.is_current(&n.turn_id) => {
+                self.mcp_call_progress(n.item_id, n.message);
+            }
             // A failure that ends the turn is said once, by its end line.
             N::Error(n) if ours(&n.thread_id) && self.is_current(&n.turn_id) && n.will_retry => {
                 self.notice(n.error.message, Tone::Retry);
@@ -122,11 +131,11 @@ impl App {
                 }
             }
             N::ServerRequestResolved(n) if ours(&n.thread_id) => {
-                self.approvals.retain(|a| a.request_id != n.request_id);
-                if matches!(&self.overlay, Some(Overlay::Approval(a)) if a.request_id == n.request_id)
-                {
+                self.requests.retain(|r| r.request_id() != &n.request_id);
+                let shown = self.overlay.as_ref().and_then(Overlay::request);
+                if shown.is_some_and(|(id, _)| id == &n.request_id) {
                     self.overlay = None;
-                    self.next_approval();
+                    self.next_request();
                 }
             }
             N::ThreadClosed(n) | N::ThreadDeleted(n) if ours(&n.thread_id) => {
@@ -185,6 +194,9 @@ impl App {
             | ThreadItem::ContextCompaction { .. }
             | ThreadItem::McpToolCall { .. } => None,
         };
+        if completed && self.mcp_progress.as_ref().is_some_and(|p| p.item_id == id) {
+            self.mcp_progress = None;
+        }
         let kind = item_kind(item, completed);
         if let Some(index) = steer {
             // Shown once the model has it; until then it waits under the composer.
@@ -255,11 +267,14 @@ impl App {
         self.turn = TurnState::Idle;
         self.transcript
             .push(Cell::new(CellKind::TurnEnd(outcome(turn, why))));
-        // Approvals of the ended turn are void (the server resolves them too).
-        self.approvals.retain(|a| a.turn_id != turn.id);
-        if matches!(&self.overlay, Some(Overlay::Approval(a)) if a.turn_id == turn.id) {
+        self.mcp_progress = None;
+        // Requests of the ended turn are void (the server resolves them too).
+        let ended = Some(turn.id.as_str());
+        self.requests.retain(|r| r.turn_id() != ended);
+        let shown = self.overlay.as_ref().and_then(Overlay::request);
+        if shown.is_some_and(|(_, turn_id)| turn_id == ended) {
             self.overlay = None;
-            self.next_approval();
+            self.next_request();
         }
 
         if !resend.is_empty() {
@@ -280,6 +295,7 @@ impl App {
     pub fn outcome(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::ThreadOpened(opened) => {
+                let previous = self.thread.take().map(|t| t.id);
                 self.thread = Some(ThreadInfo {
                     id: opened.thread.id.clone(),
                     model: opened.model.clone(),
@@ -287,7 +303,9 @@ impl App {
                     approval_policy: opened.approval_policy.clone(),
                 });
                 self.overlay = None;
+                self.requests.clear();
                 self.show_thread(&opened.thread);
+                self.mcp_thread_opened(previous);
                 self.effect(Effect::QueueRefresh);
                 if let Some(text) = self.first_prompt.take() {
                     self.send(text);
@@ -405,6 +423,7 @@ impl App {
         self.transcript.clear();
         self.turn_ids.clear();
         self.pending_steers.clear();
+        self.mcp_progress = None;
         self.turn = TurnState::Idle;
         for turn in &thread.turns {
             self.turn_ids.push(turn.id.clone());
@@ -494,23 +513,23 @@ fn item_kind(item: ThreadItem, completed: bool) -> CellKind {
             server,
             tool,
             status,
+            arguments,
+            result,
             error,
+            duration_ms,
             ..
-        } => {
-            let error = error.as_ref().and_then(|e| e["message"].as_str());
-            let (text, tone) = match (completed, status.as_str()) {
-                (false, _) => (format!("calling {server}.{tool}…"), Tone::Info),
-                (true, "completed") => (format!("called {server}.{tool}"), Tone::Info),
-                (true, _) => (
-                    match error {
-                        Some(error) => format!("{server}.{tool} failed: {error}"),
-                        None => format!("{server}.{tool} failed"),
-                    },
-                    Tone::Error,
-                ),
-            };
-            CellKind::Notice { text, tone }
-        }
+        } => CellKind::McpCall(McpCall {
+            server,
+            tool,
+            arguments,
+            status,
+            result,
+            error: error.map(|e| match e.get("message").and_then(Value::as_str) {
+                Some(message) => message.to_owned(),
+                None => e.to_string(),
+            }),
+            duration_ms,
+        }),
     }
 }
 

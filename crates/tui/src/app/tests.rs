@@ -365,3 +365,5 @@ fn a_first_prompt_is_sent_once_the_session_opens() {
     );
     assert!(app.first_prompt.is_none());
 }
+
+mod mcp;

@@ -79,6 +79,8 @@ pub fn notification_schema(method: &str) -> Option<&'static str> {
         "thread/name/updated" => "v2/ThreadNameUpdatedNotification",
         "thread/reverted" => "v2/ThreadRevertedNotification",
         "turn/diff/updated" => "v2/TurnDiffUpdatedNotification",
+        "item/mcpToolCall/progress" => "v2/McpToolCallProgressNotification",
+        "mcpServer/startupStatus/updated" => "v2/McpServerStatusUpdatedNotification",
         _ => return None,
     })
 }
@@ -109,6 +111,8 @@ const NOTIFICATIONS: &[&str] = &[
     "thread/name/updated",
     "thread/reverted",
     "turn/diff/updated",
+    "item/mcpToolCall/progress",
+    "mcpServer/startupStatus/updated",
 ];
 
 /// The schema of an error response.
