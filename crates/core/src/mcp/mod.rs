@@ -148,6 +148,28 @@ impl Drop for McpConnections {
     }
 }
 
+/// The most tools a server's list is read for: past that, the rest of its
+/// list is not read (a server that pages forever cannot hold its start up
+/// longer than its startup timeout, nor fill memory).
+const MAX_LISTED_TOOLS: usize = 512;
+
+/// The server's tools, page by page, up to [`MAX_LISTED_TOOLS`].
+async fn list_tools(connection: &Connection) -> Result<Vec<rmcp::model::Tool>, rmcp::ServiceError> {
+    let peer = connection.service.peer();
+    let mut tools = Vec::new();
+    let mut cursor = None;
+    loop {
+        let params = rmcp::model::PaginatedRequestParams::default().with_cursor(cursor);
+        let page = peer.list_tools(Some(params)).await?;
+        tools.extend(page.tools);
+        cursor = page.next_cursor;
+        if cursor.is_none() || tools.len() >= MAX_LISTED_TOOLS {
+            tools.truncate(MAX_LISTED_TOOLS);
+            return Ok(tools);
+        }
+    }
+}
+
 /// One configured server: its connection (once started) and its tools.
 pub(crate) struct ServerSlot {
     pub(crate) config: McpServerConfig,
@@ -240,7 +262,7 @@ impl ServerSlot {
             Arc::clone(&self.elicitations),
         )
         .await?;
-        match connection.service.peer().list_all_tools().await {
+        match list_tools(&connection).await {
             Ok(listed) => {
                 let tools = tool::offered(&self.config, listed);
                 Ok((connection, tools))
