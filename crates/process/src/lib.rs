@@ -107,7 +107,7 @@ pub mod orphan_guard;
 mod spawn;
 
 pub use cgroup::CallCgroup;
-pub use spawn::{SpawnError, ToolProcess, spawn_tool};
+pub use spawn::{Cgroup, SpawnError, ToolProcess, spawn_tool};
 
 /// The environment variable that carries a tool call's [`ToolMarker`].
 pub const TOOL_MARKER_ENV: &str = "TILLER_TOOL_MARKER";

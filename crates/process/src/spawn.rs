@@ -58,9 +58,26 @@ pub enum SpawnError {
     Track(String),
 }
 
+/// Whether a tool process gets a cgroup of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cgroup {
+    /// Its own cgroup where tiller can make one: nothing it starts can leave
+    /// the call. For short-lived calls (a command).
+    Own,
+    /// None: its group and marker find it. Moving a process into a cgroup
+    /// takes a lock that every fork and thread creation of tiller waits on;
+    /// for long-lived processes started in numbers (MCP servers), that cost
+    /// falls on whatever else tiller does at that moment.
+    None,
+}
+
 /// Spawn `command` as a tool process with `marker` (see the module's doc).
 /// The caller sets the program, arguments, environment, folder and stdio.
-pub fn spawn_tool(command: &mut Command, marker: ToolMarker) -> Result<ToolProcess, SpawnError> {
+pub fn spawn_tool(
+    command: &mut Command,
+    marker: ToolMarker,
+    cgroup: Cgroup,
+) -> Result<ToolProcess, SpawnError> {
     let (marker_name, marker_value) = marker.env();
     command
         .env(marker_name, marker_value)
@@ -69,7 +86,10 @@ pub fn spawn_tool(command: &mut Command, marker: ToolMarker) -> Result<ToolProce
     // Its own cgroup where tiller can make one: then nothing the process
     // starts can leave the call, whatever it does with its group or
     // environment (see `cgroup`).
-    let cgroup = CallCgroup::create();
+    let cgroup = match cgroup {
+        Cgroup::Own => CallCgroup::create(),
+        Cgroup::None => None,
+    };
     if let Some(cgroup) = &cgroup
         && let Ok(enter) = cgroup.enter_hook()
     {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tiller_process::{SpawnError, ToolMarker, ToolProcess, spawn_tool};
+use tiller_process::{Cgroup, SpawnError, ToolMarker, ToolProcess, spawn_tool};
 use tokio::io::AsyncReadExt;
 use tokio::process::{ChildStdin, ChildStdout, Command};
 
@@ -63,10 +63,11 @@ impl ServerProcess {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut process = spawn_tool(&mut command, ToolMarker::new()).map_err(|e| match e {
-            SpawnError::Spawn(e) => format!("cannot start `{}`: {e}", launch.command),
-            SpawnError::Track(e) => format!("cannot track `{}`: {e}", launch.command),
-        })?;
+        let mut process =
+            spawn_tool(&mut command, ToolMarker::new(), Cgroup::None).map_err(|e| match e {
+                SpawnError::Spawn(e) => format!("cannot start `{}`: {e}", launch.command),
+                SpawnError::Track(e) => format!("cannot track `{}`: {e}", launch.command),
+            })?;
         let child = &mut process.child;
         let (Some(stdout), Some(stdin), Some(stderr)) =
             (child.stdout.take(), child.stdin.take(), child.stderr.take())

@@ -31,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{ChildStderr, ChildStdout, Command};
 use tokio_util::sync::CancellationToken;
 
-use tiller_process::{ProcessTree, SpawnError, ToolMarker, kill_tree, spawn_tool};
+use tiller_process::{Cgroup, ProcessTree, SpawnError, ToolMarker, kill_tree, spawn_tool};
 
 /// The name the model calls the tool by.
 pub const SHELL_TOOL_NAME: &str = "shell";
@@ -355,7 +355,7 @@ pub async fn run_shell(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut process = match spawn_tool(&mut command, ToolMarker::new()) {
+    let mut process = match spawn_tool(&mut command, ToolMarker::new(), Cgroup::Own) {
         Ok(process) => process,
         Err(SpawnError::Spawn(err)) => {
             // As a shell reports it: 127 for a command that is not there, 126
