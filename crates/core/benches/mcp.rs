@@ -239,7 +239,7 @@ async fn startup_bench(bench: &Bench, report: &mut Report) {
         wait_for(&mut events, |msg| matches!(msg, EventMsg::ShutdownComplete)).await;
         drop((session, events));
         // The next sample starts on a quiet machine: every server of this one gone.
-        wait_servers_gone(bench).await;
+        wait_servers_gone().await;
         eprint!(".");
     }
     eprintln!();
@@ -259,29 +259,43 @@ async fn startup_bench(bench: &Bench, report: &mut Report) {
     );
 }
 
-/// Wait until every server that wrote `up PID` to a startup record has
-/// exited, and forget the records.
-async fn wait_servers_gone(bench: &Bench) {
+/// Wait until no MCP server of the last sample is left: no child of this
+/// process runs Python (a server killed before it wrote anything included),
+/// twice in a row, so the next sample starts on a quiet machine.
+async fn wait_servers_gone() {
     let deadline = Instant::now() + DEADLINE;
-    for n in 0..10 {
-        let record = bench.work.path().join(format!("startup-{n}"));
-        let pids: Vec<i32> = std::fs::read_to_string(&record)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| line.strip_prefix("up ")?.parse().ok())
-            .collect();
-        for pid in pids {
-            while pid_alive(pid) {
-                assert!(
-                    Instant::now() < deadline,
-                    "an MCP server outlived its session"
-                );
-                // Another process's end: nothing to wait on but /proc.
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        }
-        let _ = std::fs::remove_file(&record);
+    let mut quiet = 0;
+    while quiet < 2 {
+        quiet = if python_children() == 0 { quiet + 1 } else { 0 };
+        assert!(
+            Instant::now() < deadline,
+            "MCP servers outlived their session"
+        );
+        // Other processes' ends: nothing to wait on but /proc.
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// How many live children of this process (of any of its threads) run Python.
+fn python_children() -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|children| {
+            children
+                .split_whitespace()
+                .filter_map(|pid| pid.parse::<i32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .filter(|pid| {
+            pid_alive(*pid)
+                && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.starts_with("python"))
+        })
+        .count()
 }
 
 async fn start_turn(session: &SessionHandle, text: &str) -> String {
