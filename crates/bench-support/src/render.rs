@@ -34,6 +34,10 @@ const GROUPS: &[(&str, &str)] = &[
     ),
     ("exec", "`tiller exec`"),
     ("steer", "Steer (engine)"),
+    (
+        "mcp-tools",
+        "MCP servers' tools (engine, the Python SDK's FastMCP server)",
+    ),
     ("mcp", "`tiller mcp-server`"),
     ("rollout", "Cost of the rollout on the streaming path"),
     (

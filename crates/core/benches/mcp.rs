@@ -65,6 +65,15 @@ fn main() {
             }
         }
         if wants("startup") {
+            // A mock of its own: `wait_for_requests` copies every request the
+            // mock recorded, and the interrupt benches' requests carry
+            // hundreds of turns each.
+            let mock = mock_handle
+                .spawn(MockModel::start(Script::new(Vec::new())))
+                .await
+                .unwrap()
+                .unwrap();
+            let bench = Bench { mock, ..bench };
             startup_bench(&bench, &mut report).await;
         }
     });
@@ -169,7 +178,7 @@ async fn interrupt_bench(bench: &Bench, tool: &str, honours: bool, report: &mut 
         wait_for_record(&record, "cancelled", DEADLINE).await;
     }
     report.durations(
-        Figure::new(format!("mcp/interrupt/{tool}"), name).at_most(10.0, "≤ 10 ms p99"),
+        Figure::new(format!("mcp-tools/interrupt/{tool}"), name).at_most(10.0, "≤ 10 ms p99"),
         &to_aborted,
     );
     let _ = session.submit(Op::Shutdown).await;
@@ -245,14 +254,14 @@ async fn startup_bench(bench: &Bench, report: &mut Report) {
     eprintln!();
     report.durations(
         Figure::new(
-            "mcp/startup/0",
+            "mcp-tools/startup/0",
             "session start → first model request, no MCP server",
         ),
         &none,
     );
     report.durations(
         Figure::new(
-            "mcp/startup/10",
+            "mcp-tools/startup/10",
             "session start → first model request, 10 MCP servers starting (Python)",
         ),
         &ten,
