@@ -270,6 +270,9 @@ impl HumanPrinter {
     }
 }
 
+/// How many characters of an MCP call's arguments are shown.
+const ARGS_SHOWN: usize = 120;
+
 impl HumanPrinter {
     fn item_completed(&mut self, item: &TurnItem) -> io::Result<()> {
         match &item.kind {
@@ -422,7 +425,9 @@ impl Printer for HumanPrinter {
                 } = &item.kind
                 {
                     self.end_message_line()?;
-                    let line = format!("→ {server}.{tool} {}", arguments.0);
+                    // The arguments on one line, cut: the call's result says the rest.
+                    let args: String = arguments.0.to_string().chars().take(ARGS_SHOWN).collect();
+                    let line = format!("→ {server}.{tool} {args}");
                     self.err(&self.style(DIM, &for_terminal(&line)));
                     self.status(Some(&format!("calling {server}.{tool}")));
                 }
