@@ -34,7 +34,7 @@ use tiller_protocol::{Event, EventMsg, Op, Reply, ResponseItem, UserInput};
 
 pub use invariants::{TurnMark, assert_marks_one_terminal_per_turn, assert_one_terminal_per_turn};
 pub use line_child::LineChild;
-pub use processes::{pid_alive, read_pids, read_pids_when_ready};
+pub use processes::{pid_alive, read_pids, read_pids_when_ready, wait_until_dead};
 pub use pty::PtyChild;
 
 /// `config.toml` text that makes the model server at `base_url` the provider

@@ -52,3 +52,17 @@ pub async fn read_pids_when_ready(path: &Path, count: usize, timeout: Duration) 
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// Wait until process `pid` (not a child of the caller: an MCP server, a
+/// tool's process) is gone, within `timeout`.
+pub async fn wait_until_dead(pid: i32, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while pid_alive(pid) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "process {pid} was still alive after {timeout:?}"
+        );
+        // Polling /proc: there is no event to wait on for another process's death.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

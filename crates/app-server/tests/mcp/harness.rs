@@ -20,7 +20,7 @@ use tiller_client::protocol::{
 use tiller_client::{Client, ClientEvent, ClientOptions, Connector, EventReceiver, Streams};
 use tiller_mock_model::{MockModel, RecordedRequest, Script, Step};
 use tiller_test_support::mcp_servers::{python_mcp_site, slow_server_script};
-use tiller_test_support::{DEADLINE, mock_provider_config, pid_alive};
+use tiller_test_support::{DEADLINE, mock_provider_config, wait_until_dead};
 use tokio::net::UnixStream;
 use tokio::task::JoinHandle;
 
@@ -321,7 +321,7 @@ impl Harness {
             }
         }
         for pid in self.pid_files.iter().flat_map(|file| pids_in(file)) {
-            wait_until_dead(pid).await;
+            wait_until_dead(pid, DEADLINE).await;
         }
     }
 }
@@ -333,18 +333,6 @@ fn pids_in(file: &Path) -> Vec<i32> {
         .lines()
         .filter_map(|line| line.strip_prefix("up ")?.trim().parse().ok())
         .collect()
-}
-
-async fn wait_until_dead(pid: i32) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while pid_alive(pid) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the MCP server {pid} outlived its thread"
-        );
-        // Polling /proc: there is no event to wait on for another process's death.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 /// The output the model got for `call_id` in `request`.

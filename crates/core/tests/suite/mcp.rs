@@ -19,7 +19,7 @@ use tiller_test_support::mcp_servers::{
     python_mcp_site, recorded, server_everything, slow_server, wait_for_record,
 };
 use tiller_test_support::{
-    EngineSettings, TestEngine, input_summary, pid_alive, read_pids_when_ready,
+    EngineSettings, TestEngine, input_summary, pid_alive, read_pids_when_ready, wait_until_dead,
 };
 
 /// How long a server may take to be recorded doing something.
@@ -370,7 +370,7 @@ async fn a_server_that_never_starts_does_not_delay_the_first_request_and_dies_wi
     assert!(pid_alive(pid));
     engine.finish().await;
     // The session is gone, and its server with it.
-    wait_until_dead(pid).await;
+    wait_until_dead(pid, SERVER_DEADLINE).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,7 +397,7 @@ async fn a_server_that_misses_its_startup_timeout_is_reported_failed_and_killed(
     };
     assert!(error.contains("startup_timeout_sec"), "{error}");
     let pid = read_pids_when_ready(&dir.path().join("silent.pid"), 1, SERVER_DEADLINE).await[0];
-    wait_until_dead(pid).await;
+    wait_until_dead(pid, SERVER_DEADLINE).await;
     // A call of one of its tools tries to start it again, and says why it cannot.
     let turn = engine.start_turn("call it").await;
     engine.wait_terminal(&turn).await;
@@ -409,18 +409,6 @@ async fn a_server_that_misses_its_startup_timeout_is_reported_failed_and_killed(
         "{output}"
     );
     engine.finish().await;
-}
-
-async fn wait_until_dead(pid: i32) {
-    let deadline = tokio::time::Instant::now() + SERVER_DEADLINE;
-    while pid_alive(pid) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the MCP server {pid} outlived its session"
-        );
-        // Polling /proc: there is no event to wait on for another process's death.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
