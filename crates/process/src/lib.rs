@@ -104,9 +104,11 @@ use tokio::signal::unix::{SignalKind, signal};
 
 pub mod cgroup;
 pub mod orphan_guard;
+pub mod sandbox;
 mod spawn;
 
 pub use cgroup::CallCgroup;
+pub use sandbox::{PreparedSandbox, Sandbox, SandboxError};
 pub use spawn::{Cgroup, SpawnError, ToolProcess, spawn_tool};
 
 /// The environment variable that carries a tool call's [`ToolMarker`].

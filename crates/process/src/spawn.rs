@@ -7,12 +7,19 @@
 //! registered with the orphan watchdog *before* the spawn, so a tiller killed
 //! at any instant leaves nothing behind; it is spawned through
 //! [`spawn_registered`], and its [`ProcessTree`] is ready for [`kill_tree`].
+//!
+//! Under a [`PreparedSandbox`], the child confines itself after entering its
+//! cgroup and before `exec`: `no_new_privs`, then Landlock, then the seccomp
+//! filter (see [`crate::sandbox`]). If any of that fails, the spawn fails.
 
 use std::io;
 
 use tokio::process::{Child, Command};
 
-use crate::{CallCgroup, DirectChild, ProcessTree, ToolMarker, orphan_guard, spawn_registered};
+use crate::{
+    CallCgroup, DirectChild, PreparedSandbox, ProcessTree, ToolMarker, orphan_guard,
+    spawn_registered,
+};
 
 /// A process started by [`spawn_tool`], and what keeps its tree tracked.
 ///
@@ -52,7 +59,8 @@ impl ToolProcess {
 /// Why [`spawn_tool`] failed.
 #[derive(Debug)]
 pub enum SpawnError {
-    /// The program could not be started.
+    /// The program could not be started (or could not confine itself in its
+    /// sandbox: the errno of the call that failed).
     Spawn(io::Error),
     /// It started but cannot be tracked (it was killed).
     Track(String),
@@ -71,12 +79,14 @@ pub enum Cgroup {
     None,
 }
 
-/// Spawn `command` as a tool process with `marker` (see the module's doc).
+/// Spawn `command` as a tool process with `marker` (see the module's doc),
+/// confined by `sandbox` if there is one.
 /// The caller sets the program, arguments, environment, folder and stdio.
 pub fn spawn_tool(
     command: &mut Command,
     marker: ToolMarker,
     cgroup: Cgroup,
+    sandbox: Option<&PreparedSandbox>,
 ) -> Result<ToolProcess, SpawnError> {
     let (marker_name, marker_value) = marker.env();
     command
@@ -98,6 +108,23 @@ pub fn spawn_tool(
         #[allow(unsafe_code)]
         unsafe {
             command.pre_exec(enter);
+        }
+    }
+    // After the cgroup hook: the child moves itself into its cgroup, then
+    // confines itself (a seccomp filter or Landlock domain does not stop that
+    // write, but doing it first keeps it out of the sandbox's way).
+    if let Some(confine) = sandbox
+        .map(PreparedSandbox::child_hook)
+        .transpose()
+        .map_err(SpawnError::Spawn)?
+        .flatten()
+    {
+        // SAFETY: the hook makes three system calls (prctl,
+        // landlock_restrict_self, prctl) on a descriptor and a program built
+        // before the fork: async-signal-safe, no allocation, no lock.
+        #[allow(unsafe_code)]
+        unsafe {
+            command.pre_exec(confine);
         }
     }
     // Registered before the spawn, so a tiller killed at any instant leaves no orphan.

@@ -63,11 +63,12 @@ impl ServerProcess {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut process =
-            spawn_tool(&mut command, ToolMarker::new(), Cgroup::None).map_err(|e| match e {
+        let mut process = spawn_tool(&mut command, ToolMarker::new(), Cgroup::None, None).map_err(
+            |e| match e {
                 SpawnError::Spawn(e) => format!("cannot start `{}`: {e}", launch.command),
                 SpawnError::Track(e) => format!("cannot track `{}`: {e}", launch.command),
-            })?;
+            },
+        )?;
         let child = &mut process.child;
         let (Some(stdout), Some(stdin), Some(stderr)) =
             (child.stdout.take(), child.stdin.take(), child.stderr.take())

@@ -355,7 +355,7 @@ pub async fn run_shell(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut process = match spawn_tool(&mut command, ToolMarker::new(), Cgroup::Own) {
+    let mut process = match spawn_tool(&mut command, ToolMarker::new(), Cgroup::Own, None) {
         Ok(process) => process,
         Err(SpawnError::Spawn(err)) => {
             // As a shell reports it: 127 for a command that is not there, 126
