@@ -77,6 +77,7 @@ pub(crate) fn check(method: &str, params: SettingsParams) -> Result<Checked, Jso
             approval_policy,
             effort: params.effort,
             summary: params.summary,
+            ..SettingsUpdate::default()
         },
         warnings,
     })

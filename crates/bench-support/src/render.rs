@@ -44,6 +44,10 @@ const GROUPS: &[(&str, &str)] = &[
         "checkpoint",
         "Workspace checkpoint before a turn (10,000 files, 200 MB)",
     ),
+    (
+        "sandbox",
+        "Sandbox: spawn → exit of `/bin/true` through `spawn_tool` (own cgroup)",
+    ),
 ];
 
 /// A line of the summary file that could not be read.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::builtin::{self, OPENAI, OPENAI_BASE_URL};
 use super::mcp::{McpServerConfig, check_servers};
 use super::raw::{Origin, RawNode, RawTable, RawValue};
+use super::sandbox::{self, SandboxPolicy};
 use super::{ApprovalPolicy, ConfigError, ProviderConfig, WireApi};
 
 /// The default `model`.
@@ -58,8 +59,6 @@ const CODEX_TOP_LEVEL_KEYS: &[&str] = &[
     "project_doc_fallback_filenames",
     "projects",
     "review_model",
-    "sandbox_mode",
-    "sandbox_workspace_write",
     "shell_environment_policy",
     "show_raw_agent_reasoning",
     "tool_output_token_limit",
@@ -79,6 +78,7 @@ const CODEX_PROVIDER_KEYS: &[&str] = &[
 pub(super) struct Checked {
     pub(super) model: String,
     pub(super) approval_policy: ApprovalPolicy,
+    pub(super) sandbox: SandboxPolicy,
     pub(super) provider: ProviderConfig,
     /// Every provider that checked out, by id (the chosen one included).
     pub(super) providers: BTreeMap<String, ProviderConfig>,
@@ -107,6 +107,8 @@ pub(super) fn check(
     let mut model = None;
     let mut model_provider = None;
     let mut approval_policy = None;
+    let mut sandbox_mode = None;
+    let mut sandbox = SandboxPolicy::default();
     let mut instructions = None;
     let mut project_doc_max_bytes = None;
     let mut checkpoints = None;
@@ -123,7 +125,11 @@ pub(super) fn check(
         match key.as_str() {
             "model" => model = Some(string(node, key)?),
             "model_provider" => model_provider = Some((string(node, key)?, node.origin.clone())),
-            "approval_policy" => approval_policy = Some(approval(node, key, &mut warnings)?),
+            "approval_policy" => approval_policy = Some(approval(node, key)?),
+            "sandbox_mode" => sandbox_mode = Some(sandbox::check_mode(node, key)?),
+            "sandbox_workspace_write" => {
+                sandbox::check_workspace_write(node, key, &mut sandbox, &mut warnings)?;
+            }
             "model_providers" => check_providers(node, key, &mut providers, &mut warnings)?,
             "instructions" => instructions = Some(string(node, key)?),
             "project_doc_max_bytes" => project_doc_max_bytes = Some(byte_count(node, key)?),
@@ -172,6 +178,10 @@ pub(super) fn check(
     Ok(Checked {
         model: model.unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
         approval_policy: approval_policy.unwrap_or_default(),
+        sandbox: SandboxPolicy {
+            mode: sandbox_mode.unwrap_or_default(),
+            ..sandbox
+        },
         provider,
         providers: usable,
         instructions,
@@ -329,40 +339,20 @@ fn known_ids(providers: &BTreeMap<String, Candidate>) -> String {
     providers.keys().cloned().collect::<Vec<_>>().join(", ")
 }
 
-/// Reads `approval_policy`, accepting Codex's policies tiller lacks as `untrusted`.
-fn approval(
-    node: &RawNode,
-    key: &str,
-    warnings: &mut Vec<String>,
-) -> Result<ApprovalPolicy, ConfigError> {
-    match leaf_str(node) {
-        Some(codex @ ("on-request" | "on-failure")) => {
-            warnings.push(format!(
-                "{}: {key} \"{codex}\" is read as \"untrusted\" (tiller has no \"{codex}\" policy)",
-                node.origin.location()
-            ));
-            Ok(ApprovalPolicy::Untrusted)
-        }
-        Some(value) => value.parse().map_err(|_| {
+/// Reads `approval_policy`: `never`, `on-failure`, `on-request` or `untrusted`.
+fn approval(node: &RawNode, key: &str) -> Result<ApprovalPolicy, ConfigError> {
+    leaf_str(node)
+        .and_then(|value| value.parse().ok())
+        .ok_or_else(|| {
             let found = describe(node);
             bad(
                 node,
                 key,
-                format!("expected \"never\" or \"untrusted\", found {found}"),
+                format!("{}, found {found}", ApprovalPolicy::EXPECTED),
             )
-        }),
-        None => {
-            let found = describe(node);
-            Err(bad(
-                node,
-                key,
-                format!("expected \"never\" or \"untrusted\", found {found}"),
-            ))
-        }
-    }
+        })
 }
 
-/// Reads `wire_api`.
 fn wire_api(node: &RawNode, key: &str) -> Result<WireApi, ConfigError> {
     match leaf_str(node) {
         Some("responses") => Ok(WireApi::Responses),

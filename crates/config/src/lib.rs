@@ -25,6 +25,7 @@ mod check;
 mod error;
 mod mcp;
 mod raw;
+mod sandbox;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -38,6 +39,7 @@ pub use mcp::{
     DEFAULT_MCP_STARTUP_TIMEOUT, DEFAULT_MCP_TOOL_TIMEOUT, McpApproval, McpServerConfig,
     McpTransport, valid_name as valid_mcp_server_name,
 };
+pub use sandbox::{SandboxMode, SandboxPolicy};
 
 /// The config file's name inside the tiller home.
 const CONFIG_FILE_NAME: &str = "config.toml";
@@ -57,6 +59,9 @@ pub struct Config {
     pub provider: ProviderConfig,
     /// When to ask before running a command.
     pub approval_policy: ApprovalPolicy,
+    /// What the model's commands may touch (`sandbox_mode`,
+    /// `[sandbox_workspace_write]`).
+    pub sandbox: SandboxPolicy,
     /// The working directory of the session (absolute).
     pub cwd: PathBuf,
     /// The tiller home directory.
@@ -250,40 +255,43 @@ impl WireApi {
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
 )]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum ApprovalPolicy {
-    /// Never ask; run every command.
+    /// Never ask: every command runs (in the sandbox), and what the sandbox
+    /// denies is reported to the model.
     #[default]
     Never,
-    /// Ask before any command not known to be safe.
+    /// Run every command in the sandbox without asking; when one fails
+    /// there, ask whether to run it again without the sandbox.
+    OnFailure,
+    /// Run every command in the sandbox without asking; the model may ask
+    /// to run one outside it (the person decides), and a command the
+    /// sandbox denied is offered to run again outside it.
+    OnRequest,
+    /// Ask before any command not known to be read-only; a command the
+    /// sandbox denied is offered to run again outside it.
     Untrusted,
 }
 
 impl ApprovalPolicy {
+    /// What a bad policy name is told it should be.
+    pub const EXPECTED: &str =
+        "expected \"never\", \"on-failure\", \"on-request\" or \"untrusted\"";
+
     /// The policy's name in config and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
             ApprovalPolicy::Never => "never",
+            ApprovalPolicy::OnFailure => "on-failure",
+            ApprovalPolicy::OnRequest => "on-request",
             ApprovalPolicy::Untrusted => "untrusted",
         }
     }
-}
 
-impl ApprovalPolicy {
-    /// A policy as a person names it (on the command line, in a config file):
-    /// `never` or `untrusted`, or Codex's `on-request` / `on-failure`, which
-    /// tiller reads as `untrusted` and says so (the second value). The same
-    /// names are accepted wherever a policy is given.
-    pub fn from_name(name: &str) -> Result<(ApprovalPolicy, Option<String>), ConfigError> {
-        match name {
-            codex @ ("on-request" | "on-failure") => Ok((
-                ApprovalPolicy::Untrusted,
-                Some(format!(
-                    "approval_policy \"{codex}\" is read as \"untrusted\" (tiller has no \"{codex}\" policy)"
-                )),
-            )),
-            other => other.parse().map(|policy| (policy, None)),
-        }
+    /// Whether a command the sandbox denied may be offered to a person to
+    /// run again outside it.
+    pub fn asks_after_denial(self) -> bool {
+        self != ApprovalPolicy::Never
     }
 }
 
@@ -296,17 +304,18 @@ impl fmt::Display for ApprovalPolicy {
 impl FromStr for ApprovalPolicy {
     type Err = ConfigError;
 
-    /// Parses `never` or `untrusted`, as given on the command line. Codex's
-    /// `on-request` and `on-failure` are not accepted here; the config file
-    /// reads them with a warning.
+    /// Parses a policy's name, as the config file and the command line give it.
     fn from_str(s: &str) -> Result<ApprovalPolicy, ConfigError> {
         match s {
             "never" => Ok(ApprovalPolicy::Never),
+            "on-failure" => Ok(ApprovalPolicy::OnFailure),
+            "on-request" => Ok(ApprovalPolicy::OnRequest),
             "untrusted" => Ok(ApprovalPolicy::Untrusted),
             _ => Err(ConfigError::BadOption {
                 key: "approval_policy".to_owned(),
                 message: format!(
-                    "expected \"never\" or \"untrusted\", found {}",
+                    "{}, found {}",
+                    ApprovalPolicy::EXPECTED,
                     toml::Value::String(s.to_owned())
                 ),
             }),
@@ -323,6 +332,8 @@ pub struct ConfigOverrides {
     pub provider: Option<String>,
     /// `approval_policy`, from `--approval`.
     pub approval_policy: Option<ApprovalPolicy>,
+    /// `sandbox_mode`, from `--sandbox`.
+    pub sandbox_mode: Option<SandboxMode>,
     /// The working directory; relative paths are taken from the current one.
     /// Defaults to the current directory.
     pub cwd: Option<PathBuf>,
@@ -388,12 +399,16 @@ impl Config {
         if let Some(policy) = overrides.approval_policy {
             raw::apply_option(&mut settings, "approval_policy", policy.to_string());
         }
+        if let Some(mode) = overrides.sandbox_mode {
+            raw::apply_option(&mut settings, "sandbox_mode", mode.to_string());
+        }
 
         let checked = check::check(&settings, env, overrides.provider_override)?;
         let config = Config {
             model: checked.model,
             provider: checked.provider,
             approval_policy: checked.approval_policy,
+            sandbox: checked.sandbox,
             cwd: resolve_cwd(overrides.cwd)?,
             tiller_home: tiller_home.to_owned(),
             config_file,

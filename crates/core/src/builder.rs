@@ -230,6 +230,10 @@ impl SessionBuilder {
         let loaded = Config::load(&home, overrides)?;
         warnings.extend(loaded.warnings);
         let mut config = loaded.config;
+        // Said once, here; every command then fails with the same words.
+        if let Err(why) = crate::sandbox::check_support(&config.sandbox) {
+            warnings.push(why);
+        }
         config.base_instructions = base_instructions.or_else(|| config.instructions.clone());
         config.developer_instructions = developer_instructions;
         let docs = {

@@ -9,13 +9,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tiller_config::{ApprovalPolicy, Config};
+use tiller_config::{ApprovalPolicy, Config, SandboxPolicy};
 use tiller_model::{ModelClient, ModelRequest, Reasoning};
 use tiller_protocol::{ItemPhase, RecordedItem, ResponseItem, RolloutItem, TurnItem};
 use tiller_rollout::RolloutRecorder;
 
 use crate::compaction::ContextBudget;
 use crate::history::History;
+use crate::sandbox::PreparedCache;
 use crate::tools::ToolRegistry;
 
 /// What a turn runs with, from the config at first and then as the client
@@ -25,6 +26,8 @@ pub(crate) struct TurnSettings {
     pub(crate) model: String,
     pub(crate) cwd: PathBuf,
     pub(crate) approval_policy: ApprovalPolicy,
+    /// What the model's commands may touch.
+    pub(crate) sandbox: SandboxPolicy,
     /// The reasoning settings sent with each request (`None`: the provider's).
     pub(crate) reasoning: Option<Reasoning>,
 }
@@ -45,6 +48,8 @@ pub(crate) struct Conversation {
     user_instructions: Mutex<(PathBuf, Option<String>)>,
     /// How big the context may get before it is compacted.
     pub(crate) context: ContextBudget,
+    /// The sandbox rules last built for a command, reused while they fit.
+    pub(crate) sandbox_rules: PreparedCache,
 }
 
 impl Conversation {
@@ -59,6 +64,7 @@ impl Conversation {
             model: config.model.clone(),
             cwd: config.cwd.clone(),
             approval_policy: config.approval_policy,
+            sandbox: config.sandbox.clone(),
             reasoning: (config.reasoning_effort.is_some() || config.reasoning_summary.is_some())
                 .then(|| Reasoning {
                     effort: config.reasoning_effort.clone(),
@@ -75,6 +81,7 @@ impl Conversation {
             approved_for_session: Mutex::new(HashSet::new()),
             user_instructions: Mutex::new((config.cwd.clone(), config.user_instructions.clone())),
             context: ContextBudget::new(config.context_window, config.auto_compact_token_limit),
+            sandbox_rules: PreparedCache::default(),
             config,
         }
     }

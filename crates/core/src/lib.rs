@@ -22,6 +22,7 @@ mod items;
 pub mod mcp;
 pub mod patch;
 pub mod project_docs;
+mod sandbox;
 mod session;
 mod turn;
 mod turn_diff;
@@ -29,6 +30,7 @@ mod turn_diff;
 pub use builder::{OpenedSession, Resume, Resumed, SessionBuilder};
 pub use error::{CoreError, Result};
 pub use events::{EventSender, EventStream, MAX_QUEUED_OUTPUT_BYTES, event_channel};
+pub use sandbox::check_support as check_sandbox_support;
 pub use session::{
     CurrentSettings, DEFAULT_TOOL_TIMEOUT, INTERRUPTED_MARKER, REPLACED_MARKER, SessionHandle,
     SessionOptions, SessionSource, Steered, TurnEnd, TurnHandle, TurnWatch, spawn_session,

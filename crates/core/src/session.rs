@@ -189,6 +189,8 @@ pub struct CurrentSettings {
     pub cwd: std::path::PathBuf,
     /// When the person is asked.
     pub approval_policy: ApprovalPolicy,
+    /// What the model's commands may touch.
+    pub sandbox: tiller_config::SandboxPolicy,
 }
 
 /// A client's handle on a session. Cheap to clone.
@@ -297,6 +299,7 @@ impl SessionHandle {
             model: settings.model,
             cwd: settings.cwd,
             approval_policy: settings.approval_policy,
+            sandbox: settings.sandbox,
         }
     }
 
@@ -891,6 +894,7 @@ impl SessionActor {
                 cwd: settings.cwd.display().to_string(),
                 model: settings.model.clone(),
                 approval_policy: settings.approval_policy.to_string(),
+                sandbox: Some(settings.sandbox.summary()),
             }),
             RolloutItem::Event(LifecycleEvent::TurnStarted {
                 turn_id: turn_id.clone(),
@@ -1116,6 +1120,39 @@ impl SessionActor {
     }
 }
 
+/// A whole sandbox policy from a settings update's fields.
+fn sandbox_policy(
+    mode: &str,
+    writable_roots: Vec<String>,
+    network_access: bool,
+    exclude_tmpdir_env_var: bool,
+    exclude_slash_tmp: bool,
+) -> Result<tiller_config::SandboxPolicy, String> {
+    let mode = mode
+        .parse::<tiller_config::SandboxMode>()
+        .map_err(|e| format!("sandbox: {e}"))?;
+    let writable_roots = writable_roots
+        .into_iter()
+        .map(|root| {
+            let path = std::path::PathBuf::from(&root);
+            if path.is_absolute() {
+                Ok(path)
+            } else {
+                Err(format!(
+                    "sandbox: writable root {root} is not an absolute path"
+                ))
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(tiller_config::SandboxPolicy {
+        mode,
+        writable_roots,
+        network_access,
+        exclude_tmpdir_env_var,
+        exclude_slash_tmp,
+    })
+}
+
 fn non_empty(items: Vec<UserInput>) -> Result<Vec<UserInput>, OpError> {
     if items.iter().all(|item| item.model_text().trim().is_empty()) {
         return Err(OpError::EmptyInput);
@@ -1146,9 +1183,24 @@ fn updated_settings(
         current.cwd = path;
     }
     if let Some(policy) = update.approval_policy {
-        let (policy, _) = ApprovalPolicy::from_name(&policy)
+        current.approval_policy = policy
+            .parse::<ApprovalPolicy>()
             .map_err(|e| invalid(format!("approval policy: {e}")))?;
-        current.approval_policy = policy;
+    }
+    if let Some(mode) = update.sandbox_mode {
+        current.sandbox = sandbox_policy(
+            &mode,
+            update.writable_roots.unwrap_or_default(),
+            update.network_access.unwrap_or(false),
+            update.exclude_tmpdir_env_var.unwrap_or(false),
+            update.exclude_slash_tmp.unwrap_or(false),
+        )
+        .map_err(invalid)?;
+    } else if update.writable_roots.is_some() || update.network_access.is_some() {
+        return Err(invalid(
+            "writable roots and network access are part of a sandbox policy: give the sandbox mode too"
+                .to_string(),
+        ));
     }
     if update.effort.is_some() || update.summary.is_some() {
         let mut reasoning = current.reasoning.take().unwrap_or_default();

@@ -4,7 +4,8 @@ use std::io::{IsTerminal, Read, Write};
 use std::time::{Duration, Instant};
 
 use tiller_core::config::{
-    ApprovalPolicy, ConfigOverrides, ProviderConfig, default_tiller_home, parse_cli_override,
+    ApprovalPolicy, ConfigOverrides, ProviderConfig, SandboxMode, default_tiller_home,
+    parse_cli_override,
 };
 use tiller_core::{Resume, SessionBuilder, SessionHandle};
 use tiller_protocol::{
@@ -95,9 +96,6 @@ async fn run(
     } else {
         Box::new(HumanPrinter::new())
     };
-    if let Some(mode) = &args.sandbox {
-        printer.note(&format!("warning: --sandbox {mode} is accepted but tiller has no sandbox yet; commands run unsandboxed"));
-    }
     if !args.image.is_empty() {
         printer.note("warning: --image is accepted but tiller does not send images yet");
     }
@@ -105,20 +103,21 @@ async fn run(
         printer.note("warning: --output-schema is accepted but not used yet");
     }
 
-    let approval_policy = match args.approval.as_deref().map(ApprovalPolicy::from_name) {
-        Some(Ok((policy, warning))) => {
-            if let Some(warning) = warning {
-                printer.note(&format!("warning: --approval: {warning}"));
-            }
-            Some(policy)
-        }
-        Some(Err(e)) => return Err(e.into()),
-        None => None,
-    };
+    let approval_policy = args
+        .approval
+        .as_deref()
+        .map(str::parse::<ApprovalPolicy>)
+        .transpose()?;
+    let sandbox_mode = args
+        .sandbox
+        .as_deref()
+        .map(str::parse::<SandboxMode>)
+        .transpose()?;
     let overrides = ConfigOverrides {
         model: args.model.clone(),
         provider: args.provider.clone(),
         approval_policy,
+        sandbox_mode,
         cwd: args.cd.clone(),
         cli_overrides: args
             .config

@@ -83,7 +83,6 @@ impl CodexParams {
     /// The session to start, or why the parameters cannot be used.
     pub fn thread_start(&self) -> Result<ThreadStart, String> {
         for (name, given) in [
-            ("sandbox", self.sandbox.is_some()),
             ("profile", self.profile.is_some()),
             ("include-plan-tool", self.include_plan_tool.is_some()),
             ("compact-prompt", self.compact_prompt.is_some()),
@@ -94,13 +93,7 @@ impl CodexParams {
         }
         let approval_policy = match self.approval_policy.as_deref() {
             None => None,
-            Some(name) => {
-                let (policy, note) = ApprovalPolicy::from_name(name).map_err(|e| e.to_string())?;
-                if let Some(note) = note {
-                    tracing::info!("codex tool: {note}");
-                }
-                Some(policy)
-            }
+            Some(name) => Some(name.parse::<ApprovalPolicy>().map_err(|e| e.to_string())?),
         };
         let cli_overrides = self
             .config

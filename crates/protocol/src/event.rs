@@ -169,6 +169,11 @@ pub enum EventMsg {
         command: Vec<String>,
         /// The folder it would run in.
         cwd: String,
+        /// Why the person is asked, when there is more to say than that the
+        /// policy asks: the sandbox denied the command and it would run
+        /// again outside it, or the model's reason for running it there.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// The engine waits for a person to allow an edit (a patch).
     PatchApprovalRequest {

@@ -83,10 +83,26 @@ pub struct SettingsUpdate {
     /// The folder tools run in (an existing folder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
-    /// `never` or `untrusted` (`on-request` and `on-failure` are read as
-    /// `untrusted`).
+    /// `never`, `on-failure`, `on-request` or `untrusted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_policy: Option<String>,
+    /// A whole new sandbox policy: `read-only`, `workspace-write` or
+    /// `danger-full-access`, with the next four fields for
+    /// `workspace-write` (what is not given is off or empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_mode: Option<String>,
+    /// Folders writable besides the session's (absolute paths).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writable_roots: Option<Vec<String>>,
+    /// Whether commands may use the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_access: Option<bool>,
+    /// `$TMPDIR` is not writable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_tmpdir_env_var: Option<bool>,
+    /// `/tmp` is not writable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_slash_tmp: Option<bool>,
     /// The reasoning effort sent to the model (`low`, `medium`, `high`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effort: Option<String>,

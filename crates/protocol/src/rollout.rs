@@ -179,8 +179,12 @@ pub struct TurnContextLine {
     pub cwd: String,
     /// The model.
     pub model: String,
-    /// The approval policy (`never`, `untrusted`).
+    /// The approval policy (`never`, `on-failure`, `on-request`, `untrusted`).
     pub approval_policy: String,
+    /// The sandbox, as a person reads it (`workspace-write (network off)`);
+    /// absent in rollouts written before tiller had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
 }
 
 /// A turn lifecycle event as recorded.

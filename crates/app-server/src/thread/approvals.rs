@@ -33,6 +33,7 @@ impl Asked {
                 item_id,
                 command,
                 cwd,
+                ..
             } => (
                 call_id,
                 item_id,

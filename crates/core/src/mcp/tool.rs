@@ -205,7 +205,14 @@ impl McpTool {
         match self.server.config.approval_for(&self.info.name) {
             McpApproval::Approve => false,
             McpApproval::Prompt => true,
-            McpApproval::Auto => policy == ApprovalPolicy::Untrusted && !self.info.read_only,
+            // The server runs outside the sandbox: a call that may change
+            // something is asked about wherever the person asks to be asked.
+            McpApproval::Auto => {
+                matches!(
+                    policy,
+                    ApprovalPolicy::Untrusted | ApprovalPolicy::OnRequest
+                ) && !self.info.read_only
+            }
         }
     }
 }
@@ -279,11 +286,11 @@ impl McpTool {
                 self.info.qualified.clone(),
                 Value::Object(arguments.clone()).to_string(),
             ];
-            match ctx.ask_exec_approval(&item_id, &shown, &ctx.cwd()).await {
-                Ok(ReviewDecision::Approved) => {}
-                Ok(ReviewDecision::ApprovedForSession) => {
-                    ctx.remember_approval(key);
-                }
+            match ctx
+                .ask_exec_approval(&item_id, &shown, &ctx.cwd(), None, &key)
+                .await
+            {
+                Ok(ReviewDecision::Approved | ReviewDecision::ApprovedForSession) => {}
                 Ok(ReviewDecision::Denied) => {
                     ctx.item_started(item(None));
                     let why = "the user declined this call; it did not run";

@@ -25,7 +25,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tiller_config::ApprovalPolicy;
+use tiller_config::{ApprovalPolicy, SandboxPolicy};
 use tiller_protocol::{CallKind, EventMsg, ExecOutputStream, ReviewDecision, TurnItem};
 use tokio_util::sync::CancellationToken;
 
@@ -205,6 +205,21 @@ impl ToolContext<'_> {
         self.conversation.settings().approval_policy
     }
 
+    /// What the model's commands may touch, for this turn.
+    pub fn sandbox_policy(&self) -> SandboxPolicy {
+        self.conversation.settings().sandbox
+    }
+
+    /// The rules a command run in `cwd` under `policy` is confined by
+    /// (`None`: unconfined), or why it cannot run.
+    pub(crate) fn sandbox_rules(
+        &self,
+        policy: &SandboxPolicy,
+        cwd: &Path,
+    ) -> Result<Option<Arc<tiller_process::PreparedSandbox>>, String> {
+        self.conversation.sandbox_rules.get(policy, cwd)
+    }
+
     /// A new item id, unique in the session.
     pub fn new_item_id(&self) -> String {
         self.items.new_id()
@@ -239,11 +254,6 @@ impl ToolContext<'_> {
     /// Show `msg` as part of the turn.
     pub(crate) fn emit(&self, msg: EventMsg) {
         self.emitter.emit(msg);
-    }
-
-    /// Remember `key` as approved for the rest of the session.
-    pub(crate) fn remember_approval(&self, key: Vec<String>) {
-        self.conversation.approve_for_session(key);
     }
 
     /// Whether `key` (a command, say) was approved for the rest of the session.
@@ -288,14 +298,17 @@ impl ToolContext<'_> {
         Ok(decision)
     }
 
-    /// Ask the person whether `command` may run in `cwd` (as item `item_id`).
-    /// `ApprovedForSession` is remembered for `command`. `Err` when the turn is
-    /// aborted meanwhile (also by an `Abort` answer).
+    /// Ask the person whether `command` may run in `cwd` (as item `item_id`),
+    /// saying `reason` when there is more to say than the policy. An
+    /// `ApprovedForSession` answer is remembered for `key`. `Err` when the
+    /// turn is aborted meanwhile (also by an `Abort` answer).
     pub async fn ask_exec_approval(
         &self,
         item_id: &str,
         command: &[String],
         cwd: &Path,
+        reason: Option<String>,
+        key: &[String],
     ) -> Result<ReviewDecision, Cancelled> {
         let decision = self
             .inbox
@@ -306,13 +319,14 @@ impl ToolContext<'_> {
                     item_id: item_id.to_string(),
                     command: command.to_vec(),
                     cwd: cwd.display().to_string(),
+                    reason,
                 },
                 self.emitter,
                 self.cancel,
             )
             .await?;
         if decision == ReviewDecision::ApprovedForSession {
-            self.conversation.approve_for_session(command.to_vec());
+            self.conversation.approve_for_session(key.to_vec());
         }
         Ok(decision)
     }

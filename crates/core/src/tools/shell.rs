@@ -23,6 +23,7 @@ use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer};
@@ -31,7 +32,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{ChildStderr, ChildStdout, Command};
 use tokio_util::sync::CancellationToken;
 
-use tiller_process::{Cgroup, ProcessTree, SpawnError, ToolMarker, kill_tree, spawn_tool};
+use tiller_process::{
+    Cgroup, PreparedSandbox, ProcessTree, SpawnError, ToolMarker, kill_tree, spawn_tool,
+};
 
 /// The name the model calls the tool by.
 pub const SHELL_TOOL_NAME: &str = "shell";
@@ -105,6 +108,15 @@ pub fn shell_tool_spec() -> serde_json::Value {
                 "timeout_ms": {
                     "type": "number",
                     "description": "How long the command may run, in milliseconds, before it is killed."
+                },
+                "sandbox_permissions": {
+                    "type": "string",
+                    "enum": ["use_default", "require_escalated"],
+                    "description": "\"require_escalated\" asks the user to run the command outside the sandbox (only when the approval policy is on-request); give `justification`."
+                },
+                "justification": {
+                    "type": "string",
+                    "description": "With require_escalated: one sentence telling the user why the command needs to run outside the sandbox."
                 }
             },
             "required": ["command"],
@@ -126,6 +138,17 @@ pub struct ShellArgs {
     /// The timeout in milliseconds.
     #[serde(default, deserialize_with = "milliseconds")]
     pub timeout_ms: Option<u64>,
+    /// `"require_escalated"`: the model asks to run the command outside the
+    /// sandbox (Codex's name); anything else, or nothing, runs it inside.
+    #[serde(default)]
+    pub sandbox_permissions: Option<String>,
+    /// `true`: the same as `sandbox_permissions: "require_escalated"`
+    /// (the older name Codex's models also send).
+    #[serde(default)]
+    pub with_escalated_permissions: Option<bool>,
+    /// Why the model needs to run it outside the sandbox, shown to the person.
+    #[serde(default)]
+    pub justification: Option<String>,
 }
 
 impl ShellArgs {
@@ -149,6 +172,12 @@ impl ShellArgs {
         }
     }
 
+    /// Whether the model asks to run the command outside the sandbox.
+    pub fn wants_escalation(&self) -> bool {
+        self.with_escalated_permissions == Some(true)
+            || self.sandbox_permissions.as_deref() == Some("require_escalated")
+    }
+
     /// The request to run: `workdir` taken relative to `cwd` (the session's
     /// folder), `default_timeout` when the model gave none.
     pub fn into_request(self, cwd: &Path, default_timeout: Duration) -> ShellRequest {
@@ -164,6 +193,7 @@ impl ShellArgs {
             cwd,
             timeout,
             hidden_env: Vec::new(),
+            sandbox: None,
         }
     }
 }
@@ -211,7 +241,7 @@ fn milliseconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64
 }
 
 /// A command to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ShellRequest {
     /// The argv; `command[0]` is looked up in `PATH`.
     pub command: Vec<String>,
@@ -221,6 +251,8 @@ pub struct ShellRequest {
     pub timeout: Duration,
     /// Environment variables the command must not see (the provider's API key).
     pub hidden_env: Vec<String>,
+    /// The sandbox it runs in; `None`: unconfined.
+    pub sandbox: Option<Arc<PreparedSandbox>>,
 }
 
 /// How a command ended.
@@ -355,7 +387,8 @@ pub async fn run_shell(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut process = match spawn_tool(&mut command, ToolMarker::new(), Cgroup::Own, None) {
+    let sandbox = req.sandbox.as_deref();
+    let mut process = match spawn_tool(&mut command, ToolMarker::new(), Cgroup::Own, sandbox) {
         Ok(process) => process,
         Err(SpawnError::Spawn(err)) => {
             // As a shell reports it: 127 for a command that is not there, 126
@@ -760,6 +793,7 @@ mod tests {
             command: vec!["bash".to_owned(), "-c".to_owned(), script.to_owned()],
             cwd: std::env::temp_dir(),
             timeout: Duration::from_secs(30),
+            sandbox: None,
         }
     }
 
