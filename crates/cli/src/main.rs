@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod config_edit;
 mod mcp;
 mod oss;
+mod sandbox;
 mod sessions;
 mod tui;
 mod undo;
@@ -58,6 +59,8 @@ enum Command {
     McpServer,
     /// Manage the MCP servers whose tools sessions offer (`[mcp_servers]` in config.toml).
     Mcp(mcp::McpArgs),
+    /// Run a command under the sandbox a session gives commands (-s MODE, -c, --add-dir), for debugging.
+    Sandbox(sandbox::SandboxArgs),
     /// List saved sessions, newest first.
     Sessions {
         /// Print a JSON array instead of a table.
@@ -258,6 +261,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Mcp(args) => mcp::run_mcp(args),
+        Command::Sandbox(args) => sandbox::run_sandbox(args),
         Command::MockModel { script } => {
             let script = Script::from_file(&script)?;
             let mock = MockModel::start(script)

@@ -334,6 +334,9 @@ pub struct ConfigOverrides {
     pub approval_policy: Option<ApprovalPolicy>,
     /// `sandbox_mode`, from `--sandbox`.
     pub sandbox_mode: Option<SandboxMode>,
+    /// More writable roots (`--add-dir`), added to the config's; relative
+    /// paths are taken from the working directory.
+    pub writable_roots: Vec<PathBuf>,
     /// The working directory; relative paths are taken from the current one.
     /// Defaults to the current directory.
     pub cwd: Option<PathBuf>,
@@ -404,12 +407,17 @@ impl Config {
         }
 
         let checked = check::check(&settings, env, overrides.provider_override)?;
+        let cwd = resolve_cwd(overrides.cwd)?;
+        let mut sandbox = checked.sandbox;
+        sandbox
+            .writable_roots
+            .extend(overrides.writable_roots.iter().map(|root| cwd.join(root)));
         let config = Config {
             model: checked.model,
             provider: checked.provider,
             approval_policy: checked.approval_policy,
-            sandbox: checked.sandbox,
-            cwd: resolve_cwd(overrides.cwd)?,
+            sandbox,
+            cwd,
             tiller_home: tiller_home.to_owned(),
             config_file,
             base_instructions: None,
@@ -638,13 +646,11 @@ command = "docs-server"
         let file = file_of(&home);
         assert_eq!(
             loaded.warnings,
-            [
-                format!(
-                    "{file}:14: key 'model_providers.local.requires_openai_auth' is not used by tiller (ignored)"
-                ),
-                format!("{file}:4: key 'sandbox_mode' is not used by tiller (ignored)"),
-            ]
+            [format!(
+                "{file}:14: key 'model_providers.local.requires_openai_auth' is not used by tiller (ignored)"
+            ),]
         );
+        assert_eq!(config.sandbox, SandboxPolicy::default());
     }
 
     #[test]
@@ -678,7 +684,7 @@ request_max_retries = "x"
             (
                 "approval_policy = \"sometimes\"",
                 3,
-                "approval_policy: expected \"never\" or \"untrusted\", found \"sometimes\"",
+                "approval_policy: expected \"never\", \"on-failure\", \"on-request\" or \"untrusted\", found \"sometimes\"",
             ),
             (
                 "model_providers = 3",
@@ -1023,24 +1029,112 @@ request_max_retries = "x"
     }
 
     #[test]
-    fn codex_approval_policies_are_read_as_untrusted_with_a_warning() {
-        for codex in ["on-request", "on-failure"] {
-            let home = home_with(&format!("approval_policy = \"{codex}\"\n"));
+    fn every_codex_approval_policy_is_its_own_policy() {
+        for (name, policy) in [
+            ("never", ApprovalPolicy::Never),
+            ("on-failure", ApprovalPolicy::OnFailure),
+            ("on-request", ApprovalPolicy::OnRequest),
+            ("untrusted", ApprovalPolicy::Untrusted),
+        ] {
+            let home = home_with(&format!("approval_policy = \"{name}\"\n"));
             let loaded = load(&home, ConfigOverrides::default()).unwrap();
-            assert_eq!(loaded.config.approval_policy, ApprovalPolicy::Untrusted);
-            assert_eq!(
-                loaded.warnings,
-                [format!(
-                    "{}:1: approval_policy \"{codex}\" is read as \"untrusted\" (tiller has no \"{codex}\" policy)",
-                    file_of(&home)
-                )]
-            );
+            assert_eq!(loaded.config.approval_policy, policy);
+            assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
         }
     }
 
     #[test]
+    fn the_sandbox_defaults_to_workspace_write_without_network() {
+        let home = home_with("");
+        let config = load(&home, ConfigOverrides::default()).unwrap().config;
+        assert_eq!(config.sandbox.mode, SandboxMode::WorkspaceWrite);
+        assert!(!config.sandbox.allows_network());
+        assert!(config.sandbox.writable_roots.is_empty());
+    }
+
+    #[test]
+    fn sandbox_keys_are_read_and_the_command_line_wins() {
+        let home = home_with(
+            r#"sandbox_mode = "read-only"
+
+[sandbox_workspace_write]
+writable_roots = ["/srv/cache", "~/shared"]
+network_access = true
+exclude_tmpdir_env_var = true
+exclude_slash_tmp = true
+"#,
+        );
+        let config = load(&home, ConfigOverrides::default()).unwrap().config;
+        assert_eq!(config.sandbox.mode, SandboxMode::ReadOnly);
+        assert_eq!(
+            config.sandbox.writable_roots[0],
+            PathBuf::from("/srv/cache")
+        );
+        assert!(config.sandbox.writable_roots[1].ends_with("shared"));
+        assert!(config.sandbox.writable_roots[1].is_absolute());
+        assert!(config.sandbox.network_access);
+        assert!(config.sandbox.exclude_tmpdir_env_var && config.sandbox.exclude_slash_tmp);
+        // Read-only has no network, whatever the table says.
+        assert!(!config.sandbox.allows_network());
+
+        let overridden = load(
+            &home,
+            ConfigOverrides {
+                sandbox_mode: Some(SandboxMode::WorkspaceWrite),
+                writable_roots: vec![PathBuf::from("extra")],
+                cwd: Some(home.path().to_path_buf()),
+                ..ConfigOverrides::default()
+            },
+        )
+        .unwrap()
+        .config;
+        assert_eq!(overridden.sandbox.mode, SandboxMode::WorkspaceWrite);
+        assert!(overridden.sandbox.allows_network());
+        assert_eq!(
+            overridden.sandbox.writable_roots.last(),
+            Some(&home.path().join("extra"))
+        );
+    }
+
+    #[test]
+    fn bad_sandbox_values_name_their_line_and_key() {
+        for (text, expected) in [
+            (
+                "sandbox_mode = \"open\"\n",
+                ":1: sandbox_mode: expected \"read-only\", \"workspace-write\" or \"danger-full-access\", found \"open\"",
+            ),
+            (
+                "[sandbox_workspace_write]\nwritable_roots = [\"relative/path\"]\n",
+                ":2: sandbox_workspace_write.writable_roots: expected an absolute path, found \"relative/path\"",
+            ),
+            (
+                "[sandbox_workspace_write]\nnetwork_access = \"yes\"\n",
+                ":2: sandbox_workspace_write.network_access: expected true or false, found \"yes\"",
+            ),
+        ] {
+            let home = home_with(text);
+            let error = load(&home, ConfigOverrides::default()).unwrap_err();
+            assert_eq!(error.to_string(), format!("{}{expected}", file_of(&home)));
+        }
+        let home = home_with("[sandbox_workspace_write]\nallow_everything = true\n");
+        let loaded = load(&home, ConfigOverrides::default()).unwrap();
+        assert_eq!(
+            loaded.warnings,
+            [format!(
+                "{}:2: unknown key 'sandbox_workspace_write.allow_everything' (ignored)",
+                file_of(&home)
+            )]
+        );
+    }
+
+    #[test]
     fn approval_policy_parses_and_displays_its_names() {
-        for policy in [ApprovalPolicy::Never, ApprovalPolicy::Untrusted] {
+        for policy in [
+            ApprovalPolicy::Never,
+            ApprovalPolicy::OnFailure,
+            ApprovalPolicy::OnRequest,
+            ApprovalPolicy::Untrusted,
+        ] {
             assert_eq!(
                 policy.to_string().parse::<ApprovalPolicy>().unwrap(),
                 policy
@@ -1050,10 +1144,10 @@ request_max_retries = "x"
             "untrusted".parse::<ApprovalPolicy>().unwrap(),
             ApprovalPolicy::Untrusted
         );
-        let error = "on-request".parse::<ApprovalPolicy>().unwrap_err();
+        let error = "sometimes".parse::<ApprovalPolicy>().unwrap_err();
         assert_eq!(
             error.to_string(),
-            "command line: approval_policy: expected \"never\" or \"untrusted\", found \"on-request\""
+            "command line: approval_policy: expected \"never\", \"on-failure\", \"on-request\" or \"untrusted\", found \"sometimes\""
         );
     }
 

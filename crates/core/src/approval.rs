@@ -15,8 +15,9 @@ pub(crate) struct EditApproval {
 
 /// Whether an edit writing `targets` (absolute paths) must be approved under
 /// `policy`: under `untrusted` an edit outside `workspace` always asks, one
-/// inside it asks unless `auto_inside` (`auto_approve_workspace_edits`).
-/// Under `never`, nothing asks. Paths are judged by where they really lead
+/// inside it asks unless `auto_inside` (`auto_approve_workspace_edits`) and
+/// it is not in a `.git` folder. Under the other policies the sandbox
+/// decides, and nothing asks here. Paths are judged by where they really lead
 /// (symbolic links in the folders above them followed).
 pub(crate) fn edit_approval(
     policy: ApprovalPolicy,
@@ -24,7 +25,9 @@ pub(crate) fn edit_approval(
     workspace: &Path,
     targets: &[&Path],
 ) -> Option<EditApproval> {
-    if policy == ApprovalPolicy::Never {
+    // The other policies leave edits to the sandbox (see
+    // `crate::sandbox::unwritable`).
+    if policy != ApprovalPolicy::Untrusted {
         return None;
     }
     let root = std::fs::canonicalize(workspace).unwrap_or_else(|_| workspace.to_path_buf());
@@ -41,7 +44,9 @@ pub(crate) fn edit_approval(
             ),
             outside: Some(path),
         }),
-        None if auto_inside => None,
+        // `.git/config` can name programs that git runs (hooks, fsmonitor,
+        // a pager): an edit there always asks.
+        None if auto_inside && !targets.iter().any(|path| in_git_folder(path)) => None,
         None => Some(EditApproval {
             reason: "the approval policy is untrusted (auto_approve_workspace_edits = true lets edits inside the workspace go ahead)".to_string(),
             outside: None,
@@ -49,9 +54,15 @@ pub(crate) fn edit_approval(
     }
 }
 
+/// Whether `path` is inside a `.git` folder.
+fn in_git_folder(path: &Path) -> bool {
+    path.components()
+        .any(|part| part.as_os_str() == std::ffi::OsStr::new(".git"))
+}
+
 /// `path` with `.` and `..` taken out and its deepest existing folder's
 /// symbolic links followed.
-fn resolved(path: &Path) -> PathBuf {
+pub(crate) fn resolved(path: &Path) -> PathBuf {
     let mut clean = PathBuf::new();
     for part in path.components() {
         match part {

@@ -30,7 +30,7 @@ mod turn_diff;
 pub use builder::{OpenedSession, Resume, Resumed, SessionBuilder};
 pub use error::{CoreError, Result};
 pub use events::{EventSender, EventStream, MAX_QUEUED_OUTPUT_BYTES, event_channel};
-pub use sandbox::check_support as check_sandbox_support;
+pub use sandbox::{check_support as check_sandbox_support, process_sandbox as sandbox_for};
 pub use session::{
     CurrentSettings, DEFAULT_TOOL_TIMEOUT, INTERRUPTED_MARKER, REPLACED_MARKER, SessionHandle,
     SessionOptions, SessionSource, Steered, TurnEnd, TurnHandle, TurnWatch, spawn_session,

@@ -36,7 +36,7 @@ pub(crate) fn writable_roots(policy: &SandboxPolicy, cwd: &Path) -> Vec<PathBuf>
 }
 
 /// `policy` for a command run in `cwd`, as the process crate enforces it.
-pub(crate) fn process_sandbox(policy: &SandboxPolicy, cwd: &Path) -> Sandbox {
+pub fn process_sandbox(policy: &SandboxPolicy, cwd: &Path) -> Sandbox {
     match policy.mode {
         SandboxMode::ReadOnly => Sandbox::ReadOnly,
         SandboxMode::WorkspaceWrite => Sandbox::WorkspaceWrite {
@@ -98,6 +98,47 @@ impl PreparedCache {
         *last = Some((wanted, Arc::clone(&prepared)));
         Ok(Some(prepared))
     }
+}
+
+/// The first of `targets` (absolute paths a patch writes) that `policy`
+/// does not let a command run in `cwd` write, judged by where it really
+/// leads (symbolic links in the folders above it followed, as Landlock
+/// judges it). `None` when all are writable.
+pub(crate) fn unwritable(policy: &SandboxPolicy, cwd: &Path, targets: &[&Path]) -> Option<PathBuf> {
+    if !policy.is_confined() {
+        return None;
+    }
+    let roots: Vec<PathBuf> = writable_roots(policy, cwd)
+        .iter()
+        .map(|root| std::fs::canonicalize(root).unwrap_or_else(|_| root.clone()))
+        .collect();
+    targets
+        .iter()
+        .map(|path| crate::approval::resolved(path))
+        .find(|path| !roots.iter().any(|root| path.starts_with(root)))
+}
+
+/// What the model reads when a patch would write where the sandbox does
+/// not allow, and nobody may be asked.
+pub(crate) fn edit_refused(policy: &SandboxPolicy, cwd: &Path, path: &Path) -> String {
+    let allowed = match policy.mode {
+        SandboxMode::ReadOnly => "it allows no writes".to_string(),
+        _ => format!(
+            "it writes only beneath {}",
+            writable_roots(policy, cwd)
+                .iter()
+                .map(|root| root.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    format!(
+        "the patch was not applied: it writes {}, which the sandbox ({}) does not allow ({allowed}). \
+         The approval policy is never, so nobody can allow it: keep edits inside the writable \
+         folders, or tell the user what is needed.",
+        path.display(),
+        policy.mode
+    )
 }
 
 /// What commands print when the file system or the network refused them.
@@ -175,8 +216,8 @@ pub(crate) fn rerun_reason(policy: &SandboxPolicy) -> String {
         _ => "a write outside the workspace or network access",
     };
     format!(
-        "the command failed in the sandbox ({}), likely denied {what}; run it again without the \
-         sandbox?",
+        "it failed in the sandbox ({}), likely denied {what}; allowing runs it again without \
+         the sandbox",
         policy.summary()
     )
 }

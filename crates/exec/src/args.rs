@@ -81,9 +81,21 @@ pub struct ExecFlags {
     #[arg(long, global = true, conflicts_with_all = ["provider", "script"])]
     pub oss: bool,
 
-    /// When to ask before running a command: `never` or `untrusted`.
+    /// When to ask a person: `never` (the default), `on-failure` (when a
+    /// command fails in the sandbox), `on-request` (also when the model asks
+    /// to leave the sandbox) or `untrusted` (before any command not known to
+    /// be read-only).
     #[arg(long, value_name = "POLICY", global = true)]
     pub approval: Option<String>,
+
+    /// `--sandbox workspace-write --approval on-failure`.
+    #[arg(long, global = true, conflicts_with_all = ["approval", "sandbox", "dangerously_bypass_approvals_and_sandbox"])]
+    pub full_auto: bool,
+
+    /// Run every command without a sandbox and without asking
+    /// (`--sandbox danger-full-access --approval never`).
+    #[arg(long, alias = "yolo", global = true, conflicts_with_all = ["approval", "sandbox"])]
+    pub dangerously_bypass_approvals_and_sandbox: bool,
 
     /// The folder the agent works in (on resume: the session's folder by default).
     #[arg(long = "cd", short = 'C', value_name = "DIR", global = true)]
@@ -109,7 +121,9 @@ pub struct ExecFlags {
     #[arg(long, global = true)]
     pub skip_git_repo_check: bool,
 
-    /// Accepted for compatibility with `codex exec`; tiller has no sandbox yet.
+    /// What the model's commands may touch: `read-only`, `workspace-write`
+    /// (the default: write the folder, `$TMPDIR` and `/tmp`, no network) or
+    /// `danger-full-access` (no sandbox).
     #[arg(long, short = 's', value_name = "MODE", global = true)]
     pub sandbox: Option<String>,
 
@@ -121,8 +135,9 @@ pub struct ExecFlags {
     #[arg(long, value_name = "SOURCE", hide = true, global = true)]
     pub thread_source: Option<String>,
 
-    /// Accepted for compatibility with the Codex SDK; tiller has no sandbox yet.
-    #[arg(long, value_name = "DIR", hide = true, global = true)]
+    /// Another folder the sandbox lets commands write (as
+    /// `sandbox_workspace_write.writable_roots`).
+    #[arg(long, value_name = "DIR", global = true)]
     pub add_dir: Vec<PathBuf>,
 
     /// Accepted for compatibility with the Codex SDK; not used.

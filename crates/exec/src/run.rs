@@ -103,21 +103,28 @@ async fn run(
         printer.note("warning: --output-schema is accepted but not used yet");
     }
 
-    let approval_policy = args
-        .approval
-        .as_deref()
-        .map(str::parse::<ApprovalPolicy>)
-        .transpose()?;
-    let sandbox_mode = args
-        .sandbox
-        .as_deref()
-        .map(str::parse::<SandboxMode>)
-        .transpose()?;
+    let (approval_policy, sandbox_mode) = if args.full_auto {
+        (
+            Some(ApprovalPolicy::OnFailure),
+            Some(SandboxMode::WorkspaceWrite),
+        )
+    } else if args.dangerously_bypass_approvals_and_sandbox {
+        (
+            Some(ApprovalPolicy::Never),
+            Some(SandboxMode::DangerFullAccess),
+        )
+    } else {
+        (
+            args.approval.as_deref().map(str::parse).transpose()?,
+            args.sandbox.as_deref().map(str::parse).transpose()?,
+        )
+    };
     let overrides = ConfigOverrides {
         model: args.model.clone(),
         provider: args.provider.clone(),
         approval_policy,
         sandbox_mode,
+        writable_roots: args.add_dir.clone(),
         cwd: args.cd.clone(),
         cli_overrides: args
             .config
@@ -135,6 +142,11 @@ async fn run(
         printer.note(&format!("warning: {warning}"));
     }
     if args.verbose {
+        printer.note(&format!(
+            "sandbox: {}; approval policy: {}",
+            opened.config.sandbox.summary(),
+            opened.config.approval_policy
+        ));
         if opened.project_docs.is_empty() {
             printer.note("project instructions: no AGENTS.md applies here");
         }
@@ -424,11 +436,25 @@ fn question(msg: &EventMsg) -> Option<(String, String, &'static str)> {
             "to allow edits, run with --approval never (or -c approval_policy=never)",
         )),
         EventMsg::ExecApprovalRequest {
-            call_id, command, ..
+            call_id,
+            command,
+            reason: None,
+            ..
         } => Some((
             call_id.clone(),
             format!("`{}`", display_command(command)),
             "to allow commands, run with --approval never (or -c approval_policy=never)",
+        )),
+        // Asked to run outside the sandbox.
+        EventMsg::ExecApprovalRequest {
+            call_id,
+            command,
+            reason: Some(reason),
+            ..
+        } => Some((
+            call_id.clone(),
+            format!("`{}` ({reason})", display_command(command)),
+            "to run commands without a sandbox, run with --sandbox danger-full-access",
         )),
         _ => None,
     }

@@ -31,8 +31,15 @@ impl ApprovalRequest {
                 call_id,
                 command,
                 cwd,
+                reason,
                 ..
-            } => (call_id, format!("run `{}` in {cwd}", command.join(" "))),
+            } => {
+                let action = format!("run `{}` in {cwd}", command.join(" "));
+                match reason {
+                    Some(reason) => (call_id, format!("{action} ({reason})")),
+                    None => (call_id, action),
+                }
+            }
             EventMsg::PatchApprovalRequest {
                 call_id,
                 paths,

@@ -4,8 +4,7 @@
 //!
 //! The parameters are Codex's names; unknown ones are accepted (Codex added
 //! some over its versions). What tiller has no use for yet is accepted and
-//! logged: `sandbox` (every command runs as `approval-policy` says),
-//! `profile`, `include-plan-tool`, `compact-prompt`. The answer is the
+//! logged: `profile`, `include-plan-tool`, `compact-prompt`. The answer is the
 //! `tiller` tool's, with Codex's `content` (the agent's last message) added to
 //! its `structuredContent` next to `threadId`.
 
@@ -40,7 +39,7 @@ pub struct CodexParams {
     /// Config overrides: dotted keys of `config.toml` and their values.
     #[serde(default)]
     pub config: Option<Map<String, Value>>,
-    /// Codex's sandbox mode; accepted, not applied by tiller yet.
+    /// Codex's sandbox mode: `read-only`, `workspace-write` or `danger-full-access`.
     #[serde(default)]
     pub sandbox: Option<String>,
     /// A Codex config profile; tiller has none (accepted and ignored).
@@ -105,6 +104,12 @@ impl CodexParams {
             model: self.model.clone(),
             cwd: self.cwd.clone(),
             approval_policy,
+            sandbox_mode: self
+                .sandbox
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e: tiller_core::config::ConfigError| e.to_string())?,
             base_instructions: self.base_instructions.clone(),
             developer_instructions: self.developer_instructions.clone(),
             cli_overrides,
@@ -149,7 +154,11 @@ mod tests {
         }))
         .unwrap();
         let start = params.thread_start().unwrap();
-        assert_eq!(start.approval_policy, Some(ApprovalPolicy::Untrusted));
+        assert_eq!(start.approval_policy, Some(ApprovalPolicy::OnRequest));
+        assert_eq!(
+            start.sandbox_mode,
+            Some(tiller_core::config::SandboxMode::WorkspaceWrite)
+        );
         assert_eq!(start.developer_instructions.as_deref(), Some("be brief"));
         assert_eq!(
             start.cli_overrides,
@@ -162,6 +171,9 @@ mod tests {
             serde_json::json!({"prompt": "hi", "approval-policy": "always"}),
         )
         .unwrap();
+        assert!(bad.thread_start().is_err());
+        let bad: CodexParams =
+            serde_json::from_value(serde_json::json!({"prompt": "hi", "sandbox": "open"})).unwrap();
         assert!(bad.thread_start().is_err());
     }
 

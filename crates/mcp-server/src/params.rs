@@ -3,7 +3,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tiller_core::config::ApprovalPolicy;
+use tiller_core::config::{ApprovalPolicy, SandboxMode};
 
 /// Parameters of the `tiller` tool.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -18,11 +18,18 @@ pub struct TillerParams {
     /// The model to use, e.g. `gpt-5-codex`. Defaults to the config file's.
     #[serde(default)]
     pub model: Option<String>,
-    /// When to ask before running a command. `untrusted` asks for anything
-    /// off a small read-only allowlist (through elicitation when the client
-    /// supports it, else the command is denied); `never` runs everything.
+    /// When to ask (through elicitation when the client supports it, else
+    /// the answer is no): `never`; `on-failure`, when a command fails in the
+    /// sandbox, to run it again outside; `on-request`, also when the model
+    /// asks to leave the sandbox; `untrusted`, also before any command off
+    /// a small read-only allowlist.
     #[serde(default)]
     pub approval_policy: Option<ApprovalPolicyArg>,
+    /// What commands may touch: `read-only`, `workspace-write` (the
+    /// default: the folder, `$TMPDIR` and `/tmp`, no network) or
+    /// `danger-full-access` (no sandbox).
+    #[serde(default)]
+    pub sandbox: Option<SandboxModeArg>,
     /// Replaces tiller's system instructions.
     #[serde(default)]
     pub base_instructions: Option<String>,
@@ -30,11 +37,15 @@ pub struct TillerParams {
 
 /// An approval policy, as the tools take it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum ApprovalPolicyArg {
-    /// Never ask; run every command.
+    /// Never ask; what the sandbox denies is the model's to deal with.
     Never,
-    /// Ask before any command not known to be safe.
+    /// Ask when a command fails in the sandbox.
+    OnFailure,
+    /// Ask when the model asks to leave the sandbox, or a command fails in it.
+    OnRequest,
+    /// Ask before any command not known to be read-only.
     Untrusted,
 }
 
@@ -42,7 +53,31 @@ impl From<ApprovalPolicyArg> for ApprovalPolicy {
     fn from(arg: ApprovalPolicyArg) -> ApprovalPolicy {
         match arg {
             ApprovalPolicyArg::Never => ApprovalPolicy::Never,
+            ApprovalPolicyArg::OnFailure => ApprovalPolicy::OnFailure,
+            ApprovalPolicyArg::OnRequest => ApprovalPolicy::OnRequest,
             ApprovalPolicyArg::Untrusted => ApprovalPolicy::Untrusted,
+        }
+    }
+}
+
+/// A sandbox mode, as the tools take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SandboxModeArg {
+    /// Read anything, write nothing, no network.
+    ReadOnly,
+    /// Write the folder and the temporary folders; no network.
+    WorkspaceWrite,
+    /// No sandbox.
+    DangerFullAccess,
+}
+
+impl From<SandboxModeArg> for SandboxMode {
+    fn from(arg: SandboxModeArg) -> SandboxMode {
+        match arg {
+            SandboxModeArg::ReadOnly => SandboxMode::ReadOnly,
+            SandboxModeArg::WorkspaceWrite => SandboxMode::WorkspaceWrite,
+            SandboxModeArg::DangerFullAccess => SandboxMode::DangerFullAccess,
         }
     }
 }

@@ -99,6 +99,7 @@ impl TillerMcpServer {
         let overrides = ConfigOverrides {
             model: start.model,
             approval_policy: start.approval_policy,
+            sandbox_mode: start.sandbox_mode,
             cwd: start.cwd.map(PathBuf::from),
             cli_overrides: start.cli_overrides,
             ..ConfigOverrides::default()
@@ -165,6 +166,8 @@ pub struct ThreadStart {
     pub cwd: Option<String>,
     /// When to ask before running a command.
     pub approval_policy: Option<tiller_core::config::ApprovalPolicy>,
+    /// What commands may touch; the config's when `None`.
+    pub sandbox_mode: Option<tiller_core::config::SandboxMode>,
     /// Replaces the system instructions.
     pub base_instructions: Option<String>,
     /// Added after the system instructions.
@@ -193,6 +196,7 @@ impl TillerMcpServer {
             model: params.model,
             cwd: params.cwd,
             approval_policy: params.approval_policy.map(Into::into),
+            sandbox_mode: params.sandbox.map(Into::into),
             base_instructions: params.base_instructions,
             developer_instructions: None,
             cli_overrides: Vec::new(),

@@ -164,6 +164,23 @@ impl Sandbox {
 }
 
 impl PreparedSandbox {
+    /// Confine `command`: the same calls as for [`crate::spawn_tool`] run in
+    /// its child before `exec`, or in this process when it is `exec`ed in
+    /// place (`CommandExt::exec`, as `tiller sandbox` does).
+    pub fn confine(&self, command: &mut std::process::Command) -> io::Result<()> {
+        use std::os::unix::process::CommandExt;
+
+        if let Some(hook) = self.child_hook()? {
+            // SAFETY: the hook only makes system calls on what it owns (see
+            // `child_hook`), so it is safe between fork and exec.
+            #[allow(unsafe_code)]
+            unsafe {
+                command.pre_exec(hook);
+            }
+        }
+        Ok(())
+    }
+
     /// What the child runs between `fork` and `exec`, or `None` when there is
     /// nothing to confine. It allocates nothing and takes no lock; the first
     /// failing call fails the spawn with its errno.

@@ -102,6 +102,9 @@ pub struct EngineSettings {
     pub model_list: Vec<serde_json::Value>,
     /// The MCP servers the session starts (`[mcp_servers]`).
     pub mcp_servers: Vec<tiller_core::config::McpServerConfig>,
+    /// The sandbox commands run in: tiller's default (workspace-write, no
+    /// network) unless a test says otherwise, so every suite runs confined.
+    pub sandbox: tiller_core::config::SandboxPolicy,
 }
 
 /// Whether a test session is saved.
@@ -132,6 +135,7 @@ impl EngineSettings {
             reasoning_effort: None,
             model_list: Vec::new(),
             mcp_servers: Vec::new(),
+            sandbox: tiller_core::config::SandboxPolicy::default(),
         }
     }
 }
@@ -168,6 +172,7 @@ impl TestEngine {
         .expect("load config")
         .config;
         config.context_window = settings.context_window;
+        config.sandbox = settings.sandbox;
         config.reasoning_effort = settings.reasoning_effort;
         config.mcp_servers = settings
             .mcp_servers

@@ -156,32 +156,6 @@ async fn untrusted_without_a_terminal_denies_and_says_how_to_allow() {
 }
 
 #[tokio::test]
-async fn sandbox_flag_is_accepted_with_a_warning() {
-    let scratch = Scratch::new();
-    let script = scratch.script(json!([text_step("no sandbox needed")]));
-    let finished = run(&mut scratch.exec(
-        &script,
-        &[
-            "--sandbox",
-            "workspace-write",
-            "--skip-git-repo-check",
-            "hi",
-        ],
-    ))
-    .await;
-    finished.assert_exit(0);
-    assert!(finished.stdout.contains("no sandbox needed"));
-    assert!(
-        finished
-            .stderr
-            .lines()
-            .any(|l| l.starts_with("warning:") && l.contains("--sandbox workspace-write")),
-        "no warning about --sandbox on stderr:\n{}",
-        finished.stderr
-    );
-}
-
-#[tokio::test]
 async fn missing_api_key_names_the_variable() {
     let scratch = Scratch::new();
     let work = scratch.work();

@@ -204,23 +204,6 @@ async fn a_reader_that_leaves_early_ends_the_run_quietly_and_the_session_is_not_
 }
 
 #[tokio::test]
-async fn approval_on_request_is_read_as_untrusted_on_the_command_line_as_in_the_config() {
-    let scratch = Scratch::new();
-    let script = scratch.script(json!([shell_step("c1", "rm -rf x"), text_step("done")]));
-    let finished = run(&mut scratch.exec(&script, &["--approval", "on-request", "go"])).await;
-    finished.assert_exit(0);
-    assert!(
-        finished
-            .stderr
-            .contains("approval_policy \"on-request\" is read as \"untrusted\""),
-        "{}",
-        finished.stderr
-    );
-    // No terminal to ask on: denied, as under untrusted.
-    assert!(finished.stderr.contains("denied"), "{}", finished.stderr);
-}
-
-#[tokio::test]
 async fn openai_base_url_for_a_local_server_needs_no_api_key() {
     let scratch = Scratch::new();
     let script = scratch.script(json!([text_step("answered without a key")]));

@@ -22,6 +22,7 @@ mod patch_kill;
 mod project_docs;
 mod providers;
 mod resume;
+mod sandbox;
 mod secrets;
 mod sessions;
 mod stalled_reader;

@@ -12,9 +12,10 @@ use tiller_protocol::{
 };
 
 use super::{Tool, ToolCall, ToolContext, ToolFuture, ToolOutput};
-use crate::approval::edit_approval;
+use crate::approval::{EditApproval, edit_approval};
 use crate::checkpoint::workspace_root;
 use crate::patch::{self, Change};
+use tiller_config::ApprovalPolicy;
 
 /// The tool's name, as Codex's models call it.
 pub const APPLY_PATCH_TOOL_NAME: &str = "apply_patch";
@@ -138,12 +139,29 @@ pub(crate) async fn apply(
         .iter()
         .flat_map(|c| std::iter::once(c.path.as_path()).chain(c.move_to.as_deref()))
         .collect();
-    let asked = edit_approval(
-        ctx.approval_policy(),
-        ctx.auto_approve_workspace_edits(),
-        &workspace_root(cwd),
-        &targets,
-    );
+    let policy = ctx.approval_policy();
+    let sandbox = ctx.sandbox_policy();
+    let asked = match crate::sandbox::unwritable(&sandbox, cwd, &targets) {
+        Some(path) if policy == ApprovalPolicy::Never => {
+            ctx.item_started(item(None));
+            ctx.item_completed(item(Some(PatchStatus::Failed)));
+            return ToolOutput::Output(crate::sandbox::edit_refused(&sandbox, cwd, &path));
+        }
+        Some(path) => Some(EditApproval {
+            reason: format!(
+                "the edit writes {}, which the sandbox ({}) does not allow",
+                path.display(),
+                sandbox.mode
+            ),
+            outside: Some(path),
+        }),
+        None => edit_approval(
+            policy,
+            ctx.auto_approve_workspace_edits(),
+            &workspace_root(cwd),
+            &targets,
+        ),
+    };
     ctx.item_started(item(None));
     if let Some(approval) = asked {
         let mut key = vec![APPLY_PATCH_TOOL_NAME.to_string()];

@@ -38,6 +38,7 @@ mod interrupt;
 mod mcp;
 mod resume;
 mod retry;
+mod sandbox;
 mod steer;
 mod torture;
 
