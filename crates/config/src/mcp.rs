@@ -11,6 +11,7 @@ use super::check::{
     bad, boolean, describe, env_header, header, ignored, leaf_str, string, string_table, table,
 };
 use super::raw::{RawNode, RawValue};
+use super::sandbox::{self, SandboxMode};
 
 /// How long a server may take to start and list its tools (`startup_timeout_sec`, Codex's default).
 pub const DEFAULT_MCP_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,6 +53,10 @@ pub struct McpServerConfig {
     pub approval: McpApproval,
     /// Per tool, overriding `approval` (`[mcp_servers.<name>.tools.<tool>] approval_mode`).
     pub tool_approvals: BTreeMap<String, McpApproval>,
+    /// A stdio server runs confined in this mode (`sandbox_mode`, with the
+    /// session's `[sandbox_workspace_write]`); `None`: unconfined, as it is
+    /// the user's own program and often needs the network.
+    pub sandbox_mode: Option<SandboxMode>,
 }
 
 impl McpServerConfig {
@@ -79,6 +84,7 @@ impl McpServerConfig {
             disabled_tools: Vec::new(),
             approval: McpApproval::Auto,
             tool_approvals: BTreeMap::new(),
+            sandbox_mode: None,
         }
     }
 
@@ -219,6 +225,7 @@ fn check_server(
             "disabled_tools" => config.disabled_tools = strings(value, &dotted)?,
             "default_tools_approval_mode" => config.approval = approval(value, &dotted)?,
             "tools" => config.tool_approvals = tool_approvals(value, &dotted, warnings)?,
+            "sandbox_mode" => config.sandbox_mode = Some(sandbox::check_mode(value, &dotted)?),
             _ => warnings.push(ignored(value, &dotted, field, CODEX_SERVER_KEYS)),
         }
     }
@@ -257,6 +264,7 @@ fn check_server(
                 ("args", args.is_some()),
                 ("env", env.is_some()),
                 ("cwd", cwd.is_some()),
+                ("sandbox_mode", config.sandbox_mode.is_some()),
             ] {
                 if set {
                     warnings.push(format!(

@@ -459,6 +459,7 @@ pub fn spawn_session_with(
         config.mcp_servers.values().cloned(),
         config.cwd.clone(),
         crate::tools::secret_env(&config),
+        &config.sandbox,
         &events,
     ) {
         tools.attach_mcp(mcp);

@@ -70,6 +70,17 @@ def crash() -> str:
 
 
 @server.tool()
+def write(path: str, text: str) -> str:
+    """Writes `text` to the file `path`; says "written" or why not."""
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+        return "written"
+    except OSError as e:
+        return f"error: {e.strerror}"
+
+
+@server.tool()
 def env(name: str) -> str:
     """The value of the environment variable `name`, or "unset"."""
     return os.environ.get(name, "unset")

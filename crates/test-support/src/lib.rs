@@ -17,6 +17,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod invariants;
+#[cfg(target_arch = "x86_64")]
+pub mod kernel;
 mod line_child;
 pub mod mcp_servers;
 mod processes;

@@ -325,3 +325,59 @@ async fn tiller_sandbox_runs_a_command_confined_and_passes_its_exit_status_on() 
         missing.stderr
     );
 }
+
+#[cfg(target_arch = "x86_64")]
+#[tokio::test]
+async fn without_landlock_tiller_says_so_once_and_runs_no_command_unless_told_to_run_unconfined() {
+    use tiller_test_support::kernel::hide_landlock;
+
+    let scratch = Scratch::new();
+    let steps = scratch.script(json!([shell_step("c1", "touch made"), text_step("done")]));
+    let mut exec = scratch.exec(&steps, &["--json", "go"]);
+    hide_landlock(&mut exec);
+    let finished = run(&mut exec).await;
+    finished.assert_exit(0);
+    let warnings: Vec<&str> = finished
+        .stderr
+        .lines()
+        .filter(|line| line.contains("cannot be enforced"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", finished.stderr);
+    assert!(
+        warnings[0].contains("the kernel was built without Landlock")
+            && warnings[0].contains("--sandbox danger-full-access"),
+        "{}",
+        warnings[0]
+    );
+    assert!(!scratch.work_file("made").exists(), "ran unconfined");
+    let events = finished.json();
+    let commands = completed_items(&events, "command_execution");
+    assert_eq!(commands[0].1["status"], "failed", "{events:#?}");
+
+    // Asked for, full access runs, and nothing is said.
+    let mut exec = scratch.exec(&steps, &["--sandbox", "danger-full-access", "go"]);
+    hide_landlock(&mut exec);
+    let finished = run(&mut exec).await;
+    finished.assert_exit(0);
+    assert!(scratch.work_file("made").exists());
+    assert!(
+        !finished.stderr.contains("cannot be enforced"),
+        "{}",
+        finished.stderr
+    );
+
+    let work = scratch.work();
+    let mut confined =
+        scratch.tiller(&["sandbox", "-C", work.to_str().unwrap(), "--", "touch", "x"]);
+    hide_landlock(&mut confined);
+    let finished = run(&mut confined).await;
+    finished.assert_exit(126);
+    assert!(
+        finished
+            .stderr
+            .contains("the kernel was built without Landlock"),
+        "{}",
+        finished.stderr
+    );
+    assert!(!scratch.work_file("x").exists());
+}

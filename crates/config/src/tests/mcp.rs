@@ -17,6 +17,7 @@ tool_timeout_sec = 90
 enabled_tools = ["search", "fetch"]
 disabled_tools = ["fetch"]
 default_tools_approval_mode = "prompt"
+sandbox_mode = "read-only"
 
 [mcp_servers.docs.tools.search]
 approval_mode = "approve"
@@ -49,6 +50,7 @@ enabled = false
     assert!(!docs.offers("other"), "not in enabled_tools");
     assert_eq!(docs.approval_for("search"), McpApproval::Approve);
     assert_eq!(docs.approval_for("other"), McpApproval::Prompt);
+    assert_eq!(docs.sandbox_mode, Some(crate::SandboxMode::ReadOnly));
     let web = &loaded.config.mcp_servers["web"];
     assert!(!web.enabled);
     assert_eq!(
@@ -63,6 +65,7 @@ enabled = false
     assert_eq!(web.startup_timeout, DEFAULT_MCP_STARTUP_TIMEOUT);
     assert_eq!(web.tool_timeout, DEFAULT_MCP_TOOL_TIMEOUT);
     assert!(web.offers("anything"));
+    assert_eq!(web.sandbox_mode, None);
 }
 
 #[test]
@@ -113,6 +116,11 @@ fn bad_values_name_file_line_and_key() {
             table("command = \"a\"\nenv = { A = 1 }"),
             4,
             "mcp_servers.docs.env.A: expected a string, found 1",
+        ),
+        (
+            table("command = \"a\"\nsandbox_mode = \"boxed\""),
+            4,
+            "mcp_servers.docs.sandbox_mode: expected \"read-only\", \"workspace-write\" or \"danger-full-access\", found \"boxed\"",
         ),
         (
             table("command = \"\""),

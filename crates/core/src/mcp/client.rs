@@ -135,6 +135,7 @@ pub(crate) async fn connect(
     config: &McpServerConfig,
     cwd: &Path,
     hidden_env: &[String],
+    sandbox: Option<tiller_process::Sandbox>,
     elicitations: Arc<Elicitations>,
 ) -> Result<Connection, String> {
     let progress = Progress::default();
@@ -158,6 +159,7 @@ pub(crate) async fn connect(
                     .as_deref()
                     .map_or(cwd.to_path_buf(), |dir| cwd.join(dir)),
                 hidden_env: hidden_env.to_vec(),
+                sandbox,
             };
             let (process, stdout, stdin) = ServerProcess::start(launch).await?;
             match handler.serve((stdout, stdin)).await {

@@ -26,7 +26,7 @@ mod tool;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tiller_config::McpServerConfig;
+use tiller_config::{McpServerConfig, SandboxPolicy};
 use tiller_protocol::{ElicitationAction, EventMsg, McpServerState};
 
 use self::client::Connection;
@@ -52,11 +52,14 @@ impl std::fmt::Debug for McpConnections {
 
 impl McpConnections {
     /// Start every enabled server of `servers` in the background; `None` when
-    /// there is none. `hidden_env` are the variables no server may see.
+    /// there is none. `hidden_env` are the variables no server may see; a
+    /// server with a `sandbox_mode` runs in it, with the rest of `sandbox`
+    /// (the session's policy: extra roots, network).
     pub(crate) fn start(
         servers: impl IntoIterator<Item = McpServerConfig>,
         cwd: PathBuf,
         hidden_env: Vec<String>,
+        sandbox: &SandboxPolicy,
         events: &EventSink,
     ) -> Option<McpConnections> {
         let elicitations = Arc::new(Elicitations::new(events.clone()));
@@ -64,8 +67,16 @@ impl McpConnections {
             .into_iter()
             .filter(|config| config.enabled)
             .map(|config| {
+                let confined = config.sandbox_mode.map(|mode| {
+                    let policy = SandboxPolicy {
+                        mode,
+                        ..sandbox.clone()
+                    };
+                    crate::sandbox::process_sandbox(&policy, &cwd)
+                });
                 Arc::new(ServerSlot {
                     config,
+                    sandbox: confined,
                     cwd: cwd.clone(),
                     hidden_env: hidden_env.clone(),
                     events: events.clone(),
@@ -173,6 +184,8 @@ async fn list_tools(connection: &Connection) -> Result<Vec<rmcp::model::Tool>, r
 /// One configured server: its connection (once started) and its tools.
 pub(crate) struct ServerSlot {
     pub(crate) config: McpServerConfig,
+    /// The sandbox a stdio server runs in, if its config asks for one.
+    sandbox: Option<tiller_process::Sandbox>,
     cwd: PathBuf,
     hidden_env: Vec<String>,
     events: EventSink,
@@ -259,6 +272,7 @@ impl ServerSlot {
             &self.config,
             &self.cwd,
             &self.hidden_env,
+            self.sandbox.clone(),
             Arc::clone(&self.elicitations),
         )
         .await?;

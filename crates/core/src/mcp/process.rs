@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tiller_process::{Cgroup, SpawnError, ToolMarker, ToolProcess, spawn_tool};
+use tiller_process::{Cgroup, Sandbox, SpawnError, ToolMarker, ToolProcess, spawn_tool};
 use tokio::io::AsyncReadExt;
 use tokio::process::{ChildStdin, ChildStdout, Command};
 
@@ -24,6 +24,8 @@ pub(crate) struct Launch {
     pub(crate) cwd: PathBuf,
     /// Variables the server must not see (the provider's secrets).
     pub(crate) hidden_env: Vec<String>,
+    /// The sandbox it runs in, if its config asks for one.
+    pub(crate) sandbox: Option<Sandbox>,
 }
 
 /// A running stdio server. Dropping it kills its whole tree.
@@ -63,12 +65,20 @@ impl ServerProcess {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut process = spawn_tool(&mut command, ToolMarker::new(), Cgroup::None, None).map_err(
-            |e| match e {
+        let prepared = match &launch.sandbox {
+            Some(sandbox) => Some(
+                sandbox
+                    .prepare()
+                    .map_err(|e| format!("the server's sandbox could not be set up: {e}"))?,
+            ),
+            None => None,
+        };
+        let confined = prepared.as_ref();
+        let mut process = spawn_tool(&mut command, ToolMarker::new(), Cgroup::None, confined)
+            .map_err(|e| match e {
                 SpawnError::Spawn(e) => format!("cannot start `{}`: {e}", launch.command),
                 SpawnError::Track(e) => format!("cannot track `{}`: {e}", launch.command),
-            },
-        )?;
+            })?;
         let child = &mut process.child;
         let (Some(stdout), Some(stdin), Some(stderr)) =
             (child.stdout.take(), child.stdin.take(), child.stderr.take())

@@ -769,4 +769,54 @@ async fn a_server_that_speaks_garbage_fails_its_start_and_the_session_goes_on() 
     engine.finish().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_configured_with_a_sandbox_runs_confined_and_one_without_does_not() {
+    let dir = TempDir::new().unwrap();
+    // Outside /tmp, the one folder both may write besides the session's.
+    let outside = TempDir::new_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let site = python_mcp_site().await;
+    let mut confined = slow_server("boxed", &site, &dir.path().join("boxed-record"));
+    confined.sandbox_mode = Some(tiller_core::config::SandboxMode::WorkspaceWrite);
+    let free = slow_server("free", &site, &dir.path().join("free-record"));
+    let write = |call_id: &str, server: &str, name: &str| {
+        let path = outside.path().join(name).display().to_string();
+        Step::function_call(
+            call_id,
+            format!("mcp__{server}__write"),
+            json!({"path": path, "text": "hi"}),
+        )
+    };
+    let mut engine = engine_with(
+        vec![confined, free],
+        vec![
+            write("call_1", "boxed", "from-boxed"),
+            write("call_2", "free", "from-free"),
+            Step::text("done"),
+        ],
+    )
+    .await;
+    // Both ready, in whichever order.
+    let mut waiting = vec!["boxed", "free"];
+    while !waiting.is_empty() {
+        let event = engine
+            .wait_for("the MCP servers to be ready", |e| {
+                matches!(&e.msg, EventMsg::McpServerStatus { status, .. }
+                    if *status == McpServerState::Ready)
+            })
+            .await;
+        if let EventMsg::McpServerStatus { server, .. } = event.msg {
+            waiting.retain(|name| *name != server);
+        }
+    }
+    let turn = engine.start_turn("write").await;
+    engine.wait_terminal(&turn).await;
+    let requests = engine.wait_requests(3).await;
+    let boxed = output_for(&requests[1], "call_1");
+    assert!(boxed.contains("Permission denied"), "{boxed}");
+    assert!(!outside.path().join("from-boxed").exists());
+    assert_eq!(output_for(&requests[2], "call_2"), "written");
+    assert!(outside.path().join("from-free").exists());
+    engine.finish().await;
+}
+
 on_both_wires!(tools_join_when_ready_and_a_call_returns_its_structured_result);
