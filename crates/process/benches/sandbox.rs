@@ -65,15 +65,19 @@ async fn bench(report: &mut Report) {
         )),
         Err(why) => {
             report.note(format!(
-                "sandbox: not measured, this kernel cannot enforce it: {why}"
+                "the sandbox is not measured: this kernel cannot enforce it ({why})"
             ));
             None
         }
     };
     let cgroup = CallCgroup::create().is_some();
     report.note(format!(
-        "sandbox: each process {} a cgroup of its own",
-        if cgroup { "has" } else { "cannot have" }
+        "each process {} a cgroup of its own",
+        if cgroup {
+            "has"
+        } else {
+            "cannot have (none can be made here)"
+        }
     ));
 
     let variants: &[Variant] = if confined.is_some() {
@@ -132,15 +136,15 @@ async fn bench(report: &mut Report) {
     for (id, name, confined) in [
         (
             "workspace-write",
-            "`WorkspaceWrite` (2 roots, no network), prepared once",
+            "`WorkspaceWrite` (2 roots, no network) prepared once",
             prepared,
         ),
         (
             "workspace-write-prepare-each",
-            "`WorkspaceWrite`, `prepare()` in each spawn",
+            "`WorkspaceWrite` with `prepare()` in each spawn",
             prepare_each,
         ),
-        ("read-only", "`ReadOnly`, prepared once", read_only),
+        ("read-only", "`ReadOnly` prepared once", read_only),
     ] {
         report.durations(
             Figure::detail(
@@ -157,10 +161,7 @@ async fn bench(report: &mut Report) {
         report.values(
             Figure::new(
                 format!("sandbox/extra/{id}"),
-                format!(
-                    "sandbox's extra per spawn, {name} (confined minus unconfined, {} pairs)",
-                    extra.len()
-                ),
+                format!("extra per spawn, {name} (paired with no sandbox)"),
             )
             .at_most(2.0, "≤ 2 ms p99"),
             Unit::Millis,
