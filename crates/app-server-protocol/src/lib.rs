@@ -16,6 +16,7 @@
 mod jsonrpc;
 mod mcp;
 mod requests;
+mod sandbox;
 mod server_requests;
 mod types;
 
@@ -37,6 +38,7 @@ pub use requests::{
     ThreadUnsubscribeResponse, TurnInterruptParams, TurnInterruptResponse, TurnStartParams,
     TurnStartResponse, TurnSteerParams, TurnSteerResponse,
 };
+pub use sandbox::{NetworkAccess, SandboxPolicy};
 pub use server_requests::ServerRequest;
 pub use types::{
     AgentMessageDeltaNotification, CommandApprovalParams, CommandExecutionOutputDeltaNotification,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::jsonrpc::{ErrorCode, JsonRpcError};
+use crate::sandbox::SandboxPolicy;
 use crate::types::{Metadata, QueuedSubmission, Thread, Turn, UserInput};
 
 /// Every request a client can send, by method name.
@@ -242,12 +243,17 @@ pub struct ThreadStartParams {
     /// The provider (a `[model_providers.NAME]` table).
     #[serde(default)]
     pub model_provider: Option<String>,
-    /// `never` or `untrusted` (`on-request` is taken as `untrusted`).
+    /// Codex's `AskForApproval`: `never`, `on-request`, `untrusted` (and
+    /// tiller's `on-failure`), or `{granular}`, which is taken as `untrusted`.
     #[serde(default)]
     pub approval_policy: Option<Value>,
-    /// Accepted; tiller has no sandbox yet.
+    /// Codex's `SandboxMode`: `read-only`, `workspace-write` or
+    /// `danger-full-access`.
     #[serde(default)]
     pub sandbox: Option<Value>,
+    /// A named permissions profile: refused when set (tiller has none).
+    #[serde(default)]
+    pub permissions: Option<Value>,
     /// Replaces tiller's system instructions.
     #[serde(default)]
     pub base_instructions: Option<String>,
@@ -315,12 +321,13 @@ pub struct ThreadStartResponse {
     pub model_provider: String,
     /// The folder.
     pub cwd: String,
-    /// `never` or `untrusted`.
+    /// `never`, `on-request` or `untrusted` (tiller's `on-failure`, which
+    /// Codex's `AskForApproval` does not have, is written `on-request`).
     pub approval_policy: String,
     /// Always `user`.
     pub approvals_reviewer: String,
-    /// Always `{"type":"dangerFullAccess"}`: tiller has no sandbox yet.
-    pub sandbox: Value,
+    /// The sandbox the thread's commands run in.
+    pub sandbox: SandboxPolicy,
 }
 
 /// `turn/start` params.
@@ -340,8 +347,8 @@ pub struct TurnStartParams {
 }
 
 /// The settings `turn/start` and `thread/settings/update` may change: those
-/// tiller applies, and every other field, which the server refuses or
-/// warns about by name ([`SettingsParams::other`]).
+/// tiller applies, and every other field ([`SettingsParams::other`]), which
+/// the server refuses by name when it is one tiller cannot apply.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SettingsParams {
@@ -351,10 +358,13 @@ pub struct SettingsParams {
     /// The folder tools run in (absolute, existing).
     #[serde(default)]
     pub cwd: Option<String>,
-    /// `never`, `untrusted`, `on-request`, `on-failure` or `{granular}`
-    /// (all but `never` ask).
+    /// `never`, `on-failure`, `on-request`, `untrusted` or `{granular}`
+    /// (taken as `untrusted`).
     #[serde(default)]
     pub approval_policy: Option<Value>,
+    /// Codex's `SandboxPolicy`, replacing the whole policy.
+    #[serde(default)]
+    pub sandbox_policy: Option<Value>,
     /// The reasoning effort sent to the model.
     #[serde(default)]
     pub effort: Option<String>,

@@ -21,7 +21,7 @@ use tiller_app_server_protocol::{
     ThreadSetNameParams, ThreadStartParams, ThreadStartedNotification, ThreadStatus,
     ThreadTurnsListParams, Turn, TurnStatus, WarningNotification,
 };
-use tiller_core::config::{ApprovalPolicy, ConfigOverrides};
+use tiller_core::config::ConfigOverrides;
 use tiller_core::rollout::store::{SessionQuery, find_session, session_id_of};
 use tiller_core::rollout::{ForkEnd, fork};
 use tiller_core::{CoreError, OpenedSession, Resume, SessionBuilder};
@@ -30,6 +30,7 @@ use tokio::sync::oneshot;
 use crate::convert::{created_secs, to_value};
 use crate::names::{MAX_NAME_BYTES, Names};
 use crate::outgoing::{ConnectionId, Outgoing};
+use crate::policy;
 use crate::restore::{restored_queue, restored_replies, saved_turns};
 use crate::saved;
 
@@ -126,30 +127,44 @@ impl Hub {
         }
     }
 
-    /// A session builder with the server's overrides and those of `params`.
-    fn builder(&self, params: &ThreadStartParams) -> SessionBuilder {
-        let approval_policy = params
-            .approval_policy
-            .as_ref()
-            .map(|value| match value.as_str() {
-                Some("never") => ApprovalPolicy::Never,
-                // `untrusted`, `on-request`, `on-failure`, granular: ask.
-                _ => ApprovalPolicy::Untrusted,
-            });
+    /// A session builder with the server's overrides and those of
+    /// `params` (of `method`), and what opening with them should warn
+    /// about; -32602 for a policy tiller cannot run.
+    fn builder(
+        &self,
+        method: &str,
+        params: &ThreadStartParams,
+    ) -> Result<(SessionBuilder, Vec<String>), JsonRpcError> {
+        policy::no_permissions(method, params.permissions.as_ref(), "sandbox")?;
+        let mut warnings = Vec::new();
+        let approval_policy = match &params.approval_policy {
+            None | Some(Value::Null) => None,
+            Some(value) => {
+                let approval = policy::approval_policy(method, value)?;
+                warnings.extend(approval.warning);
+                Some(approval.policy)
+            }
+        };
+        let sandbox_mode = match &params.sandbox {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(policy::sandbox_mode(method, value)?),
+        };
         let mut cli_overrides = self.options.cli_overrides.clone();
         cli_overrides.extend(params.config_overrides());
         let overrides = ConfigOverrides {
             model: params.model.clone(),
             provider: params.model_provider.clone(),
             approval_policy,
+            sandbox_mode,
             cwd: params.cwd.clone().map(PathBuf::from),
             cli_overrides,
             ..ConfigOverrides::default()
         };
-        SessionBuilder::new(&self.options.tiller_home)
+        let builder = SessionBuilder::new(&self.options.tiller_home)
             .overrides(overrides)
             .base_instructions(params.base_instructions.clone())
-            .developer_instructions(params.developer_instructions.clone())
+            .developer_instructions(params.developer_instructions.clone());
+        Ok((builder, warnings))
     }
 
     /// `thread/start`: a new session, its driver, `from` subscribed.
@@ -159,7 +174,11 @@ impl Hub {
         params: ThreadStartParams,
         from: &Outgoing,
     ) {
-        let opened = self.builder(&params).spawn().await;
+        let (builder, warnings) = match self.builder("thread/start", &params) {
+            Ok(built) => built,
+            Err(error) => return from.error(Some(id), error),
+        };
+        let opened = with_warnings(builder.spawn().await, warnings);
         self.open_thread(opened, id, from, true, |info| {
             info.response(true, info.turns.clone())
         });
@@ -207,6 +226,10 @@ impl Hub {
         params: ThreadResumeParams,
         from: &Outgoing,
     ) {
+        let (builder, warnings) = match self.builder("thread/resume", &params.overrides) {
+            Ok(built) => built,
+            Err(error) => return from.error(Some(id), error),
+        };
         let _opening = self.opening.lock().await;
         let asked = canonical_id(&params.thread_id);
         if let Some(thread) = self.thread(&asked) {
@@ -234,11 +257,8 @@ impl Hub {
         {
             return self.rejoin(id, canonical, thread, from);
         }
-        let opened = self
-            .builder(&params.overrides)
-            .resume(Resume::Path(path))
-            .spawn()
-            .await;
+        let opened = builder.resume(Resume::Path(path)).spawn().await;
+        let opened = with_warnings(opened, warnings);
         self.open_thread(opened, id, from, false, |info| {
             info.response(true, info.turns.clone())
         });
@@ -252,15 +272,16 @@ impl Hub {
         params: ThreadForkParams,
         from: &Outgoing,
     ) {
+        let (builder, warnings) = match self.builder("thread/fork", &params.overrides) {
+            Ok(built) => built,
+            Err(error) => return from.error(Some(id), error),
+        };
         let forked = match self.fork_file(&params).await {
             Ok(path) => path,
             Err(error) => return from.error(Some(id), error),
         };
-        let opened = self
-            .builder(&params.overrides)
-            .resume(Resume::Path(forked))
-            .spawn()
-            .await;
+        let opened = builder.resume(Resume::Path(forked)).spawn().await;
+        let opened = with_warnings(opened, warnings);
         self.open_thread(opened, id, from, true, |info| {
             let turns = if params.exclude_turns {
                 Vec::new()
@@ -392,7 +413,8 @@ impl Hub {
             model: config.model.clone(),
             provider: config.provider.id.clone(),
             cwd: config.cwd.display().to_string(),
-            approval_policy: config.approval_policy.to_string(),
+            approval_policy: config.approval_policy,
+            sandbox: config.sandbox.clone(),
             preview,
             turns,
         };
@@ -629,6 +651,18 @@ impl Hub {
             tracing::warn!("some threads did not shut down in time");
         }
     }
+}
+
+/// `opened`, with `warnings` about how its params were read after what
+/// opening it warned about.
+fn with_warnings(
+    opened: Result<OpenedSession, CoreError>,
+    warnings: Vec<String>,
+) -> Result<OpenedSession, CoreError> {
+    opened.map(|mut opened| {
+        opened.warnings.extend(warnings);
+        opened
+    })
 }
 
 /// What opening a thread warned about (its config, a folder that is gone),

@@ -29,6 +29,7 @@ mod models;
 mod names;
 mod outgoing;
 mod pages;
+mod policy;
 mod restore;
 mod saved;
 pub mod server;

@@ -1,13 +1,16 @@
 //! What `turn/start` and `thread/settings/update` may change for a thread's
-//! next turns. tiller applies the model, the folder, the approval policy and
-//! the reasoning effort and summary; a sandbox policy is accepted with a
-//! `warning` (tiller has no sandbox yet, and says so); every other setting
-//! Codex knows is refused by name. Nothing a client asks is dropped
-//! silently.
+//! next turns. tiller applies the model, the folder, the approval policy,
+//! the sandbox policy and the reasoning effort and summary (the policies
+//! read as [`crate::policy`] says); every other setting Codex knows that
+//! tiller cannot apply is refused by name, and a policy read as something
+//! near it (`{granular}`) is told with a `warning`. Nothing a client asks
+//! is dropped silently.
 
 use serde_json::Value;
 use tiller_app_server_protocol::{ErrorCode, JsonRpcError, SettingsParams};
 use tiller_protocol::SettingsUpdate;
+
+use crate::policy;
 
 /// Settings tiller cannot apply: a request that sets one is refused.
 const REFUSED: &[&str] = &[
@@ -21,9 +24,6 @@ const REFUSED: &[&str] = &[
     "additionalContext",
     "toolOutput",
 ];
-
-/// Settings of a sandbox: accepted, not enforced, and the client is told.
-const NOT_ENFORCED: &[&str] = &["sandboxPolicy", "sandbox", "permissions"];
 
 /// A settings change, checked: what the engine applies, and what the client
 /// is warned about.
@@ -54,62 +54,46 @@ pub(crate) fn check(method: &str, params: SettingsParams) -> Result<Checked, Jso
                 "{method}: approvalsReviewer {value} is not supported; approvals go to the user"
             )));
         }
-    }
-    let warnings = params
-        .other
-        .iter()
-        .filter(|(key, value)| NOT_ENFORCED.contains(&key.as_str()) && sandboxed(value))
-        .map(|(key, value)| {
-            format!(
-                "{method}: `{key}` {value} is not enforced: tiller has no sandbox yet, and commands run with your permissions"
-            )
-        })
-        .collect();
-    let approval_policy = params
-        .approval_policy
-        .as_ref()
-        .map(|value| approval_policy(method, value))
-        .transpose()?;
-    Ok(Checked {
-        update: SettingsUpdate {
-            model: params.model,
-            cwd: params.cwd,
-            approval_policy,
-            effort: params.effort,
-            summary: params.summary,
-            ..SettingsUpdate::default()
-        },
-        warnings,
-    })
-}
-
-/// Codex's `AskForApproval` as tiller's policy: `never`, or ask.
-fn approval_policy(method: &str, value: &Value) -> Result<String, JsonRpcError> {
-    match value {
-        Value::String(name) if name == "never" => Ok("never".to_string()),
-        Value::String(name)
-            if ["untrusted", "on-request", "on-failure"].contains(&name.as_str()) =>
-        {
-            Ok("untrusted".to_string())
+        if key == "sandbox" && set {
+            return Err(refuse(format!(
+                "{method}: `sandbox` {value} is a thread/start setting; send `sandboxPolicy` \
+                 to change the sandbox of the next turns"
+            )));
         }
-        Value::Object(o) if o.contains_key("granular") => Ok("untrusted".to_string()),
-        other => Err(JsonRpcError::new(
-            ErrorCode::InvalidParams,
-            format!(
-                "{method}: approvalPolicy {other} is not one of never, untrusted, on-request, on-failure, {{granular}}"
-            ),
-        )),
     }
-}
-
-/// Whether a sandbox setting asks for more than full access (what tiller does).
-fn sandboxed(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::String(s) => s != "danger-full-access" && s != "dangerFullAccess",
-        Value::Object(o) => o.get("type").and_then(Value::as_str) != Some("dangerFullAccess"),
-        _ => true,
+    policy::no_permissions(method, params.other.get("permissions"), "sandboxPolicy")?;
+    let mut warnings = Vec::new();
+    let approval_policy = match &params.approval_policy {
+        None | Some(Value::Null) => None,
+        Some(value) => {
+            let approval = policy::approval_policy(method, value)?;
+            warnings.extend(approval.warning);
+            Some(approval.policy.to_string())
+        }
+    };
+    let mut update = SettingsUpdate {
+        model: params.model,
+        cwd: params.cwd,
+        approval_policy,
+        effort: params.effort,
+        summary: params.summary,
+        ..SettingsUpdate::default()
+    };
+    if let Some(value) = params.sandbox_policy.filter(|v| !v.is_null()) {
+        let sandbox = policy::sandbox_policy(method, &value)?;
+        update.sandbox_mode = Some(sandbox.mode.to_string());
+        update.writable_roots = Some(
+            sandbox
+                .writable_roots
+                .iter()
+                .map(|root| root.display().to_string())
+                .collect(),
+        );
+        update.network_access = Some(sandbox.network_access);
+        update.exclude_tmpdir_env_var = Some(sandbox.exclude_tmpdir_env_var);
+        update.exclude_slash_tmp = Some(sandbox.exclude_slash_tmp);
     }
+    Ok(Checked { update, warnings })
 }
 
 #[cfg(test)]
@@ -128,37 +112,50 @@ mod tests {
             params(
                 json!({"model": "m", "cwd": "/tmp", "approvalPolicy": "on-request",
                           "effort": "high", "summary": "concise",
-                          "sandboxPolicy": {"type": "workspaceWrite"},
+                          "sandboxPolicy": {"type": "readOnly"},
                           "personality": "friendly", "turnTrigger": null}),
             ),
         )
         .unwrap();
-        assert_eq!(checked.update.approval_policy.as_deref(), Some("untrusted"));
+        assert_eq!(
+            checked.update.approval_policy.as_deref(),
+            Some("on-request")
+        );
         assert_eq!(checked.update.effort.as_deref(), Some("high"));
-        assert_eq!(checked.warnings.len(), 1);
-        assert!(checked.warnings[0].contains("sandboxPolicy"));
-        let full = check(
+        assert_eq!(checked.update.sandbox_mode.as_deref(), Some("read-only"));
+        assert_eq!(checked.update.network_access, Some(false));
+        assert!(checked.warnings.is_empty());
+        let granular = check(
             "turn/start",
-            params(json!({"sandboxPolicy": {"type": "dangerFullAccess"}})),
+            params(json!({"approvalPolicy": {"granular": {
+                "sandbox_approval": true, "rules": true, "mcp_elicitations": true}}})),
         )
         .unwrap();
-        assert!(full.warnings.is_empty());
-        assert!(!full.changes_anything());
-        let refused = check(
-            "turn/start",
-            params(json!({"outputSchema": {"type": "object"}})),
-        )
-        .err()
-        .unwrap();
-        assert_eq!(refused.code, -32602);
-        assert!(refused.message.contains("outputSchema"));
-        let bad = check(
-            "thread/settings/update",
-            params(json!({"approvalPolicy": "sometimes"})),
-        )
-        .err()
-        .unwrap();
-        assert!(bad.message.contains("sometimes"));
+        assert_eq!(
+            granular.update.approval_policy.as_deref(),
+            Some("untrusted")
+        );
+        assert_eq!(granular.warnings.len(), 1);
+        let untouched = check("turn/start", params(json!({"sandboxPolicy": null}))).unwrap();
+        assert!(!untouched.changes_anything());
+        for (refused, named) in [
+            (json!({"outputSchema": {"type": "object"}}), "outputSchema"),
+            (json!({"approvalPolicy": "sometimes"}), "sometimes"),
+            (json!({"sandboxPolicy": {"type": "nowhere"}}), "nowhere"),
+            (json!({"sandbox": "read-only"}), "sandboxPolicy"),
+            (json!({"permissions": ":workspace"}), ":workspace"),
+        ] {
+            let error = check("thread/settings/update", params(refused.clone()))
+                .err()
+                .unwrap();
+            assert_eq!(error.code, -32602, "{refused}");
+            assert!(
+                error.message.contains(named),
+                "{refused}: {}",
+                error.message
+            );
+        }
         assert!(check("turn/start", params(json!({"environments": null}))).is_ok());
+        assert!(check("turn/start", params(json!({"permissions": null}))).is_ok());
     }
 }

@@ -615,7 +615,8 @@ impl ThreadDriver {
     }
 
     /// Apply a settings change to the next turn (refused by name if tiller
-    /// cannot apply one of them; warned about if it is not enforced).
+    /// cannot apply one of them; warned about if it is read as something
+    /// near it).
     async fn update_settings(
         &mut self,
         method: &str,

@@ -1,6 +1,9 @@
 //! Approvals over the app-server. Under `untrusted`, a command off the
-//! read-only allowlist, or an edit, waits for a person: the driver asks the
-//! clients with `item/commandExecution/requestApproval` (or
+//! read-only allowlist, or an edit, waits for a person; so does, under every
+//! policy but `never`, a command to run outside the sandbox (one the sandbox
+//! denied, or one the model asks for under `on-request`), with the reason
+//! in the request's `reason`. The driver asks the clients with
+//! `item/commandExecution/requestApproval` (or
 //! `item/fileChange/requestApproval`), a server request sent, answered and
 //! resolved as [`super::server_requests`] says; the answer drives the
 //! engine's approval.
@@ -33,13 +36,14 @@ impl Asked {
                 item_id,
                 command,
                 cwd,
-                ..
+                reason,
             } => (
                 call_id,
                 item_id,
                 AskedFor::Command {
                     command: command.clone(),
                     cwd: cwd.clone(),
+                    reason: reason.clone(),
                 },
             ),
             EventMsg::PatchApprovalRequest {
@@ -69,8 +73,14 @@ impl Asked {
 
 /// What an approval is for.
 pub(super) enum AskedFor {
-    /// A command to run in a folder.
-    Command { command: Vec<String>, cwd: String },
+    /// A command to run in a folder, and why the person is asked when
+    /// there is more to it than the policy (the sandbox denied it, or the
+    /// model asks to run it outside the sandbox).
+    Command {
+        command: Vec<String>,
+        cwd: String,
+        reason: Option<String>,
+    },
     /// An edit (its file change item shows it), and why it is asked.
     Edit {
         reason: String,
@@ -82,24 +92,26 @@ impl ThreadDriver {
     /// The engine asks whether a command may run: ask the subscribers.
     pub(super) fn ask_approval(&mut self, asked: Asked) {
         let request = match asked.what {
-            AskedFor::Command { command, cwd } => {
-                ServerRequest::CommandApproval(CommandApprovalParams {
-                    kind: "command".to_string(),
-                    thread_id: self.info.id.clone(),
-                    turn_id: asked.turn_id.clone(),
-                    item_id: asked.item_id,
-                    started_at_ms: now_ms(),
-                    approval_id: None,
-                    environment_id: None,
-                    reason: Some(
-                        "the approval policy is untrusted and this command may change things"
-                            .to_string(),
-                    ),
-                    command: Some(tiller_protocol::display_command(&command)),
-                    cwd: Some(cwd),
-                    available_decisions: DECISIONS.iter().map(|d| d.to_string()).collect(),
-                })
-            }
+            AskedFor::Command {
+                command,
+                cwd,
+                reason,
+            } => ServerRequest::CommandApproval(CommandApprovalParams {
+                kind: "command".to_string(),
+                thread_id: self.info.id.clone(),
+                turn_id: asked.turn_id.clone(),
+                item_id: asked.item_id,
+                started_at_ms: now_ms(),
+                approval_id: None,
+                environment_id: None,
+                reason: Some(reason.unwrap_or_else(|| {
+                    "the approval policy is untrusted and this command may change things"
+                        .to_string()
+                })),
+                command: Some(tiller_protocol::display_command(&command)),
+                cwd: Some(cwd),
+                available_decisions: DECISIONS.iter().map(|d| d.to_string()).collect(),
+            }),
             AskedFor::Edit { reason, outside } => {
                 ServerRequest::FileChangeApproval(FileChangeApprovalParams {
                     thread_id: self.info.id.clone(),

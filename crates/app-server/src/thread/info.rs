@@ -8,10 +8,12 @@ use tiller_app_server_protocol::{
     ErrorCode, JsonRpcError, Thread, ThreadStartResponse, ThreadStatus, Turn,
 };
 use tiller_core::SessionHandle;
+use tiller_core::config::{ApprovalPolicy, SandboxPolicy};
 use tokio::sync::mpsc;
 
 use super::ThreadCommand;
 use crate::convert::now_secs;
+use crate::policy::{wire_approval, wire_sandbox};
 use crate::restore::saved_turns;
 
 /// The hub's handle on a thread: its driver's commands, and the session
@@ -83,7 +85,9 @@ pub(crate) struct ThreadInfo {
     pub(crate) model: String,
     pub(crate) provider: String,
     pub(crate) cwd: String,
-    pub(crate) approval_policy: String,
+    pub(crate) approval_policy: ApprovalPolicy,
+    /// What its commands may touch.
+    pub(crate) sandbox: SandboxPolicy,
     pub(crate) preview: String,
     /// Its name (`thread/name/set`), if any.
     pub(crate) name: Option<String>,
@@ -98,13 +102,14 @@ pub(crate) struct ThreadInfo {
 
 impl ThreadInfo {
     /// These facts with the settings the session runs with now (a client
-    /// may have changed its model, folder or approval policy).
+    /// may have changed its model, folder, approval policy or sandbox).
     pub(super) fn current(&self, session: &SessionHandle) -> ThreadInfo {
         let settings = session.settings();
         ThreadInfo {
             model: settings.model,
             cwd: settings.cwd.display().to_string(),
-            approval_policy: settings.approval_policy.to_string(),
+            approval_policy: settings.approval_policy,
+            sandbox: settings.sandbox,
             ..self.clone()
         }
     }
@@ -139,9 +144,9 @@ impl ThreadInfo {
             model: self.model.clone(),
             model_provider: self.provider.clone(),
             cwd: self.cwd.clone(),
-            approval_policy: self.approval_policy.clone(),
+            approval_policy: wire_approval(self.approval_policy).to_string(),
             approvals_reviewer: "user".to_string(),
-            sandbox: serde_json::json!({"type": "dangerFullAccess"}),
+            sandbox: wire_sandbox(&self.sandbox),
         }
     }
 }

@@ -2,8 +2,10 @@
 //! change things is put to the client as an `item/commandExecution/
 //! requestApproval` server request; the answer drives the engine (accept
 //! runs it, decline does not); `serverRequest/resolved` follows; a second
-//! answer is ignored; an interrupt while one waits resolves it. Every line,
-//! the server request included, is checked against the 0.171 schema.
+//! answer is ignored; an interrupt while one waits resolves it. Under
+//! `on-request`, a write the sandbox denied is offered to run again outside
+//! it, with the sandbox as the request's `reason`. Every line, the server
+//! request included, is checked against the 0.171 schema.
 
 use serde_json::{Value, json};
 use tiller_mock_model::Step;
@@ -147,5 +149,104 @@ async fn an_interrupt_while_an_approval_waits_resolves_it() {
     assert!(!fixture.scratch.work().join(MADE).exists());
     server.close().await.assert_success();
     assert_eq!(fixture.requests().len(), 1);
+    fixture.finish().await;
+}
+
+/// A thread under `on-request` in the default `workspace-write` sandbox,
+/// with `/tmp` and `$TMPDIR` not writable (the scratch folders are there):
+/// only `work/` is.
+async fn on_request_thread(fixture: &Fixture) -> (AppServer, String) {
+    let mut server = fixture.spawn();
+    server.initialize().await;
+    let started = server
+        .call(
+            "thread/start",
+            json!({"cwd": fixture.scratch.work(), "approvalPolicy": "on-request",
+                   "config": {"sandbox_workspace_write.exclude_slash_tmp": true,
+                              "sandbox_workspace_write.exclude_tmpdir_env_var": true}}),
+        )
+        .await;
+    assert_eq!(started["approvalPolicy"], "on-request");
+    assert_eq!(started["sandbox"]["type"], "workspaceWrite");
+    assert_eq!(started["sandbox"]["excludeSlashTmp"], true);
+    (server, started["thread"]["id"].as_str().unwrap().to_owned())
+}
+
+/// A folder beside `work/`, outside the workspace.
+fn outside(fixture: &Fixture) -> std::path::PathBuf {
+    let outside = fixture.scratch.work().parent().unwrap().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    outside
+}
+
+/// The command ran once in the sandbox and failed there; then the person
+/// is asked, for a new item, with the sandbox as the reason.
+async fn denied_then_asked(server: &mut AppServer, turn: &str) -> (Value, Value) {
+    let (id, params) = approval_request(server).await;
+    let first = completed_items(&server.log, turn, "commandExecution");
+    assert_eq!(first.len(), 1, "{}", server.dump());
+    assert_eq!(first[0]["status"], "failed", "{}", first[0]);
+    let output = first[0]["aggregatedOutput"].as_str().unwrap();
+    assert!(output.contains("Permission denied"), "{output}");
+    assert_ne!(params["itemId"], first[0]["id"], "{params}");
+    let reason = params["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("failed in the sandbox (workspace-write (network off))"),
+        "{reason}"
+    );
+    (id, params)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_sandbox_denied_runs_outside_it_once_accepted() {
+    let fixture = Fixture::new(Vec::new()).await;
+    let target = outside(&fixture).join(MADE);
+    fixture
+        .mock
+        .push_step(shell("call_out", &format!("touch {}", target.display())));
+    fixture.mock.push_step(Step::text("done"));
+    let (mut server, thread) = on_request_thread(&fixture).await;
+    let turn = server.start_turn(&thread, "make it there", None).await;
+    let (id, params) = denied_then_asked(&mut server, &turn).await;
+    assert!(!target.exists(), "written before the answer");
+    answer(&mut server, &id, "accept").await;
+    let done = server.wait_completed(&turn).await;
+    assert_eq!(done["turn"]["status"], "completed", "{done}");
+    assert!(target.exists());
+    let commands = completed_items(&server.log, &turn, "commandExecution");
+    assert_eq!(commands.len(), 2, "{}", server.dump());
+    assert_eq!(commands[1]["id"], params["itemId"]);
+    assert_eq!(commands[1]["status"], "completed", "{}", commands[1]);
+    assert_eq!(resolved(&server, &id), 1);
+    server.close().await.assert_success();
+    let told = fixture.requests()[1].body["input"].to_string();
+    assert!(told.contains("outside the sandbox"), "{told}");
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_sandbox_denied_stays_undone_when_declined() {
+    let fixture = Fixture::new(Vec::new()).await;
+    let target = outside(&fixture).join(MADE);
+    fixture
+        .mock
+        .push_step(shell("call_out", &format!("touch {}", target.display())));
+    fixture.mock.push_step(Step::text("done"));
+    let (mut server, thread) = on_request_thread(&fixture).await;
+    let turn = server.start_turn(&thread, "make it there", None).await;
+    let (id, _) = denied_then_asked(&mut server, &turn).await;
+    answer(&mut server, &id, "decline").await;
+    let done = server.wait_completed(&turn).await;
+    assert_eq!(done["turn"]["status"], "completed", "{done}");
+    assert!(!target.exists());
+    assert_eq!(
+        completed_items(&server.log, &turn, "commandExecution").len(),
+        1,
+        "{}",
+        server.dump()
+    );
+    server.close().await.assert_success();
+    let told = fixture.requests()[1].body["input"].to_string();
+    assert!(told.contains("declined"), "{told}");
     fixture.finish().await;
 }
