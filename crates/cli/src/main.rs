@@ -226,6 +226,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 provider: flags.provider.clone(),
                 oss: flags.oss,
                 approval: flags.approval.clone(),
+                sandbox: flags.sandbox.clone(),
                 cd: flags.cd.clone(),
                 config: flags.config.clone(),
                 script: flags.script.clone(),

@@ -33,9 +33,24 @@ pub struct TuiArgs {
     /// `-m` names one.
     #[arg(long, conflicts_with_all = ["provider", "script", "remote"])]
     pub oss: bool,
-    /// When to ask before running a command: `never` or `untrusted`.
-    #[arg(long, short = 'a', alias = "ask-for-approval", value_name = "POLICY")]
+    /// When to ask before running a command.
+    #[arg(
+        long,
+        short = 'a',
+        alias = "ask-for-approval",
+        value_name = "POLICY",
+        value_parser = ["untrusted", "on-request", "on-failure", "never"]
+    )]
     pub approval: Option<String>,
+    /// What the model's commands may touch (default: `sandbox_mode` in
+    /// config.toml, else workspace-write).
+    #[arg(
+        long,
+        short = 's',
+        value_name = "MODE",
+        value_parser = ["read-only", "workspace-write", "danger-full-access"]
+    )]
+    pub sandbox: Option<String>,
     /// The folder the agent works in.
     #[arg(long = "cd", short = 'C', value_name = "DIR")]
     pub cd: Option<PathBuf>,
@@ -117,6 +132,7 @@ pub async fn run_tui(mut args: TuiArgs, open: Open, prompt: Option<String>) -> a
         model: args.model.clone(),
         model_provider: args.provider.clone(),
         approval_policy: args.approval.clone().map(serde_json::Value::String),
+        sandbox: args.sandbox.clone().map(serde_json::Value::String),
         ..ThreadStartParams::default()
     };
     let options = TuiOptions {

@@ -88,7 +88,17 @@ impl Calls {
         let thread_id = thread.unwrap_or_default();
         match effect {
             Effect::StartThread => match client.thread_start(self.start.clone()).await {
-                Ok(opened) => self.out(Outcome::ThreadOpened(Box::new(opened))),
+                Ok(mut opened) => {
+                    // Codex's protocol has no `on-failure`: the server writes
+                    // it `on-request`, and the thread runs what was asked.
+                    let asked = self.start.approval_policy.as_ref();
+                    if opened.approval_policy == "on-request"
+                        && asked.and_then(Value::as_str) == Some("on-failure")
+                    {
+                        opened.approval_policy = "on-failure".to_owned();
+                    }
+                    self.out(Outcome::ThreadOpened(Box::new(opened)));
+                }
                 Err(e) => self.out(Outcome::OpenFailed(format!(
                     "could not start a session: {}",
                     words(&e)

@@ -28,7 +28,8 @@ pub fn opened(id: &str, cwd: &str, policy: &str, turns: Value) -> Outcome {
         },
         "model": "gpt-5-codex", "modelProvider": "openai", "cwd": cwd,
         "approvalPolicy": policy, "approvalsReviewer": "user",
-        "sandbox": {"type": "dangerFullAccess"}
+        "sandbox": {"type": "workspaceWrite", "writableRoots": [], "networkAccess": false,
+                    "excludeTmpdirEnvVar": false, "excludeSlashTmp": false}
     });
     let opened = serde_json::from_value(opened).expect("a thread/start answer");
     Outcome::ThreadOpened(Box::new(opened))

@@ -162,6 +162,38 @@ fn command_approval_overlay() {
     insta::assert_snapshot!("command_approval_overlay_note", screen(&mut app, 80, 16));
 }
 
+/// A command the sandbox denied, and the question whether to run it again
+/// outside: the reason says so under the command.
+#[test]
+fn command_approval_after_a_sandbox_denial() {
+    let mut app = app();
+    start_turn(&mut app, "install the hook");
+    command_starts(&mut app, "c1", "cp hook.sh ~/.git-hooks/");
+    output(
+        &mut app,
+        "c1",
+        "cp: cannot create regular file '/home/me/.git-hooks/hook.sh': Permission denied\n",
+    );
+    item_event(
+        &mut app,
+        "item/completed",
+        json!({"type": "commandExecution", "id": "c1", "command": "cp hook.sh ~/.git-hooks/",
+               "cwd": "/work/project", "status": "failed", "commandActions": [], "exitCode": 1,
+               "aggregatedOutput": "cp: cannot create regular file '/home/me/.git-hooks/hook.sh': Permission denied\n",
+               "durationMs": 4}),
+    );
+    app.server_request(
+        RequestId::String("approval:t:3".into()),
+        "item/commandExecution/requestApproval",
+        &json!({"kind": "command", "threadId": THREAD, "turnId": TURN, "itemId": "c2",
+                "startedAtMs": 0, "approvalId": null, "environmentId": null,
+                "reason": "the command failed in the sandbox (workspace-write (network off)), likely denied a write outside the workspace or network access; run it again without the sandbox?",
+                "command": "cp hook.sh ~/.git-hooks/", "cwd": "/work/project",
+                "availableDecisions": ["accept", "acceptForSession", "decline", "cancel"]}),
+    );
+    insta::assert_snapshot!(screen(&mut app, 80, 20));
+}
+
 #[test]
 fn steer_pending_and_queued_messages() {
     let mut app = app();

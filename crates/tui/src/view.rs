@@ -222,15 +222,19 @@ fn menu_lines(app: &App) -> Vec<Line<'static>> {
         .collect()
 }
 
-/// "gpt-5 · ~/src/app · untrusted · working 12s · esc to interrupt · 1.2k
-/// tokens"; while an MCP call runs, its last progress message; while MCP
+/// "gpt-5 · ~/src/app · approvals: untrusted · sandbox: workspace-write │
+/// working 12s · esc to interrupt · 1.2k tokens" (the settings without
+/// their names when the line is short); while an MCP call runs, its last progress message; while MCP
 /// servers start, their names.
 fn status_line(app: &App, clock: Clock, width: u16) -> Line<'static> {
-    let mut left = Vec::new();
+    // The settings, named ("approvals: never"), or bare when that does not
+    // fit: the policies' names and the sandbox modes' do not overlap.
+    let mut left: Vec<(&str, String)> = Vec::new();
     if let Some(thread) = &app.thread {
-        left.push(thread.model.clone());
-        left.push(short_path(&thread.cwd));
-        left.push(format!("approvals: {}", thread.approval_policy));
+        left.push(("", thread.model.clone()));
+        left.push(("", short_path(&thread.cwd)));
+        left.push(("approvals: ", thread.approval_policy.clone()));
+        left.push(("sandbox: ", thread.sandbox.clone()));
     }
     let state = match app.elapsed(clock.now) {
         Some(elapsed) if app.running_turn().is_some() => {
@@ -291,7 +295,25 @@ fn status_line(app: &App, clock: Clock, width: u16) -> Line<'static> {
     let room = usize::from(width).saturating_sub(right_width + 3);
     let mut spans = Vec::new();
     if !left.is_empty() && room > 8 {
-        spans.push(Span::styled(truncate(&left.join(" · "), room), DIM));
+        let join = |named: bool| {
+            left.iter()
+                .map(|(name, value)| {
+                    if named {
+                        format!("{name}{value}")
+                    } else {
+                        value.clone()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" · ")
+        };
+        let named = join(true);
+        let settings = if crate::wrap::text_width(&named) <= room {
+            named
+        } else {
+            join(false)
+        };
+        spans.push(Span::styled(truncate(&settings, room), DIM));
         spans.push(Span::styled(" │ ", DIM));
     }
     spans.extend(right_spans);

@@ -3,8 +3,8 @@
 //! mock model in this process (so each test can check what the model was
 //! sent). Esc during a command, a steer typed mid-stream, Tab to queue, Esc
 //! with a steer pending, Ctrl+C at an approval, two Ctrl+C to quit, the
-//! terminal put back, and a second client attaching with `--remote` and
-//! steering the turn it sees.
+//! terminal put back, a second client attaching with `--remote` and
+//! steering the turn it sees, and `-s` choosing the sandbox.
 
 use std::time::{Duration, Instant};
 
@@ -44,15 +44,20 @@ fn tui_with(scratch: &Scratch, args: &[&str], env: &[(&str, &str)]) -> PtyChild 
     PtyChild::spawn(command, COLS, ROWS)
 }
 
-/// Wait until the UI is idle with a session open: the status line says ready.
+/// Wait until the UI is idle with a session open: the status line shows
+/// the session's settings, then says ready.
 fn wait_ready(ui: &PtyChild) -> String {
     ui.wait_screen("the UI ready", DEADLINE, |screen| {
-        screen
-            .lines()
-            .last()
-            .is_some_and(|status| status.contains("ready"))
-            && screen.contains("approvals:")
+        screen.lines().last().is_some_and(ready_with_a_session)
     })
+}
+
+/// Whether a status line says ready after the session's settings (the
+/// model, the folder, the policies: shown once a session is open).
+pub fn ready_with_a_session(status: &str) -> bool {
+    status
+        .split_once(" │ ")
+        .is_some_and(|(settings, state)| !settings.trim().is_empty() && state.starts_with("ready"))
 }
 
 /// Type `text` and press Enter.
@@ -582,4 +587,52 @@ async fn a_prompt_on_the_command_line_is_the_first_turn() {
         "hello from the shell"
     );
     quit(&mut ui);
+}
+
+/// `-s read-only`: the status line names the sandbox, and a command that
+/// writes fails in it (under `-a never` the model is told, nobody asked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_flag_confines_commands_and_shows_in_the_status_line() {
+    let scratch = Scratch::new();
+    let mock = model(
+        &scratch,
+        json!([
+            shell_step("call_touch", "touch made-it"),
+            text_step("it was denied")
+        ]),
+        "",
+    )
+    .await;
+    let mut ui = tui(&scratch, &["-s", "read-only", "-a", "never"]);
+    let screen = wait_ready(&ui);
+    let status = screen.lines().last().unwrap_or_default();
+    assert!(status.contains("approvals: never"), "{screen}");
+    assert!(status.contains("sandbox: read-only"), "{screen}");
+    submit(&mut ui, "make a file");
+    ui.wait_screen_shows("it was denied", DEADLINE);
+    wait_ready(&ui);
+    assert!(
+        !scratch.work_file("made-it").exists(),
+        "written in read-only"
+    );
+    let told = mock.requests()[1].body["input"].to_string();
+    assert!(told.contains("Permission denied"), "{told}");
+    quit(&mut ui);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_sandbox_mode_is_refused_naming_the_modes() {
+    let scratch = Scratch::new();
+    let output = scratch
+        .tiller(&["--sandbox", "sometimes"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("sometimes"), "{stderr}");
+    assert!(
+        stderr.contains("read-only, workspace-write, danger-full-access"),
+        "{stderr}"
+    );
 }

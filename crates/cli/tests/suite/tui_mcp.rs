@@ -49,7 +49,7 @@ fn open_ui(scratch: &Scratch) -> PtyChild {
             && screen
                 .lines()
                 .last()
-                .is_some_and(|status| status.contains("ready") && status.contains("approvals:"))
+                .is_some_and(super::tui::ready_with_a_session)
     });
     ui
 }

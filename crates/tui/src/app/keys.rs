@@ -14,7 +14,18 @@ pub const POLICIES: &[(&str, &str)] = &[
         "untrusted",
         "ask before any command that is not read-only, and before edits",
     ),
-    ("never", "never ask: run every command the model calls"),
+    (
+        "on-request",
+        "run commands in the sandbox; the model may ask to run one outside it",
+    ),
+    (
+        "on-failure",
+        "run commands in the sandbox; ask to run one again outside it when it fails there",
+    ),
+    (
+        "never",
+        "never ask: run every command the model calls (in the sandbox)",
+    ),
 ];
 
 impl App {
@@ -321,6 +332,7 @@ impl App {
                 lines.push(format!("model    {}", thread.model));
                 lines.push(format!("folder   {}", thread.cwd));
                 lines.push(format!("approval {}", thread.approval_policy));
+                lines.push(format!("sandbox  {}", thread.sandbox));
             }
             None => lines.push("no session open yet".to_owned()),
         }

@@ -14,7 +14,7 @@ use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use tiller_client::protocol::{
-    McpServerStatusUpdatedNotification, QueuedSubmission, ThreadTokenUsage,
+    McpServerStatusUpdatedNotification, QueuedSubmission, SandboxPolicy, ThreadTokenUsage,
 };
 
 use crate::cell::{Cell, CellKind, Tone};
@@ -72,8 +72,33 @@ pub struct ThreadInfo {
     pub model: String,
     /// The folder.
     pub cwd: String,
-    /// `never` or `untrusted`.
+    /// `never`, `on-request`, `on-failure` or `untrusted`.
     pub approval_policy: String,
+    /// The sandbox commands run in, as [`sandbox_label`] says it.
+    pub sandbox: String,
+}
+
+/// A sandbox policy in a few words, by the names `--sandbox` takes:
+/// `workspace-write`, `workspace-write + network`, `read-only`,
+/// `danger-full-access` (or `external`: the server runs in one of its own).
+pub fn sandbox_label(policy: &SandboxPolicy) -> String {
+    match policy {
+        SandboxPolicy::DangerFullAccess => "danger-full-access".to_owned(),
+        SandboxPolicy::ExternalSandbox { .. } => "external".to_owned(),
+        SandboxPolicy::ReadOnly {
+            network_access: false,
+        } => "read-only".to_owned(),
+        SandboxPolicy::ReadOnly {
+            network_access: true,
+        } => "read-only + network".to_owned(),
+        SandboxPolicy::WorkspaceWrite { network_access, .. } => {
+            if *network_access {
+                "workspace-write + network".to_owned()
+            } else {
+                "workspace-write".to_owned()
+            }
+        }
+    }
 }
 
 /// The whole UI state.

@@ -11,7 +11,8 @@ use tiller_client::protocol::{
 };
 
 use super::{
-    App, Approval, Choice, ChoiceKind, Overlay, PendingSteer, ThreadInfo, TurnState, WaitingRequest,
+    App, Approval, Choice, ChoiceKind, Overlay, PendingSteer, ThreadInfo, TurnState,
+    WaitingRequest, sandbox_label,
 };
 use crate::cell::{Cell, CellKind, Command, McpCall, Tone, TurnOutcome};
 use crate::effect::{Effect, Outcome};
@@ -301,6 +302,7 @@ impl App {
                     model: opened.model.clone(),
                     cwd: opened.cwd.clone(),
                     approval_policy: opened.approval_policy.clone(),
+                    sandbox: sandbox_label(&opened.sandbox),
                 });
                 self.overlay = None;
                 self.requests.clear();

@@ -367,3 +367,37 @@ fn a_first_prompt_is_sent_once_the_session_opens() {
 }
 
 mod mcp;
+
+#[test]
+fn the_sandbox_the_server_reports_is_named_by_its_mode() {
+    use super::sandbox_label;
+    use tiller_client::protocol::{NetworkAccess, SandboxPolicy};
+
+    let app = app();
+    assert_eq!(app.thread.unwrap().sandbox, "workspace-write");
+    let write = |network_access| SandboxPolicy::WorkspaceWrite {
+        writable_roots: vec!["/srv/cache".to_owned()],
+        network_access,
+        exclude_tmpdir_env_var: false,
+        exclude_slash_tmp: true,
+    };
+    for (policy, label) in [
+        (write(false), "workspace-write"),
+        (write(true), "workspace-write + network"),
+        (
+            SandboxPolicy::ReadOnly {
+                network_access: false,
+            },
+            "read-only",
+        ),
+        (SandboxPolicy::DangerFullAccess, "danger-full-access"),
+        (
+            SandboxPolicy::ExternalSandbox {
+                network_access: NetworkAccess::Enabled,
+            },
+            "external",
+        ),
+    ] {
+        assert_eq!(sandbox_label(&policy), label);
+    }
+}
