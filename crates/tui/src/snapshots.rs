@@ -187,7 +187,7 @@ fn command_approval_after_a_sandbox_denial() {
         "item/commandExecution/requestApproval",
         &json!({"kind": "command", "threadId": THREAD, "turnId": TURN, "itemId": "c2",
                 "startedAtMs": 0, "approvalId": null, "environmentId": null,
-                "reason": "the command failed in the sandbox (workspace-write (network off)), likely denied a write outside the workspace or network access; run it again without the sandbox?",
+                "reason": "it failed in the sandbox (workspace-write (network off)), likely denied a write outside the workspace or network access; allowing runs it again without the sandbox",
                 "command": "cp hook.sh ~/.git-hooks/", "cwd": "/work/project",
                 "availableDecisions": ["accept", "acceptForSession", "decline", "cancel"]}),
     );

@@ -57,7 +57,7 @@ async fn exec_calls_an_mcp_tool_and_shows_the_call() {
     assert_eq!(call["error"], Value::Null);
     // The server's start is told on stderr, never on the JSON stream.
     assert!(
-        finished.stderr.contains("MCP server slow: ready (6 tools)"),
+        finished.stderr.contains("MCP server slow: ready (7 tools)"),
         "{}",
         finished.stderr
     );

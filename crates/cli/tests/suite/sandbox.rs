@@ -381,3 +381,32 @@ async fn without_landlock_tiller_says_so_once_and_runs_no_command_unless_told_to
     );
     assert!(!scratch.work_file("x").exists());
 }
+
+#[tokio::test]
+async fn slash_tmp_is_writable_unless_excluded() {
+    let scratch = Scratch::new();
+    // Named after the scratch folder, so no other test writes it.
+    let name = format!(
+        "tiller-sandbox-{}",
+        scratch
+            .work()
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+    );
+    let in_tmp = Path::new("/tmp").join(&name);
+    let script = format!("touch {}", in_tmp.display());
+
+    let mut excluded = vec!["-c", "sandbox_workspace_write.exclude_slash_tmp=true"];
+    // `$TMPDIR` may be /tmp itself.
+    excluded.extend(["-c", "sandbox_workspace_write.exclude_tmpdir_env_var=true"]);
+    let events = exec_one(&scratch, &script, &excluded).await;
+    assert!(!in_tmp.exists(), "{}", command_output(&events));
+    assert!(command_output(&events).contains("Permission denied"));
+
+    exec_one(&scratch, &script, &[]).await;
+    assert!(in_tmp.exists());
+    std::fs::remove_file(&in_tmp).unwrap();
+}

@@ -368,3 +368,34 @@ async fn a_settings_change_switches_the_sandbox_from_the_next_turn() {
     );
     engine.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_outside_for_the_session_is_not_asked_again_for_that_command() {
+    let outside = TempDir::new().unwrap();
+    let target = outside.path().join("log");
+    let script = format!("echo run >> {}", target.display());
+    let mut engine = engine(
+        ApprovalPolicy::OnFailure,
+        workspace_only(),
+        vec![
+            shell_call("call_1", &script),
+            shell_call("call_2", &script),
+            Step::text("ok"),
+        ],
+    )
+    .await;
+    let turn = engine.start_turn("log twice").await;
+    let (call_id, _, _) = approval(&mut engine).await;
+    answer(&engine, call_id, ReviewDecision::ApprovedForSession).await;
+    engine.wait_terminal(&turn).await;
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "run\nrun\n");
+    let asked = engine
+        .log
+        .iter()
+        .filter(|e| matches!(e.msg, EventMsg::ExecApprovalRequest { .. }))
+        .count();
+    assert_eq!(asked, 1, "the second call ran outside without asking");
+    // call_1: confined (failed), then again outside; call_2: outside at once.
+    assert_eq!(commands(&engine).len(), 3);
+    engine.finish().await;
+}
