@@ -137,14 +137,8 @@ impl Hub {
     ) -> Result<(SessionBuilder, Vec<String>), JsonRpcError> {
         policy::no_permissions(method, params.permissions.as_ref(), "sandbox")?;
         let mut warnings = Vec::new();
-        let approval_policy = match &params.approval_policy {
-            None | Some(Value::Null) => None,
-            Some(value) => {
-                let approval = policy::approval_policy(method, value)?;
-                warnings.extend(approval.warning);
-                Some(approval.policy)
-            }
-        };
+        let approval_policy =
+            policy::given_approval(method, params.approval_policy.as_ref(), &mut warnings)?;
         let sandbox_mode = match &params.sandbox {
             None | Some(Value::Null) => None,
             Some(value) => Some(policy::sandbox_mode(method, value)?),

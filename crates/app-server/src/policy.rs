@@ -55,6 +55,23 @@ pub(crate) fn approval_policy(method: &str, value: &Value) -> Result<Approval, J
     }
 }
 
+/// A request's `approvalPolicy`, when it gives one (`null` is none); a
+/// warning about how it was read goes to `warnings`.
+pub(crate) fn given_approval(
+    method: &str,
+    value: Option<&Value>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<ApprovalPolicy>, JsonRpcError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => {
+            let approval = approval_policy(method, value)?;
+            warnings.extend(approval.warning);
+            Ok(Some(approval.policy))
+        }
+    }
+}
+
 fn bad_approval(method: &str, value: &Value) -> String {
     format!(
         "{method}: approvalPolicy {value} is not one of never, on-request, on-failure, untrusted, {{granular}}"
@@ -110,19 +127,8 @@ pub(crate) fn sandbox_policy(method: &str, value: &Value) -> Result<SandboxPolic
             exclude_tmpdir_env_var,
             exclude_slash_tmp,
         } => {
-            let writable_roots = writable_roots
-                .into_iter()
-                .map(|root| {
-                    let path = std::path::PathBuf::from(&root);
-                    if path.is_absolute() {
-                        Ok(path)
-                    } else {
-                        Err(invalid(format!(
-                            "{method}: sandboxPolicy writableRoots: {root:?} is not an absolute path"
-                        )))
-                    }
-                })
-                .collect::<Result<_, _>>()?;
+            let writable_roots = tiller_core::config::absolute_roots(writable_roots)
+                .map_err(|e| invalid(format!("{method}: sandboxPolicy writableRoots: {e}")))?;
             Ok(SandboxPolicy {
                 mode: SandboxMode::WorkspaceWrite,
                 writable_roots,

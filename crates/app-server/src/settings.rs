@@ -63,14 +63,9 @@ pub(crate) fn check(method: &str, params: SettingsParams) -> Result<Checked, Jso
     }
     policy::no_permissions(method, params.other.get("permissions"), "sandboxPolicy")?;
     let mut warnings = Vec::new();
-    let approval_policy = match &params.approval_policy {
-        None | Some(Value::Null) => None,
-        Some(value) => {
-            let approval = policy::approval_policy(method, value)?;
-            warnings.extend(approval.warning);
-            Some(approval.policy.to_string())
-        }
-    };
+    let approval_policy =
+        policy::given_approval(method, params.approval_policy.as_ref(), &mut warnings)?
+            .map(|policy| policy.to_string());
     let mut update = SettingsUpdate {
         model: params.model,
         cwd: params.cwd,

@@ -39,7 +39,7 @@ pub use mcp::{
     DEFAULT_MCP_STARTUP_TIMEOUT, DEFAULT_MCP_TOOL_TIMEOUT, McpApproval, McpServerConfig,
     McpTransport, valid_name as valid_mcp_server_name,
 };
-pub use sandbox::{SandboxMode, SandboxPolicy};
+pub use sandbox::{SandboxMode, SandboxPolicy, absolute_roots};
 
 /// The config file's name inside the tiller home.
 const CONFIG_FILE_NAME: &str = "config.toml";

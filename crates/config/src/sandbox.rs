@@ -117,6 +117,22 @@ impl SandboxPolicy {
     }
 }
 
+/// `roots` as paths, or which one is not absolute (a root is where writes
+/// are allowed: a relative one would depend on the folder of the moment).
+pub fn absolute_roots(roots: impl IntoIterator<Item = String>) -> Result<Vec<PathBuf>, String> {
+    roots
+        .into_iter()
+        .map(|root| {
+            let path = PathBuf::from(&root);
+            if path.is_absolute() {
+                Ok(path)
+            } else {
+                Err(format!("{root:?} is not an absolute path"))
+            }
+        })
+        .collect()
+}
+
 /// Reads `sandbox_mode`.
 pub(super) fn check_mode(node: &RawNode, key: &str) -> Result<SandboxMode, ConfigError> {
     let expected = "expected \"read-only\", \"workspace-write\" or \"danger-full-access\"";

@@ -1132,19 +1132,8 @@ fn sandbox_policy(
     let mode = mode
         .parse::<tiller_config::SandboxMode>()
         .map_err(|e| format!("sandbox: {e}"))?;
-    let writable_roots = writable_roots
-        .into_iter()
-        .map(|root| {
-            let path = std::path::PathBuf::from(&root);
-            if path.is_absolute() {
-                Ok(path)
-            } else {
-                Err(format!(
-                    "sandbox: writable root {root} is not an absolute path"
-                ))
-            }
-        })
-        .collect::<Result<_, _>>()?;
+    let writable_roots = tiller_config::absolute_roots(writable_roots)
+        .map_err(|e| format!("sandbox: writable root {e}"))?;
     Ok(tiller_config::SandboxPolicy {
         mode,
         writable_roots,

@@ -211,16 +211,7 @@ fn declined(
     item_id: &str,
     request: &ShellRequest,
 ) -> ToolOutput {
-    ctx.item_started(item(call, item_id, request, None, None, None, None));
-    ctx.item_completed(item(
-        call,
-        item_id,
-        request,
-        Some(ExecEndStatus::Denied),
-        None,
-        Some(0),
-        Some(String::new()),
-    ));
+    unrun(ctx, call, item_id, request, ExecEndStatus::Denied, "");
     ToolOutput::Output("the user denied this command; it did not run".into())
 }
 
@@ -233,17 +224,30 @@ fn not_run(
     request: &ShellRequest,
     why: &str,
 ) -> ToolOutput {
+    unrun(ctx, call, item_id, request, ExecEndStatus::Failed, why);
+    ToolOutput::Output(format!("The command did not run: {why}"))
+}
+
+/// Item `item_id` of a command that never ran, started and ended `status`
+/// with `output`.
+fn unrun(
+    ctx: &ToolContext<'_>,
+    call: &ToolCall,
+    item_id: &str,
+    request: &ShellRequest,
+    status: ExecEndStatus,
+    output: &str,
+) {
     ctx.item_started(item(call, item_id, request, None, None, None, None));
     ctx.item_completed(item(
         call,
         item_id,
         request,
-        Some(ExecEndStatus::Failed),
+        Some(status),
         None,
         Some(0),
-        Some(why.to_string()),
+        Some(output.to_string()),
     ));
-    ToolOutput::Output(format!("The command did not run: {why}"))
 }
 
 /// Run `request` as item `item_id`, shown from start to end.
