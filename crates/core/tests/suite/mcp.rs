@@ -772,11 +772,16 @@ async fn a_server_that_speaks_garbage_fails_its_start_and_the_session_goes_on() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_configured_with_a_sandbox_runs_confined_and_one_without_does_not() {
     let dir = TempDir::new().unwrap();
-    // Outside /tmp, the one folder both may write besides the session's.
-    let outside = TempDir::new_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    // With the temporary folders excluded, only the session's folder is
+    // writable: a temporary folder is outside, wherever the tests run.
+    let outside = TempDir::new().unwrap();
     let site = python_mcp_site().await;
     let mut confined = slow_server("boxed", &site, &dir.path().join("boxed-record"));
     confined.sandbox_mode = Some(tiller_core::config::SandboxMode::WorkspaceWrite);
+    // It could not write its record there.
+    if let McpTransport::Stdio { env, .. } = &mut confined.transport {
+        env.remove("MCP_RECORD");
+    }
     let free = slow_server("free", &site, &dir.path().join("free-record"));
     let write = |call_id: &str, server: &str, name: &str| {
         let path = outside.path().join(name).display().to_string();
@@ -786,13 +791,17 @@ async fn a_server_configured_with_a_sandbox_runs_confined_and_one_without_does_n
             json!({"path": path, "text": "hi"}),
         )
     };
-    let mut engine = engine_with(
-        vec![confined, free],
+    let mut settings = EngineSettings::new(WireApi::Responses);
+    settings.mcp_servers = vec![confined, free];
+    settings.sandbox.exclude_slash_tmp = true;
+    settings.sandbox.exclude_tmpdir_env_var = true;
+    let mut engine = TestEngine::start_with(
         vec![
             write("call_1", "boxed", "from-boxed"),
             write("call_2", "free", "from-free"),
             Step::text("done"),
         ],
+        settings,
     )
     .await;
     // Both ready, in whichever order.
