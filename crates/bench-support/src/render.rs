@@ -39,6 +39,7 @@ const GROUPS: &[(&str, &str)] = &[
         "MCP servers' tools (engine, the Python SDK's FastMCP server)",
     ),
     ("mcp", "`tiller mcp-server`"),
+    ("acp", "`tiller acp` (the release binary, raw ACP v1 lines)"),
     ("rollout", "Cost of the rollout on the streaming path"),
     (
         "checkpoint",

@@ -57,6 +57,8 @@ enum Command {
     AppServer(AppServerArgs),
     /// Serve MCP on stdin/stdout: tools `tiller`, `tiller-reply`, `tiller-interrupt`.
     McpServer,
+    /// Serve the Agent Client Protocol on stdin/stdout, for editors (Zed, JetBrains, Neovim).
+    Acp(AcpArgs),
     /// Manage the MCP servers whose tools sessions offer (`[mcp_servers]` in config.toml).
     Mcp(mcp::McpArgs),
     /// Run a command under the sandbox a session gives commands (-s MODE, -c, --add-dir), for debugging.
@@ -75,6 +77,18 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         script: PathBuf,
     },
+}
+
+/// `tiller acp` flags.
+#[derive(Debug, clap::Args)]
+struct AcpArgs {
+    /// A prompt sent while a turn runs: `steer` it into the turn (the
+    /// default) or `queue` it as the next turn.
+    #[arg(long, value_name = "MODE", default_value = "steer", value_parser = ["steer", "queue"])]
+    while_running: String,
+    /// Override a config value for every session: `-c key=value`.
+    #[arg(long = "config", short = 'c', value_name = "KEY=VALUE")]
+    config: Vec<String>,
 }
 
 /// `tiller app-server` flags, as Codex 0.171's.
@@ -253,6 +267,25 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             tiller_app_server::serve(listen, auth, options)
                 .await
                 .map_err(anyhow::Error::msg)
+        }
+        Command::Acp(args) => {
+            let options = tiller_acp::AcpOptions {
+                tiller_home: tiller_core::config::default_tiller_home()?,
+                cli_overrides: args
+                    .config
+                    .iter()
+                    .map(|kv| tiller_core::config::parse_cli_override(kv))
+                    .collect::<Result<_, _>>()?,
+                while_running: if args.while_running == "queue" {
+                    tiller_acp::PromptWhileRunning::Queue
+                } else {
+                    tiller_acp::PromptWhileRunning::Steer
+                },
+            };
+            tiller_acp::run_acp(options)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            Ok(0)
         }
         Command::McpServer => {
             let options = tiller_mcp_server::McpServerOptions {

@@ -1,3 +1,5 @@
+mod acp;
+mod acp_python;
 pub(super) mod app_server;
 mod app_server_schedules;
 mod bad_bytes;
