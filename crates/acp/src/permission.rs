@@ -7,10 +7,10 @@ use agent_client_protocol::Client;
 use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::v1::schema as acp;
 use tiller_core::SessionHandle;
-use tiller_protocol::{EventMsg, Op, ReviewDecision, display_command};
+use tiller_protocol::{EventMsg, Op, ReviewDecision};
 use tokio_util::sync::CancellationToken;
 
-use crate::translate::Translator;
+use crate::translate::{Translator, asked_call};
 
 const ALLOW_ONCE: &str = "allow_once";
 const ALLOW_ALWAYS: &str = "allow_always";
@@ -33,9 +33,8 @@ impl Question {
                 reason,
                 ..
             } => {
-                let mut fields = acp::ToolCallUpdateFields::new()
-                    .title(display_command(command))
-                    .kind(acp::ToolKind::Execute);
+                let (title, kind) = asked_call(command);
+                let mut fields = acp::ToolCallUpdateFields::new().title(title).kind(kind);
                 if let Some(reason) = reason {
                     fields = fields.content(vec![reason.clone().into()]);
                 }

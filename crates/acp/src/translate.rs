@@ -133,6 +133,20 @@ pub(crate) fn tool_call(item: &TurnItem, cwd: &Path) -> Option<acp::ToolCall> {
     Some(call)
 }
 
+/// The title and kind of a call asked about: a command, or an MCP tool's
+/// call (asked as its qualified name and JSON arguments), shown as its
+/// item will be.
+pub(crate) fn asked_call(command: &[String]) -> (String, acp::ToolKind) {
+    if let [name, _arguments] = command
+        && let Some((server, tool)) = name
+            .strip_prefix("mcp__")
+            .and_then(|rest| rest.split_once("__"))
+    {
+        return (format!("{server}.{tool}"), acp::ToolKind::Other);
+    }
+    (display_command(command), acp::ToolKind::Execute)
+}
+
 /// The status an ended item shows.
 fn end_status(kind: &TurnItemKind) -> acp::ToolCallStatus {
     let completed = match kind {
@@ -237,22 +251,11 @@ impl Translator {
                 cwd,
                 ..
             } => {
-                let item = TurnItem::new(
-                    item_id.clone(),
-                    TurnItemKind::CommandExecution {
-                        call_id: String::new(),
-                        command: command.clone(),
-                        cwd: cwd.clone(),
-                        status: None,
-                        exit_code: None,
-                        duration_ms: None,
-                        aggregated_output: None,
-                    },
-                );
-                tool_call(&item, &self.cwd)
-                    .and_then(|call| self.announce(call))
-                    .into_iter()
-                    .collect()
+                let (title, kind) = asked_call(command);
+                let call = acp::ToolCall::new(acp::ToolCallId::new(item_id.clone()), title)
+                    .kind(kind)
+                    .raw_input(serde_json::json!({"command": command, "cwd": cwd}));
+                self.announce(call).into_iter().collect()
             }
             EventMsg::ItemStarted { item } => self.started(item),
             EventMsg::ExecCommandOutputDelta { item_id, chunk, .. } => {

@@ -8,7 +8,8 @@ As an editor would see it:
 1. initialize (loadSession offered), session/new in a folder;
 2. a prompt whose command asks permission (allow once): the tool call is
    announced with kind `execute`, runs, completes; the answer streams as
-   agent message chunks; `end_turn`; the file exists;
+   agent message chunks; `end_turn`; the file exists. An edit is asked
+   about, then shown with its location and as a diff (a new file);
 3. a prompt running `sleep 60` (allowed always): once that process exists,
    session/cancel; the prompt answers `cancelled` and the process is gone;
 4. a prompt sent while a turn runs is steered in: the first prompt's command
@@ -17,7 +18,9 @@ As an editor would see it:
 5. a permission answered `cancelled` ends the turn `cancelled`, the command
    never runs; a permission left unanswered while session/cancel is sent
    ends the turn `cancelled` too;
-6. a second connection loads the session: the saved turns are replayed as
+6. a session with the editor's MCP server (stdio, the FastMCP test server):
+   the model calls its tool, shown as a tool call that completes;
+7. a second connection loads the session: the saved turns are replayed as
    session/updates before the answer.
 
 Every wait has a deadline; nothing sleeps for a fixed time. Exit status 0 means
@@ -39,7 +42,9 @@ from acp.schema import (
     AllowedOutcome,
     ClientCapabilities,
     DeniedOutcome,
+    EnvVariable,
     Implementation,
+    McpServerStdio,
     RequestPermissionResponse,
     ToolCallProgress,
     ToolCallStart,
@@ -73,11 +78,37 @@ def mock_script(work):
     return [
         shell("c_touch", "touch made"),
         text("made it"),
+        {
+            "type": "response",
+            "items": [
+                {
+                    "type": "function_call",
+                    "name": "apply_patch",
+                    "call_id": "c_patch",
+                    "arguments": {
+                        "input": "*** Begin Patch\n*** Add File: notes.txt\n+written by the patch\n*** End Patch"
+                    },
+                }
+            ],
+        },
+        text("edited"),
         shell("c_sleep", f"echo $$ > {work}/sleep.pid; exec sleep 60"),
         shell("c_wait", f"while [ ! -e {work}/go ]; do sleep 0.02; done; echo went"),
         text("both done"),
         shell("c_rm", "rm -f made"),
         shell("c_rm2", "rm -f made"),
+        {
+            "type": "response",
+            "items": [
+                {
+                    "type": "function_call",
+                    "name": "mcp__slow__add",
+                    "call_id": "c_add",
+                    "arguments": {"a": 2, "b": 3},
+                }
+            ],
+        },
+        text("five"),
     ]
 
 
@@ -177,6 +208,25 @@ async def drive(conn, editor, work):
     assert ended and ended[-1].tool_call_id == started[0].tool_call_id, editor.updates
     assert editor.message() == "made it", editor.message()
 
+    # An edit: asked about, then shown as a diff with its location.
+    editor.answers = ["allow_once"]
+    editor.updates.clear()
+    done = await asyncio.wait_for(
+        conn.prompt(session_id=sid, prompt=[text_block("edit")]), DEADLINE
+    )
+    assert done.stop_reason == "end_turn", done
+    edit = editor.of(ToolCallStart)
+    assert edit and edit[0].kind == "edit", edit
+    assert edit[0].locations[0].path == str(work / "notes.txt"), edit[0].locations
+    diffs = [
+        c
+        for u in editor.of(ToolCallProgress)
+        for c in (u.content or [])
+        if getattr(c, "type", None) == "diff"
+    ]
+    assert diffs and diffs[0].new_text == "written by the patch\n", editor.updates
+    assert diffs[0].old_text is None, diffs[0]
+
     # 3. session/cancel during `sleep 60`.
     editor.answers = ["allow_always"]
     pid_file = work / "sleep.pid"
@@ -227,6 +277,31 @@ async def drive(conn, editor, work):
     assert done.stop_reason == "cancelled", done
     editor.release.set()
     assert (work / "made").exists()
+
+    # 6. The editor's MCP server: its tools are the model's (asked about under untrusted).
+    server = McpServerStdio(
+        name="slow",
+        command="python3",
+        args=[os.environ["MCP_SERVER_SCRIPT"]],
+        env=[EnvVariable(name="PYTHONPATH", value=os.environ["MCP_SITE"])],
+    )
+    with_mcp = await conn.new_session(cwd=str(work), mcp_servers=[server])
+    editor.answers = ["allow_once"]
+    editor.updates.clear()
+    # The server starts in the background; a call of its tool waits for it.
+    done = await asyncio.wait_for(
+        conn.prompt(session_id=with_mcp.session_id, prompt=[text_block("add")]), DEADLINE
+    )
+    assert done.stop_reason == "end_turn", done
+    calls = [u for u in editor.of(ToolCallStart) if u.title == "slow.add"]
+    assert calls, editor.updates
+    ended = [
+        u
+        for u in editor.of(ToolCallProgress)
+        if u.tool_call_id == calls[0].tool_call_id and u.status == "completed"
+    ]
+    assert ended, editor.updates
+    assert editor.message() == "five", editor.message()
     return sid
 
 
@@ -236,7 +311,7 @@ async def load(conn, editor, work, sid):
         conn.load_session(cwd=str(work), session_id=sid, mcp_servers=[]), DEADLINE
     )
     said = [u.content.text for u in editor.of(UserMessageChunk)]
-    assert said[:2] == ["make a file", "sleep"], said
+    assert said[:3] == ["make a file", "edit", "sleep"], said
     assert "made it" in editor.message(), editor.updates
     titles = [u.title for u in editor.of(ToolCallStart)]
     assert any("touch made" in t for t in titles), titles

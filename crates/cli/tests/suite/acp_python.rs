@@ -1,8 +1,9 @@
 //! `tiller acp` driven by an ACP client that is not ours: the official
 //! Python SDK (`agent-client-protocol` from PyPI, pinned) runs
 //! `tests/acp/test_acp_agent.py` against the binary under test (see the
-//! script for what it checks: permissions, cancel during `sleep 60`, a
-//! prompt steered mid-turn, load of the saved session).
+//! script for what it checks: permissions, an edit's diff, cancel during
+//! `sleep 60`, a prompt steered mid-turn, the editor's MCP server, load of
+//! the saved session).
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -54,10 +55,17 @@ async fn python_acp_sdk() -> std::path::PathBuf {
 #[tokio::test]
 async fn the_python_acp_sdk_prompts_cancels_steers_asks_and_loads() {
     let site = python_acp_sdk().await;
+    // The MCP server the editor hands tiller: FastMCP on the Python MCP SDK.
+    let mcp_site = tiller_test_support::mcp_servers::python_mcp_site().await;
     let mut child = Command::new("python3")
         .arg(SCRIPT)
         .env("TILLER_BIN", TILLER)
         .env("PYTHONPATH", &site)
+        .env("MCP_SITE", &mcp_site)
+        .env(
+            "MCP_SERVER_SCRIPT",
+            tiller_test_support::mcp_servers::slow_server_script(),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
