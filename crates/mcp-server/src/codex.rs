@@ -94,12 +94,14 @@ impl CodexParams {
             None => None,
             Some(name) => Some(name.parse::<ApprovalPolicy>().map_err(|e| e.to_string())?),
         };
-        let cli_overrides = self
+        // In key order, whatever order the JSON object kept.
+        let mut cli_overrides = self
             .config
             .iter()
             .flatten()
             .map(|(key, value)| Ok((key.clone(), override_value(key, value)?)))
             .collect::<Result<Vec<_>, String>>()?;
+        cli_overrides.sort();
         Ok(ThreadStart {
             model: self.model.clone(),
             cwd: self.cwd.clone(),

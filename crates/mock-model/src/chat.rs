@@ -331,16 +331,31 @@ mod tests {
             .collect()
     }
 
+    /// Each event as JSON (`[DONE]` as a string): compared as values, since
+    /// a `json!` object's key order depends on serde_json's `preserve_order`.
+    fn parsed(events: &[String]) -> Vec<Value> {
+        events
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap_or_else(|_| Value::String(e.clone())))
+            .collect()
+    }
+
     #[test]
     fn chunks_are_data_lines_with_keys_in_api_order() {
         let events = events(Step::text("hi"), false);
+        // The chunk's own keys are in the API's order.
+        assert!(
+            events[0].starts_with(r#"{"id":"chatcmpl-mock-2","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":"#),
+            "{}",
+            events[0]
+        );
         assert_eq!(
-            events,
+            parsed(&events),
             [
-                r#"{"id":"chatcmpl-mock-2","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{"content":"","role":"assistant"},"finish_reason":null}]}"#,
-                r#"{"id":"chatcmpl-mock-2","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}"#,
-                r#"{"id":"chatcmpl-mock-2","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
-                "[DONE]",
+                json!({"id":"chatcmpl-mock-2","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{"content":"","role":"assistant"},"finish_reason":null}]}),
+                json!({"id":"chatcmpl-mock-2","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}),
+                json!({"id":"chatcmpl-mock-2","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}),
+                json!("[DONE]"),
             ]
         );
     }
@@ -350,8 +365,8 @@ mod tests {
         let events = events(Step::text("hi").with_usage(3, 4), true);
         assert!(events[..3].iter().all(|e| e.ends_with(r#","usage":null}"#)));
         assert_eq!(
-            events[3],
-            r#"{"id":"chatcmpl-mock-2","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[],"usage":{"completion_tokens":4,"completion_tokens_details":{"reasoning_tokens":0},"prompt_tokens":3,"prompt_tokens_details":{"cached_tokens":0},"total_tokens":7}}"#
+            parsed(&events)[3],
+            json!({"id":"chatcmpl-mock-2","object":"chat.completion.chunk","created":1700000000,"model":"m","choices":[],"usage":{"completion_tokens":4,"completion_tokens_details":{"reasoning_tokens":0},"prompt_tokens":3,"prompt_tokens_details":{"cached_tokens":0},"total_tokens":7}})
         );
         assert_eq!(events[4], "[DONE]");
     }
@@ -371,7 +386,15 @@ mod tests {
             .map(|e| {
                 let delta = &serde_json::from_str::<Value>(e).unwrap()["choices"][0]["delta"];
                 match &delta["tool_calls"][0] {
-                    Value::Null => delta.to_string(),
+                    // Keys sorted, whatever order the object kept.
+                    Value::Null => serde_json::to_string(
+                        &delta
+                            .as_object()
+                            .unwrap()
+                            .iter()
+                            .collect::<std::collections::BTreeMap<_, _>>(),
+                    )
+                    .unwrap(),
                     call if call.get("id").is_some() => format!("head{}", call["index"]),
                     call => format!("args{}", call["index"]),
                 }

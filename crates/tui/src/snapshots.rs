@@ -399,7 +399,9 @@ fn mcp_tool_call_running_with_progress() {
         mcp_call(
             "m1",
             "search",
-            json!({"query": "ratatui paragraph wrapping", "limit": 5}),
+            // Keys in sorted order: JSON objects keep their order in some builds
+            // (serde_json `preserve_order`, turned on by the ACP crate).
+            json!({"limit": 5, "query": "ratatui paragraph wrapping"}),
         ),
     );
     app.notification(note(
