@@ -76,6 +76,7 @@ impl Sessions {
 pub async fn run_acp(options: AcpOptions) -> Result<(), String> {
     let sessions = Sessions::default();
     let options = Arc::new(options);
+    let on_auth = Arc::clone(&options);
     let (on_new, on_load, on_prompt, on_cancel) = (
         (sessions.clone(), Arc::clone(&options)),
         (sessions.clone(), Arc::clone(&options)),
@@ -96,13 +97,13 @@ pub async fn run_acp(options: AcpOptions) -> Result<(), String> {
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_request(
-            async |_: acp::AuthenticateRequest,
-                   responder: Responder<acp::AuthenticateResponse>,
-                   _cx| {
+            async move |_: acp::AuthenticateRequest,
+                        responder: Responder<acp::AuthenticateResponse>,
+                        _cx| {
                 // The key is read from the environment tiller was started
-                // with; there is nothing to log in to. `session/new` says
-                // which variable is missing.
-                responder.respond(acp::AuthenticateResponse::new())
+                // with: there is nothing to log in to, only to check, and
+                // to say which variable to set.
+                responder.respond_with_result(key_present(&on_auth))
             },
             agent_client_protocol::on_receive_request!(),
         )
@@ -180,6 +181,21 @@ fn initialize(init: &acp::InitializeRequest) -> acp::InitializeResponse {
             "tiller",
             env!("CARGO_PKG_VERSION"),
         ))
+}
+
+/// Ok if the configured provider's API key is in the environment (or it
+/// needs none); else "authentication required" naming the variable.
+fn key_present(options: &AcpOptions) -> Result<acp::AuthenticateResponse, Error> {
+    let overrides = ConfigOverrides {
+        cli_overrides: options.cli_overrides.clone(),
+        ..ConfigOverrides::default()
+    };
+    let loaded = tiller_core::config::Config::load(&options.tiller_home, overrides)
+        .map_err(|e| Error::internal_error().data(e.to_string()))?;
+    match loaded.config.provider.api_key() {
+        Ok(_) => Ok(acp::AuthenticateResponse::new()),
+        Err(missing) => Err(Error::auth_required().data(missing.to_string())),
+    }
 }
 
 /// The config overrides of a session in `cwd` with the client's MCP servers.

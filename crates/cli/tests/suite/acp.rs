@@ -116,6 +116,17 @@ async fn a_missing_api_key_asks_for_authentication_and_names_the_variable() {
     let answer = agent.answer().await;
     assert_eq!(answer["error"]["code"], -32000, "{answer}");
     assert!(answer.to_string().contains("OPENAI_API_KEY"), "{answer}");
+
+    // `authenticate` checks the same, and says the same.
+    agent
+        .send(
+            json!({"jsonrpc": "2.0", "id": "auth", "method": "authenticate",
+            "params": {"methodId": "env-api-key"}}),
+        )
+        .await;
+    let answer = agent.answer().await;
+    assert_eq!(answer["error"]["code"], -32000, "{answer}");
+    assert!(answer.to_string().contains("OPENAI_API_KEY"), "{answer}");
 }
 
 #[tokio::test]
