@@ -37,13 +37,20 @@ fn install_root() -> PathBuf {
 
 /// The folder holding the pinned Python MCP SDK (for `PYTHONPATH`).
 pub async fn python_mcp_site() -> PathBuf {
+    python_site(PYTHON_MCP_SDK, "python-mcp-2.3.0", "mcp").await
+}
+
+/// The folder holding the pip package `spec` (pinned: `name==version`),
+/// installed once into `<target>/tmp/<folder>`; `module` is the folder it
+/// makes there, which says the install is complete.
+pub async fn python_site(spec: &str, folder: &str, module: &str) -> PathBuf {
     let root = install_root();
-    let site = root.join("python-mcp-2.3.0");
-    if site.join("mcp").is_dir() {
+    let site = root.join(folder);
+    if site.join(module).is_dir() {
         return site;
     }
     std::fs::create_dir_all(&root).unwrap();
-    let staging = root.join(format!("python-mcp-staging-{}", std::process::id()));
+    let staging = root.join(format!("{folder}-staging-{}", std::process::id()));
     let mut pip = Command::new("python3");
     pip.args([
         "-m",
@@ -54,8 +61,8 @@ pub async fn python_mcp_site() -> PathBuf {
         "--target",
     ])
     .arg(&staging)
-    .arg(PYTHON_MCP_SDK);
-    run_install(pip, "python3 with pip (Python 3.10+)", PYTHON_MCP_SDK).await;
+    .arg(spec);
+    run_install(pip, "python3 with pip (Python 3.10+)", spec).await;
     if std::fs::rename(&staging, &site).is_err() {
         // Another test got there first; use its copy.
         let _ = std::fs::remove_dir_all(&staging);
@@ -96,7 +103,7 @@ async fn run_install(mut command: Command, needs: &str, what: &str) {
     let output = tokio::time::timeout(INSTALL_DEADLINE, command.output())
         .await
         .unwrap_or_else(|_| panic!("installing {what} took longer than {INSTALL_DEADLINE:?}"))
-        .unwrap_or_else(|e| panic!("the MCP interop tests need {needs} on PATH ({e})"));
+        .unwrap_or_else(|e| panic!("the interop tests need {needs} on PATH ({e})"));
     assert!(
         output.status.success(),
         "could not install {what}:\n{}",

@@ -804,3 +804,43 @@ impl Listening {
             .unwrap()
     }
 }
+
+/// Run `python3 script` (a test written against a client library that is
+/// not ours) with `TILLER_BIN` set to the binary under test and `env`,
+/// within `deadline`; panics with everything it printed unless it exits 0.
+pub async fn run_python_test(script: &str, env: &[(&str, &Path)], deadline: Duration) {
+    let mut command = Command::new("python3");
+    command
+        .arg(script)
+        .env("TILLER_BIN", TILLER)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let read_all = |mut pipe: Box<dyn tokio::io::AsyncRead + Unpin + Send>| {
+        tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text).await;
+            text
+        })
+    };
+    let out = read_all(Box::new(child.stdout.take().unwrap()));
+    let err = read_all(Box::new(child.stderr.take().unwrap()));
+    let status = match tokio::time::timeout(deadline, child.wait()).await {
+        Ok(status) => status.unwrap(),
+        Err(_) => {
+            child.kill().await.unwrap();
+            panic!("{script} did not finish within {deadline:?}");
+        }
+    };
+    let (out, err) = (out.await.unwrap(), err.await.unwrap());
+    assert!(
+        status.success(),
+        "{script} failed ({status})\n--- stdout\n{out}\n--- stderr\n{err}"
+    );
+    eprintln!("{err}");
+}
