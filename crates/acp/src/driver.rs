@@ -20,7 +20,7 @@ use crate::translate::Translator;
 
 /// What a `session/prompt` sent while a turn runs does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MidTurn {
+pub enum WhileRunning {
     /// It joins the running turn (delivered to the model at the next
     /// step), and is answered when that turn ends.
     #[default]
@@ -58,7 +58,7 @@ struct Driver {
     events: EventStream,
     cx: ConnectionTo<Client>,
     id: acp::SessionId,
-    mid_turn: MidTurn,
+    while_running: WhileRunning,
     running: Option<Running>,
     queued: VecDeque<(Vec<UserInput>, Responder<acp::PromptResponse>)>,
     translator: Translator,
@@ -70,7 +70,7 @@ struct Driver {
 pub(crate) fn spawn(
     opened: OpenedSession,
     cx: ConnectionTo<Client>,
-    mid_turn: MidTurn,
+    while_running: WhileRunning,
 ) -> mpsc::UnboundedSender<Command> {
     let (tx, rx) = mpsc::unbounded_channel();
     let id = acp::SessionId::new(opened.handle.session_id().to_string());
@@ -79,7 +79,7 @@ pub(crate) fn spawn(
         events: opened.events,
         cx,
         id,
-        mid_turn,
+        while_running,
         running: None,
         queued: VecDeque::new(),
         translator: Translator::new(opened.config.cwd),
@@ -112,7 +112,7 @@ impl Driver {
             self.start(input, responder).await;
             return;
         };
-        if self.mid_turn == MidTurn::Steer
+        if self.while_running == WhileRunning::Steer
             && self
                 .session
                 .steer(input.clone(), running.id.clone(), None)

@@ -29,9 +29,9 @@ use tiller_core::config::{ConfigError, ConfigOverrides};
 use tiller_core::{CoreError, OpenedSession, Resume, SessionBuilder};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
-use crate::driver::{Command, MidTurn};
+use crate::driver::Command;
 
-pub use driver::MidTurn as PromptWhileRunning;
+pub use driver::WhileRunning;
 
 /// How `tiller acp` runs.
 #[derive(Debug, Clone)]
@@ -41,7 +41,7 @@ pub struct AcpOptions {
     /// `-c key=value` overrides for every session.
     pub cli_overrides: Vec<(String, String)>,
     /// What a `session/prompt` sent while a turn runs does.
-    pub while_running: MidTurn,
+    pub while_running: WhileRunning,
 }
 
 /// The sessions of this connection, by id: each one's driver.

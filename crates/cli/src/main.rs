@@ -277,9 +277,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     .map(|kv| tiller_core::config::parse_cli_override(kv))
                     .collect::<Result<_, _>>()?,
                 while_running: if args.while_running == "queue" {
-                    tiller_acp::PromptWhileRunning::Queue
+                    tiller_acp::WhileRunning::Queue
                 } else {
-                    tiller_acp::PromptWhileRunning::Steer
+                    tiller_acp::WhileRunning::Steer
                 },
             };
             tiller_acp::run_acp(options)

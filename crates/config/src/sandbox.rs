@@ -117,19 +117,13 @@ impl SandboxPolicy {
     }
 }
 
-/// `roots` as paths, or which one is not absolute (a root is where writes
+/// `roots` as paths (`~/` is the home folder, as in the config file), or
+/// which one is not absolute (a root is where writes
 /// are allowed: a relative one would depend on the folder of the moment).
 pub fn absolute_roots(roots: impl IntoIterator<Item = String>) -> Result<Vec<PathBuf>, String> {
     roots
         .into_iter()
-        .map(|root| {
-            let path = PathBuf::from(&root);
-            if path.is_absolute() {
-                Ok(path)
-            } else {
-                Err(format!("{root:?} is not an absolute path"))
-            }
-        })
+        .map(|root| absolute(&root).ok_or_else(|| format!("{root:?} is not an absolute path")))
         .collect()
 }
 
@@ -198,6 +192,7 @@ fn roots(node: &RawNode, key: &str) -> Result<Vec<PathBuf>, ConfigError> {
         .collect()
 }
 
+/// `path` if it is absolute, with `~/` taken as the home folder.
 fn absolute(path: &str) -> Option<PathBuf> {
     if let Some(rest) = path.strip_prefix("~/") {
         return std::env::var_os("HOME").map(|home| PathBuf::from(home).join(rest));

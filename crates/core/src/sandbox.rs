@@ -35,6 +35,15 @@ pub(crate) fn writable_roots(policy: &SandboxPolicy, cwd: &Path) -> Vec<PathBuf>
     roots
 }
 
+/// The writable roots of `policy` in `cwd`, for a sentence: `/a, /b`.
+fn roots_list(policy: &SandboxPolicy, cwd: &Path) -> String {
+    writable_roots(policy, cwd)
+        .iter()
+        .map(|root| root.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `policy` for a command run in `cwd`, as the process crate enforces it.
 pub fn process_sandbox(policy: &SandboxPolicy, cwd: &Path) -> Sandbox {
     match policy.mode {
@@ -123,14 +132,7 @@ pub(crate) fn unwritable(policy: &SandboxPolicy, cwd: &Path, targets: &[&Path]) 
 pub(crate) fn edit_refused(policy: &SandboxPolicy, cwd: &Path, path: &Path) -> String {
     let allowed = match policy.mode {
         SandboxMode::ReadOnly => "it allows no writes".to_string(),
-        _ => format!(
-            "it writes only beneath {}",
-            writable_roots(policy, cwd)
-                .iter()
-                .map(|root| root.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        _ => format!("it writes only beneath {}", roots_list(policy, cwd)),
     };
     format!(
         "the patch was not applied: it writes {}, which the sandbox ({}) does not allow ({allowed}). \
@@ -187,14 +189,7 @@ pub(crate) fn likely_denied(outcome: &ShellOutcome, policy: &SandboxPolicy) -> b
 pub(crate) fn denial_note(policy: &SandboxPolicy, cwd: &Path) -> String {
     let writes = match policy.mode {
         SandboxMode::ReadOnly => "writes nothing".to_string(),
-        _ => {
-            let roots = writable_roots(policy, cwd)
-                .iter()
-                .map(|root| root.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("writes only beneath {roots}")
-        }
+        _ => format!("writes only beneath {}", roots_list(policy, cwd)),
     };
     let network = if policy.allows_network() {
         "may use the network"

@@ -80,7 +80,9 @@ async fn run_call(call: &ToolCall, ctx: &ToolContext<'_>) -> ToolOutput {
     // The item the command runs as; an approval asked first names it.
     let item_id = ctx.new_item_id();
 
-    if let Some(justification) = escalation.filter(|_| confined) {
+    // What the person is asked first, if anything: the reason, the key an
+    // "always" answer is remembered under, and whether yes leaves the sandbox.
+    let question = if let Some(justification) = escalation.filter(|_| confined) {
         if policy != ApprovalPolicy::OnRequest {
             return ToolOutput::Output(format!(
                 "The command was not run: running outside the sandbox can only be asked for \
@@ -95,16 +97,17 @@ async fn run_call(call: &ToolCall, ctx: &ToolContext<'_>) -> ToolOutput {
                 || "the model asks to run this command outside the sandbox".to_string(),
                 |text| format!("the model asks to run this command outside the sandbox: {text}"),
             );
-        match ask(ctx, &item_id, &request, Some(reason), &outside_key).await {
-            Asked::Yes => confined = false,
-            Asked::No => return declined(ctx, call, &item_id, &request),
-            Asked::Aborted => return aborted_before_output(),
-        }
+        Some((Some(reason), outside_key.clone(), true))
     } else if needs_approval(policy, &request.command)
         && !ctx.approved_for_session(&request.command)
     {
-        match ask(ctx, &item_id, &request, None, &request.command).await {
-            Asked::Yes => {}
+        Some((None, request.command.clone(), false))
+    } else {
+        None
+    };
+    if let Some((reason, key, leaves_sandbox)) = question {
+        match ask(ctx, &item_id, &request, reason, &key).await {
+            Asked::Yes => confined &= !leaves_sandbox,
             Asked::No => return declined(ctx, call, &item_id, &request),
             Asked::Aborted => return aborted_before_output(),
         }
