@@ -63,6 +63,24 @@ impl Passed {
     }
 }
 
+/// A run that failed: the first failure, its seed and the command that
+/// replays it. Its `Debug` is its text, so a test that returns it ends with
+/// the words (libtest prints `Error: {:?}`), not with a panic's backtrace
+/// that a log's tail would show instead.
+pub struct Failure(pub String);
+
+impl std::fmt::Debug for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The wire API the schedule of `seed` speaks: Responses for an even seed,
 /// Chat for an odd one.
 pub fn wire_for(seed: u64) -> WireApi {
@@ -98,7 +116,7 @@ impl Schedules {
     /// in a task of its own so a failed assertion comes back with its seed.
     /// After a failure no new schedule starts; the running ones finish. The
     /// error is the first failure, with the command that replays it.
-    pub async fn run<F, Fut>(&self, schedule: F) -> Result<Passed, String>
+    pub async fn run<F, Fut>(&self, schedule: F) -> Result<Passed, Failure>
     where
         F: Fn(u64) -> Fut,
         Fut: Future<Output = Tally> + Send + 'static,
@@ -109,7 +127,7 @@ impl Schedules {
     /// [`Schedules::run`], each schedule on the wire API its seed gives
     /// ([`wire_for`]): a failure names the wire with the seed, and the tally
     /// counts the schedules that passed on each wire.
-    pub async fn run_on_both_wires<F, Fut>(&self, schedule: F) -> Result<Passed, String>
+    pub async fn run_on_both_wires<F, Fut>(&self, schedule: F) -> Result<Passed, Failure>
     where
         F: Fn(u64, WireApi) -> Fut,
         Fut: Future<Output = Tally> + Send + 'static,
@@ -136,7 +154,7 @@ impl Schedules {
         &self,
         schedule: F,
         label: impl Fn(u64) -> String,
-    ) -> Result<Passed, String>
+    ) -> Result<Passed, Failure>
     where
         F: Fn(u64) -> Fut,
         Fut: Future<Output = Tally> + Send + 'static,
@@ -176,14 +194,14 @@ impl Schedules {
                 .filter(|(label, _)| !label.is_empty())
                 .map(|(label, n)| format!(", {n}{label}"))
                 .collect();
-            return Err(format!(
+            return Err(Failure(format!(
                 "schedule {seed}{} failed ({} failed in all{}): {why}\nreplay it with:\n  {}={seed} {}",
                 label(*seed),
                 failures.len(),
                 by_label.concat(),
                 self.seed_env,
                 self.replay
-            ));
+            )));
         }
         Ok(Passed {
             seeds,

@@ -19,6 +19,8 @@ use crate::suite::support::Scratch;
 
 /// How long after the last interrupt (or a kill) no tool process may be alive.
 const PROCESS_GRACE: Duration = Duration::from_secs(2);
+/// The text of the final turn, which must complete.
+const FINAL_INPUT: &str = "drain-final";
 
 pub struct Schedule {
     rng: fastrand::Rng,
@@ -313,7 +315,7 @@ impl Schedule {
         let deadline = self.last_interrupt + PROCESS_GRACE;
         wait_no_tool_left(&self.tag, &self.pid_file(), deadline, "2 s after the drain").await;
 
-        let id = self.start_turn("drain-final").await;
+        let id = self.start_turn(FINAL_INPUT).await;
         let turn = self.server().result(id).await["turn"]["id"]
             .as_str()
             .unwrap()
@@ -345,7 +347,7 @@ impl Schedule {
                 n + 1
             );
         }
-        self.ledger.check_model_input(&requests);
+        self.ledger.check_model_input(&requests, FINAL_INPUT);
         let final_status = self.ledger.statuses().last().cloned();
         assert_eq!(final_status.as_deref(), Some("completed"), "the final turn");
         let deadline = Instant::now() + PROCESS_GRACE;

@@ -216,8 +216,9 @@ impl Ledger {
         }
     }
 
-    /// What the model was sent, once the schedule is over and the queue empty.
-    pub fn check_model_input(&self, requests: &[RecordedRequest]) {
+    /// What the model was sent, once the schedule is over and the queue empty;
+    /// `final_input` is the text that started the final turn.
+    pub fn check_model_input(&self, requests: &[RecordedRequest], final_input: &str) {
         let ours = |text: &str| {
             ["start-", "steer-", "queue-", "drain-"]
                 .iter()
@@ -235,7 +236,18 @@ impl Ledger {
                 n + 1
             );
         }
-        let last = requests.last().map(user_lines).unwrap_or_default();
+        // The final turn's last request carries the whole history. It is found
+        // by its input, not as the last to arrive: a request an interrupted
+        // turn sent just before its abort can reach the mock after it on a
+        // loaded machine (its answer goes nowhere).
+        let last = requests
+            .iter()
+            .rev()
+            .map(user_lines)
+            .find(|lines| lines.iter().any(|l| l == final_input))
+            .unwrap_or_else(|| {
+                panic!("no model request holds the final turn's input {final_input:?}")
+            });
         let times = |text: &str| last.iter().filter(|l| *l == text).count();
         for turn in self.turns.iter().filter(|t| t.seen_end) {
             for text in &turn.inputs {

@@ -42,7 +42,7 @@ mod server;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tiller_test_support::schedules::Schedules;
+use tiller_test_support::schedules::{Failure, Schedules};
 
 use driver::Schedule;
 
@@ -54,7 +54,7 @@ const TOOL_MARKER_ENV: &str = "TILLER_TOOL_MARKER";
 const WAIT: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn random_lifecycle_schedules_keep_the_protocol_invariants() {
+async fn random_lifecycle_schedules_keep_the_protocol_invariants() -> Result<(), Failure> {
     let schedules = Schedules {
         seed_env: "TILLER_SCHEDULE_SEED",
         count_env: "TILLER_SCHEDULES",
@@ -64,10 +64,8 @@ async fn random_lifecycle_schedules_keep_the_protocol_invariants() {
         parallel: 1,
         replay: "cargo test -p tiller-cli --test all app_server_schedules::random -- --nocapture",
     };
-    match schedules.run(run_schedule).await {
-        Ok(passed) => passed.print(),
-        Err(failure) => panic!("{failure}"),
-    }
+    schedules.run(run_schedule).await?.print();
+    Ok(())
 }
 
 async fn run_schedule(seed: u64) -> BTreeMap<String, usize> {

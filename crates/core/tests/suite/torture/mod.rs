@@ -37,7 +37,7 @@ use tiller_core::config::{ApprovalPolicy, WireApi};
 use tiller_protocol::{
     Event, EventMsg, Op, OpError, Reply, ReviewDecision, TurnItem, TurnItemKind, UserInput,
 };
-use tiller_test_support::schedules::Schedules;
+use tiller_test_support::schedules::{Failure, Schedules};
 use tiller_test_support::{EngineSettings, TestEngine, assert_one_terminal_per_turn};
 
 mod checks;
@@ -54,7 +54,7 @@ const PROCESS_GRACE: Duration = Duration::from_secs(2);
 const AWAIT_END: Duration = Duration::from_millis(400);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn random_schedules_keep_the_lifecycle_invariants() {
+async fn random_schedules_keep_the_lifecycle_invariants() -> Result<(), Failure> {
     let schedules = Schedules {
         seed_env: "TILLER_TORTURE_SEED",
         count_env: "TILLER_TORTURE_SCHEDULES",
@@ -62,10 +62,8 @@ async fn random_schedules_keep_the_lifecycle_invariants() {
         parallel: 8,
         replay: "cargo test -p tiller-core --test all torture -- --nocapture",
     };
-    match schedules.run_on_both_wires(run_schedule).await {
-        Ok(passed) => passed.print(),
-        Err(failure) => panic!("{failure}"),
-    }
+    schedules.run_on_both_wires(run_schedule).await?.print();
+    Ok(())
 }
 
 /// One client op of a schedule.
