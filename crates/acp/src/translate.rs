@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use agent_client_protocol::Error;
 use agent_client_protocol::v1::schema as acp;
 use tiller_protocol::{
-    EventMsg, ExecEndStatus, FileChange, McpToolCallStatus, PatchStatus, TurnItem, TurnItemKind,
-    UserInput, display_command,
+    EventMsg, ExecEndStatus, FileChange, McpToolCallStatus, PatchStatus, PlanStep, StepStatus,
+    TurnItem, TurnItemKind, UserInput, display_command,
 };
 
 /// The most of a command's output a tool call shows (its end is kept).
@@ -276,6 +276,7 @@ impl Translator {
                 )]
             }
             EventMsg::ItemCompleted { item } => self.completed(item),
+            EventMsg::PlanUpdated { plan, .. } => vec![acp::SessionUpdate::Plan(plan_update(plan))],
             _ => Vec::new(),
         }
     }
@@ -356,4 +357,21 @@ fn diffs(
             acp::ToolCallContent::Diff(acp::Diff::new(path, new).old_text(old))
         })
         .collect()
+}
+
+/// The model's whole plan as ACP's: every entry of medium priority (tiller's
+/// plan has none), each with its status. The explanation has no place in it.
+fn plan_update(plan: &[PlanStep]) -> acp::Plan {
+    let entries = plan
+        .iter()
+        .map(|s| {
+            let status = match s.status {
+                StepStatus::Pending => acp::PlanEntryStatus::Pending,
+                StepStatus::InProgress => acp::PlanEntryStatus::InProgress,
+                StepStatus::Completed => acp::PlanEntryStatus::Completed,
+            };
+            acp::PlanEntry::new(s.step.clone(), acp::PlanEntryPriority::Medium, status)
+        })
+        .collect();
+    acp::Plan::new(entries)
 }

@@ -48,5 +48,6 @@ pub use types::{
     ThreadIdNotification, ThreadItem, ThreadNameUpdatedNotification, ThreadStartedNotification,
     ThreadStatus, ThreadStatusChangedNotification, ThreadTokenUsage, TokenUsageBreakdown,
     TokenUsageUpdatedNotification, Turn, TurnCompletedNotification, TurnDiffUpdatedNotification,
-    TurnError, TurnStartedNotification, TurnStatus, UserInput, WarningNotification,
+    TurnError, TurnPlanStep, TurnPlanStepStatus, TurnPlanUpdatedNotification,
+    TurnStartedNotification, TurnStatus, UserInput, WarningNotification,
 };

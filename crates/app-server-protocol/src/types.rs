@@ -577,6 +577,43 @@ pub enum ServerNotification {
     ThreadReverted(ThreadIdNotification),
     /// `turn/diff/updated`.
     TurnDiffUpdated(TurnDiffUpdatedNotification),
+    /// `turn/plan/updated`.
+    TurnPlanUpdated(TurnPlanUpdatedNotification),
+}
+
+/// `turn/plan/updated`: the model's plan for the turn, whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnPlanUpdatedNotification {
+    /// The thread.
+    pub thread_id: String,
+    /// The turn.
+    pub turn_id: String,
+    /// Why the plan is what it is (`null` when the model did not say).
+    pub explanation: Option<String>,
+    /// The steps, in order.
+    pub plan: Vec<TurnPlanStep>,
+}
+
+/// A step of `turn/plan/updated`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnPlanStep {
+    /// What the step does.
+    pub step: String,
+    /// `pending`, `inProgress` or `completed`.
+    pub status: TurnPlanStepStatus,
+}
+
+/// Where a step of `turn/plan/updated` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TurnPlanStepStatus {
+    /// Not begun.
+    Pending,
+    /// Being worked on.
+    InProgress,
+    /// Done.
+    Completed,
 }
 
 /// `turn/diff/updated`: the turn's whole diff, as it now stands.
@@ -619,6 +656,7 @@ impl ServerNotification {
             ServerNotification::ThreadNameUpdated(_) => "thread/name/updated",
             ServerNotification::ThreadReverted(_) => "thread/reverted",
             ServerNotification::TurnDiffUpdated(_) => "turn/diff/updated",
+            ServerNotification::TurnPlanUpdated(_) => "turn/plan/updated",
         }
     }
 
@@ -647,6 +685,7 @@ impl ServerNotification {
             | ServerNotification::ThreadReverted(p) => serde_json::to_value(p),
             ServerNotification::ThreadNameUpdated(p) => serde_json::to_value(p),
             ServerNotification::TurnDiffUpdated(p) => serde_json::to_value(p),
+            ServerNotification::TurnPlanUpdated(p) => serde_json::to_value(p),
         };
         // Plain structs of strings and numbers always serialize.
         value.unwrap_or(Value::Null)

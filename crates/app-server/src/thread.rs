@@ -415,6 +415,7 @@ impl ThreadDriver {
             | EventMsg::StreamRetry { .. }
             | EventMsg::SteerDelivered { .. }
             | EventMsg::TurnDiff { .. }
+            | EventMsg::PlanUpdated { .. }
             | EventMsg::TurnCompleted { .. }
             | EventMsg::TurnAborted { .. }
             | EventMsg::TurnFailed { .. } => {}

@@ -11,10 +11,10 @@ use tiller_app_server_protocol::{
     AgentMessageDeltaNotification, CommandExecutionOutputDeltaNotification, ErrorNotification,
     ItemCompletedNotification, ItemStartedNotification, McpToolCallProgressNotification,
     ServerNotification, ThreadStatus, ThreadStatusChangedNotification, Turn,
-    TurnCompletedNotification, TurnDiffUpdatedNotification, TurnError, TurnStartedNotification,
-    TurnStatus,
+    TurnCompletedNotification, TurnDiffUpdatedNotification, TurnError, TurnPlanStep,
+    TurnPlanStepStatus, TurnPlanUpdatedNotification, TurnStartedNotification, TurnStatus,
 };
-use tiller_protocol::EventMsg;
+use tiller_protocol::{EventMsg, StepStatus};
 
 use crate::convert::{now_ms, now_secs, thread_item, wire_input};
 
@@ -176,6 +176,27 @@ pub(crate) fn notifications(
                     thread_id: thread(),
                     turn_id: turn(),
                     diff,
+                },
+            )],
+            None,
+        ),
+        EventMsg::PlanUpdated { explanation, plan } => (
+            vec![ServerNotification::TurnPlanUpdated(
+                TurnPlanUpdatedNotification {
+                    thread_id: thread(),
+                    turn_id: turn(),
+                    explanation,
+                    plan: plan
+                        .into_iter()
+                        .map(|s| TurnPlanStep {
+                            step: s.step,
+                            status: match s.status {
+                                StepStatus::Pending => TurnPlanStepStatus::Pending,
+                                StepStatus::InProgress => TurnPlanStepStatus::InProgress,
+                                StepStatus::Completed => TurnPlanStepStatus::Completed,
+                            },
+                        })
+                        .collect(),
                 },
             )],
             None,

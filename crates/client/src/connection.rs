@@ -455,7 +455,8 @@ impl Actor {
             | ServerNotification::ThreadClosed(_)
             | ServerNotification::ThreadNameUpdated(_)
             | ServerNotification::ThreadReverted(_)
-            | ServerNotification::TurnDiffUpdated(_) => {}
+            | ServerNotification::TurnDiffUpdated(_)
+            | ServerNotification::TurnPlanUpdated(_) => {}
         }
     }
 

@@ -96,6 +96,7 @@ pub fn parse_notification(
         "thread/name/updated" => serde_json::from_value(params).map(N::ThreadNameUpdated),
         "thread/reverted" => serde_json::from_value(params).map(N::ThreadReverted),
         "turn/diff/updated" => serde_json::from_value(params).map(N::TurnDiffUpdated),
+        "turn/plan/updated" => serde_json::from_value(params).map(N::TurnPlanUpdated),
         _ => return None,
     };
     Some(parsed)
@@ -138,8 +139,8 @@ mod tests {
         ThreadItem, ThreadNameUpdatedNotification, ThreadStartedNotification, ThreadStatus,
         ThreadStatusChangedNotification, ThreadTokenUsage, TokenUsageBreakdown,
         TokenUsageUpdatedNotification, Turn, TurnCompletedNotification,
-        TurnDiffUpdatedNotification, TurnError, TurnStartedNotification, TurnStatus,
-        WarningNotification,
+        TurnDiffUpdatedNotification, TurnError, TurnPlanStep, TurnPlanStepStatus,
+        TurnPlanUpdatedNotification, TurnStartedNotification, TurnStatus, WarningNotification,
     };
 
     use super::*;
@@ -287,6 +288,15 @@ mod tests {
                 turn_id: "u".to_owned(),
                 diff: "--- a\n+++ b\n".to_owned(),
             }),
+            N::TurnPlanUpdated(TurnPlanUpdatedNotification {
+                thread_id: "t".to_owned(),
+                turn_id: "u".to_owned(),
+                explanation: None,
+                plan: vec![TurnPlanStep {
+                    step: "read".to_owned(),
+                    status: TurnPlanStepStatus::InProgress,
+                }],
+            }),
         ]
     }
 
@@ -318,7 +328,8 @@ mod tests {
                 | ServerNotification::ThreadClosed(_)
                 | ServerNotification::ThreadNameUpdated(_)
                 | ServerNotification::ThreadReverted(_)
-                | ServerNotification::TurnDiffUpdated(_) => {}
+                | ServerNotification::TurnDiffUpdated(_)
+                | ServerNotification::TurnPlanUpdated(_) => {}
             }
             let method = sample.method();
             let parsed = parse_notification(method, sample.params())
@@ -327,7 +338,7 @@ mod tests {
             assert_eq!(parsed, sample, "{method}");
             methods.insert(method);
         }
-        assert_eq!(methods.len(), 22, "one sample per variant: {methods:?}");
+        assert_eq!(methods.len(), 23, "one sample per variant: {methods:?}");
     }
 
     #[test]

@@ -127,6 +127,7 @@ impl TurnEnd {
             | EventMsg::SteerDelivered { .. }
             | EventMsg::BackgroundEvent { .. }
             | EventMsg::TurnDiff { .. }
+            | EventMsg::PlanUpdated { .. }
             | EventMsg::ShutdownComplete => None,
         }
     }

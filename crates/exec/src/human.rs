@@ -18,7 +18,7 @@ use std::io::{self, IsTerminal, Write};
 
 use tiller_protocol::{
     Event, EventMsg, ExecEndStatus, McpToolCallStatus, PatchStatus, TurnAbortReason, TurnItem,
-    TurnItemKind, compaction_line, display_command, mcp_call_line,
+    TurnItemKind, compaction_line, display_command, mcp_call_line, plan_lines,
 };
 
 use crate::printer::Printer;
@@ -466,6 +466,12 @@ impl Printer for HumanPrinter {
             EventMsg::BackgroundEvent { message } => {
                 self.end_message_line()?;
                 self.err(&self.style(DIM, message));
+            }
+            EventMsg::PlanUpdated { explanation, plan } => {
+                self.end_message_line()?;
+                for line in plan_lines(explanation.as_deref(), plan) {
+                    self.err(&self.style(DIM, &for_terminal(&line)));
+                }
             }
             EventMsg::TurnAborted {
                 reason,

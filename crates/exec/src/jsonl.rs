@@ -7,26 +7,54 @@ use std::io::Write;
 use serde_json::{Value, json};
 use tiller_protocol::{
     CompactionStatus, Event, EventMsg, ExecEndStatus, FileChangeKind, McpToolCallStatus,
-    PatchStatus, TurnAbortReason, TurnItem, TurnItemKind, display_command,
+    PatchStatus, PlanStep, StepStatus, TurnAbortReason, TurnItem, TurnItemKind, display_command,
 };
 
 use crate::printer::Printer;
 
-/// Engine items out as Codex's `exec --json` events, one line each; nothing
-/// is kept between events but a counter for the ids of retry notices (which
-/// are no engine items).
+/// Engine items out as Codex's `exec --json` events, one line each. Kept
+/// between events: a counter for the ids of what is no engine item (retry
+/// notices, the plan), and the turn's plan as Codex's `todo_list` item,
+/// started at the first `update_plan`, updated at each next one and
+/// completed when the turn ends.
 pub(crate) struct JsonPrinter {
-    retries: u64,
+    made: u64,
+    plan: Option<Value>,
 }
 
 impl JsonPrinter {
     pub(crate) fn new() -> Self {
-        JsonPrinter { retries: 0 }
+        JsonPrinter {
+            made: 0,
+            plan: None,
+        }
     }
 
-    fn item_id(&mut self) -> String {
-        self.retries += 1;
-        format!("retry_{}", self.retries)
+    fn item_id(&mut self, kind: &str) -> String {
+        self.made += 1;
+        format!("{kind}_{}", self.made)
+    }
+
+    fn plan_updated(&mut self, plan: &[PlanStep]) -> std::io::Result<()> {
+        let items: Vec<Value> = plan
+            .iter()
+            .map(|s| json!({"text": s.step, "completed": s.status == StepStatus::Completed}))
+            .collect();
+        let (kind, id) = match &self.plan {
+            Some(open) => ("item.updated", open["id"].clone()),
+            None => ("item.started", Value::from(self.item_id("plan"))),
+        };
+        let item = json!({"id": id, "type": "todo_list", "items": items});
+        self.plan = Some(item.clone());
+        self.line(json!({"type": kind, "item": item}))
+    }
+
+    /// The turn ends: its plan, if it had one, is complete as it stands.
+    fn plan_ends(&mut self) -> std::io::Result<()> {
+        match self.plan.take() {
+            Some(item) => self.line(json!({"type": "item.completed", "item": item})),
+            None => Ok(()),
+        }
     }
 
     fn line(&self, value: Value) -> std::io::Result<()> {
@@ -83,11 +111,13 @@ impl Printer for JsonPrinter {
                 delay_ms,
                 reason,
             } => {
-                let id = self.item_id();
+                let id = self.item_id("retry");
                 let message = format!("Reconnecting... {attempt}/{max} in {delay_ms} ms: {reason}");
                 self.line(json!({"type": "item.completed", "item": {"id": id, "type": "error", "message": message}}))?;
             }
+            EventMsg::PlanUpdated { plan, .. } => self.plan_updated(plan)?,
             EventMsg::TurnCompleted { usage, .. } => {
+                self.plan_ends()?;
                 self.line(json!({"type": "turn.completed", "usage": {
                     "input_tokens": usage.input_tokens,
                     "cached_input_tokens": usage.cached_input_tokens,
@@ -97,10 +127,12 @@ impl Printer for JsonPrinter {
                 }}))?;
             }
             EventMsg::TurnFailed { error, .. } => {
+                self.plan_ends()?;
                 let _ = writeln!(std::io::stderr().lock(), "error: {}", error.message);
                 self.line(json!({"type": "turn.failed", "error": {"message": error.message}}))?;
             }
             EventMsg::TurnAborted { reason, .. } => {
+                self.plan_ends()?;
                 let reason = match reason {
                     TurnAbortReason::Interrupted => "interrupted",
                     TurnAbortReason::Replaced => "replaced",

@@ -12,7 +12,9 @@ use rmcp::model::{
 };
 use rmcp::{Peer, RoleServer};
 use serde_json::{Value, json};
-use tiller_protocol::{Event, EventMsg, TurnAbortReason, TurnItem, TurnItemKind, display_command};
+use tiller_protocol::{
+    Event, EventMsg, TurnAbortReason, TurnItem, TurnItemKind, display_command, plan_lines,
+};
 
 /// The method of the event notifications.
 pub const EVENT_METHOD: &str = "tiller/event";
@@ -278,6 +280,9 @@ pub(crate) fn describe(msg: &EventMsg) -> String {
         } => format!("retrying the model request ({attempt}/{max}): {reason}"),
         EventMsg::BackgroundEvent { message } => message.clone(),
         EventMsg::TurnDiff { diff } => format!("the turn's diff:\n{diff}"),
+        EventMsg::PlanUpdated { explanation, plan } => {
+            plan_lines(explanation.as_deref(), plan).join("\n")
+        }
         EventMsg::SteerDelivered { .. } => "input delivered to the model".to_string(),
         EventMsg::TurnCompleted { .. } => "turn completed".to_string(),
         EventMsg::TurnAborted { reason, .. } => match reason {

@@ -212,6 +212,17 @@ pub enum EventMsg {
         /// The input.
         items: Vec<UserInput>,
     },
+    /// The model set out or updated its plan for the turn (the `update_plan`
+    /// tool): the whole plan, replacing any earlier one. Named `plan_update`
+    /// in JSON, as Codex's event is.
+    #[serde(rename = "plan_update")]
+    PlanUpdated {
+        /// Why the plan is what it is, when the model says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        explanation: Option<String>,
+        /// The steps, in order.
+        plan: Vec<crate::PlanStep>,
+    },
     /// The turn's whole diff changed (a patch was applied): every file its
     /// patches changed, from before the turn to now, as one unified diff.
     TurnDiff {

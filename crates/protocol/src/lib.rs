@@ -11,13 +11,14 @@
 //! commands), emitted and recorded with stable ids.
 //!
 //! This crate holds types only: serde and nothing heavier, no logic beyond
-//! constructors, small accessors, and [`display_command`] (how every front end
-//! shows an argv).
+//! constructors, small accessors, [`display_command`] (how every front end
+//! shows an argv) and [`plan_lines`] (how every front end shows a plan).
 #![deny(missing_docs)]
 
 mod event;
 mod items;
 mod op;
+mod plan;
 mod rollout;
 mod turn_item;
 
@@ -27,6 +28,7 @@ pub use event::{
 };
 pub use items::{CallKind, ContentItem, ReasoningSummary, ResponseItem, UserInput};
 pub use op::{FilesReport, Op, OpError, Reply, ReviewDecision, SettingsUpdate, UserMessage};
+pub use plan::{PlanStep, StepStatus, plan_lines};
 pub use rollout::{
     CheckpointLine, CheckpointStage, CompactedLine, FilesRestored, ItemPhase, LifecycleEvent,
     QueueSnapshot, QueuedInput, RecordedItem, RevertLine, RolloutItem, RolloutLine, SessionMeta,

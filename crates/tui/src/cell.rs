@@ -9,6 +9,7 @@ use std::time::Duration;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use serde_json::Value;
+use tiller_client::protocol::TurnPlanStepStatus;
 
 use crate::clean::clean;
 use crate::markdown;
@@ -59,6 +60,13 @@ pub enum CellKind {
         text: String,
         /// How it looks.
         tone: Tone,
+    },
+    /// The model's plan, as an `update_plan` call left it.
+    Plan {
+        /// Why, when the model said.
+        explanation: Option<String>,
+        /// Each step and its status: `pending`, `inProgress`, `completed`.
+        steps: Vec<(String, TurnPlanStepStatus)>,
     },
     /// The one line that ends a turn.
     TurnEnd(TurnOutcome),
@@ -170,9 +178,46 @@ impl Cell {
                 };
                 prefixed(text, Span::styled(mark, style), style)
             }
+            CellKind::Plan { explanation, steps } => plan_lines(explanation.as_deref(), steps),
             CellKind::TurnEnd(outcome) => vec![turn_end_line(outcome)],
         }
     }
+}
+
+/// "Updated plan", the explanation, then a line a step: done ones ticked and
+/// dim, the one in progress marked, pending ones boxed.
+fn plan_lines(
+    explanation: Option<&str>,
+    steps: &[(String, TurnPlanStepStatus)],
+) -> Vec<Line<'static>> {
+    let mut lines = vec![Line::from(vec![
+        Span::styled("• ", Style::new().fg(Color::Cyan)),
+        Span::styled("Updated plan", Style::new().add_modifier(Modifier::BOLD)),
+    ])];
+    if let Some(why) = explanation {
+        let style = DIM.add_modifier(Modifier::ITALIC);
+        lines.extend(prefixed(why, Span::raw("  "), style));
+    }
+    for (n, (step, status)) in steps.iter().enumerate() {
+        let (mark, style) = match status {
+            TurnPlanStepStatus::Completed => (
+                Span::styled("✓ ", Style::new().fg(Color::Green)),
+                DIM.add_modifier(Modifier::CROSSED_OUT),
+            ),
+            TurnPlanStepStatus::InProgress => (
+                Span::styled("▸ ", Style::new().fg(Color::Cyan)),
+                Style::new().add_modifier(Modifier::BOLD),
+            ),
+            TurnPlanStepStatus::Pending => (Span::styled("□ ", DIM), Style::new()),
+        };
+        for (i, line) in prefixed(step, mark, style).into_iter().enumerate() {
+            let lead = if n == 0 && i == 0 { "  └ " } else { "    " };
+            let mut spans = vec![Span::raw(lead)];
+            spans.extend(line.spans);
+            lines.push(Line::from(spans));
+        }
+    }
+    lines
 }
 
 /// `text`'s lines, the first after `mark`, the rest indented under it.

@@ -267,6 +267,26 @@ fn retrying() {
 }
 
 #[test]
+fn plan_updates() {
+    let mut app = app();
+    start_turn(&mut app, "fix the flaky test");
+    app.notification(note(
+        "turn/plan/updated",
+        json!({"threadId": THREAD, "turnId": TURN, "explanation": "It fails one run in ten.",
+               "plan": [{"step": "find what the test waits on", "status": "inProgress"},
+                        {"step": "wait on an event instead of a sleep", "status": "pending"}]}),
+    ));
+    command_starts(&mut app, "c1", "rg -n sleep tests/");
+    app.notification(note(
+        "turn/plan/updated",
+        json!({"threadId": THREAD, "turnId": TURN, "explanation": null,
+               "plan": [{"step": "find what the test waits on", "status": "completed"},
+                        {"step": "wait on an event instead of a sleep", "status": "inProgress"}]}),
+    ));
+    insta::assert_snapshot!(screen(&mut app, 60, 18));
+}
+
+#[test]
 fn file_change_diff() {
     let mut app = app();
     start_turn(&mut app, "fix the typo");

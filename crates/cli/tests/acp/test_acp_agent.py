@@ -8,8 +8,9 @@ As an editor would see it:
 1. initialize (loadSession offered), session/new in a folder;
 2. a prompt whose command asks permission (allow once): the tool call is
    announced with kind `execute`, runs, completes; the answer streams as
-   agent message chunks; `end_turn`; the file exists. An edit is asked
-   about, then shown with its location and as a diff (a new file);
+   agent message chunks; `end_turn`; the file exists. The model's plan is a
+   `plan` update; an edit is asked about, then shown with its location and
+   as a diff (a new file);
 3. a prompt running `sleep 60` (allowed always): once that process exists,
    session/cancel; the prompt answers `cancelled` and the process is gone;
 4. a prompt sent while a turn runs is steered in: the first prompt's command
@@ -39,6 +40,7 @@ from pathlib import Path
 from acp import PROTOCOL_VERSION, spawn_agent_process, text_block
 from acp.schema import (
     AgentMessageChunk,
+    AgentPlanUpdate,
     AllowedOutcome,
     ClientCapabilities,
     DeniedOutcome,
@@ -78,6 +80,22 @@ def mock_script(work):
     return [
         shell("c_touch", "touch made"),
         text("made it"),
+        {
+            "type": "response",
+            "items": [
+                {
+                    "type": "function_call",
+                    "name": "update_plan",
+                    "call_id": "c_plan",
+                    "arguments": {
+                        "plan": [
+                            {"step": "write the notes", "status": "in_progress"},
+                            {"step": "say so", "status": "pending"},
+                        ]
+                    },
+                }
+            ],
+        },
         {
             "type": "response",
             "items": [
@@ -226,6 +244,11 @@ async def drive(conn, editor, work):
     ]
     assert diffs and diffs[0].new_text == "written by the patch\n", editor.updates
     assert diffs[0].old_text is None, diffs[0]
+    # The model's plan, set out before the edit.
+    plans = editor.of(AgentPlanUpdate)
+    assert len(plans) == 1, editor.updates
+    entries = [(e.content, e.status) for e in plans[0].entries]
+    assert entries == [("write the notes", "in_progress"), ("say so", "pending")], entries
 
     # 3. session/cancel during `sleep 60`.
     editor.answers = ["allow_always"]

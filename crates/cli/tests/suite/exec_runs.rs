@@ -222,3 +222,85 @@ async fn prompt_is_read_from_stdin_when_not_given() {
     let input_tokens = completed["usage"]["input_tokens"].as_u64().unwrap();
     assert!(input_tokens > 10_000, "{input_tokens} input tokens");
 }
+
+/// Two `update_plan` calls, then an answer.
+fn plan_script(scratch: &Scratch) -> std::path::PathBuf {
+    let call = |id: &str, plan: serde_json::Value| {
+        json!({"type": "response", "items": [{"type": "function_call", "name": "update_plan",
+            "call_id": id, "arguments": plan}]})
+    };
+    scratch.script(json!([
+        call(
+            "call_p1",
+            json!({"explanation": "first look", "plan": [
+            {"step": "read the code", "status": "in_progress"},
+            {"step": "fix the bug", "status": "pending"}]})
+        ),
+        call(
+            "call_p2",
+            json!({"plan": [
+            {"step": "read the code", "status": "completed"},
+            {"step": "fix the bug", "status": "in_progress"}]})
+        ),
+        text_step("on it"),
+    ]))
+}
+
+#[tokio::test]
+async fn exec_shows_the_plan_as_a_checklist_and_as_codexs_todo_list() {
+    let scratch = Scratch::new();
+    let human = run(&mut scratch.exec(&plan_script(&scratch), &["fix it"])).await;
+    human.assert_exit(0);
+    let lines: Vec<&str> = human.stderr.lines().map(str::trim_end).collect();
+    let first = lines
+        .iter()
+        .position(|l| *l == "plan: first look")
+        .unwrap_or_else(|| panic!("no plan heading:\n{}", human.stderr));
+    assert_eq!(
+        lines[first..first + 6],
+        [
+            "plan: first look",
+            "  [>] read the code",
+            "  [ ] fix the bug",
+            "plan",
+            "  [x] read the code",
+            "  [>] fix the bug",
+        ],
+        "stderr:\n{}",
+        human.stderr
+    );
+
+    let scratch = Scratch::new();
+    let finished = run(&mut scratch.exec(&plan_script(&scratch), &["--json", "fix it"])).await;
+    finished.assert_exit(0);
+    let events = finished.json();
+    let todo: Vec<(usize, &str, &serde_json::Value)> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e["item"]["type"] == "todo_list")
+        .map(|(i, e)| (i, event_type(e), &e["item"]))
+        .collect();
+    let kinds: Vec<&str> = todo.iter().map(|(_, kind, _)| *kind).collect();
+    assert_eq!(
+        kinds,
+        ["item.started", "item.updated", "item.completed"],
+        "{events:#?}"
+    );
+    let id = &todo[0].2["id"];
+    assert!(
+        todo.iter().all(|(_, _, item)| &item["id"] == id),
+        "{events:#?}"
+    );
+    assert_eq!(
+        todo[0].2["items"],
+        json!([{"text": "read the code", "completed": false},
+               {"text": "fix the bug", "completed": false}])
+    );
+    assert_eq!(
+        todo[2].2["items"],
+        json!([{"text": "read the code", "completed": true},
+               {"text": "fix the bug", "completed": false}])
+    );
+    let (completed_at, _) = only_event(&events, "turn.completed");
+    assert_eq!(todo[2].0 + 1, completed_at, "{events:#?}");
+}

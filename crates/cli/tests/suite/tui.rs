@@ -636,3 +636,50 @@ async fn an_unknown_sandbox_mode_is_refused_naming_the_modes() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_models_plan_shows_as_a_checklist_that_each_update_redraws() {
+    let scratch = Scratch::new();
+    let plan = |id: &str, first: &str, second: &str| {
+        json!({"type": "response", "items": [{"type": "function_call", "name": "update_plan",
+            "call_id": id, "arguments": {"plan": [
+                {"step": "find the slow query", "status": first},
+                {"step": "add the index", "status": second}]}}]})
+    };
+    let _mock = model(
+        &scratch,
+        json!([
+            plan("call_p1", "in_progress", "pending"),
+            plan("call_p2", "completed", "in_progress"),
+            text_step("indexed"),
+        ]),
+        "",
+    )
+    .await;
+    let mut ui = tui(&scratch, &[]);
+    wait_ready(&ui);
+    submit(&mut ui, "speed it up");
+    ui.wait_screen_shows("indexed", DEADLINE);
+    let screen = wait_ready(&ui);
+    let lines: Vec<&str> = screen.lines().map(str::trim_end).collect();
+    let shown: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.contains("Updated plan") || l.contains("slow query") || l.contains("index"))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "• Updated plan",
+            "  └ ▸ find the slow query",
+            "    □ add the index",
+            "• Updated plan",
+            "  └ ✓ find the slow query",
+            "    ▸ add the index",
+            "indexed",
+        ],
+        "{screen}"
+    );
+    quit(&mut ui);
+    scratch.wait_no_process_left().await;
+}

@@ -15,6 +15,7 @@
 //! register it.
 
 mod apply_patch_tool;
+mod plan_tool;
 pub mod shell;
 mod shell_tool;
 
@@ -31,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use apply_patch_tool::unified_diff;
 pub use apply_patch_tool::{APPLY_PATCH_TOOL_NAME, ApplyPatchTool};
+pub use plan_tool::{UPDATE_PLAN_TOOL_NAME, UpdatePlanTool};
 pub use shell_tool::ShellTool;
 
 use crate::conversation::Conversation;
@@ -92,7 +94,8 @@ impl std::fmt::Debug for ToolRegistry {
 }
 
 impl ToolRegistry {
-    /// The tools every session has: `shell` and `apply_patch` (as a function tool).
+    /// The tools every session has: `shell`, `apply_patch` (as a function tool)
+    /// and `update_plan`.
     pub fn standard() -> ToolRegistry {
         ToolRegistry::with_freeform_patch(false)
     }
@@ -107,6 +110,7 @@ impl ToolRegistry {
         let mut registry = ToolRegistry::default();
         registry.register(Arc::new(ShellTool));
         registry.register(Arc::new(ApplyPatchTool { freeform }));
+        registry.register(Arc::new(UpdatePlanTool));
         registry
     }
 

@@ -36,6 +36,7 @@ mod hostile_server;
 mod idempotency;
 mod interrupt;
 mod mcp;
+mod plan;
 mod resume;
 mod retry;
 mod sandbox;

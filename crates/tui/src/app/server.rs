@@ -124,6 +124,13 @@ impl App {
             N::QueueChanged(n) if ours(&n.thread_id) => self.effect(Effect::QueueRefresh),
             N::TokenUsageUpdated(n) if ours(&n.thread_id) => self.tokens = Some(n.token_usage),
             N::TurnDiffUpdated(n) if ours(&n.thread_id) => self.last_diff = Some(n.diff),
+            N::TurnPlanUpdated(n) if ours(&n.thread_id) && self.is_current(&n.turn_id) => {
+                let steps = n.plan.into_iter().map(|s| (s.step, s.status)).collect();
+                self.transcript.push(Cell::new(CellKind::Plan {
+                    explanation: n.explanation,
+                    steps,
+                }));
+            }
             N::ThreadReverted(n) if ours(&n.thread_id) => {
                 if self.own_reverts > 0 {
                     self.own_reverts -= 1;

@@ -16,6 +16,7 @@ mod edits;
 mod history;
 mod idempotency;
 mod ordering;
+mod plan;
 mod queue;
 mod resume;
 pub(super) mod schema;

@@ -79,6 +79,7 @@ pub fn notification_schema(method: &str) -> Option<&'static str> {
         "thread/name/updated" => "v2/ThreadNameUpdatedNotification",
         "thread/reverted" => "v2/ThreadRevertedNotification",
         "turn/diff/updated" => "v2/TurnDiffUpdatedNotification",
+        "turn/plan/updated" => "v2/TurnPlanUpdatedNotification",
         "item/mcpToolCall/progress" => "v2/McpToolCallProgressNotification",
         "mcpServer/startupStatus/updated" => "v2/McpServerStatusUpdatedNotification",
         _ => return None,
@@ -111,6 +112,7 @@ const NOTIFICATIONS: &[&str] = &[
     "thread/name/updated",
     "thread/reverted",
     "turn/diff/updated",
+    "turn/plan/updated",
     "item/mcpToolCall/progress",
     "mcpServer/startupStatus/updated",
 ];
