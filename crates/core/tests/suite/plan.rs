@@ -7,8 +7,30 @@ use tiller_mock_model::Step;
 use tiller_protocol::{EventMsg, PlanStep, StepStatus};
 use tiller_test_support::{TestEngine, input_summary};
 
-fn plan_call(call_id: &str, plan: serde_json::Value) -> Step {
-    Step::function_call(call_id, "update_plan", plan)
+/// A turn whose model calls `update_plan` with `args` once, then answers:
+/// the engine once it ended, the turn's id, and what the model read back.
+async fn one_plan_call(wire: WireApi, args: serde_json::Value) -> (TestEngine, String, String) {
+    let mut engine = TestEngine::start(
+        wire,
+        vec![
+            Step::function_call("call_p", "update_plan", args),
+            Step::text("noted"),
+        ],
+    )
+    .await;
+    let turn = engine.start_turn("plan it").await;
+    engine.wait_terminal(&turn).await;
+    let requests = engine.wait_requests(2).await;
+    assert!(
+        requests[0].tool_names().iter().any(|n| n == "update_plan"),
+        "the model is offered update_plan: {:?}",
+        requests[0].tool_names()
+    );
+    let output = input_summary(&requests[1])
+        .into_iter()
+        .find(|line| line.starts_with("output call_p:"))
+        .expect("an output for call_p");
+    (engine, turn, output)
 }
 
 fn plans(engine: &TestEngine) -> Vec<(Option<String>, Vec<PlanStep>)> {
@@ -25,22 +47,14 @@ fn plans(engine: &TestEngine) -> Vec<(Option<String>, Vec<PlanStep>)> {
 }
 
 async fn the_plan_is_shown_in_its_turn_and_the_model_reads_plan_updated(wire: WireApi) {
-    let mut engine = TestEngine::start(
+    let (engine, turn, output) = one_plan_call(
         wire,
-        vec![
-            plan_call(
-                "call_p",
-                json!({"explanation": "two steps", "plan": [
-                    {"step": "read the code", "status": "completed"},
-                    {"step": "fix the bug", "status": "in_progress"},
-                    {"step": "run the tests", "status": "pending"}]}),
-            ),
-            Step::text("planned"),
-        ],
+        json!({"explanation": "two steps", "plan": [
+            {"step": "read the code", "status": "completed"},
+            {"step": "fix the bug", "status": "in_progress"},
+            {"step": "run the tests", "status": "pending"}]}),
     )
     .await;
-    let turn = engine.start_turn("fix it").await;
-    engine.wait_terminal(&turn).await;
     let step = |text: &str, status| PlanStep {
         step: text.to_owned(),
         status,
@@ -66,41 +80,18 @@ async fn the_plan_is_shown_in_its_turn_and_the_model_reads_plan_updated(wire: Wi
         Some(turn.as_str()),
         "the plan's turn"
     );
-    let requests = engine.wait_requests(2).await;
-    assert!(
-        requests[0].tool_names().iter().any(|n| n == "update_plan"),
-        "the model is offered update_plan: {:?}",
-        requests[0].tool_names()
-    );
-    let output = input_summary(&requests[1])
-        .into_iter()
-        .find(|line| line.starts_with("output call_p:"))
-        .expect("an output for call_p");
     assert!(output.ends_with("Plan updated"), "{output}");
     engine.finish().await;
 }
 
 async fn a_bad_plan_is_refused_to_the_model_and_nothing_is_shown(wire: WireApi) {
-    let mut engine = TestEngine::start(
+    let (engine, _, output) = one_plan_call(
         wire,
-        vec![
-            plan_call(
-                "call_p",
-                json!({"plan": [{"step": "a", "status": "in_progress"},
-                                {"step": "b", "status": "in_progress"}]}),
-            ),
-            Step::text("noted"),
-        ],
+        json!({"plan": [{"step": "a", "status": "in_progress"},
+                        {"step": "b", "status": "in_progress"}]}),
     )
     .await;
-    let turn = engine.start_turn("plan it").await;
-    engine.wait_terminal(&turn).await;
     assert!(plans(&engine).is_empty(), "{:?}", plans(&engine));
-    let requests = engine.wait_requests(2).await;
-    let output = input_summary(&requests[1])
-        .into_iter()
-        .find(|line| line.starts_with("output call_p:"))
-        .expect("an output for call_p");
     assert!(
         output.contains("at most one") && output.contains("the plan is unchanged"),
         "{output}"
