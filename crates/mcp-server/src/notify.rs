@@ -373,5 +373,19 @@ mod tests {
             }),
             Some(json!({"type": "turn_started"}))
         );
+        // The plan as Codex's `plan_update`.
+        let plan = EventMsg::PlanUpdated {
+            explanation: None,
+            plan: vec![tiller_protocol::PlanStep {
+                step: "read".into(),
+                status: tiller_protocol::StepStatus::InProgress,
+            }],
+        };
+        assert_eq!(
+            wire_msg(&plan),
+            Some(json!({"type": "plan_update",
+                        "plan": [{"step": "read", "status": "in_progress"}]}))
+        );
+        assert_eq!(describe(&plan), "plan\n  [>] read");
     }
 }
