@@ -18,6 +18,11 @@ use tokio_util::sync::CancellationToken;
 use crate::permission;
 use crate::translate::Translator;
 
+/// The most prompts that wait on one session at once: the running turn's
+/// (the one that started it, those steered in) and the queued ones. One more
+/// is answered with an error and changes nothing.
+pub const MAX_WAITING_PROMPTS: usize = 64;
+
 /// What a `session/prompt` sent while a turn runs does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WhileRunning {
@@ -112,6 +117,13 @@ impl Driver {
             self.start(input, responder).await;
             return;
         };
+        if running.responders.len() + self.queued.len() >= MAX_WAITING_PROMPTS {
+            let _ = responder.respond_with_error(Error::invalid_request().data(format!(
+                "{MAX_WAITING_PROMPTS} prompts already wait on this session; \
+                 wait for its turn to end, or cancel it"
+            )));
+            return;
+        }
         if self.while_running == WhileRunning::Steer
             && self
                 .session

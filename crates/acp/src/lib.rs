@@ -31,7 +31,7 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 use crate::driver::Command;
 
-pub use driver::WhileRunning;
+pub use driver::{MAX_WAITING_PROMPTS, WhileRunning};
 
 /// How `tiller acp` runs.
 #[derive(Debug, Clone)]

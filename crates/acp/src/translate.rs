@@ -50,41 +50,26 @@ pub(crate) fn user_input(prompt: &[acp::ContentBlock]) -> Vec<UserInput> {
 /// A client's MCP server as `-c mcp_servers.<name>=…`, so it is checked as
 /// the config file's are.
 pub(crate) fn mcp_server_override(server: &acp::McpServer) -> Result<(String, String), Error> {
-    let quoted = |text: &str| toml_string(text);
     match server {
         acp::McpServer::Stdio(stdio) => {
-            let args = stdio
-                .args
-                .iter()
-                .map(|arg| quoted(arg))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let env = stdio
-                .env
-                .iter()
-                .map(|var| format!("{} = {}", quoted(&var.name), quoted(&var.value)))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let args: Vec<String> = stdio.args.iter().map(|arg| toml_string(arg)).collect();
+            let env = inline_table(stdio.env.iter().map(|var| (&var.name, &var.value)));
             Ok((
                 format!("mcp_servers.{}", stdio.name),
                 format!(
-                    "{{ command = {}, args = [{args}], env = {{ {env} }} }}",
-                    quoted(&stdio.command.display().to_string())
+                    "{{ command = {}, args = [{}], env = {env} }}",
+                    toml_string(&stdio.command.display().to_string()),
+                    args.join(", ")
                 ),
             ))
         }
         acp::McpServer::Http(http) => {
-            let headers = http
-                .headers
-                .iter()
-                .map(|header| format!("{} = {}", quoted(&header.name), quoted(&header.value)))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let headers = inline_table(http.headers.iter().map(|h| (&h.name, &h.value)));
             Ok((
                 format!("mcp_servers.{}", http.name),
                 format!(
-                    "{{ url = {}, http_headers = {{ {headers} }} }}",
-                    quoted(&http.url)
+                    "{{ url = {}, http_headers = {headers} }}",
+                    toml_string(&http.url)
                 ),
             ))
         }
@@ -93,6 +78,14 @@ pub(crate) fn mcp_server_override(server: &acp::McpServer) -> Result<(String, St
                 .data("only stdio and HTTP MCP servers are supported (not SSE)"))
         }
     }
+}
+
+/// `pairs` as a TOML inline table of strings: `{ "k" = "v", … }`.
+fn inline_table<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> String {
+    let entries: Vec<String> = pairs
+        .map(|(key, value)| format!("{} = {}", toml_string(key), toml_string(value)))
+        .collect();
+    format!("{{ {} }}", entries.join(", "))
 }
 
 /// `text` as a TOML basic string.
@@ -374,4 +367,54 @@ fn plan_update(plan: &[PlanStep]) -> acp::Plan {
         })
         .collect();
     acp::Plan::new(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use tiller_core::config::{Config, ConfigOverrides, McpTransport};
+
+    use super::*;
+
+    fn loaded(server: acp::McpServer) -> McpTransport {
+        let (key, value) = mcp_server_override(&server).unwrap();
+        let overrides = ConfigOverrides {
+            cli_overrides: vec![(key, value)],
+            ..ConfigOverrides::default()
+        };
+        let home = Path::new("/nonexistent/tiller-acp-test-home");
+        let mut config = Config::load_with_env(home, overrides, &|_| None)
+            .unwrap()
+            .config;
+        config.mcp_servers.remove("docs").unwrap().transport
+    }
+
+    #[test]
+    fn an_editors_mcp_servers_load_as_the_config_reads_them() {
+        let stdio = acp::McpServerStdio::new("docs", "/usr/bin/docs \"server\"")
+            .args(vec!["--root".into(), "a \"b\" \\ c".into()])
+            .env(vec![acp::EnvVariable::new("TOKEN", "x=\"y\"")]);
+        let McpTransport::Stdio {
+            command, args, env, ..
+        } = loaded(acp::McpServer::Stdio(stdio))
+        else {
+            panic!("not stdio")
+        };
+        assert_eq!(command, "/usr/bin/docs \"server\"");
+        assert_eq!(args, ["--root", "a \"b\" \\ c"]);
+        assert_eq!(env, BTreeMap::from([("TOKEN".into(), "x=\"y\"".into())]));
+
+        let http = acp::McpServerHttp::new("docs", "http://127.0.0.1:1/mcp")
+            .headers(vec![acp::HttpHeader::new("X-Key", "k")]);
+        let McpTransport::Http {
+            url, http_headers, ..
+        } = loaded(acp::McpServer::Http(http))
+        else {
+            panic!("not http")
+        };
+        assert_eq!(url, "http://127.0.0.1:1/mcp");
+        assert_eq!(http_headers, BTreeMap::from([("X-Key".into(), "k".into())]));
+    }
 }

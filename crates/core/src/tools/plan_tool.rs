@@ -25,14 +25,7 @@ pub struct UpdatePlanTool;
 struct PlanArgs {
     #[serde(default)]
     explanation: Option<String>,
-    plan: Vec<StepArgs>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StepArgs {
-    step: String,
-    status: StepStatus,
+    plan: Vec<PlanStep>,
 }
 
 impl Tool for UpdatePlanTool {
@@ -123,15 +116,7 @@ fn parse(arguments: &str) -> Result<(Option<String>, Vec<PlanStep>), String> {
         ));
     }
     let explanation = args.explanation.filter(|e| !e.trim().is_empty());
-    let plan = args
-        .plan
-        .into_iter()
-        .map(|s| PlanStep {
-            step: s.step,
-            status: s.status,
-        })
-        .collect();
-    Ok((explanation, plan))
+    Ok((explanation, args.plan))
 }
 
 #[cfg(test)]

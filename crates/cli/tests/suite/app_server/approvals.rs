@@ -179,11 +179,22 @@ fn outside(fixture: &Fixture) -> std::path::PathBuf {
     outside
 }
 
-/// The command ran once in the sandbox and failed there; then the person
-/// is asked, for a new item, with the sandbox as the reason.
-async fn denied_then_asked(server: &mut AppServer, turn: &str) -> (Value, Value) {
-    let (id, params) = approval_request(server).await;
-    let first = completed_items(&server.log, turn, "commandExecution");
+/// A turn under `on-request` whose model touches a file outside the
+/// workspace: the command ran once in the sandbox and failed there; then the
+/// person is asked, for a new item, with the sandbox as the reason. The
+/// file, the server, the turn, and the request's id and params.
+async fn denied_then_asked(
+    fixture: &Fixture,
+) -> (std::path::PathBuf, AppServer, String, Value, Value) {
+    let target = outside(fixture).join(MADE);
+    fixture
+        .mock
+        .push_step(shell("call_out", &format!("touch {}", target.display())));
+    fixture.mock.push_step(Step::text("done"));
+    let (mut server, thread) = on_request_thread(fixture).await;
+    let turn = server.start_turn(&thread, "make it there", None).await;
+    let (id, params) = approval_request(&mut server).await;
+    let first = completed_items(&server.log, &turn, "commandExecution");
     assert_eq!(first.len(), 1, "{}", server.dump());
     assert_eq!(first[0]["status"], "failed", "{}", first[0]);
     let output = first[0]["aggregatedOutput"].as_str().unwrap();
@@ -194,21 +205,14 @@ async fn denied_then_asked(server: &mut AppServer, turn: &str) -> (Value, Value)
         reason.contains("failed in the sandbox (workspace-write (network off))"),
         "{reason}"
     );
-    (id, params)
+    assert!(!target.exists(), "written before the answer");
+    (target, server, turn, id, params)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_the_sandbox_denied_runs_outside_it_once_accepted() {
     let fixture = Fixture::new(Vec::new()).await;
-    let target = outside(&fixture).join(MADE);
-    fixture
-        .mock
-        .push_step(shell("call_out", &format!("touch {}", target.display())));
-    fixture.mock.push_step(Step::text("done"));
-    let (mut server, thread) = on_request_thread(&fixture).await;
-    let turn = server.start_turn(&thread, "make it there", None).await;
-    let (id, params) = denied_then_asked(&mut server, &turn).await;
-    assert!(!target.exists(), "written before the answer");
+    let (target, mut server, turn, id, params) = denied_then_asked(&fixture).await;
     answer(&mut server, &id, "accept").await;
     let done = server.wait_completed(&turn).await;
     assert_eq!(done["turn"]["status"], "completed", "{done}");
@@ -227,14 +231,7 @@ async fn a_write_the_sandbox_denied_runs_outside_it_once_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_the_sandbox_denied_stays_undone_when_declined() {
     let fixture = Fixture::new(Vec::new()).await;
-    let target = outside(&fixture).join(MADE);
-    fixture
-        .mock
-        .push_step(shell("call_out", &format!("touch {}", target.display())));
-    fixture.mock.push_step(Step::text("done"));
-    let (mut server, thread) = on_request_thread(&fixture).await;
-    let turn = server.start_turn(&thread, "make it there", None).await;
-    let (id, _) = denied_then_asked(&mut server, &turn).await;
+    let (target, mut server, turn, id, _) = denied_then_asked(&fixture).await;
     answer(&mut server, &id, "decline").await;
     let done = server.wait_completed(&turn).await;
     assert_eq!(done["turn"]["status"], "completed", "{done}");
